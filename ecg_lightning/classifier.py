@@ -1,0 +1,91 @@
+"""The one LightningModule: training, validation and prediction logic for any beat-classifier network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MinMetric
+
+from ecg_lightning.metrics import beat_metrics
+
+
+class BeatClassifier(L.LightningModule):
+    """Binary normal/abnormal beat classifier around an injected network that outputs one logit per window.
+
+    Args:
+        net: the network (``models/``), chosen by config.
+        optimizer: partial optimizer, called with the parameters.
+        scheduler: optional partial LR scheduler, called with the optimizer.
+        pos_weight: weight of the abnormal class in the BCE loss (None: unweighted, as in the study).
+        threshold: probability above which a beat is called abnormal.
+        monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        pos_weight: float | None = None,
+        threshold: float = 0.5,
+        monitor: str = "val/balanced_accuracy",
+        mode: str = "max",
+    ) -> None:
+        super().__init__()
+        metrics = beat_metrics(threshold)
+        if monitor.removeprefix("val/") not in metrics:
+            raise ValueError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {list(metrics)}")
+        self.save_hyperparameters(logger=False, ignore=["net"])
+        self.net = net
+        weight = None if pos_weight is None else torch.tensor(float(pos_weight))
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=weight)
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.val_best = MaxMetric() if mode == "max" else MinMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y = batch
+        logits = self(x)
+        return self.loss(logits, y), torch.sigmoid(logits.detach()), y.long()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, probs, target = self._step(batch)
+        self.train_metrics.update(probs, target)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.train_metrics.compute())
+        self.train_metrics.reset()
+
+    def on_train_start(self) -> None:
+        self.val_best.reset()  # forget the sanity-check batches
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        loss, probs, target = self._step(batch)
+        self.val_metrics.update(probs, target)
+        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target))
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.log_dict(values)
+        self.val_best(values[self.hparams.monitor])
+        self.log(f"{self.hparams.monitor}_best", self.val_best.compute(), prog_bar=True)
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor] | torch.Tensor, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return torch.sigmoid(self(x))
+
+    def configure_optimizers(self) -> dict:
+        optimizer = self.hparams.optimizer(params=self.parameters())
+        if self.hparams.scheduler is None:
+            return {"optimizer": optimizer}
+        scheduler = self.hparams.scheduler(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor}}

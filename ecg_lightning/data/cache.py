@@ -1,0 +1,86 @@
+"""On-disk cache of a read RecordSet, so every setup after the first skips the WFDB parsing.
+
+The cache key covers everything that shapes the cached arrays (record files' sizes and mtimes, lead,
+sampling rate, format version); labelling, windows and splits are cheap and computed from it at setup.
+Entries are written to a temporary folder and renamed into place, so an interrupted write leaves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ecg_lightning.data.records import RecordSet, read_database
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+_ARRAYS = ("offsets", "ann_record", "ann_sample", "ann_symbol")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ecg_lightning"
+
+
+def cache_key(root: Path, names: list[str], lead: int | str, fs: float) -> str:
+    files = {}
+    for name in names:
+        for path in sorted(root.glob(f"{name}.*")):
+            stat = path.stat()
+            files[path.name] = (stat.st_size, stat.st_mtime_ns)
+    spec = {"version": CACHE_VERSION, "root": str(root.resolve()), "names": names, "lead": lead, "fs": fs, "files": files}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def save(records: RecordSet, entry: Path) -> None:
+    """Write ``records`` to ``entry`` atomically (temporary folder, then rename)."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
+    try:
+        np.save(tmp / "signal.npy", records.signal)
+        np.savez(tmp / "index.npz", **{k: getattr(records, k) for k in _ARRAYS})
+        (tmp / "meta.json").write_text(json.dumps({"names": records.names, "leads": records.leads, "fs": records.fs}))
+        os.replace(tmp, entry)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and (entry / "meta.json").is_file():
+            return  # another process cached the same records first; its entry is as good as ours
+        raise
+
+
+def load(entry: Path) -> RecordSet:
+    """Load a cache entry; the signal is memory-mapped (read-only, shared by DataLoader workers)."""
+    meta = json.loads((entry / "meta.json").read_text())
+    with np.load(entry / "index.npz") as index:
+        arrays = {k: index[k] for k in _ARRAYS}
+    return RecordSet(
+        names=tuple(meta["names"]),
+        leads=tuple(meta["leads"]),
+        fs=float(meta["fs"]),
+        signal=np.load(entry / "signal.npy", mmap_mode="r"),
+        **arrays,
+    )
+
+
+def load_or_read(root: Path, names: list[str], lead: int | str, fs: float, cache_dir: Path | None) -> RecordSet:
+    """The RecordSet of ``names`` in ``root``: from the cache when valid, else read and cached."""
+    if cache_dir is None:
+        return read_database(root, names, lead, fs)
+    entry = Path(cache_dir) / cache_key(root, names, lead, fs)
+    if (entry / "meta.json").is_file():
+        log.debug("Loading records from cache %s", entry)
+        return load(entry)
+    records = read_database(root, names, lead, fs)
+    try:
+        save(records, entry)
+        log.info("Cached %d records in %s", len(names), entry)
+    except OSError as err:  # a read-only cache must not stop training
+        log.warning("Could not write the record cache %s (%s); continuing without it", entry, err)
+    return records

@@ -1,0 +1,64 @@
+"""Train a beat classifier: ``python -m ecg_lightning.train [overrides]`` (Hydra; configs in conf/)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from ecg_lightning.config import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+# Batches are cut by one vectorized gather in the main process (benchmarks/data_setup.py measures it),
+# so Lightning's generic advice to add DataLoader workers does not apply.
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+HPARAM_GROUPS = ("data", "model", "trainer", "seed")
+
+
+def instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate every entry of a config group such as ``callbacks`` or ``logger`` (null entries skipped)."""
+    return [instantiate(entry) for entry in (group or {}).values() if entry is not None and "_target_" in entry]
+
+
+def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Log the run's settings with its real validation metrics (TensorBoard's HPARAMS tab)."""
+    params = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+              for k in HPARAM_GROUPS if k in cfg}
+    scores = {f"hparams/{k.removeprefix('val/')}": v for k, v in metrics.items() if k.startswith("val/")}
+    for logger in loggers:
+        logger.log_hyperparams(params, scores)
+        logger.save()
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the configured model on the configured data; return the final logged metrics."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    model: L.LightningModule = instantiate(cfg.model)
+    callbacks = instantiate_all(cfg.get("callbacks"))
+    loggers = instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    log_hparams(loggers, cfg, metrics)
+    log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")})
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the optimized metric so sweepers can use it."""
+    metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()

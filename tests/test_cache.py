@@ -1,0 +1,56 @@
+import os
+
+import numpy as np
+import pytest
+
+from ecg_lightning.data import cache
+from ecg_lightning.data.records import read_database
+
+NAMES = ["100", "104", "108"]
+
+
+def test_cold_then_warm_give_the_same_records(tiny_db, tmp_path):
+    cold = cache.load_or_read(tiny_db, NAMES, 0, 360.0, tmp_path)
+    entries = list(tmp_path.iterdir())
+    assert len(entries) == 1 and (entries[0] / "meta.json").is_file()
+    warm = cache.load_or_read(tiny_db, NAMES, 0, 360.0, tmp_path)
+    assert isinstance(warm.signal, np.memmap)
+    for field in ("signal", "offsets", "ann_record", "ann_sample", "ann_symbol"):
+        np.testing.assert_array_equal(getattr(warm, field), getattr(cold, field))
+    assert (warm.names, warm.leads, warm.fs) == (cold.names, cold.leads, cold.fs)
+
+
+def test_key_follows_the_settings_and_the_files(tiny_db, tmp_path):
+    key = cache.cache_key(tiny_db, NAMES, 0, 360.0)
+    assert cache.cache_key(tiny_db, NAMES, 0, 360.0) == key
+    assert cache.cache_key(tiny_db, NAMES, "MLII", 360.0) != key
+    assert cache.cache_key(tiny_db, NAMES[:2], 0, 360.0) != key
+    assert cache.cache_key(tiny_db, NAMES, 0, 250.0) != key
+    header = tiny_db / "104.hea"
+    stat = header.stat()
+    os.utime(header, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        assert cache.cache_key(tiny_db, NAMES, 0, 360.0) != key
+    finally:
+        os.utime(header, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_interrupted_write_leaves_nothing(tiny_db, tmp_path, monkeypatch):
+    records = read_database(tiny_db, NAMES, 0, 360.0)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cache.save(records, tmp_path / "entry")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_cache_still_returns_records(tiny_db, tmp_path, monkeypatch):
+    def no_space(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(cache, "save", no_space)
+    records = cache.load_or_read(tiny_db, NAMES, 0, 360.0, tmp_path)
+    assert records.names == tuple(NAMES)

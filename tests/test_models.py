@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from ecg_lightning.models import StudyCNN, StudyCNNLSTM
+from ecg_lightning.models.cnn import study_conv_features
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("length", [2160, 360])
+def test_study_cnn_shape_and_size(length):
+    net = StudyCNN(input_length=length)
+    assert net(torch.randn(5, 1, length)).shape == (5,)
+    assert n_params(net) == (1 * 8 * 4 + 8) + (8 * length + 1)
+    if length == 2160:
+        assert n_params(net) == 17_321  # the study's count
+
+
+@pytest.mark.parametrize("length", [2160, 360])
+def test_study_cnn_lstm_shape_and_size(length):
+    net = StudyCNNLSTM(input_length=length)
+    assert net(torch.randn(5, 1, length)).shape == (5,)
+    lstm_in = 8 * length // 4
+    # torch LSTM: 4 gates x (input + hidden weights + two biases)
+    assert n_params(net) == 40 + 4 * 4 * (lstm_in + 4) + 2 * 4 * 4 + (4 + 1)
+
+
+def test_cnn_lstm_rejects_windows_that_do_not_split():
+    with pytest.raises(ValueError, match="n_steps=4"):
+        StudyCNNLSTM(input_length=2162)
+
+
+def test_same_padding_matches_keras():
+    """Keras "same" with kernel 4 pads 1 on the left and 2 on the right."""
+    features = study_conv_features(channels=1, kernel_size=4)
+    conv = features[1]
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[1.0, 0.0, 0.0, 0.0]]]))
+        conv.bias.zero_()
+    x = torch.arange(1.0, 7.0).reshape(1, 1, 6)
+    assert features(x).tolist() == [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]  # out[t] = x[t-1]
+
+
+def test_cnn_lstm_sees_sub_sequences_in_time_order():
+    """Changing only the last quarter of the window changes the output; the LSTM runs over 4 steps."""
+    torch.manual_seed(0)
+    net = StudyCNNLSTM(input_length=360).eval()
+    x = torch.randn(1, 1, 360)
+    y = x.clone()
+    y[..., 270:] += 1.0
+    assert not torch.allclose(net(x), net(y))
+    steps = []
+    net.lstm.register_forward_hook(lambda m, inp, out: steps.append(inp[0].shape))
+    net(x)
+    assert steps == [torch.Size([1, 4, 8 * 90])]

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from ecg_lightning.data.split import abnormal_fraction, fraction_bins, holdout_split, kfold_split, subject_ids
+
+NAMES = [str(n) for n in range(100, 112)] + ["201", "202"]
+FRACTION = np.array([0.0, 0.1, 0.2, 0.05, 0.21, 0.4, 0.6, 0.35, 0.61, 0.8, 0.9, 1.0, 0.3, 0.5])
+WINDOWS = np.full(len(NAMES), 100.0)
+
+
+def test_bins_are_right_closed_with_lowest_edge_included():
+    assert list(fraction_bins(np.array([0.0, 0.2, 0.2001, 0.6, 0.6001, 1.0]))) == [0, 0, 1, 1, 2, 2]
+
+
+def test_abnormal_fraction_per_record():
+    record = np.array([0, 0, 0, 0, 2, 2])
+    label = np.array([1, 0, 0, 0, 1, 1])
+    np.testing.assert_allclose(abnormal_fraction(record, label, 3), [0.25, 0.0, 1.0])
+
+
+def test_seed_split_is_the_studys_train_test_split():
+    train, val = holdout_split(NAMES, FRACTION, WINDOWS, 0.25, 42)
+    bins = np.digitize(FRACTION, [0.2, 0.6], right=True)
+    expected_train, expected_val = train_test_split(NAMES, test_size=0.25, stratify=bins, random_state=42)
+    assert (train, val) == (expected_train, expected_val)
+    assert not set(train) & set(val) and sorted(train + val) == sorted(NAMES)
+    val_bins = fraction_bins(FRACTION[[NAMES.index(n) for n in val]])
+    assert sorted(set(val_bins)) == [0, 1, 2]  # stratified: every bin on the val side
+    assert holdout_split(NAMES, FRACTION, WINDOWS, 0.25, 42) == (train, val)
+    assert holdout_split(NAMES, FRACTION, WINDOWS, 0.25, 7) != (train, val)
+
+
+def test_subject_ids_group_records_of_one_subject():
+    ids = subject_ids(NAMES, [["201", "202"]])
+    assert ids[NAMES.index("201")] == ids[NAMES.index("202")]
+    assert len(set(ids)) == len(NAMES) - 1
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_patient_split_never_separates_a_subject(seed):
+    subjects = subject_ids(NAMES, [["201", "202"]])
+    train, val = holdout_split(NAMES, FRACTION, WINDOWS, 0.25, seed, subjects)
+    assert not set(train) & set(val) and sorted(train + val) == sorted(NAMES)
+    assert ("201" in train) == ("202" in train)
+
+
+def test_kfold_partitions_subjects():
+    subjects = subject_ids(NAMES, [["201", "202"]])
+    vals = [kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42)[1] for k in range(3)]
+    assert sorted(sum(vals, [])) == sorted(NAMES)  # every record validated exactly once
+    for k, val in enumerate(vals):
+        train = kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42)[0]
+        assert not set(train) & set(val) and ("201" in val) == ("202" in val)
+    assert vals == [kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42)[1] for k in range(3)]
+    with pytest.raises(ValueError, match="data.fold=3"):
+        kfold_split(NAMES, FRACTION, WINDOWS, subjects, 3, 3, 42)

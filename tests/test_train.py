@@ -1,0 +1,81 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ecg_lightning.classifier import BeatClassifier
+from ecg_lightning.train import train
+
+
+@pytest.fixture(autouse=True)
+def _clear_hydra():
+    yield
+    HydraConfig.instance().cfg = None
+
+
+@pytest.mark.parametrize("model", ["cnn", "cnn_lstm"])
+def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, model):
+    cfg = compose_cfg(f"model={model}", "debug=fdr")
+    metrics = train(cfg)
+    assert {"val/accuracy", "val/balanced_accuracy", "val/auroc", "val/f1", "val/sensitivity", "val/specificity"} <= set(metrics)
+    assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k.startswith("val/") and k != "val/loss")
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["monitor"] == "val/balanced_accuracy"
+    assert report["final"]["val/accuracy"] == pytest.approx(metrics["val/accuracy"])
+
+
+def test_defaults_reproduce_the_study(compose_cfg):
+    cfg = compose_cfg()
+    assert cfg.seed == 42 and cfg.trainer.max_epochs == 15
+    assert cfg.data.split == "seed" and cfg.data.lead == 0 and cfg.data.val_fraction == 0.25
+    assert cfg.model.optimizer.lr == 0.001 and cfg.model.pos_weight is None
+    module = instantiate(cfg.model)
+    assert isinstance(module, BeatClassifier)
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert type(optimizer).__name__ == "Adam" and optimizer.defaults["lr"] == 0.001
+    assert compose_cfg("data.window_s=3").model.net.input_length == 2160
+    assert sum(p.numel() for p in instantiate(compose_cfg("data.window_s=3").model.net).parameters()) == 17_321
+
+
+def test_one_epoch_run_writes_checkpoints_metrics_and_hparams(compose_cfg, tmp_path):
+    cfg = compose_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=4")
+    metrics = train(cfg)
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run / "checkpoints").glob("epoch_*.ckpt"))) == 1
+    report = json.loads((run / "metrics.json").read_text())
+    assert report["final"]["epoch"] == 1 and report["best"]["epoch"] in (0, 1)
+    assert report["best"]["val/balanced_accuracy"] == pytest.approx(metrics["val/balanced_accuracy_best"])
+    assert report["final"]["time/epoch_s"] > 0
+    events = EventAccumulator(str(run))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"val/accuracy", "train/loss_epoch", "hparams/accuracy", "hparams/balanced_accuracy_best"} <= scalars
+    assert events.Scalars("hparams/accuracy")[-1].value == pytest.approx(metrics["val/accuracy"], abs=1e-6)
+
+
+def test_multirun_gives_one_tensorboard_run_per_job(tiny_db, tmp_path):
+    env = {**os.environ, "MITDB_DIR": str(tiny_db), "ECG_LIGHTNING_CACHE": str(tmp_path / "cache")}
+    cmd = [
+        sys.executable, "-m", "ecg_lightning.train", "-m", "model=cnn,cnn_lstm", "seed=0",
+        "trainer.max_epochs=1", "trainer.limit_train_batches=3", "data.window_s=0.5",
+        "callbacks.progress_bar.refresh_rate=0", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(jobs) == 2
+    for num, (job, model) in enumerate(zip(jobs, ["cnn", "cnn_lstm"])):  # named by job number and overrides
+        assert job.name.startswith(f"{num}_") and f"model={model},seed=0" in job.name
+    for job in jobs:
+        assert list(job.glob("events.out.tfevents.*")), job
+        events = EventAccumulator(str(job))
+        events.Reload()
+        assert "hparams/accuracy" in events.Tags()["scalars"]
+        assert json.loads((job / "metrics.json").read_text())["final"]["val/accuracy"] > 0
