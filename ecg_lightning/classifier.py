@@ -19,7 +19,8 @@ class BeatClassifier(L.LightningModule):
         net: the network (``models/``), chosen by config.
         optimizer: partial optimizer, called with the parameters.
         scheduler: optional partial LR scheduler, called with the optimizer.
-        pos_weight: weight of the abnormal class in the BCE loss (None: unweighted, as in the study).
+        pos_weight: weight of the abnormal class in the BCE loss: a number, "balanced" (normal/abnormal
+            ratio of the training windows, set at fit start) or None (unweighted, as in the study).
         threshold: probability above which a beat is called abnormal.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
@@ -29,7 +30,7 @@ class BeatClassifier(L.LightningModule):
         net: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        pos_weight: float | None = None,
+        pos_weight: float | str | None = None,
         threshold: float = 0.5,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
@@ -40,21 +41,29 @@ class BeatClassifier(L.LightningModule):
             raise ValueError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {list(metrics)}")
         self.save_hyperparameters(logger=False, ignore=["net"])
         self.net = net
-        weight = None if pos_weight is None else torch.tensor(float(pos_weight))
-        self.loss = nn.BCEWithLogitsLoss(pos_weight=weight)
+        if isinstance(pos_weight, str) and pos_weight != "balanced":
+            raise ValueError(f"pos_weight={pos_weight!r}; use a number, 'balanced' or null")
+        # a buffer, so a resumed or evaluated model keeps the weight it was trained with
+        weight = 1.0 if pos_weight in (None, "balanced") else float(pos_weight)
+        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.val_best = MaxMetric() if mode == "max" else MinMetric()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Logits from the network's inputs: the windows, plus RR features when the data serves them."""
+        return self.net(*inputs)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, y = batch
-        logits = self(x)
+    def _step(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        *inputs, y = batch
+        logits = self(*inputs)
         return self.loss(logits, y), torch.sigmoid(logits.detach()), y.long()
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def on_fit_start(self) -> None:
+        if self.hparams.pos_weight == "balanced" and self.trainer.ckpt_path is None:
+            self.loss.pos_weight.fill_(self.trainer.datamodule.abnormal_weight)
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss, probs, target = self._step(batch)
         self.train_metrics.update(probs, target)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(target))
@@ -67,7 +76,7 @@ class BeatClassifier(L.LightningModule):
     def on_train_start(self) -> None:
         self.val_best.reset()  # forget the sanity-check batches
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         loss, probs, target = self._step(batch)
         self.val_metrics.update(probs, target)
         self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(target))
@@ -79,9 +88,9 @@ class BeatClassifier(L.LightningModule):
         self.val_best(values[self.hparams.monitor])
         self.log(f"{self.hparams.monitor}_best", self.val_best.compute(), prog_bar=True)
 
-    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor] | torch.Tensor, batch_idx: int) -> torch.Tensor:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return torch.sigmoid(self(x))
+    def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
+        *inputs, _ = batch
+        return torch.sigmoid(self(*inputs))
 
     def configure_optimizers(self) -> dict:
         optimizer = self.hparams.optimizer(params=self.parameters())

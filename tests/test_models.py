@@ -55,3 +55,15 @@ def test_cnn_lstm_sees_sub_sequences_in_time_order():
     net.lstm.register_forward_hook(lambda m, inp, out: steps.append(inp[0].shape))
     net(x)
     assert steps == [torch.Size([1, 4, 8 * 90])]
+
+
+def test_resnet_with_and_without_rr():
+    from ecg_lightning.models import BeatResNet
+
+    net = BeatResNet(input_length=2160, n_rr=5)
+    assert net(torch.randn(4, 1, 2160), torch.randn(4, 5)).shape == (4,)
+    with pytest.raises(ValueError, match="rr_features"):
+        net(torch.randn(4, 1, 2160))
+    plain = BeatResNet(input_length=360)
+    assert plain(torch.randn(4, 1, 360)).shape == (4,)
+    assert sum(p.numel() for p in plain.parameters()) < sum(p.numel() for p in net.parameters())

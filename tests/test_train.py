@@ -19,9 +19,9 @@ def _clear_hydra():
     HydraConfig.instance().cfg = None
 
 
-@pytest.mark.parametrize("model", ["cnn", "cnn_lstm"])
-def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, model):
-    cfg = compose_cfg(f"model={model}", "debug=fdr")
+@pytest.mark.parametrize("choice", ["model=cnn", "model=cnn_lstm", "model=resnet", "experiment=resnet_rr"])
+def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
+    cfg = compose_cfg(choice, "debug=fdr")
     metrics = train(cfg)
     assert {"val/accuracy", "val/balanced_accuracy", "val/auroc", "val/f1", "val/sensitivity", "val/specificity"} <= set(metrics)
     assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k.startswith("val/") and k != "val/loss")
@@ -30,9 +30,24 @@ def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, model):
     assert report["final"]["val/accuracy"] == pytest.approx(metrics["val/accuracy"])
 
 
-def test_defaults_reproduce_the_study(compose_cfg):
-    cfg = compose_cfg()
-    assert cfg.seed == 42 and cfg.trainer.max_epochs == 15
+def test_balanced_pos_weight_is_set_from_the_training_windows(compose_cfg):
+    cfg = compose_cfg("model=resnet", "debug=fdr")
+    datamodule, model = instantiate(cfg.data), instantiate(cfg.model)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.fit(model, datamodule=datamodule)
+    labels = datamodule.data_train.labels
+    expected = (labels == 0).sum() / (labels == 1).sum()
+    assert model.loss.pos_weight.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_default_split_is_by_subject(compose_cfg):
+    assert compose_cfg().data.split == "patient"
+
+
+@pytest.mark.parametrize("experiment", ["study_cnn", "study_cnn_lstm"])
+def test_study_experiments_pin_the_studys_settings(compose_cfg, experiment):
+    cfg = compose_cfg(f"experiment={experiment}")
+    assert cfg.seed == 42 and cfg.trainer.max_epochs == 15  # (batch 128 is overridden to 32 by the fixture)
     assert cfg.data.split == "seed" and cfg.data.lead == 0 and cfg.data.val_fraction == 0.25
     assert cfg.model.optimizer.lr == 0.001 and cfg.model.pos_weight is None
     module = instantiate(cfg.model)
@@ -40,7 +55,8 @@ def test_defaults_reproduce_the_study(compose_cfg):
     optimizer = module.configure_optimizers()["optimizer"]
     assert type(optimizer).__name__ == "Adam" and optimizer.defaults["lr"] == 0.001
     assert compose_cfg("data.window_s=3").model.net.input_length == 2160
-    assert sum(p.numel() for p in instantiate(compose_cfg("data.window_s=3").model.net).parameters()) == 17_321
+    if experiment == "study_cnn":
+        assert sum(p.numel() for p in instantiate(compose_cfg("data.window_s=3").model.net).parameters()) == 17_321
 
 
 def test_one_epoch_run_writes_checkpoints_metrics_and_hparams(compose_cfg, tmp_path):

@@ -1,7 +1,7 @@
 """On-disk cache of a read RecordSet, so every setup after the first skips the WFDB parsing.
 
 The cache key covers everything that shapes the cached arrays (record files' sizes and mtimes, lead,
-sampling rate, format version); labelling, windows and splits are cheap and computed from it at setup.
+sampling rate, band-pass, format version); labelling, windows and splits are cheap and computed from it at setup.
 Entries are written to a temporary folder and renamed into place, so an interrupted write leaves nothing.
 """
 
@@ -25,17 +25,15 @@ CACHE_VERSION = 1
 _ARRAYS = ("offsets", "ann_record", "ann_sample", "ann_symbol")
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ecg_lightning"
-
-
-def cache_key(root: Path, names: list[str], lead: int | str, fs: float) -> str:
+def cache_key(root: Path, names: list[str], lead: int | str, fs: float, band: tuple[float, float] | None = None) -> str:
     files = {}
     for name in names:
         for path in sorted(root.glob(f"{name}.*")):
             stat = path.stat()
             files[path.name] = (stat.st_size, stat.st_mtime_ns)
     spec = {"version": CACHE_VERSION, "root": str(root.resolve()), "names": names, "lead": lead, "fs": fs, "files": files}
+    if band is not None:
+        spec["band"] = [float(f) for f in band]
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -69,15 +67,22 @@ def load(entry: Path) -> RecordSet:
     )
 
 
-def load_or_read(root: Path, names: list[str], lead: int | str, fs: float, cache_dir: Path | None) -> RecordSet:
+def load_or_read(
+    root: Path,
+    names: list[str],
+    lead: int | str,
+    fs: float,
+    cache_dir: Path | None,
+    band: tuple[float, float] | None = None,
+) -> RecordSet:
     """The RecordSet of ``names`` in ``root``: from the cache when valid, else read and cached."""
     if cache_dir is None:
-        return read_database(root, names, lead, fs)
-    entry = Path(cache_dir) / cache_key(root, names, lead, fs)
+        return read_database(root, names, lead, fs, band)
+    entry = Path(cache_dir) / cache_key(root, names, lead, fs, band)
     if (entry / "meta.json").is_file():
         log.debug("Loading records from cache %s", entry)
         return load(entry)
-    records = read_database(root, names, lead, fs)
+    records = read_database(root, names, lead, fs, band)
     try:
         save(records, entry)
         log.info("Cached %d records in %s", len(names), entry)

@@ -14,7 +14,7 @@ from ecg_lightning.data import cache
 from ecg_lightning.data.labels import STUDY_ABNORMAL, STUDY_NORMAL, label_beats
 from ecg_lightning.data.records import RecordSet, ensure_database
 from ecg_lightning.data.split import STUDY_BIN_EDGES, abnormal_fraction, holdout_split, kfold_split, subject_ids
-from ecg_lightning.data.windows import BeatIndex, BeatWindowDataset, index_beats, passthrough_collate
+from ecg_lightning.data.windows import Augment, BeatIndex, BeatWindowDataset, index_beats, passthrough_collate
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,10 @@ class MITBIHDataModule(L.LightningDataModule):
         records: record names to use (default: all in RECORDS).
         lead: channel index (the study: 0) or signal name (e.g. "MLII"; channel 0 where a record lacks it).
         fs: sampling rate the records must have (or are resampled to).
+        band: band-pass (low, high) in Hz applied before standardization (None: raw, as in the study).
         window_s: seconds of signal on each side of the beat.
+        rr_features: also serve RR-interval features (data/rr.py) with each window.
+        augment: training-time augmentation: jitter_s (max window shift, s), scale, noise (see windows.Augment).
         normal, abnormal: annotation symbols of each class; others are not beats.
         split: "seed" (the study's record split), "patient" (same, grouping records by subject) or "kfold".
         val_fraction, split_seed, bin_edges: the stratified hold-out split.
@@ -46,7 +49,10 @@ class MITBIHDataModule(L.LightningDataModule):
         records: Sequence[str] | None = None,
         lead: int | str = 0,
         fs: float = 360.0,
+        band: Sequence[float] | None = None,
         window_s: float = 3.0,
+        rr_features: bool = False,
+        augment: dict | None = None,
         normal: Sequence[str] = STUDY_NORMAL,
         abnormal: Sequence[str] = STUDY_ABNORMAL,
         split: str = "seed",
@@ -86,14 +92,28 @@ class MITBIHDataModule(L.LightningDataModule):
         hp = self.hparams
         names = [str(r) for r in hp.records] if hp.records else ensure_database(self.root, hp.download)
         cache_dir = Path(hp.cache_dir).expanduser() if hp.cache_dir else None
-        self.records = cache.load_or_read(self.root, names, hp.lead, float(hp.fs), cache_dir)
+        band = tuple(float(f) for f in hp.band) if hp.band else None
+        self.records = cache.load_or_read(self.root, names, hp.lead, float(hp.fs), cache_dir, band)
         labels = label_beats(self.records.ann_symbol, hp.normal, hp.abnormal)
         self.beats = index_beats(self.records, labels, self.half_width)
         self.train_records, self.val_records = self._split()
         in_train = np.isin(self.records.names, self.train_records)[self.beats.record]
-        self.data_train = BeatWindowDataset(self.records, self.beats.subset(in_train), self.half_width)
-        self.data_val = BeatWindowDataset(self.records, self.beats.subset(~in_train), self.half_width)
+        self.data_train = BeatWindowDataset(
+            self.records, self.beats.subset(in_train), self.half_width, hp.rr_features, self._augment()
+        )
+        self.data_val = BeatWindowDataset(self.records, self.beats.subset(~in_train), self.half_width, hp.rr_features)
         self._log_summary()
+
+    def _augment(self) -> Augment:
+        spec = dict(self.hparams.augment or {})
+        jitter = int(round(float(spec.pop("jitter_s", 0.0)) * self.hparams.fs))
+        return Augment(jitter=jitter, **spec)
+
+    @property
+    def abnormal_weight(self) -> float:
+        """Normal / abnormal windows in the training set: the BCE ``pos_weight`` that balances the classes."""
+        positives = float(self.data_train.labels.sum())
+        return (len(self.data_train) - positives) / max(positives, 1.0)
 
     def _split(self) -> tuple[list[str], list[str]]:
         hp, names = self.hparams, self.records.names

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import wfdb
 import wfdb.processing
 from tqdm.auto import tqdm
@@ -121,6 +122,12 @@ def select_lead(sig_names: list[str], lead: int | str, record: str) -> int:
     return 0
 
 
+def bandpass(x: np.ndarray, fs: float, band: tuple[float, float], order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth band-pass (removes baseline wander below and muscle noise above the band)."""
+    sos = scipy.signal.butter(order, band, btype="bandpass", fs=fs, output="sos")
+    return scipy.signal.sosfiltfilt(sos, x)
+
+
 def standardize(x: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance over the whole record, as float32."""
     x = np.asarray(x, dtype=np.float64)
@@ -130,10 +137,17 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return ((x - x.mean()) / std).astype(np.float32)
 
 
-def read_record(path: Path, lead: int | str = 0, annotation: str | None = "atr", fs: float | None = None) -> Record:
+def read_record(
+    path: Path,
+    lead: int | str = 0,
+    annotation: str | None = "atr",
+    fs: float | None = None,
+    band: tuple[float, float] | None = None,
+) -> Record:
     """Read one WFDB record's lead, standardized, with its ``annotation`` file (None: no annotations).
 
-    With ``fs`` set, a record at another sampling rate is resampled to it (annotations follow).
+    With ``fs`` set, a record at another sampling rate is resampled to it (annotations follow); with
+    ``band`` set, the lead is band-pass filtered (Hz) before standardization.
     """
     path = Path(path)
     header = path.with_suffix(".hea") if path.suffix in {".hea", ".dat", ".atr"} else Path(f"{path}.hea")
@@ -160,6 +174,8 @@ def read_record(path: Path, lead: int | str = 0, annotation: str | None = "atr",
             f"{base}: lead {meta.sig_name[channel]} has {int(np.isnan(x).sum())} missing (NaN) samples; "
             "interpolate or crop them before use"
         )
+    if band is not None:
+        x = bandpass(x, float(meta.fs), tuple(band))
     try:
         signal = standardize(x)
     except ValueError as err:
@@ -187,9 +203,11 @@ def read_record(path: Path, lead: int | str = 0, annotation: str | None = "atr",
     return Record(base.name, signal, meta.sig_name[channel], record_fs, ann_sample, ann_symbol)
 
 
-def read_database(root: Path, names: list[str], lead: int | str, fs: float) -> RecordSet:
+def read_database(
+    root: Path, names: list[str], lead: int | str, fs: float, band: tuple[float, float] | None = None
+) -> RecordSet:
     """Read every named record of ``root`` (with progress) into one RecordSet, resampled to ``fs`` Hz."""
     records = []
     for name in tqdm(names, desc=f"Reading {root}", unit="record", leave=False):
-        records.append(read_record(root / name, lead=lead, fs=fs))
+        records.append(read_record(root / name, lead=lead, fs=fs, band=band))
     return RecordSet.from_records(records)

@@ -2,5 +2,6 @@
 
 from ecg_lightning.models.cnn import StudyCNN
 from ecg_lightning.models.cnn_lstm import StudyCNNLSTM
+from ecg_lightning.models.resnet import BeatResNet
 
-__all__ = ["StudyCNN", "StudyCNNLSTM"]
+__all__ = ["BeatResNet", "StudyCNN", "StudyCNNLSTM"]

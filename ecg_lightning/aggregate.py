@@ -1,0 +1,78 @@
+"""Summarize a multirun: mean ± sd of each job's metrics.json, grouped by everything but seed and fold.
+
+    python -m ecg_lightning.aggregate outputs/train/multiruns/<date> [--which final|best] [--out summary.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+METRICS = ("accuracy", "balanced_accuracy", "auroc", "sensitivity", "specificity", "ppv", "f1")
+REPEAT_KEYS = ("seed", "data.fold")  # what varies between repeats of one setting
+IGNORED_KEYS = ("hydra.", "callbacks.progress_bar", "paths.", "data.root", "data.cache_dir")
+
+
+def job_setting(job: Path) -> str:
+    """The job's overrides minus repeats and paths: jobs with the same setting are pooled."""
+    overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+    kept = [o for o in overrides if not o.split("=")[0].lstrip("+~").startswith(REPEAT_KEYS + IGNORED_KEYS)]
+    return " ".join(sorted(kept)) or "defaults"
+
+
+def summarize(sweep_dir: Path, which: str = "final") -> dict[str, dict]:
+    """{setting: {"jobs": n, metric: [mean, sd], ...}} over the jobs of ``sweep_dir`` that wrote metrics.json."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for report in sorted(sweep_dir.glob("*/metrics.json")):
+        metrics = json.loads(report.read_text())[which]
+        groups[job_setting(report.parent)].append(metrics)
+    if not groups:
+        raise SystemExit(f"No <job>/metrics.json under {sweep_dir}: is it a multirun folder (outputs/train/multiruns/...)?")
+    summary = {}
+    for setting, jobs in groups.items():
+        row: dict = {"jobs": len(jobs)}
+        for name in (*METRICS, "loss"):
+            values = [j[f"val/{name}"] for j in jobs if f"val/{name}" in j]
+            if values:
+                row[name] = [float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0]
+        times = [j["time/epoch_s"] for j in jobs if "time/epoch_s" in j]
+        if times:
+            row["epoch_s"] = [float(np.mean(times)), float(np.std(times, ddof=1)) if len(times) > 1 else 0.0]
+        summary[setting] = row
+    return summary
+
+
+def markdown(summary: dict[str, dict]) -> str:
+    cols = [m for m in (*METRICS, "epoch_s") if any(m in row for row in summary.values())]
+    lines = ["| setting | jobs | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
+    for setting, row in summary.items():
+        cells = [f"{row[c][0]:.3f} ± {row[c][1]:.3f}" if c != "epoch_s" else f"{row[c][0]:.0f} ± {row[c][1]:.0f}"
+                 for c in cols if c in row]
+        lines.append(f"| {setting} | {row['jobs']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Mean ± sd of a multirun's metrics, per setting.")
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--which", choices=("final", "best"), default="final",
+                        help="final epoch (default, not chosen on val) or the best val epoch")
+    parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
+    args = parser.parse_args()
+    summary = summarize(args.sweep_dir, args.which)
+    print(markdown(summary))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"sweep": str(args.sweep_dir), "which": args.which, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""A residual 1D CNN for beat windows, optionally fed RR-interval features: our stronger model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    """Two conv-BN layers with a (strided) skip connection."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.body = nn.Sequential(
+            nn.Conv1d(c_in, c_out, kernel_size, stride, pad, bias=False),
+            nn.BatchNorm1d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Conv1d(c_out, c_out, kernel_size, 1, pad, bias=False),
+            nn.BatchNorm1d(c_out),
+        )
+        self.skip = (
+            nn.Identity()
+            if c_in == c_out and stride == 1
+            else nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out))
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.skip(x))
+
+
+class BeatResNet(nn.Module):
+    """Strided stem, residual stages, then the centre beat's features + whole-window context (+ RR features).
+
+    The label belongs to the beat in the middle of the window, so besides a global average over the
+    window (rhythm context) the head sees the feature map averaged over the central ``center_s`` seconds.
+    """
+
+    def __init__(
+        self,
+        input_length: int = 2160,
+        fs: float = 360.0,
+        channels: Sequence[int] = (16, 32, 64, 64),
+        kernel_size: int = 7,
+        stem_stride: int = 4,
+        dropout: float = 0.2,
+        head_dropout: float = 0.5,
+        center_s: float = 0.4,
+        n_rr: int = 0,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv1d(1, channels[0], 15, stride=stem_stride, padding=7, bias=False),
+            nn.BatchNorm1d(channels[0]),
+            nn.ReLU(inplace=True),
+            nn.MaxPool1d(2),
+        )
+        blocks, c_in = [], channels[0]
+        for c_out in channels:
+            blocks.append(ResidualBlock(c_in, c_out, kernel_size, stride=2, dropout=dropout))
+            c_in = c_out
+        self.stages = nn.Sequential(*blocks)
+        self.downsampling = stem_stride * 2 * 2 ** len(channels)
+        self.center_steps = max(1, round(center_s * fs / self.downsampling))
+        self.n_rr = n_rr
+        head_in = 2 * c_in + (16 if n_rr else 0)
+        self.rr = nn.Sequential(nn.Linear(n_rr, 16), nn.ReLU(inplace=True)) if n_rr else None
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(head_in, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.stages(self.stem(x))
+        mid, half = z.shape[-1] // 2, self.center_steps // 2
+        center = z[..., mid - half : mid - half + self.center_steps].mean(-1)
+        parts = [center, z.mean(-1)]
+        if self.rr is not None:
+            if rr is None:
+                raise ValueError("this network was built with n_rr > 0: set data.rr_features=true")
+            parts.append(self.rr(rr))
+        return self.head(torch.cat(parts, dim=1)).squeeze(-1)
