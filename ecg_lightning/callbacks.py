@@ -1,23 +1,76 @@
-"""Training-time callbacks of our own: epoch timing and the run's metrics.json."""
+"""Training-time callbacks of our own: epoch timing, per-epoch seeding, metrics.json, run config, end-of-fit figures."""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
+import random
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+
+from ecg_lightning import report
+from ecg_lightning.checkpoint import CONFIG_KEY
+
+log = logging.getLogger(__name__)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    report.write_atomic(Path(path), json.dumps(data, indent=2, sort_keys=True))
+
+
+class EpochSeed(L.Callback):
+    """Reseeds torch, numpy and random at every training epoch from (seed, epoch).
+
+    Each epoch's shuffling, augmentation and dropout then depend only on the seed and the epoch number,
+    so a run resumed from a checkpoint ends in the same state as one never interrupted.
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.on_train_epoch_start(trainer, pl_module)  # a resumed epoch may start without on_train_epoch_start
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.seed is not None:
+            epoch_seed = (self.seed * 1_000_003 + trainer.current_epoch) % 2**32
+            torch.manual_seed(epoch_seed)
+            np.random.seed(epoch_seed)
+            random.seed(epoch_seed)
+
+
+class RunConfigInCheckpoint(L.Callback):
+    """Stores the run's resolved data/model config in every checkpoint (evaluate and predict read it)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+
+
+class ValidationFigures(L.Callback):
+    """At the end of fit: confusion matrix and ROC of the final model on the validation set, as PNG and in TensorBoard."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out_dir = Path(out_dir)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.fast_dev_run or trainer.datamodule is None:
+            return
+        probs, labels = report.predict_proba(pl_module, trainer.datamodule.val_dataloader(), "Validation figures")
+        for name, fig in report.figures(probs, labels, pl_module.hparams.threshold).items():
+            report.save_figure(fig, self.out_dir / f"val_{name}.png")
+            for logger in trainer.loggers:
+                if hasattr(logger.experiment, "add_figure"):
+                    logger.experiment.add_figure(f"val/{name}", fig, global_step=trainer.global_step, close=False)
+            report.plt.close(fig)
 
 
 class EpochTimer(L.Callback):

@@ -39,8 +39,11 @@ class BeatClassifier(L.LightningModule):
         metrics = beat_metrics(threshold)
         if monitor.removeprefix("val/") not in metrics:
             raise ValueError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {list(metrics)}")
-        self.save_hyperparameters(logger=False, ignore=["net"])
+        # optimizer/scheduler factories stay out of the checkpoint, which then loads with weights_only=True
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         if isinstance(pos_weight, str) and pos_weight != "balanced":
             raise ValueError(f"pos_weight={pos_weight!r}; use a number, 'balanced' or null")
         # a buffer, so a resumed or evaluated model keeps the weight it was trained with
@@ -49,6 +52,7 @@ class BeatClassifier(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.val_best = MaxMetric() if mode == "max" else MinMetric()
+        self.val_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Logits from the network's inputs: the windows, plus RR features when the data serves them."""
@@ -73,9 +77,6 @@ class BeatClassifier(L.LightningModule):
         self.log_dict(self.train_metrics.compute())
         self.train_metrics.reset()
 
-    def on_train_start(self) -> None:
-        self.val_best.reset()  # forget the sanity-check batches
-
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         loss, probs, target = self._step(batch)
         self.val_metrics.update(probs, target)
@@ -85,7 +86,8 @@ class BeatClassifier(L.LightningModule):
         values = self.val_metrics.compute()
         self.val_metrics.reset()
         self.log_dict(values)
-        self.val_best(values[self.hparams.monitor])
+        if not self.trainer.sanity_checking:
+            self.val_best(values[self.hparams.monitor])
         self.log(f"{self.hparams.monitor}_best", self.val_best.compute(), prog_bar=True)
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
@@ -93,8 +95,8 @@ class BeatClassifier(L.LightningModule):
         return torch.sigmoid(self(*inputs))
 
     def configure_optimizers(self) -> dict:
-        optimizer = self.hparams.optimizer(params=self.parameters())
-        if self.hparams.scheduler is None:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.hparams.scheduler(optimizer=optimizer)
+        scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor}}

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
+from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ecg_lightning.callbacks import RunConfigInCheckpoint
+from ecg_lightning.checkpoint import CheckpointError, run_config
 from ecg_lightning.config import CONFIG_DIR
+from ecg_lightning.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +43,26 @@ def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float
         logger.save()
 
 
+def resume_into_run_dir(cfg: DictConfig) -> None:
+    """When resuming, write logs, checkpoints and metrics into the interrupted run's folder (same TensorBoard run)."""
+    ckpt = Path(cfg.ckpt_path)
+    if not ckpt.is_file():
+        raise CheckpointError(f"{ckpt}: checkpoint not found; resume with ckpt_path=<run dir>/checkpoints/last.ckpt")
+    if ckpt.parent.name == "checkpoints":
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(ckpt.parent.parent.resolve())
+        log.info("Resuming %s in %s", ckpt, cfg.paths.output_dir)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model on the configured data; return the final logged metrics."""
+    if cfg.get("ckpt_path"):
+        resume_into_run_dir(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule: L.LightningDataModule = instantiate(cfg.data)
-    model: L.LightningModule = instantiate(cfg.model)
-    callbacks = instantiate_all(cfg.get("callbacks"))
+    datamodule: L.LightningDataModule = instantiate(cfg.data, _convert_="all")
+    model: L.LightningModule = instantiate(cfg.model, _convert_="all")
+    callbacks = [*instantiate_all(cfg.get("callbacks")), RunConfigInCheckpoint(run_config(cfg))]
     loggers = instantiate_all(cfg.get("logger"))
     if not loggers:  # nothing to monitor the learning rate into (logger=none)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -59,7 +77,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimized metric so sweepers can use it."""
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except InputError as err:
+        log.error("%s", err)
+        sys.exit(1)
     return metrics.get(cfg.get("optimized_metric"))
 
 

@@ -26,11 +26,15 @@ FRACTIONS = {
 TEST_WINDOW_S = 0.5  # 180 samples each side: fast tests, and beats near the edges get dropped
 
 
-def synthetic_signal(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Two leads with offsets and gains far from zero-mean/unit-variance, so standardization shows."""
-    t = np.arange(n) / FS
-    lead0 = 5.0 + 2.0 * np.sin(2 * np.pi * 1.25 * t) + rng.normal(0, 0.3, n)
-    lead1 = -1.0 + 0.5 * np.cos(2 * np.pi * 0.7 * t) + rng.normal(0, 0.1, n)
+def synthetic_signal(n: int, fs: float, beats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Two leads: QRS-like pulses at ``beats`` over baseline wander and noise, with offsets and gains far
+    from zero-mean/unit-variance so that standardization shows."""
+    t = np.arange(n) / fs
+    qrs = np.zeros(n)
+    qrs[beats] = 1.0
+    qrs = np.convolve(qrs, np.exp(-0.5 * (np.arange(-20, 21) / (0.012 * fs)) ** 2), mode="same")
+    lead0 = 5.0 + 0.5 * np.sin(2 * np.pi * 0.3 * t) + 3.0 * qrs + rng.normal(0, 0.05, n)
+    lead1 = -1.0 + 0.2 * np.cos(2 * np.pi * 0.2 * t) - 1.0 * qrs + rng.normal(0, 0.05, n)
     return np.column_stack([lead0, lead1])
 
 
@@ -45,17 +49,17 @@ def write_record(
 ) -> None:
     """One record with beats every 0.8 s (first at 0.3 s) and a few non-beat annotations."""
     n = int(duration_s * fs)
-    wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=list(sig_name), p_signal=synthetic_signal(n, rng),
-                fmt=["212", "212"], write_dir=str(root))
     beats = np.arange(int(0.3 * fs), n, int(BEAT_EVERY * fs / FS))
+    wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=list(sig_name), p_signal=synthetic_signal(n, fs, beats, rng),
+                fmt=["212", "212"], write_dir=str(root))
     symbols = np.array(["N"] * len(beats), dtype=object)
     n_abnormal = int(round(abnormal_fraction * len(beats)))
     symbols[rng.choice(len(beats), n_abnormal, replace=False)] = rng.choice(["V", "A", "L", "/"], n_abnormal)
-    extra = np.array([beats[1] + 20, beats[3] + 20])  # rhythm / noise annotations: not beats
+    extra = beats[1:4:2] + 20  # rhythm / noise annotations: not beats
     samples = np.concatenate([beats, extra])
     order = np.argsort(samples)
-    wfdb.wrann(name, "atr", samples[order], symbol=list(np.concatenate([symbols, ["+", "~"]])[order]),
-               write_dir=str(root))
+    all_symbols = np.concatenate([symbols, ["+", "~"][: len(extra)]])
+    wfdb.wrann(name, "atr", samples[order], symbol=list(all_symbols[order]), write_dir=str(root))
 
 
 @pytest.fixture(scope="session")
@@ -68,29 +72,34 @@ def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def compose_config(name: str, out_dir: Path, overrides: list[str]) -> DictConfig:
+    """Compose one of the real configs (train, evaluate, predict) as a Hydra run into ``out_dir`` would."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out_dir)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def train_overrides(root: Path, tmp: Path, window_s: float = TEST_WINDOW_S) -> list[str]:
+    """Small, quiet training on ``root`` with caches and logs under ``tmp``."""
+    return [
+        f"data.root={root}",
+        f"paths.cache_dir={tmp / 'cache'}",
+        f"paths.log_dir={tmp / 'outputs'}",
+        f"data.window_s={window_s}",
+        "data.batch_size=32",
+        "callbacks.progress_bar.refresh_rate=0",
+    ]
+
+
 @pytest.fixture
 def compose_cfg(tiny_db: Path, tmp_path: Path):
     """Compose the real train config on the tiny database, with every output under tmp_path."""
 
     def make(*overrides: str, root: Path = tiny_db, window_s: float = TEST_WINDOW_S) -> DictConfig:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(
-                "train",
-                overrides=[
-                    f"data.root={root}",
-                    f"paths.cache_dir={tmp_path / 'cache'}",
-                    f"paths.log_dir={tmp_path / 'outputs'}",
-                    f"data.window_s={window_s}",
-                    "data.batch_size=32",
-                    "callbacks.progress_bar.refresh_rate=0",
-                    *overrides,
-                ],
-                return_hydra_config=True,
-            )
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = str(tmp_path / "run")
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        return compose_config("train", tmp_path / "run", [*train_overrides(root, tmp_path, window_s), *overrides])
 
     return make
 

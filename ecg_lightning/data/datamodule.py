@@ -8,13 +8,21 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from ecg_lightning.data import cache
 from ecg_lightning.data.labels import STUDY_ABNORMAL, STUDY_NORMAL, label_beats
 from ecg_lightning.data.records import RecordSet, ensure_database
 from ecg_lightning.data.split import STUDY_BIN_EDGES, abnormal_fraction, holdout_split, kfold_split, subject_ids
-from ecg_lightning.data.windows import Augment, BeatIndex, BeatWindowDataset, index_beats, passthrough_collate
+from ecg_lightning.data.windows import (
+    Augment,
+    BeatIndex,
+    BeatWindowDataset,
+    EpochShuffle,
+    index_beats,
+    passthrough_collate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ class MITBIHDataModule(L.LightningDataModule):
         fold, n_folds: which fold of the subject-grouped k-fold is validation.
         same_subject: groups of records from one subject.
         cache_dir: where the read records are cached (None: no cache).
+        seed: seeds shuffling and augmentation (per epoch and batch, independent of the global RNG).
     """
 
     def __init__(
@@ -65,6 +74,7 @@ class MITBIHDataModule(L.LightningDataModule):
         cache_dir: str | Path | None = None,
         batch_size: int = 128,
         num_workers: int = 0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -99,7 +109,7 @@ class MITBIHDataModule(L.LightningDataModule):
         self.train_records, self.val_records = self._split()
         in_train = np.isin(self.records.names, self.train_records)[self.beats.record]
         self.data_train = BeatWindowDataset(
-            self.records, self.beats.subset(in_train), self.half_width, hp.rr_features, self._augment()
+            self.records, self.beats.subset(in_train), self.half_width, hp.rr_features, self._augment(), hp.seed
         )
         self.data_val = BeatWindowDataset(self.records, self.beats.subset(~in_train), self.half_width, hp.rr_features)
         self._log_summary()
@@ -134,19 +144,34 @@ class MITBIHDataModule(L.LightningDataModule):
             )
         log.info("val records: %s", " ".join(self.val_records))
 
+    def eval_dataset(self, side: str) -> BeatWindowDataset:
+        """Windows of one side ("train", "val" or "all") without augmentation, for evaluation."""
+        beats = {"train": self.data_train.beats, "val": self.data_val.beats, "all": self.beats}.get(side)
+        if beats is None:
+            raise ValueError(f"side={side!r}; choose train, val or all")
+        return BeatWindowDataset(self.records, beats, self.half_width, self.hparams.rr_features)
+
+    def loader(self, data: BeatWindowDataset, batch_size: int | None = None) -> DataLoader:
+        """An ordered loader over ``data`` (evaluation and prediction)."""
+        return DataLoader(data, batch_size=batch_size or self.hparams.batch_size, collate_fn=passthrough_collate)
+
     @property
     def nbytes(self) -> int:
         """Memory of the signals plus both sides' indexes."""
         return self.records.signal.nbytes + self.data_train.nbytes + self.data_val.nbytes
 
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
     def _loader(self, data: BeatWindowDataset, shuffle: bool) -> DataLoader:
         return DataLoader(
             data,
             batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(data), self.hparams.seed, self._current_epoch) if shuffle else None,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             collate_fn=passthrough_collate,
+            generator=torch.Generator().manual_seed(self.hparams.seed),  # worker seeds, not the global RNG
         )
 
     def train_dataloader(self) -> DataLoader:

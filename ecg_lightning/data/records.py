@@ -12,6 +12,8 @@ import wfdb
 import wfdb.processing
 from tqdm.auto import tqdm
 
+from ecg_lightning.errors import InputError
+
 log = logging.getLogger(__name__)
 
 # The 48 records of the MIT-BIH Arrhythmia Database, in PhysioNet's RECORDS order.
@@ -21,7 +23,7 @@ MITDB_RECORDS = (
 ).split()
 
 
-class RecordError(ValueError):
+class RecordError(InputError):
     """A record (or the database folder) cannot be used; the message names the file and what to do."""
 
 

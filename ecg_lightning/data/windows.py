@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from ecg_lightning.data.labels import DROPPED
 from ecg_lightning.data.records import RecordSet
@@ -62,6 +62,23 @@ class Augment:
     noise: float = 0.0
 
 
+class EpochShuffle(Sampler[int]):
+    """A permutation drawn from (seed, epoch) only, never from the global RNG.
+
+    The epoch comes from ``epoch_of()`` (the trainer's current epoch), so an epoch is shuffled the same
+    way whether the run got there uninterrupted or resumed from a checkpoint.
+    """
+
+    def __init__(self, n: int, seed: int, epoch_of=lambda: 0) -> None:
+        self.n, self.seed, self.epoch_of = n, seed, epoch_of
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch_of()]).permutation(self.n).tolist())
+
+
 def passthrough_collate(batch):
     """The dataset already returns whole batches (``__getitems__``); nothing is left to collate."""
     return batch
@@ -81,6 +98,7 @@ class BeatWindowDataset(Dataset):
         half_width: int,
         with_rr: bool = False,
         augment: Augment | None = None,
+        seed: int = 0,
     ) -> None:
         self.signal = records.signal
         self.beats = beats
@@ -89,6 +107,7 @@ class BeatWindowDataset(Dataset):
         self.steps = np.arange(2 * half_width, dtype=np.int64)
         self.with_rr = with_rr
         self.augment = augment or Augment()
+        self.seed = seed
         # jittered windows must stay inside their own record
         self.min_start = records.offsets[beats.record]
         self.max_start = records.offsets[beats.record + 1] - 2 * half_width
@@ -101,14 +120,19 @@ class BeatWindowDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         starts = self.starts[idx]
         aug = self.augment
-        if aug.jitter:
-            shift = torch.randint(-aug.jitter, aug.jitter + 1, (len(idx),)).numpy()
-            starts = np.clip(starts + shift, self.min_start[idx], self.max_start[idx])
-        x = torch.from_numpy(np.asarray(self.signal[starts[:, None] + self.steps])).unsqueeze(1)
-        if aug.scale:
-            x = x * (1 + aug.scale * (2 * torch.rand(len(idx), 1, 1) - 1))
-        if aug.noise:
-            x = x + aug.noise * torch.randn_like(x)
+        windows = np.asarray(self.signal[starts[:, None] + self.steps])
+        if aug.jitter or aug.scale or aug.noise:
+            # seeded by the batch itself, so a resumed run augments exactly as an uninterrupted one
+            rng = np.random.default_rng([self.seed, int(idx[0]), int(idx[-1]), len(idx)])
+            if aug.jitter:
+                shift = rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
+                starts = np.clip(starts + shift, self.min_start[idx], self.max_start[idx])
+                windows = np.asarray(self.signal[starts[:, None] + self.steps])
+            if aug.scale:
+                windows = windows * (1 + aug.scale * rng.uniform(-1, 1, (len(idx), 1))).astype(np.float32)
+            if aug.noise:
+                windows = windows + (aug.noise * rng.standard_normal(windows.shape)).astype(np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).unsqueeze(1)
         y = torch.from_numpy(self.labels[idx])
         return (x, torch.from_numpy(self.beats.rr[idx]), y) if self.with_rr else (x, y)
 

@@ -1,0 +1,60 @@
+"""Checkpoints that carry their run's config, so evaluation and prediction rebuild the exact data and model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ecg_lightning.classifier import BeatClassifier
+from ecg_lightning.errors import InputError
+
+CONFIG_KEY = "ecg_lightning_config"
+RUN_GROUPS = ("data", "model", "seed", "monitor", "monitor_mode")
+
+
+class CheckpointError(InputError):
+    """A checkpoint that is missing, unreadable, or does not fit the configured model."""
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved parts of a training config needed to rebuild its data and model."""
+    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in RUN_GROUPS if k in cfg}
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; give ckpt_path=<run dir>/checkpoints/<name>.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt:
+        raise CheckpointError(f"{path}: not an ecg-lightning checkpoint (no run config inside); train one with "
+                              "python -m ecg_lightning.train")
+    return ckpt
+
+
+def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] = ()) -> DictConfig:
+    """The checkpoint's run config with ``key=value`` overrides (e.g. data.split=seed) applied."""
+    cfg = OmegaConf.create(ckpt[CONFIG_KEY])
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides))) if overrides else cfg
+
+
+def build_model(ckpt: dict[str, Any], cfg: DictConfig, path: str | Path) -> BeatClassifier:
+    """Instantiate the configured model and load the checkpoint's weights into it, in eval mode."""
+    model = instantiate(cfg.model, _convert_="all")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise CheckpointError(
+            f"{path}: weights do not fit the configured model {cfg.model.net._target_} ({first}); "
+            "drop the model.* overrides or choose the checkpoint trained with them"
+        ) from err
+    return model.eval()

@@ -1,0 +1,82 @@
+"""Evaluate a checkpoint: ``python -m ecg_lightning.evaluate ckpt_path=<ckpt>`` writes metrics.json,
+per_record.csv, confusion-matrix and ROC PNGs into the run folder, and logs them to TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from ecg_lightning import report
+from ecg_lightning.checkpoint import build_model, checkpoint_config, load_checkpoint
+from ecg_lightning.config import CONFIG_DIR
+from ecg_lightning.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MACHINE_KEYS = ("root", "cache_dir", "download")  # where the data is on this machine, not part of the run
+
+
+def data_overrides(cfg: DictConfig) -> list[str]:
+    """The user's data.* command-line overrides (applied on top of the checkpoint's data config)."""
+    try:
+        task = HydraConfig.get().overrides.task
+    except ValueError:  # called outside a Hydra run
+        task = []
+    return [o.lstrip("+") for o in task if o.lstrip("+").startswith("data.")]
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Rebuild the checkpoint's data and model, predict one side of the split, write and return the report."""
+    out_dir = Path(cfg.paths.output_dir)
+    ckpt = load_checkpoint(cfg.ckpt_path)
+    run = checkpoint_config(ckpt, data_overrides(cfg))
+    for key in MACHINE_KEYS:
+        run.data[key] = cfg.data[key]
+    if cfg.get("model") is not None:
+        run.model = cfg.model
+    model = build_model(ckpt, run, cfg.ckpt_path)
+    datamodule = instantiate(run.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup()
+    data = datamodule.eval_dataset(cfg.side)
+    probs, labels = report.predict_proba(model, datamodule.loader(data, cfg.batch_size), f"Evaluating {cfg.side}")
+    threshold = cfg.threshold if cfg.threshold is not None else model.hparams.threshold
+
+    metrics = report.binary_report(probs, labels, threshold)
+    rows = report.per_record(data.beats.record, datamodule.records.names, probs, labels, threshold)
+    records = sorted({r["record"] for r in rows})
+    result = {"checkpoint": str(cfg.ckpt_path), "side": cfg.side, "records": records, **metrics}
+    report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
+    report.write_atomic(out_dir / "per_record.csv", report.rows_to_csv(rows, report.PER_RECORD_COLUMNS))
+    logger = TensorBoardLogger(save_dir=str(out_dir), name="", version="", default_hp_metric=False)
+    logger.log_metrics({f"{cfg.side}/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=0)
+    for name, fig in report.figures(probs, labels, threshold).items():
+        report.save_figure(fig, out_dir / f"{name}.png")
+        logger.experiment.add_figure(f"{cfg.side}/{name}", fig, close=True)
+    logger.finalize("success")
+    log.info("%s side, %d records, %d beats: %s", cfg.side, len(records), len(labels),
+             {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and k != "threshold"})
+    log.info("Report written to %s", out_dir)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except InputError as err:
+        log.error("%s", err)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
