@@ -1,5 +1,6 @@
 """Evaluate a checkpoint: ``python -m ecg_lightning.evaluate ckpt_path=<ckpt>`` writes metrics.json,
-per_record.csv, confusion-matrix and ROC PNGs into the run folder, and logs them to TensorBoard."""
+per_record.csv, per_symbol.csv (per beat type), confusion-matrix and ROC PNGs into the run folder, and
+logs them to TensorBoard."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     result = {"checkpoint": str(cfg.ckpt_path), "side": cfg.side, "records": records, **metrics}
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
     report.write_atomic(out_dir / "per_record.csv", report.rows_to_csv(rows, report.PER_RECORD_COLUMNS))
+    symbols = report.per_symbol(data.beats.symbol, probs, labels, threshold)
+    report.write_atomic(out_dir / "per_symbol.csv", report.rows_to_csv(symbols, report.PER_SYMBOL_COLUMNS))
     logger = TensorBoardLogger(save_dir=str(out_dir), name="", version="", default_hp_metric=False)
     logger.log_metrics({f"{cfg.side}/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=0)
     for name, fig in report.figures(probs, labels, threshold).items():

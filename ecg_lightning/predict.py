@@ -141,8 +141,9 @@ def strip_figure(record: Record, sample: np.ndarray, predicted: np.ndarray, refe
                    marker="o", s=60, label="disagrees with annotation")
     ax.set_xlabel("time (s)")
     ax.set_ylabel(f"{record.lead} (standardized)")
+    ax.set_ylim(top=top + 0.8)
     ax.set_title(f"{record.name}: {int((shown & predicted).sum())} of {int(shown.sum())} beats abnormal in view")
-    ax.legend(loc="upper right", fontsize=8, ncol=3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, ncol=3, frameon=False)
     ax.set_xlim(t[0], t[-1])
     fig.tight_layout()
     return fig

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm  # noqa: E402
 from ecg_lightning.metrics import beat_metrics  # noqa: E402
 
 PER_RECORD_COLUMNS = ("record", "beats", "abnormal_fraction", "sensitivity", "specificity", "accuracy")
+PER_SYMBOL_COLUMNS = ("symbol", "label", "beats", "called_abnormal", "accuracy")
 
 
 @torch.inference_mode()
@@ -62,8 +63,23 @@ def per_record(record: np.ndarray, names: tuple[str, ...], probs: np.ndarray, la
     with np.errstate(invalid="ignore", divide="ignore"):
         columns = (beats, positives / beats, tp / positives, tn / (beats - positives), (tp + tn) / beats)
     present = np.flatnonzero(beats > 0)
-    return [{"record": names[i], **{c: float(v[i]) for c, v in zip(PER_RECORD_COLUMNS[1:], columns)},
+    return [{"record": names[i], **{c: round(float(v[i]), 4) for c, v in zip(PER_RECORD_COLUMNS[1:], columns)},
              "beats": int(beats[i])} for i in present]
+
+
+def per_symbol(symbol: np.ndarray, probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> list[dict[str, Any]]:
+    """Per annotation symbol (beat type): how many, and how often called abnormal: which beat types are missed."""
+    kinds, which = np.unique(symbol, return_inverse=True)
+    beats = np.bincount(which, minlength=len(kinds))
+    called = np.bincount(which, weights=(probs >= threshold).astype(np.float64), minlength=len(kinds))
+    label = np.bincount(which, weights=labels.astype(np.float64), minlength=len(kinds)) / beats
+    rows = []
+    for k, kind in enumerate(kinds):
+        abnormal = label[k] >= 0.5
+        rate = called[k] / beats[k]
+        rows.append({"symbol": str(kind), "label": "abnormal" if abnormal else "normal", "beats": int(beats[k]),
+                     "called_abnormal": round(float(rate), 4), "accuracy": round(float(rate if abnormal else 1 - rate), 4)})
+    return sorted(rows, key=lambda r: -r["beats"])
 
 
 def figures(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, plt.Figure]:

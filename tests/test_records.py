@@ -96,6 +96,7 @@ def test_empty_root_offline_fails_with_instructions(tmp_path, monkeypatch):
     monkeypatch.setattr(records_mod.wfdb, "dl_database", offline)
     with pytest.raises(RecordError, match=r"Could not download mitdb.*Put the MIT-BIH files .* in "):
         ensure_database(tmp_path / "empty", download=True)
+    assert not (tmp_path / "empty").exists()  # the failed download leaves no folder behind
     with pytest.raises(RecordError, match="data.download=false"):
         ensure_database(tmp_path / "empty", download=False)
 

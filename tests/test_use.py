@@ -86,6 +86,10 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     rows = list(csv.DictReader((out / "per_record.csv").open()))
     assert [r["record"] for r in rows] == saved["records"] and len(rows) >= 3
     assert sum(int(r["beats"]) for r in rows) == saved["beats"]
+    types = {r["symbol"]: r for r in csv.DictReader((out / "per_symbol.csv").open())}
+    assert types["N"]["label"] == "normal" and sum(int(r["beats"]) for r in types.values()) == saved["beats"]
+    called = sum(float(r["called_abnormal"]) * int(r["beats"]) for r in types.values())
+    assert called == pytest.approx(fp + tp, abs=0.01 * len(types))
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
     assert list(out.glob("events.out.tfevents.*"))
     # another side of the split, chosen by a data override

@@ -101,12 +101,15 @@ def ensure_database(root: Path, download: bool, db_name: str = "mitdb") -> list[
     )
     if not download:
         raise RecordError(f"No WFDB records in {root} and data.download=false. {how_to}")
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     log.info("No records in %s: downloading %s from PhysioNet", root, db_name)
     try:
         for name in tqdm(MITDB_RECORDS, desc=f"Downloading {db_name}", unit="record"):
             wfdb.dl_database(db_name, str(root), records=[name])
     except Exception as err:  # wfdb raises bare requests/OS errors when offline
+        if created and not any(root.iterdir()):
+            root.rmdir()  # leave no empty folder behind
         raise RecordError(f"Could not download {db_name} into {root} ({type(err).__name__}: {err}). {how_to}") from err
     (root / "RECORDS").write_text("\n".join(MITDB_RECORDS) + "\n")
     return list(MITDB_RECORDS)
