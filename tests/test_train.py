@@ -95,3 +95,13 @@ def test_multirun_gives_one_tensorboard_run_per_job(tiny_db, tmp_path):
         events.Reload()
         assert "hparams/accuracy" in events.Tags()["scalars"]
         assert json.loads((job / "metrics.json").read_text())["final"]["val/accuracy"] > 0
+
+
+def test_hparams_search_grid_sweeps_real_config_keys(tiny_db, tmp_path):
+    env = {**os.environ, "MITDB_DIR": str(tiny_db), "ECG_LIGHTNING_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "ecg_lightning.train", "-m", "hparams_search=lr_grid", "debug=fdr",
+           "data.window_s=0.5", "callbacks.progress_bar.refresh_rate=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(jobs) == 6 and any("model.optimizer.lr=0.003" in j and "pos_weight=balanced" in j for j in jobs)
