@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ecg_lightning import report
 from ecg_lightning.checkpoint import build_model, checkpoint_config, load_checkpoint
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import InputError
+from ecg_lightning.errors import exit_on_input_error
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +73,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except InputError as err:
-        log.error("%s", err)
-        sys.exit(1)
+    exit_on_input_error(lambda: evaluate(cfg))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.data.labels import DROPPED, label_beats
 from ecg_lightning.data.records import Record, RecordError, RecordSet, read_record
 from ecg_lightning.data.windows import BeatWindowDataset, index_beats, passthrough_collate
-from ecg_lightning.errors import InputError
+from ecg_lightning.errors import exit_on_input_error
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +150,7 @@ def strip_figure(record: Record, sample: np.ndarray, predicted: np.ndarray, refe
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        predict_record(cfg)
-    except InputError as err:
-        log.error("%s", err)
-        sys.exit(1)
+    exit_on_input_error(lambda: predict_record(cfg))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, run_config
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import InputError
+from ecg_lightning.errors import exit_on_input_error
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +76,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimized metric so sweepers can use it."""
-    try:
-        metrics = train(cfg)
-    except InputError as err:
-        log.error("%s", err)
-        sys.exit(1)
+    metrics = exit_on_input_error(lambda: train(cfg))
     return metrics.get(cfg.get("optimized_metric"))
 
 
