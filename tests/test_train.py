@@ -88,7 +88,7 @@ def test_multirun_gives_one_tensorboard_run_per_job(tiny_db, tmp_path):
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert len(jobs) == 2
     for num, (job, model) in enumerate(zip(jobs, ["cnn", "cnn_lstm"])):  # named by job number and overrides
-        assert job.name.startswith(f"{num}_") and f"model={model},seed=0" in job.name
+        assert job.name.startswith(f"{num}_") and f"model-{model}__seed-0" in job.name
     for job in jobs:
         assert list(job.glob("events.out.tfevents.*")), job
         events = EventAccumulator(str(job))
@@ -104,4 +104,4 @@ def test_hparams_search_grid_sweeps_real_config_keys(tiny_db, tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert len(jobs) == 6 and any("model.optimizer.lr=0.003" in j and "pos_weight=balanced" in j for j in jobs)
+    assert len(jobs) == 6 and any("model.optimizer.lr-0.003" in j and "pos_weight-balanced" in j for j in jobs)
