@@ -10,19 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 
 from ecg_lightning import report
-from ecg_lightning.checkpoint import build_model, checkpoint_config, load_checkpoint
+from ecg_lightning.checkpoint import CheckpointError, build_model, checkpoint_config, load_checkpoint
+from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.errors import exit_on_input_error
 
 log = logging.getLogger(__name__)
 
 MACHINE_KEYS = ("root", "cache_dir", "download")  # where the data is on this machine, not part of the run
+INPUT_KEYS = ("lead", "fs", "band", "window_s", "rr_features", "normal", "abnormal")
 
 
 def data_overrides(cfg: DictConfig) -> list[str]:
@@ -34,27 +37,51 @@ def data_overrides(cfg: DictConfig) -> list[str]:
     return [o.lstrip("+") for o in task if o.lstrip("+").startswith("data.")]
 
 
+def load_models(cfg: DictConfig) -> tuple[DictConfig, list[BeatClassifier]]:
+    """The run config of the (first) checkpoint with the user's data overrides, and every checkpoint's model.
+
+    Several checkpoints (an ensemble) must have been trained on the same inputs (lead, window, band, ...).
+    """
+    paths = list(cfg.ckpt_path) if isinstance(cfg.ckpt_path, ListConfig) else [cfg.ckpt_path]
+    runs, models = [], []
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        run = checkpoint_config(ckpt, data_overrides(cfg))
+        for key in MACHINE_KEYS:
+            run.data[key] = cfg.data[key]
+        if cfg.get("model") is not None:
+            run.model = cfg.model
+        models.append(build_model(ckpt, run, path))
+        runs.append(run)
+    for path, run in zip(paths[1:], runs[1:]):
+        differ = [k for k in INPUT_KEYS if run.data.get(k) != runs[0].data.get(k)]
+        if differ:
+            raise CheckpointError(f"{path}: trained with other data.{', data.'.join(differ)} than {paths[0]}; "
+                                  "an ensemble needs checkpoints trained on the same inputs")
+    return runs[0], models
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Rebuild the checkpoint's data and model, predict one side of the split, write and return the report."""
+    """Rebuild the checkpoint's data and model(s), predict one side of the split, write and return the report.
+
+    With several checkpoints the models' probabilities are averaged (an ensemble, e.g. of seeds).
+    """
     out_dir = Path(cfg.paths.output_dir)
-    ckpt = load_checkpoint(cfg.ckpt_path)
-    run = checkpoint_config(ckpt, data_overrides(cfg))
-    for key in MACHINE_KEYS:
-        run.data[key] = cfg.data[key]
-    if cfg.get("model") is not None:
-        run.model = cfg.model
-    model = build_model(ckpt, run, cfg.ckpt_path)
+    run, models = load_models(cfg)
     datamodule = instantiate(run.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup()
     data = datamodule.eval_dataset(cfg.side)
-    probs, labels = report.predict_proba(model, datamodule.loader(data, cfg.batch_size), f"Evaluating {cfg.side}")
-    threshold = cfg.threshold if cfg.threshold is not None else model.hparams.threshold
+    loader = datamodule.loader(data, cfg.batch_size)
+    predictions = [report.predict_proba(model, loader, f"Evaluating {cfg.side}") for model in models]
+    probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
+    threshold = cfg.threshold if cfg.threshold is not None else models[0].hparams.threshold
 
     metrics = report.binary_report(probs, labels, threshold)
     rows = report.per_record(data.beats.record, datamodule.records.names, probs, labels, threshold)
     records = sorted({r["record"] for r in rows})
-    result = {"checkpoint": str(cfg.ckpt_path), "side": cfg.side, "records": records, **metrics}
+    paths = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
+    result = {"checkpoint": paths, "side": cfg.side, "records": records, **metrics}
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
     report.write_atomic(out_dir / "per_record.csv", report.rows_to_csv(rows, report.PER_RECORD_COLUMNS))
     symbols = report.per_symbol(data.beats.symbol, probs, labels, threshold)

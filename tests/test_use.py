@@ -98,6 +98,19 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     assert not set(train_side["records"]) & set(saved["records"])
 
 
+def test_ensemble_averages_the_models(trained, tiny_db, tmp_path):
+    common = [f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    single = evaluate(compose_config("evaluate", tmp_path / "one", [f"ckpt_path={trained}", *common]))
+    twice = evaluate(compose_config("evaluate", tmp_path / "two", [f"ckpt_path=[{trained},{trained}]", *common]))
+    assert twice["auroc"] == pytest.approx(single["auroc"]) and twice["checkpoint"] == [str(trained)] * 2
+    other = tmp_path / "other"
+    train(compose_config("train", other, [*train_overrides(tiny_db, tmp_path, window_s=0.4), "trainer.max_epochs=1",
+                                          *QUICK]))
+    with pytest.raises(CheckpointError, match="other data.window_s"):
+        evaluate(compose_config("evaluate", tmp_path / "mixed", [
+            f"ckpt_path=[{trained},{other / 'checkpoints' / 'last.ckpt'}]", *common]))
+
+
 def test_predict_on_an_unannotated_250_hz_record(trained, tmp_path):
     write_record(tmp_path, "holter", 0.2, np.random.default_rng(9), fs=250, duration_s=30)
     (tmp_path / "holter.atr").unlink()
