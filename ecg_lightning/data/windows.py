@@ -120,18 +120,16 @@ class BeatWindowDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         starts = self.starts[idx]
         aug = self.augment
+        # seeded by the batch itself, so a resumed run augments exactly as an uninterrupted one
+        rng = np.random.default_rng([self.seed, int(idx[0]), int(idx[-1]), len(idx)])
+        if aug.jitter:
+            shift = rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
+            starts = np.clip(starts + shift, self.min_start[idx], self.max_start[idx])
         windows = np.asarray(self.signal[starts[:, None] + self.steps])
-        if aug.jitter or aug.scale or aug.noise:
-            # seeded by the batch itself, so a resumed run augments exactly as an uninterrupted one
-            rng = np.random.default_rng([self.seed, int(idx[0]), int(idx[-1]), len(idx)])
-            if aug.jitter:
-                shift = rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
-                starts = np.clip(starts + shift, self.min_start[idx], self.max_start[idx])
-                windows = np.asarray(self.signal[starts[:, None] + self.steps])
-            if aug.scale:
-                windows = windows * (1 + aug.scale * rng.uniform(-1, 1, (len(idx), 1))).astype(np.float32)
-            if aug.noise:
-                windows = windows + (aug.noise * rng.standard_normal(windows.shape)).astype(np.float32)
+        if aug.scale:
+            windows = windows * (1 + aug.scale * rng.uniform(-1, 1, (len(idx), 1))).astype(np.float32)
+        if aug.noise:
+            windows = windows + (aug.noise * rng.standard_normal(windows.shape)).astype(np.float32)
         x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).unsqueeze(1)
         y = torch.from_numpy(self.labels[idx])
         return (x, torch.from_numpy(self.beats.rr[idx]), y) if self.with_rr else (x, y)
