@@ -67,3 +67,16 @@ def test_resnet_with_and_without_rr():
     plain = BeatResNet(input_length=360)
     assert plain(torch.randn(4, 1, 360)).shape == (4,)
     assert sum(p.numel() for p in plain.parameters()) < sum(p.numel() for p in net.parameters())
+
+
+def test_cnn_lstm_lstm_is_initialized_like_keras():
+    net = StudyCNNLSTM(input_length=2160)
+    fan_in, hidden = 8 * 540, 4
+    glorot = (6 / (fan_in + hidden)) ** 0.5  # per gate, as Keras' glorot_uniform on (fan_in, hidden)
+    assert net.lstm.weight_ih_l0.abs().max() <= glorot
+    recurrent = net.lstm.weight_hh_l0[:hidden]
+    torch.testing.assert_close(recurrent @ recurrent.T, torch.eye(hidden), atol=1e-5, rtol=0)  # orthogonal
+    assert net.lstm.bias_ih_l0[hidden : 2 * hidden].tolist() == [1.0] * hidden  # forget gate
+    assert net.lstm.bias_hh_l0.abs().sum() == 0
+    torch_default = StudyCNNLSTM(input_length=2160, keras_init=False)
+    assert torch_default.lstm.weight_ih_l0.abs().max() > 10 * glorot
