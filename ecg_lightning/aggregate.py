@@ -1,6 +1,6 @@
 """Summarize a multirun: mean ± sd of each job's metrics.json, grouped by everything but seed and fold.
 
-    python -m ecg_lightning.aggregate outputs/train/multiruns/<date> [--which final|best] [--out summary.json]
+    python -m ecg_lightning.aggregate outputs/train/multiruns/<date> [<more sweep dirs>] [--which final|best] [--out x.json]
 """
 
 from __future__ import annotations
@@ -28,14 +28,16 @@ def job_setting(job: Path) -> str:
     return " ".join(sorted(kept)) or "defaults"
 
 
-def summarize(sweep_dir: Path, which: str = "final") -> dict[str, dict]:
-    """{setting: {"jobs": n, metric: [mean, sd], ...}} over the jobs of ``sweep_dir`` that wrote metrics.json."""
+def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, dict]:
+    """{setting: {"jobs": n, metric: [mean, sd], ...}} over the jobs of the sweep folders that wrote metrics.json."""
+    sweep_dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else sweep_dirs
     groups: dict[str, list[dict]] = defaultdict(list)
-    for report in sorted(sweep_dir.glob("*/metrics.json")):
+    for report in sorted(r for d in sweep_dirs for r in d.glob("*/metrics.json")):
         metrics = json.loads(report.read_text())[which]
         groups[job_setting(report.parent)].append(metrics)
     if not groups:
-        raise SystemExit(f"No <job>/metrics.json under {sweep_dir}: is it a multirun folder (outputs/train/multiruns/...)?")
+        raise SystemExit(f"No <job>/metrics.json under {', '.join(map(str, sweep_dirs))}: "
+                         "is it a multirun folder (outputs/train/multiruns/...)?")
     summary = {}
     for setting, jobs in groups.items():
         row: dict = {"jobs": len(jobs)}
@@ -62,16 +64,17 @@ def markdown(summary: dict[str, dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Mean ± sd of a multirun's metrics, per setting.")
-    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("sweep_dirs", type=Path, nargs="+", help="multirun folders; jobs of one setting are pooled")
     parser.add_argument("--which", choices=("final", "best"), default="final",
                         help="final epoch (default, not chosen on val) or the best val epoch")
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
-    summary = summarize(args.sweep_dir, args.which)
+    summary = summarize(args.sweep_dirs, args.which)
     print(markdown(summary))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"sweep": str(args.sweep_dir), "which": args.which, "summary": summary}, indent=2))
+        sweeps = [str(d) for d in args.sweep_dirs]
+        args.out.write_text(json.dumps({"sweeps": sweeps, "which": args.which, "summary": summary}, indent=2))
 
 
 if __name__ == "__main__":

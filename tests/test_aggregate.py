@@ -32,6 +32,13 @@ def test_jobs_are_pooled_over_seeds_and_folds(tmp_path):
     assert "| model=cnn | 3 | 0.847 ± 0.050 |" in markdown(summary)
 
 
+def test_jobs_of_several_sweeps_are_pooled(tmp_path):
+    write_job(tmp_path / "a", 0, ["model=cnn", "data.fold=0"], 0.80)
+    write_job(tmp_path / "b", 0, ["model=cnn", "data.fold=1"], 0.90)
+    summary = summarize([tmp_path / "a", tmp_path / "b"])
+    assert summary["model=cnn"]["jobs"] == 2 and summary["model=cnn"]["accuracy"][0] == pytest.approx(0.85)
+
+
 def test_cli_writes_json_and_rejects_empty_dirs(tmp_path):
     write_job(tmp_path, 0, ["model=cnn", "seed=0"], 0.8)
     out = tmp_path / "summary.json"
