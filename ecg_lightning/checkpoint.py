@@ -20,10 +20,10 @@ class CheckpointError(InputError):
     """A checkpoint that is missing, unreadable, or does not fit the configured model."""
 
 
-def run_config(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved parts of a training config needed to rebuild its data and model."""
+def run_config(cfg: DictConfig, groups: tuple[str, ...] = RUN_GROUPS) -> dict[str, Any]:
+    """The resolved ``groups`` of a training config (default: what rebuilds its data and model)."""
     return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-            for k in RUN_GROUPS if k in cfg}
+            for k in groups if k in cfg}
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -89,7 +89,7 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     threshold = cfg.threshold if cfg.threshold is not None else model.hparams.threshold
     predicted = probs >= threshold
 
-    source_fs = float(wfdb.rdheader(str(base)).fs)
+    source_fs = record.source_fs
     rows = [
         {"sample": int(s), "time_s": round(s / record.fs, 4), "prob_abnormal": round(float(p), 5),
          "predicted": "abnormal" if a else "normal",

@@ -11,7 +11,7 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, run_config
@@ -34,8 +34,7 @@ def instantiate_all(group: DictConfig | None) -> list:
 
 def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float]) -> None:
     """Log the run's settings with its real validation metrics (TensorBoard's HPARAMS tab)."""
-    params = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-              for k in HPARAM_GROUPS if k in cfg}
+    params = run_config(cfg, HPARAM_GROUPS)
     scores = {f"hparams/{k.removeprefix('val/')}": v for k, v in metrics.items() if k.startswith("val/")}
     for logger in loggers:
         logger.log_hyperparams(params, scores)

@@ -37,6 +37,7 @@ class Record:
     fs: float
     ann_sample: np.ndarray  # int64 sample index of each annotation
     ann_symbol: np.ndarray  # annotation symbols (str)
+    source_fs: float | None = None  # the file's own rate, when resampled to ``fs``
 
 
 @dataclass(frozen=True)
@@ -199,13 +200,13 @@ def read_record(
         ann_sample = np.asarray(ann.sample, dtype=np.int64)
         ann_symbol = np.asarray(ann.symbol, dtype="<U2")
 
-    record_fs = float(meta.fs)
+    source_fs = record_fs = float(meta.fs)
     if fs is not None and record_fs != fs:
         signal = wfdb.processing.resample_sig(signal.astype(np.float64), record_fs, fs)[0].astype(np.float32)
         ann_sample = np.round(ann_sample * (fs / record_fs)).astype(np.int64)
         log.info("%s: resampled from %g Hz to %g Hz", base, record_fs, fs)
         record_fs = float(fs)
-    return Record(base.name, signal, meta.sig_name[channel], record_fs, ann_sample, ann_symbol)
+    return Record(base.name, signal, meta.sig_name[channel], record_fs, ann_sample, ann_symbol, source_fs)
 
 
 def read_database(
