@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
+from ecg_lightning.config import configured_label_sets
 from ecg_lightning.data import MITBIHDataModule
 from ecg_lightning.data.records import list_records
 
@@ -48,12 +49,12 @@ def main() -> None:
                 for f in entry.iterdir():
                     f.unlink()
                 entry.rmdir()
-            dm = MITBIHDataModule(args.root, cache_dir=tmp)
+            dm = MITBIHDataModule(args.root, cache_dir=tmp, label_sets=configured_label_sets())
             dm.setup()
             return dm
 
         def warm() -> MITBIHDataModule:
-            dm = MITBIHDataModule(args.root, cache_dir=tmp)
+            dm = MITBIHDataModule(args.root, cache_dir=tmp, label_sets=configured_label_sets())
             dm.setup()
             return dm
 

@@ -65,7 +65,7 @@ class ValidationFigures(L.Callback):
         if trainer.fast_dev_run or trainer.datamodule is None:
             return
         probs, labels = report.predict_proba(pl_module, trainer.datamodule.val_dataloader(), "Validation figures")
-        for name, fig in report.figures(probs, labels, pl_module.hparams.threshold).items():
+        for name, fig in report.figures(probs, labels, pl_module.hparams.classes, pl_module.hparams.threshold).items():
             report.save_figure(fig, self.out_dir / f"val_{name}.png")
             for logger in trainer.loggers:
                 if hasattr(logger.experiment, "add_figure"):
@@ -91,8 +91,9 @@ class MetricsJson(L.Callback):
     """Keeps ``metrics.json`` up to date after every validation: final metrics and those of the best epoch.
 
     "best" is the epoch with the best ``monitor`` value, i.e. chosen on the validation set itself;
-    "final" is the last epoch, chosen without looking at validation. Its state goes into checkpoints,
-    so a resumed run keeps its best epoch.
+    "final" is the last epoch, chosen without looking at validation; "test" (when the split has a test set)
+    is the test set scored once with the best checkpoint. Its state goes into checkpoints, so a resumed
+    run keeps its best epoch.
     """
 
     def __init__(self, path: str | Path, monitor: str, mode: str = "max") -> None:
@@ -100,6 +101,8 @@ class MetricsJson(L.Callback):
         self.monitor = monitor
         self.mode = mode
         self.best: dict[str, float] = {}
+        self.final: dict[str, float] = {}
+        self.test: dict[str, float | str] = {}
         self.last_epoch: int | None = None
 
     def _improved(self, value: float) -> bool:
@@ -118,11 +121,22 @@ class MetricsJson(L.Callback):
         self.write(trainer)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.write(trainer)
+        self.final = {**_scalars(trainer.callback_metrics), "epoch": self.last_epoch}
+        self.write()
 
-    def write(self, trainer: L.Trainer) -> None:
-        final = {**_scalars(trainer.callback_metrics), "epoch": self.last_epoch}
-        write_json_atomic(self.path, {"monitor": self.monitor, "mode": self.mode, "best": self.best, "final": final})
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The test set's metrics, with the checkpoint they come from (the best on validation, when there is one)."""
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        self.test = {**_scalars(trainer.callback_metrics, "test/"), "checkpoint": best or "final weights"}
+        self.write()
+
+    def write(self, trainer: L.Trainer | None = None) -> None:
+        if trainer is not None:
+            self.final = {**_scalars(trainer.callback_metrics), "epoch": self.last_epoch}
+        report = {"monitor": self.monitor, "mode": self.mode, "best": self.best, "final": self.final}
+        if self.test:
+            report["test"] = self.test
+        write_json_atomic(self.path, report)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}

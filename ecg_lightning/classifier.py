@@ -1,27 +1,44 @@
-"""The one LightningModule: training, validation and prediction logic for any beat-classifier network."""
+"""The one LightningModule: training, validation, test and prediction logic for any beat-classifier network."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torchmetrics import MaxMetric, MinMetric
 
-from ecg_lightning.metrics import beat_metrics
+from ecg_lightning.metrics import beat_metrics, metric_names
+
+CLASS_WEIGHTINGS = ("balanced", "sqrt_balanced")
+
+
+def balanced_weights(counts: torch.Tensor, how: str) -> torch.Tensor:
+    """Class weights inversely proportional to the class counts ("balanced") or to their square root
+    ("sqrt_balanced", gentler on very rare classes), scaled so the first (normal) class weighs 1."""
+    weight = counts.sum() / (len(counts) * counts.double().clamp(min=1))
+    if how == "sqrt_balanced":
+        weight = weight.sqrt()
+    return (weight / weight[0]).float()
 
 
 class BeatClassifier(L.LightningModule):
-    """Binary normal/abnormal beat classifier around an injected network that outputs one logit per window.
+    """Beat classifier around an injected network: one logit per window for two classes, one per class otherwise.
+
+    Two classes (normal/abnormal) train with binary cross-entropy on one logit, as the study did; more classes
+    (AAMI N, S, V, F, Q) with cross-entropy. The rest (metrics, best-value tracking, test, prediction) is one path.
 
     Args:
-        net: the network (``models/``), chosen by config.
+        net: the network (``models/``), chosen by config; it outputs 1 logit for 2 classes, else one per class.
         optimizer: partial optimizer, called with the parameters.
         scheduler: optional partial LR scheduler, called with the optimizer.
-        pos_weight: weight of the abnormal class in the BCE loss: a number, "balanced" (normal/abnormal
-            ratio of the training windows, set at fit start) or None (unweighted, as in the study).
-        threshold: probability above which a beat is called abnormal.
+        classes: class names in label order (from the data config's label set); the first is the normal class.
+        class_weight: loss weight per class: a list, "balanced" / "sqrt_balanced" (from the training windows'
+            class counts, set at fit start) or None (unweighted, as in the study). With two classes this is BCE's
+            ``pos_weight`` = weight[1] / weight[0].
+        threshold: with two classes, the probability above which a beat is called abnormal.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
 
@@ -30,27 +47,35 @@ class BeatClassifier(L.LightningModule):
         net: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        pos_weight: float | str | None = None,
+        classes: Sequence[str] = ("normal", "abnormal"),
+        class_weight: str | Sequence[float] | None = None,
         threshold: float = 0.5,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
     ) -> None:
         super().__init__()
-        metrics = beat_metrics(threshold)
-        if monitor.removeprefix("val/") not in metrics:
-            raise ValueError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {list(metrics)}")
+        classes = list(classes)
+        metrics = beat_metrics(classes, threshold)
+        known = metric_names(classes)
+        if monitor.removeprefix("val/") not in known:
+            raise ValueError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {known}")
+        if isinstance(class_weight, str) and class_weight not in CLASS_WEIGHTINGS:
+            raise ValueError(f"class_weight={class_weight!r}; use a list of weights, one of {CLASS_WEIGHTINGS} or null")
+        if class_weight is not None and not isinstance(class_weight, str) and len(class_weight) != len(classes):
+            raise ValueError(f"class_weight has {len(class_weight)} weights for {len(classes)} classes {classes}")
         # optimizer/scheduler factories stay out of the checkpoint, which then loads with weights_only=True
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        if isinstance(pos_weight, str) and pos_weight != "balanced":
-            raise ValueError(f"pos_weight={pos_weight!r}; use a number, 'balanced' or null")
-        # a buffer, so a resumed or evaluated model keeps the weight it was trained with
-        weight = 1.0 if pos_weight in (None, "balanced") else float(pos_weight)
-        self.loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
+        self.binary = len(classes) == 2
+        # a buffer, so a resumed or evaluated model keeps the weights it was trained with
+        weight = torch.ones(len(classes)) if class_weight is None or isinstance(class_weight, str) else \
+            torch.tensor([float(w) for w in class_weight])
+        self.register_buffer("class_weight", weight)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
         self.val_best = MaxMetric() if mode == "max" else MinMetric()
         self.val_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best
 
@@ -58,14 +83,25 @@ class BeatClassifier(L.LightningModule):
         """Logits from the network's inputs: the windows, plus RR features when the data serves them."""
         return self.net(*inputs)
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """P(abnormal) per beat for two classes, else class probabilities (batch, classes)."""
+        return torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=-1)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.binary:
+            pos_weight = self.class_weight[1] / self.class_weight[0]
+            return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=pos_weight)
+        return F.cross_entropy(logits, target, weight=self.class_weight)
+
     def _step(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         *inputs, y = batch
         logits = self(*inputs)
-        return self.loss(logits, y), torch.sigmoid(logits.detach()), y.long()
+        return self.loss(logits, y), self.probabilities(logits.detach()), y
 
     def on_fit_start(self) -> None:
-        if self.hparams.pos_weight == "balanced" and self.trainer.ckpt_path is None:
-            self.loss.pos_weight.fill_(self.trainer.datamodule.abnormal_weight)
+        if isinstance(self.hparams.class_weight, str) and self.trainer.ckpt_path is None:
+            counts = torch.as_tensor(self.trainer.datamodule.class_counts())
+            self.class_weight.copy_(balanced_weights(counts, self.hparams.class_weight))
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         loss, probs, target = self._step(batch)
@@ -90,9 +126,18 @@ class BeatClassifier(L.LightningModule):
             self.val_best(values[self.hparams.monitor])
         self.log(f"{self.hparams.monitor}_best", self.val_best.compute(), prog_bar=True)
 
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        loss, probs, target = self._step(batch)
+        self.test_metrics.update(probs, target)
+        self.log("test/loss", loss, on_step=False, on_epoch=True, batch_size=len(target))
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         *inputs, _ = batch
-        return torch.sigmoid(self(*inputs))
+        return self.probabilities(self(*inputs))
 
     def configure_optimizers(self) -> dict:
         optimizer = self.optimizer_factory(params=self.parameters())
@@ -100,3 +145,4 @@ class BeatClassifier(L.LightningModule):
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor}}
+

@@ -1,14 +1,22 @@
-"""Where the Hydra configs are and the OmegaConf resolvers they use."""
+"""Where the Hydra configs are and the OmegaConf resolvers they use to size models from the data config."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
+
+from ecg_lightning.data.rr import rr_feature_names
 
 _PACKAGE = Path(__file__).resolve().parent
 # Inside an installed wheel the configs ship as ecg_lightning/conf; in a source checkout they are ../conf.
 CONFIG_DIR = next(p for p in (_PACKAGE / "conf", _PACKAGE.parent / "conf") if p.is_dir())
+
+
+def configured_label_sets(data: str = "mitdb") -> dict:
+    """The label sets of a data config (``conf/data/<data>.yaml``), for building a DataModule outside Hydra."""
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / f"{data}.yaml").label_sets)
 
 
 def window_samples(window_s: float, fs: float) -> int:
@@ -16,8 +24,35 @@ def window_samples(window_s: float, fs: float) -> int:
     return 2 * int(round(float(window_s) * float(fs)))
 
 
+def n_channels(lead: Any, templates: bool = False) -> int:
+    """Input channels for ``data.lead``: one, or one per listed lead; twice that with the record templates."""
+    leads = len(lead) if OmegaConf.is_list(lead) or isinstance(lead, (list, tuple)) else 1
+    return 2 * leads if templates else leads
+
+
+def class_names(label_sets: Any, labels: str) -> list[str]:
+    """The class names of the chosen label set, in label order."""
+    if labels not in label_sets:
+        raise ValueError(f"data.labels={labels!r}; choose one of data.label_sets: {list(label_sets)}")
+    return [str(c) for c in label_sets[labels]]
+
+
+def n_outputs(label_sets: Any, labels: str) -> int:
+    """Logits the network outputs: one for two classes (sigmoid), else one per class (softmax)."""
+    k = len(class_names(label_sets, labels))
+    return 1 if k == 2 else k
+
+
+def n_rr(rr_features: Any) -> int:
+    """RR features the data serves (``data.rr_features``)."""
+    spec = OmegaConf.to_object(rr_features) if OmegaConf.is_config(rr_features) else rr_features
+    return len(rr_feature_names(spec))
+
+
 def register_resolvers() -> None:
-    OmegaConf.register_new_resolver("window_samples", window_samples, replace=True)
+    for name, fn in {"window_samples": window_samples, "n_channels": n_channels, "class_names": class_names,
+                     "n_outputs": n_outputs, "n_rr": n_rr}.items():
+        OmegaConf.register_new_resolver(name, fn, replace=True)
 
 
 register_resolvers()

@@ -17,7 +17,12 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig
 
 from ecg_lightning import report
-from ecg_lightning.checkpoint import CheckpointError, build_model, checkpoint_config, load_checkpoint
+from ecg_lightning.checkpoint import (
+    CheckpointError,
+    build_model,
+    checkpoint_config,
+    load_checkpoint,
+)
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.errors import exit_on_input_error
@@ -25,7 +30,7 @@ from ecg_lightning.errors import exit_on_input_error
 log = logging.getLogger(__name__)
 
 MACHINE_KEYS = ("root", "cache_dir", "download")  # where the data is on this machine, not part of the run
-INPUT_KEYS = ("lead", "fs", "band", "window_s", "rr_features", "normal", "abnormal")
+INPUT_KEYS = ("lead", "fs", "band", "window_s", "templates", "rr_features", "labels", "label_sets")
 
 
 def data_overrides(cfg: DictConfig) -> list[str]:
@@ -77,18 +82,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
     threshold = cfg.threshold if cfg.threshold is not None else models[0].hparams.threshold
 
-    metrics = report.binary_report(probs, labels, threshold)
-    rows = report.per_record(data.beats.record, datamodule.records.names, probs, labels, threshold)
+    classes = datamodule.class_names
+    metrics = report.metrics_report(probs, labels, classes, threshold)
+    rows = report.per_record(data.beats.record, datamodule.records.names, probs, labels, classes, threshold)
     records = sorted({r["record"] for r in rows})
     paths = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
     result = {"checkpoint": paths, "side": cfg.side, "records": records, **metrics}
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
-    report.write_atomic(out_dir / "per_record.csv", report.rows_to_csv(rows, report.PER_RECORD_COLUMNS))
-    symbols = report.per_symbol(data.beats.symbol, probs, labels, threshold)
-    report.write_atomic(out_dir / "per_symbol.csv", report.rows_to_csv(symbols, report.PER_SYMBOL_COLUMNS))
+    report.write_atomic(out_dir / "per_record.csv", report.rows_to_csv(rows, report.per_record_columns(classes)))
+    symbols = report.per_symbol(data.beats.symbol, probs, labels, classes, threshold)
+    report.write_atomic(out_dir / "per_symbol.csv", report.rows_to_csv(symbols, report.per_symbol_columns(classes)))
     logger = TensorBoardLogger(save_dir=str(out_dir), name="", version="", default_hp_metric=False)
     logger.log_metrics({f"{cfg.side}/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=0)
-    for name, fig in report.figures(probs, labels, threshold).items():
+    for name, fig in report.figures(probs, labels, classes, threshold).items():
         report.save_figure(fig, out_dir / f"{name}.png")
         logger.experiment.add_figure(f"{cfg.side}/{name}", fig, close=True)
     logger.finalize("success")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,84 +16,121 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
-from torchmetrics.classification import BinaryConfusionMatrix, BinaryROC  # noqa: E402
+from torchmetrics.classification import (  # noqa: E402
+    BinaryConfusionMatrix,
+    BinaryROC,
+    MulticlassConfusionMatrix,
+    MulticlassROC,
+)
 from tqdm.auto import tqdm  # noqa: E402
 
 from ecg_lightning.metrics import beat_metrics  # noqa: E402
 
-PER_RECORD_COLUMNS = ("record", "beats", "abnormal_fraction", "sensitivity", "specificity", "accuracy")
-PER_SYMBOL_COLUMNS = ("symbol", "label", "beats", "called_abnormal", "accuracy")
-
 
 @torch.inference_mode()
 def predict_proba(module: torch.nn.Module, loader: DataLoader, desc: str = "Predicting") -> tuple[np.ndarray, np.ndarray]:
-    """Probability of "abnormal" and the label of every window of ``loader``, in loader order."""
+    """Probabilities and the label of every window of ``loader``, in loader order.
+
+    Probabilities are P(abnormal) per window for a binary model, (windows, classes) otherwise.
+    """
     was_training = module.training
     module.eval()
     device = next(module.parameters()).device
     probs, labels = [], []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
         *inputs, y = batch
-        probs.append(torch.sigmoid(module(*(t.to(device) for t in inputs))).float().cpu())
+        probs.append(module.probabilities(module(*(t.to(device) for t in inputs))).float().cpu())
         labels.append(y)
     module.train(was_training)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
 
 
-def binary_report(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
-    """All beat metrics plus the confusion matrix [[TN, FP], [FN, TP]]."""
+def predicted_class(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Class index per beat: P(abnormal) >= threshold for a binary model, else the most probable class."""
+    return (probs >= threshold).astype(np.int64) if probs.ndim == 1 else probs.argmax(axis=1)
+
+
+def class_probabilities(probs: np.ndarray) -> np.ndarray:
+    """(beats, classes) probabilities, also for a binary model's P(abnormal)."""
+    return np.column_stack([1 - probs, probs]) if probs.ndim == 1 else probs
+
+
+def metrics_report(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5) -> dict[str, Any]:
+    """All beat metrics (metrics.beat_metrics) plus the confusion matrix (rows: reference, columns: predicted)."""
     p, y = torch.from_numpy(probs), torch.from_numpy(labels)
-    report: dict[str, Any] = {k: float(v) for k, v in beat_metrics(threshold)(p, y).items()}
-    report["confusion_matrix"] = BinaryConfusionMatrix(threshold)(p, y).tolist()
+    report: dict[str, Any] = {k: float(v) for k, v in beat_metrics(classes, threshold)(p, y).items()}
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted_class(probs, threshold)), 1)
+    report["confusion_matrix"] = confusion.tolist()
+    report["classes"] = list(classes)
     report["beats"] = int(len(labels))
     report["threshold"] = threshold
     return report
 
 
 def per_record(record: np.ndarray, names: tuple[str, ...], probs: np.ndarray, labels: np.ndarray,
-               threshold: float = 0.5) -> list[dict[str, Any]]:
-    """Beats, abnormal fraction, sensitivity, specificity and accuracy per record (NaN where undefined)."""
+               classes: Sequence[str], threshold: float = 0.5) -> list[dict[str, Any]]:
+    """Per record: beats, abnormal fraction, accuracy, and per class its beats and sensitivity (NaN where undefined)."""
     n = len(names)
-    pred = probs >= threshold
+    correct = predicted_class(probs, threshold) == labels
 
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(record, weights=mask.astype(np.float64), minlength=n)
 
-    beats, positives = count(np.ones_like(pred)), count(labels == 1)
-    tp, tn = count(pred & (labels == 1)), count(~pred & (labels == 0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        columns = (beats, positives / beats, tp / positives, tn / (beats - positives), (tp + tn) / beats)
-    present = np.flatnonzero(beats > 0)
-    return [{"record": names[i], **{c: round(float(v[i]), 4) for c, v in zip(PER_RECORD_COLUMNS[1:], columns)},
-             "beats": int(beats[i])} for i in present]
+    beats = count(np.ones_like(correct))
+    columns = {"abnormal_fraction": count(labels != 0) / np.maximum(beats, 1), "accuracy": count(correct) / np.maximum(beats, 1)}
+    for k, name in enumerate(classes):
+        of_class = count(labels == k)
+        columns[f"n_{name}"] = of_class
+        with np.errstate(invalid="ignore", divide="ignore"):
+            columns[f"se_{name}"] = count(correct & (labels == k)) / of_class
+    rows = []
+    for i in np.flatnonzero(beats > 0):
+        row: dict[str, Any] = {"record": names[i], "beats": int(beats[i])}
+        row.update({c: int(v[i]) if c.startswith("n_") else round(float(v[i]), 4) for c, v in columns.items()})
+        rows.append(row)
+    return rows
 
 
-def per_symbol(symbol: np.ndarray, probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> list[dict[str, Any]]:
-    """Per annotation symbol (beat type): how many, and how often called abnormal: which beat types are missed."""
+def per_record_columns(classes: Sequence[str]) -> tuple[str, ...]:
+    return ("record", "beats", "abnormal_fraction", "accuracy", *[f"n_{c}" for c in classes], *[f"se_{c}" for c in classes])
+
+
+def per_symbol(symbol: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+               threshold: float = 0.5) -> list[dict[str, Any]]:
+    """Per annotation symbol (beat type): its class, how many, how often called each class: which beat types are missed."""
     kinds, which = np.unique(symbol, return_inverse=True)
     beats = np.bincount(which, minlength=len(kinds))
-    called = np.bincount(which, weights=(probs >= threshold).astype(np.float64), minlength=len(kinds))
-    label = np.bincount(which, weights=labels.astype(np.float64), minlength=len(kinds)) / beats
+    predicted = predicted_class(probs, threshold)
     rows = []
     for k, kind in enumerate(kinds):
-        abnormal = label[k] >= 0.5
-        rate = called[k] / beats[k]
-        rows.append({"symbol": str(kind), "label": "abnormal" if abnormal else "normal", "beats": int(beats[k]),
-                     "called_abnormal": round(float(rate), 4), "accuracy": round(float(rate if abnormal else 1 - rate), 4)})
+        of_kind = which == k
+        label = int(np.bincount(labels[of_kind]).argmax())
+        called = np.bincount(predicted[of_kind], minlength=len(classes)) / beats[k]
+        rows.append({"symbol": str(kind), "class": classes[label], "beats": int(beats[k]),
+                     "accuracy": round(float(called[label]), 4),
+                     **{f"called_{c}": round(float(called[j]), 4) for j, c in enumerate(classes)}})
     return sorted(rows, key=lambda r: -r["beats"])
 
 
-def figures(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, plt.Figure]:
-    """Confusion-matrix and ROC figures, drawn by torchmetrics."""
+def per_symbol_columns(classes: Sequence[str]) -> tuple[str, ...]:
+    return ("symbol", "class", "beats", "accuracy", *[f"called_{c}" for c in classes])
+
+
+def figures(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5) -> dict[str, plt.Figure]:
+    """Confusion-matrix and ROC (one-vs-rest for several classes) figures, drawn by torchmetrics."""
     p, y = torch.from_numpy(probs), torch.from_numpy(labels)
-    confusion = BinaryConfusionMatrix(threshold)
+    classes = list(classes)
+    if len(classes) == 2:
+        confusion, roc = BinaryConfusionMatrix(threshold), BinaryROC()
+    else:
+        confusion, roc = MulticlassConfusionMatrix(len(classes)), MulticlassROC(len(classes))
     confusion.update(p, y)
-    cm_fig, cm_ax = confusion.plot(labels=["normal", "abnormal"])
+    cm_fig, cm_ax = confusion.plot(labels=classes)
     cm_ax.set_title("Confusion matrix (rows: reference)")
-    roc = BinaryROC()
     roc.update(p, y)
-    roc_fig, roc_ax = roc.plot(score=True)
-    roc_ax.set_title("ROC: abnormal vs normal beats")
+    roc_fig, roc_ax = roc.plot(score=True) if len(classes) == 2 else roc.plot(score=True, labels=classes)
+    roc_ax.set_title("ROC: abnormal vs normal beats" if len(classes) == 2 else "ROC: each class vs the rest")
     return {"confusion_matrix": cm_fig, "roc": roc_fig}
 
 

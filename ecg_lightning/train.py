@@ -53,7 +53,7 @@ def resume_into_run_dir(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit the configured model on the configured data; return the final logged metrics."""
+    """Fit the configured model on the configured data, test it when the split has a test set; return the metrics."""
     if cfg.get("ckpt_path"):
         resume_into_run_dir(cfg)
     if cfg.get("seed") is not None:
@@ -69,7 +69,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     log_hparams(loggers, cfg, metrics)
     log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")})
+    if getattr(datamodule, "test_records", None):
+        metrics.update(test_best(trainer, model, datamodule))
     return metrics
+
+
+def test_best(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
+    """Score the test set (e.g. DS2) once, with the checkpoint that was best on validation (else the final weights)."""
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    log.info("Testing %s on %d test records", best or "the final weights", len(datamodule.test_records))
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    return {k: float(v) for k, v in results[0].items()}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

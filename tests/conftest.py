@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from ecg_lightning.config import CONFIG_DIR
+from ecg_lightning.config import CONFIG_DIR, configured_label_sets
 
 FS = 360
 DURATION_S = 30
@@ -23,16 +23,39 @@ FRACTIONS = {
     "104": 0.3, "105": 0.4, "106": 0.5, "107": 0.35,
     "108": 0.7, "109": 0.8, "201": 0.9, "202": 0.65,
 }
+# the label sets as configured (the config is the spec: tests/test_labels.py checks it against the study and AAMI)
+LABEL_SETS = configured_label_sets()
+STUDY, AAMI = LABEL_SETS["study"], LABEL_SETS["aami"]
 TEST_WINDOW_S = 0.5  # 180 samples each side: fast tests, and beats near the edges get dropped
 
 
-def synthetic_signal(n: int, fs: float, beats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Two leads: QRS-like pulses at ``beats`` over baseline wander and noise, with offsets and gains far
+# Beat shapes by annotation symbol, so that every class is learnable in a few dozen steps (the test trainings
+# must learn, or best-epoch, threshold and per-class code is only ever run on a model that calls every beat normal):
+# (amplitude, width s, second bump's amplitude, its delay s) on lead 0; lead 1 shows the same beat inverted, smaller.
+BEAT_SHAPES = {
+    "N": (1.0, 0.012, 0.0, 0.0),   # narrow upright QRS
+    "L": (1.0, 0.012, 0.9, 0.05),  # notched: bundle branch block (AAMI N, study abnormal)
+    "A": (2.5, 0.012, 0.0, 0.0),   # tall and narrow (S)
+    "V": (-2.0, 0.045, 0.0, 0.0),  # wide, inverted (V)
+    "F": (1.5, 0.030, -1.0, 0.06), # wide with an inverted second bump (F)
+    "/": (0.5, 0.040, 2.0, -0.04), # pacing spike before a wide complex (Q)
+}
+ABNORMAL_SYMBOLS = ("V", "A", "L", "/", "F")
+
+
+def synthetic_signal(n: int, fs: float, beats: np.ndarray, symbols: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Two leads: class-shaped QRS complexes at ``beats`` over baseline wander and noise, with offsets and gains far
     from zero-mean/unit-variance so that standardization shows."""
     t = np.arange(n) / fs
     qrs = np.zeros(n)
-    qrs[beats] = 1.0
-    qrs = np.convolve(qrs, np.exp(-0.5 * (np.arange(-20, 21) / (0.012 * fs)) ** 2), mode="same")
+    offsets = np.arange(-int(0.25 * fs), int(0.25 * fs) + 1)
+    for symbol, (height, width, bump, delay) in BEAT_SHAPES.items():
+        kernel = height * np.exp(-0.5 * (offsets / (width * fs)) ** 2)
+        if bump:
+            kernel += bump * np.exp(-0.5 * ((offsets - delay * fs) / (0.012 * fs)) ** 2)
+        impulses = np.zeros(n)
+        impulses[beats[symbols == symbol]] = 1.0
+        qrs += np.convolve(impulses, kernel, mode="same")
     lead0 = 5.0 + 0.5 * np.sin(2 * np.pi * 0.3 * t) + 3.0 * qrs + rng.normal(0, 0.05, n)
     lead1 = -1.0 + 0.2 * np.cos(2 * np.pi * 0.2 * t) - 1.0 * qrs + rng.normal(0, 0.05, n)
     return np.column_stack([lead0, lead1])
@@ -46,15 +69,18 @@ def write_record(
     sig_name: tuple[str, str] = ("MLII", "V1"),
     fs: int = FS,
     duration_s: float = DURATION_S,
+    abnormal_symbols: tuple[str, ...] = ABNORMAL_SYMBOLS,
 ) -> None:
-    """One record with beats every 0.8 s (first at 0.3 s) and a few non-beat annotations."""
+    """One record with beats every 0.8 s (first at 0.3 s), abnormal beats of ``abnormal_symbols`` shaped as in
+    BEAT_SHAPES, and a few non-beat annotations."""
     n = int(duration_s * fs)
     beats = np.arange(int(0.3 * fs), n, int(BEAT_EVERY * fs / FS))
-    wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=list(sig_name), p_signal=synthetic_signal(n, fs, beats, rng),
-                fmt=["212", "212"], write_dir=str(root))
     symbols = np.array(["N"] * len(beats), dtype=object)
     n_abnormal = int(round(abnormal_fraction * len(beats)))
-    symbols[rng.choice(len(beats), n_abnormal, replace=False)] = rng.choice(["V", "A", "L", "/"], n_abnormal)
+    symbols[rng.choice(len(beats), n_abnormal, replace=False)] = rng.choice(list(abnormal_symbols), n_abnormal)
+    wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=list(sig_name),
+                p_signal=synthetic_signal(n, fs, beats, symbols.astype(str), rng), fmt=["212", "212"],
+                write_dir=str(root))
     extra = beats[1:4:2] + 20  # rhythm / noise annotations: not beats
     samples = np.concatenate([beats, extra])
     order = np.argsort(samples)

@@ -3,48 +3,140 @@ import logging
 import numpy as np
 import pytest
 import torch
+import wfdb
+from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S
 
-from conftest import FRACTIONS, TEST_WINDOW_S
 from ecg_lightning.data import MITBIHDataModule
-from ecg_lightning.data.labels import label_beats
-from ecg_lightning.data.records import read_database
+from ecg_lightning.errors import InputError
+
+# de Chazal 2004, written out here independently of conf/data/mitdb.yaml
+DS1 = "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
+DS2 = "100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split()
+PACED = ["102", "104", "107", "217"]
+AAMI_BEATS = ["N", "L", "R", "e", "j", "A", "a", "J", "S", "V", "E", "F", "/", "f", "Q"]
 
 
 def make_dm(tiny_db, tmp_path, **kwargs):
-    return MITBIHDataModule(tiny_db, window_s=TEST_WINDOW_S, cache_dir=tmp_path, batch_size=16, **kwargs)
+    kwargs = {"window_s": TEST_WINDOW_S, "cache_dir": tmp_path, "batch_size": 16, "label_sets": LABEL_SETS, **kwargs}
+    return MITBIHDataModule(tiny_db, **kwargs)
+
+
+def beats_of(root, names, symbols, half=180):
+    """(record, sample, symbol) of the beats whose window fits, read with wfdb directly."""
+    rows = []
+    for name in names:
+        ann, n = wfdb.rdann(str(root / name), "atr"), wfdb.rdheader(str(root / name)).sig_len
+        for s, sym in zip(ann.sample, ann.symbol):
+            if sym in symbols and s >= half and s + half <= n:
+                rows.append((name, int(s), sym))
+    return rows
 
 
 def test_setup_serves_split_windows(tiny_db, tmp_path, caplog):
     dm = make_dm(tiny_db, tmp_path)
     with caplog.at_level(logging.INFO):
         dm.setup("fit")
-    assert not set(dm.train_records) & set(dm.val_records)
+    assert not set(dm.train_records) & set(dm.val_records) and dm.test_records == []
     assert sorted(dm.train_records + dm.val_records) == sorted(FRACTIONS)
     assert len(dm.val_records) == 3
-    db = read_database(tiny_db, list(FRACTIONS), 0, 360.0)
-    keep = (label_beats(db.ann_symbol) >= 0) & (db.ann_sample >= 180) & (db.ann_sample + 180 <= db.lengths[db.ann_record])
-    in_train = np.isin(np.asarray(db.names)[db.ann_record], dm.train_records)
-    assert len(dm.train_dataloader().dataset) == int((keep & in_train).sum())
-    assert len(dm.val_dataloader().dataset) == int((keep & ~in_train).sum())
+    symbols = LABEL_SETS["study"]["normal"] + LABEL_SETS["study"]["abnormal"]
+    assert len(dm.train_dataloader().dataset) == len(beats_of(tiny_db, dm.train_records, symbols))
+    assert len(dm.val_dataloader().dataset) == len(beats_of(tiny_db, dm.val_records, symbols))
     x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == (16, 1, 360) and y.shape == (16,) and set(y.tolist()) <= {0.0, 1.0}
+    assert x.shape == (16, 1, 360) and y.shape == (16,) and y.dtype == torch.int64 and set(y.tolist()) <= {0, 1}
     assert "train: 9 records" in caplog.text and "val: 3 records" in caplog.text and "abnormal" in caplog.text
 
 
 def test_val_loader_is_ordered_and_complete(tiny_db, tmp_path):
     dm = make_dm(tiny_db, tmp_path)
     dm.setup()
+    expected = [(r, s, int(sym not in ("N", "."))) for r, s, sym in beats_of(tiny_db, dm.val_records, "NVALF/")]
+    expected.sort(key=lambda t: (list(dm.records.names).index(t[0]), t[1]))
     ys = torch.cat([y for _, y in dm.val_dataloader()])
-    torch.testing.assert_close(ys, torch.from_numpy(dm.data_val.labels))
+    assert ys.tolist() == [label for _, _, label in expected]
+
+
+def test_validation_is_never_augmented(tiny_db, tmp_path):
+    dm = make_dm(tiny_db, tmp_path, augment={"jitter_s": 0.1, "scale": 0.3, "noise": 0.5})
+    dm.setup()
+    plain = make_dm(tiny_db, tmp_path)
+    plain.setup()
+    for (xa, _), (xb, _) in zip(dm.val_dataloader(), plain.val_dataloader()):
+        torch.testing.assert_close(xa, xb, rtol=0, atol=0)
+    xa, _ = next(iter(dm.train_dataloader()))
+    xb, _ = next(iter(plain.train_dataloader()))
+    assert not torch.allclose(xa, xb)
+
+
+def test_every_epoch_is_shuffled_differently(tiny_db, tmp_path):
+    dm = make_dm(tiny_db, tmp_path)
+    dm.setup()
+    orders = []
+    for epoch in range(3):
+        dm._current_epoch = lambda e=epoch: e
+        orders.append(list(iter(dm.train_dataloader().sampler)))
+    assert sorted(orders[0]) == list(range(len(dm.data_train)))
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+    dm._current_epoch = lambda: 1
+    assert list(iter(dm.train_dataloader().sampler)) == orders[1]  # the same epoch, the same order (resume)
 
 
 def test_lead_by_name_and_patient_split(tiny_db, tmp_path):
     dm = make_dm(tiny_db, tmp_path, lead="V1", split="patient")
     dm.setup()
-    assert set(dm.records.leads) == {"V1"}
+    assert set(dm.records.leads) == {("V1",)}
     assert ("201" in dm.train_records) == ("202" in dm.train_records)
 
 
-def test_bad_split_name(tiny_db, tmp_path):
+def test_kfold_and_records_through_the_datamodule(tiny_db, tmp_path):
+    vals = []
+    for fold in range(3):
+        dm = make_dm(tiny_db, tmp_path, split="kfold", fold=fold, n_folds=3, records=list(FRACTIONS)[:9] + ["201", "202"])
+        dm.setup()
+        assert sorted(dm.train_records + dm.val_records) == sorted(list(FRACTIONS)[:9] + ["201", "202"])
+        vals.append(dm.val_records)
+    assert sorted(sum(vals, [])) == sorted(list(FRACTIONS)[:9] + ["201", "202"])
+
+
+def test_ds1ds2_split_keeps_ds2_for_test_and_no_subject_or_paced_record_leaks(tiny_db, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        dm = make_dm(tiny_db, tmp_path, split="ds1ds2", ds1=DS1, ds2=DS2, labels="aami", pad_edges=True)
+        dm.setup()
+    present = set(FRACTIONS)
+    assert dm.test_records == [r for r in FRACTIONS if r in DS2]  # 100 103 105 202
+    assert set(dm.train_records + dm.val_records) == (present & set(DS1)) - {"201"}  # 201: same man as 202 (DS2)
+    assert "['201'] share a subject with test records" in caplog.text
+    assert not set(dm.train_records + dm.val_records + dm.test_records) & set(PACED)
+    assert len(dm.val_records) == 1 and not set(dm.train_records) & set(dm.val_records)
+    # every AAMI beat of the test records is scored, edge beats included (padded)
+    expected = sum(int(np.isin(wfdb.rdann(str(tiny_db / r), "atr").symbol, AAMI_BEATS).sum()) for r in DS2 if r in present)
+    assert len(dm.data_test) == expected
+    x, y = next(iter(dm.test_dataloader()))
+    assert y.dtype == torch.int64 and set(y.tolist()) <= set(range(5))
+    assert dm.class_names == ["N", "S", "V", "F", "Q"]
+
+
+def test_ds1ds2_inner_kfold_carves_validation_from_ds1(tiny_db, tmp_path):
+    vals = []
+    for fold in range(2):
+        dm = make_dm(tiny_db, tmp_path, split="ds1ds2", ds1=DS1, ds2=DS2, inner_split="kfold", fold=fold, n_folds=2)
+        dm.setup()
+        vals += dm.val_records
+        assert dm.test_records == ["100", "103", "105", "202"]
+    assert sorted(vals) == ["101", "106", "108", "109"]
+
+
+def test_bad_settings_are_named(tiny_db, tmp_path):
     with pytest.raises(ValueError, match="data.split='random'"):
         make_dm(tiny_db, tmp_path, split="random")
+    with pytest.raises(ValueError, match="data.labels='bogus'"):
+        make_dm(tiny_db, tmp_path, labels="bogus")
+    with pytest.raises(ValueError, match="needs the record lists data.ds1"):
+        make_dm(tiny_db, tmp_path, split="ds1ds2")
+    dm = make_dm(tiny_db, tmp_path)
+    dm.setup()
+    with pytest.raises(InputError, match="side=test: this split has no test set"):
+        dm.eval_dataset("test")
+    with pytest.raises(InputError, match="side='dev'"):
+        dm.eval_dataset("dev")
+    assert len(dm.eval_dataset("all")) == len(dm.data_train) + len(dm.data_val)

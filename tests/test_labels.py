@@ -1,19 +1,45 @@
+"""Labels: the label sets in conf/data/mitdb.yaml are the spec, checked against the values written out here."""
+
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
-from ecg_lightning.data.labels import ABNORMAL, DROPPED, NORMAL, STUDY_ABNORMAL, label_beats
+from ecg_lightning.config import CONFIG_DIR
+from ecg_lightning.data.labels import DROPPED, check_classes, label_beats
+
+# The study, spelled out independently of the code and config.
+STUDY_NORMAL = ["N", "."]
+STUDY_ABNORMAL = ["L", "R", "B", "A", "a", "J", "S", "V", "r", "F", "e", "j", "n", "E", "/", "f", "Q", "?"]
+# AAMI EC57 classes (de Chazal 2004).
+AAMI = {"N": ["N", "L", "R", "e", "j"], "S": ["A", "a", "J", "S"], "V": ["V", "E"], "F": ["F"], "Q": ["/", "f", "Q"]}
+NOT_BEATS = ["+", "~", "|", "x", "!", "[", "]", '"']
 
 
-def test_study_labelling_of_every_symbol():
-    symbols = np.array(["N", ".", *STUDY_ABNORMAL, "+", "~", "|", "x", "!", "[", "]", '"'])
-    labels = label_beats(symbols)
-    assert list(labels[:2]) == [NORMAL, NORMAL]
-    assert (labels[2 : 2 + len(STUDY_ABNORMAL)] == ABNORMAL).all()
-    assert (labels[2 + len(STUDY_ABNORMAL) :] == DROPPED).all()
+@pytest.fixture(scope="module")
+def label_sets():
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / "mitdb.yaml").label_sets)
 
 
-def test_custom_classes_and_overlap_rejected():
-    labels = label_beats(np.array(["N", "V", "A"]), normal=["N", "A"], abnormal=["V"])
-    assert list(labels) == [NORMAL, ABNORMAL, NORMAL]
-    with pytest.raises(ValueError, match="both normal and abnormal"):
-        label_beats(np.array(["N"]), normal=["N"], abnormal=["N"])
+def test_config_label_sets_are_the_studys_and_aamis(label_sets):
+    assert label_sets["study"] == {"normal": STUDY_NORMAL, "abnormal": STUDY_ABNORMAL}
+    assert list(label_sets["aami"]) == ["N", "S", "V", "F", "Q"]  # class order = label index
+    assert label_sets["aami"] == AAMI
+
+
+def test_study_labelling_of_every_symbol(label_sets):
+    symbols = np.array([*STUDY_NORMAL, *STUDY_ABNORMAL, *NOT_BEATS])
+    expected = [0] * 2 + [1] * len(STUDY_ABNORMAL) + [DROPPED] * len(NOT_BEATS)
+    np.testing.assert_array_equal(label_beats(symbols, label_sets["study"]), expected)
+
+
+def test_aami_labelling_by_hand(label_sets):
+    symbols = np.array(["N", "L", "A", "V", "E", "F", "/", "f", "Q", "j", "S", ".", "?", "B", "+", "R", "a", "J", "e"])
+    expected = [0, 0, 1, 2, 2, 3, 4, 4, 4, 0, 1, -1, -1, -1, -1, 0, 1, 1, 0]  # "." "?" "B" are not AAMI beats
+    np.testing.assert_array_equal(label_beats(symbols, label_sets["aami"]), expected)
+
+
+def test_overlap_and_single_class_rejected():
+    with pytest.raises(ValueError, match="'N' is listed in both class 'a' and 'b'"):
+        check_classes({"a": ["N"], "b": ["V", "N"]})
+    with pytest.raises(ValueError, match="at least two classes"):
+        check_classes({"a": ["N"]})

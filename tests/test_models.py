@@ -43,18 +43,49 @@ def test_same_padding_matches_keras():
     assert features(x).tolist() == [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]  # out[t] = x[t-1]
 
 
-def test_cnn_lstm_sees_sub_sequences_in_time_order():
-    """Changing only the last quarter of the window changes the output; the LSTM runs over 4 steps."""
+@pytest.mark.parametrize("leads", [1, 2])
+def test_cnn_lstm_sees_sub_sequences_in_time_order(leads):
+    """LSTM step t gets the CNN features of exactly the t-th quarter of the window (all leads of it)."""
     torch.manual_seed(0)
-    net = StudyCNNLSTM(input_length=360).eval()
-    x = torch.randn(1, 1, 360)
-    y = x.clone()
-    y[..., 270:] += 1.0
-    assert not torch.allclose(net(x), net(y))
+    net = StudyCNNLSTM(input_length=360, in_channels=leads).eval()
+    x = torch.randn(3, leads, 360)
     steps = []
-    net.lstm.register_forward_hook(lambda m, inp, out: steps.append(inp[0].shape))
+    net.lstm.register_forward_hook(lambda m, inp, out: steps.append(inp[0]))
     net(x)
-    assert steps == [torch.Size([1, 4, 8 * 90])]
+    assert steps[0].shape == (3, 4, 8 * 90)
+    for t in range(4):
+        torch.testing.assert_close(steps[0][:, t], net.features(x[..., 90 * t : 90 * (t + 1)]))
+
+
+def test_nets_take_several_leads_and_output_one_logit_per_class():
+    x, rr = torch.randn(3, 2, 360), torch.randn(3, 8)
+    from ecg_lightning.models import BeatResNet
+
+    assert StudyCNN(input_length=360, in_channels=2, n_outputs=5)(x).shape == (3, 5)
+    assert StudyCNNLSTM(input_length=360, in_channels=2, n_outputs=5)(x).shape == (3, 5)
+    assert BeatResNet(input_length=360, in_channels=2, n_outputs=5, n_rr=8)(x, rr).shape == (3, 5)
+    assert n_params(StudyCNN(input_length=360, in_channels=2, n_outputs=5)) == (2 * 8 * 4 + 8) + 5 * (8 * 360 + 1)
+
+
+def test_resnet_pools_the_centre_beat():
+    """The centre features come from the middle of the window: changing the centre changes them, changing the
+    far edges hardly does."""
+    from ecg_lightning.models import BeatResNet
+
+    torch.manual_seed(0)
+    net = BeatResNet(input_length=2160, center_s=0.4).eval()
+    pooled = []
+    net.head.register_forward_hook(lambda m, inp, out: pooled.append(inp[0][:, :64].clone()))
+    x = torch.randn(1, 1, 2160)
+    edges, centre = x.clone(), x.clone()
+    edges[..., :200] += 3.0
+    edges[..., -200:] += 3.0
+    centre[..., 1000:1160] += 3.0
+    for window in (x, edges, centre):
+        net(window)
+    edge_effect = (pooled[1] - pooled[0]).abs().sum()
+    centre_effect = (pooled[2] - pooled[0]).abs().sum()
+    assert centre_effect > 50 * edge_effect  # only the receptive field's far tail reaches the edges
 
 
 def test_resnet_with_and_without_rr():

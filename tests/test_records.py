@@ -4,10 +4,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
-
 from conftest import FRACTIONS, write_record
+
 from ecg_lightning.data import records as records_mod
-from ecg_lightning.data.records import RecordError, ensure_database, list_records, read_database, read_record
+from ecg_lightning.data.records import (
+    RecordError,
+    ensure_database,
+    list_records,
+    read_database,
+    read_record,
+)
 
 
 def test_read_record_standardizes_the_chosen_lead(tiny_db):
@@ -15,10 +21,37 @@ def test_read_record_standardizes_the_chosen_lead(tiny_db):
     for channel in (0, 1):
         rec = read_record(tiny_db / "104", lead=channel)
         expected = (raw[:, channel] - raw[:, channel].mean()) / raw[:, channel].std()
-        assert rec.signal.dtype == np.float32
-        np.testing.assert_allclose(rec.signal, expected, atol=1e-5)
+        assert rec.signal.dtype == np.float32 and rec.signal.shape == (1, len(raw))
+        np.testing.assert_allclose(rec.signal[0], expected, atol=1e-5)
         assert abs(rec.signal.mean()) < 1e-5 and abs(rec.signal.std() - 1) < 1e-4
-    assert read_record(tiny_db / "104", lead="V1").lead == "V1"
+    assert read_record(tiny_db / "104", lead="V1").leads == ("V1",)
+
+
+def test_two_leads_are_two_standardized_channels(tiny_db):
+    raw = wfdb.rdrecord(str(tiny_db / "104")).p_signal
+    rec = read_record(tiny_db / "104", lead=["V1", "MLII"])
+    assert rec.leads == ("V1", "MLII") and rec.signal.shape == (2, len(raw))
+    expected = (raw - raw.mean(0)) / raw.std(0)
+    np.testing.assert_allclose(rec.signal, expected[:, [1, 0]].T, atol=1e-5)
+
+
+def test_lead_names_match_case_insensitively_and_through_equivalents(tmp_path, caplog):
+    rng = np.random.default_rng(8)
+    write_record(tmp_path, "twelve", 0.1, rng, sig_name=("i", "ii"))
+    write_record(tmp_path, "holter", 0.1, rng, sig_name=("CM5", "MCL1"))
+    raw = wfdb.rdrecord(str(tmp_path / "twelve")).p_signal
+    with caplog.at_level(logging.WARNING):
+        assert read_record(tmp_path / "twelve", lead="MLII").leads == ("ii",)  # MLII = II, any case
+        assert read_record(tmp_path / "twelve", lead="II").leads == ("ii",)
+        assert read_record(tmp_path / "holter", lead=["mlii", "V1"]).leads == ("CM5", "MCL1")  # V1 = MCL1
+    np.testing.assert_allclose(read_record(tmp_path / "twelve", lead="MLII").signal[0],
+                               (raw[:, 1] - raw[:, 1].mean()) / raw[:, 1].std(), atol=1e-5)
+    assert "holter: no mlii lead" in caplog.text and "twelve" not in caplog.text
+
+
+def test_out_of_range_channel_is_a_clear_error(tiny_db):
+    with pytest.raises(RecordError, match=r"no channel 2; choose data.lead in range"):
+        read_record(tiny_db / "100", lead=2)
 
 
 def test_annotations_are_read(tiny_db):
@@ -34,10 +67,12 @@ def test_lead_by_name_with_swapped_and_missing_leads(tmp_path, caplog):
     write_record(tmp_path, "nomlii", 0.1, rng, sig_name=("V5", "V2"))
     raw = wfdb.rdrecord(str(tmp_path / "swapped")).p_signal[:, 1]
     rec = read_record(tmp_path / "swapped", lead="MLII")
-    assert rec.lead == "MLII"
-    np.testing.assert_allclose(rec.signal, (raw - raw.mean()) / raw.std(), atol=1e-5)
+    assert rec.leads == ("MLII",)
+    np.testing.assert_allclose(rec.signal[0], (raw - raw.mean()) / raw.std(), atol=1e-5)
+    assert read_record(tmp_path / "swapped", lead=["MLII", "V1"]).leads == ("MLII", "V5")  # V1 absent: the other one
     with caplog.at_level(logging.WARNING):
-        assert read_record(tmp_path / "nomlii", lead="MLII").lead == "V5"
+        assert read_record(tmp_path / "nomlii", lead="MLII").leads == ("V5",)
+        assert read_record(tmp_path / "nomlii", lead=["MLII", "V1"]).leads == ("V5", "V2")  # as MIT-BIH 102/104
     assert "no MLII lead" in caplog.text and "nomlii" in caplog.text
 
 
@@ -45,7 +80,7 @@ def test_other_sampling_rate_is_resampled(tmp_path):
     write_record(tmp_path, "r250", 0.2, np.random.default_rng(2), fs=250, duration_s=20)
     ann = wfdb.rdann(str(tmp_path / "r250"), "atr")
     rec = read_record(tmp_path / "r250", fs=360)
-    assert rec.fs == 360 and len(rec.signal) == 20 * 360
+    assert rec.fs == 360 and rec.signal.shape == (1, 20 * 360)
     np.testing.assert_allclose(rec.ann_sample, np.round(ann.sample * 360 / 250))
 
 
@@ -85,7 +120,7 @@ def test_read_database_concatenates_records(tiny_db):
     assert db.names == tuple(names)
     for i, name in enumerate(names):
         rec = read_record(tiny_db / name)
-        np.testing.assert_array_equal(db.signal[db.offsets[i] : db.offsets[i + 1]], rec.signal)
+        np.testing.assert_array_equal(db.signal[:, db.offsets[i] : db.offsets[i + 1]], rec.signal)
         np.testing.assert_array_equal(db.ann_sample[db.ann_record == i], rec.ann_sample)
 
 

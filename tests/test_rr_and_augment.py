@@ -1,9 +1,11 @@
 import numpy as np
+import pytest
 import torch
+from conftest import STUDY
 
 from ecg_lightning.data.labels import label_beats
 from ecg_lightning.data.records import read_database
-from ecg_lightning.data.rr import rr_features
+from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names, rr_features
 from ecg_lightning.data.windows import Augment, BeatWindowDataset, index_beats
 
 
@@ -22,18 +24,46 @@ def test_rr_features_by_hand():
     np.testing.assert_allclose(f[:, 4], mean / 360.0, rtol=1e-6)
 
 
+def test_local_rhythm_features_by_hand():
+    """context_beats=1: the local RR of beat i is the mean pre-RR of beats i-1..i+1 within its record."""
+    record = np.array([0, 0, 0, 0, 0])
+    sample = np.array([0, 100, 300, 400, 600])
+    f = rr_features(record, sample, fs=100.0, context_beats=1)
+    pre = np.array([100, 100, 200, 100, 200.0])  # the first beat borrows its post RR
+    post = np.array([100, 200, 100, 200, 200.0])
+    context = np.array([(100 + 100) / 2, (100 + 100 + 200) / 3, (100 + 200 + 100) / 3, (200 + 100 + 200) / 3,
+                        (100 + 200) / 2])
+    np.testing.assert_allclose(f[:, 5], np.log(pre / context), rtol=1e-5)
+    np.testing.assert_allclose(f[:, 6], np.log(post / context), rtol=1e-5)
+    log_pre = np.log(pre)
+    spread = [np.std(log_pre[max(i - 1, 0) : i + 2]) for i in range(5)]
+    np.testing.assert_allclose(f[:, 7], spread, atol=1e-6)
+    regular = rr_features(np.zeros(6, int), np.arange(6) * 100, fs=100.0)
+    np.testing.assert_allclose(regular[:, 5:], 0.0, atol=1e-6)  # a regular rhythm: nothing premature, no spread
+
+
+def test_rr_feature_selection():
+    assert rr_feature_names(False) == () and rr_feature_names(None) == ()
+    assert rr_feature_names(True) == RR_FEATURES[:5]
+    assert rr_feature_names(["local_irregularity", "log_pre_rr"]) == ("local_irregularity", "log_pre_rr")
+    with pytest.raises(ValueError, match="unknown \\['log_rr'\\]"):
+        rr_feature_names(["log_rr"])
+
+
 def test_dataset_serves_rr_and_augments_only_when_asked(tiny_db):
     db = read_database(tiny_db, ["100", "108"], 0, 360.0)
-    beats = index_beats(db, label_beats(db.ann_symbol), 180)
-    plain = BeatWindowDataset(db, beats, 180, with_rr=True)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), 180)
+    plain = BeatWindowDataset(db, beats, 180, rr_columns=[4, 0])
     x, rr, y = plain.__getitems__(list(range(20)))
-    assert rr.shape == (20, 5) and torch.equal(rr, torch.from_numpy(beats.rr[:20]))
+    assert rr.shape == (20, 2)
+    np.testing.assert_allclose(rr[:, 0].numpy(), 0.8, rtol=1e-4)  # mean RR (s): beats every 0.8 s
+    np.testing.assert_allclose(rr[:, 1].numpy(), 0.0, atol=1e-5)  # log(pre RR / mean RR) of a regular rhythm
     torch.manual_seed(0)
     augmented = BeatWindowDataset(db, beats, 180, augment=Augment(jitter=36, scale=0.1, noise=0.05))
     xa, ya = augmented.__getitems__(list(range(20)))
     assert xa.shape == x.shape and torch.equal(ya, y)
     assert not torch.allclose(xa, x)
     assert (xa - x).abs().mean() < 1.5  # perturbed, not replaced
-    last = len(augmented) - 1  # windows near the record end stay inside the record
-    for _ in range(20):
-        assert augmented.__getitems__([last])[0].shape == (1, 1, 360)
+    again = BeatWindowDataset(db, beats, 180, augment=Augment(jitter=36, scale=0.1, noise=0.05))
+    torch.testing.assert_close(again.__getitems__(list(range(20)))[0], xa)  # repeatable: drawn from the batch itself
+    assert not torch.allclose(augmented.__getitems__(list(range(1, 21)))[0][:-1], xa[1:])  # another batch, other draws

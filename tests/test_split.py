@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from ecg_lightning.data.split import abnormal_fraction, fraction_bins, holdout_split, kfold_split, subject_ids
+from ecg_lightning.data.split import (
+    abnormal_fraction,
+    benchmark_split,
+    fraction_bins,
+    holdout_split,
+    kfold_split,
+    subject_ids,
+)
 
 NAMES = [str(n) for n in range(100, 112)] + ["201", "202"]
 FRACTION = np.array([0.0, 0.1, 0.2, 0.05, 0.21, 0.4, 0.6, 0.35, 0.61, 0.8, 0.9, 1.0, 0.3, 0.5])
@@ -55,3 +62,30 @@ def test_kfold_partitions_subjects():
     assert vals == [kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42)[1] for k in range(3)]
     with pytest.raises(ValueError, match="data.fold=3"):
         kfold_split(NAMES, FRACTION, WINDOWS, subjects, 3, 3, 42)
+
+
+def test_stratification_falls_back_when_bins_are_too_small(caplog):
+    fraction = np.array([0.0, 0.1, 0.05, 0.9])  # one record in the top bin: cannot be stratified
+    with caplog.at_level("WARNING"):
+        train, val = holdout_split(["a", "b", "c", "d"], fraction, np.ones(4), 0.25, 0)
+    assert len(val) == 1 and sorted(train + val) == ["a", "b", "c", "d"]
+    assert "without stratification" in caplog.text
+
+
+def test_kfold_is_stratified_by_subject_fraction():
+    subjects = subject_ids(NAMES, [["201", "202"]])
+    for k in range(3):
+        _, val = kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42)
+        bins = fraction_bins(FRACTION[[NAMES.index(n) for n in val]])
+        assert sorted(set(bins)) == [0, 1, 2]  # every fold has subjects of every bin
+    with pytest.raises(ValueError, match="data.n_folds=20 is more than the 13 subjects"):
+        kfold_split(NAMES, FRACTION, WINDOWS, subjects, 0, 20, 42)
+
+
+def test_benchmark_split_leaves_out_other_records_and_shared_subjects(caplog):
+    names = ["100", "101", "102", "201", "202", "203"]
+    subjects = subject_ids(names, [["201", "202"]])
+    with caplog.at_level("WARNING"):
+        train, test = benchmark_split(names, ["101", "201", "203"], ["100", "202"], subjects)
+    assert train == ["101", "203"] and test == ["100", "202"]  # 102 in neither; 201 shares 202's subject
+    assert "['201']" in caplog.text

@@ -3,8 +3,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -18,25 +21,55 @@ def _clear_hydra():
     HydraConfig.instance().cfg = None
 
 
-@pytest.mark.parametrize("choice", ["model=cnn", "model=cnn_lstm", "model=resnet", "experiment=resnet_rr"])
+BINARY = ["val/accuracy", "val/balanced_accuracy", "val/auroc", "val/f1", "val/sensitivity", "val/specificity"]
+AAMI_METRICS = ["val/accuracy", "val/macro_f1", "val/kappa", "val/se_S", "val/ppv_V", "val/spec_F", "val/jk_index"]
+
+
+@pytest.mark.parametrize("choice", ["model=cnn", "model=cnn_lstm", "model=resnet", "experiment=resnet_rr",
+                                    "experiment=aami_ds1ds2"])
 def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
     cfg = compose_cfg(choice, "debug=fdr")
     metrics = train(cfg)
-    assert {"val/accuracy", "val/balanced_accuracy", "val/auroc", "val/f1", "val/sensitivity", "val/specificity"} <= set(metrics)
-    assert all(0.0 <= metrics[k] <= 1.0 for k in metrics if k.startswith("val/") and k != "val/loss")
+    assert set(AAMI_METRICS if "aami" in choice else BINARY) <= set(metrics)
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert report["monitor"] == "val/balanced_accuracy"
+    assert report["monitor"] == cfg.monitor
     assert report["final"]["val/accuracy"] == pytest.approx(metrics["val/accuracy"])
+    assert ("test" in report) == ("aami" in choice)  # the benchmark split scores its test set
 
 
-def test_balanced_pos_weight_is_set_from_the_training_windows(compose_cfg):
-    cfg = compose_cfg("model=resnet", "debug=fdr")
+@pytest.mark.parametrize("labels, how", [("study", "balanced"), ("aami", "balanced"), ("aami", "sqrt_balanced")])
+def test_balanced_class_weights_are_set_from_the_training_windows(compose_cfg, labels, how):
+    cfg = compose_cfg("model=resnet", "debug=fdr", f"data.labels={labels}", f"model.class_weight={how}")
     datamodule, model = instantiate(cfg.data), instantiate(cfg.model)
     trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.fit(model, datamodule=datamodule)
-    labels = datamodule.data_train.labels
-    expected = (labels == 0).sum() / (labels == 1).sum()
-    assert model.loss.pos_weight.item() == pytest.approx(expected, rel=1e-5)
+    counts = np.bincount(datamodule.data_train.labels, minlength=len(model.hparams.classes)).astype(float)
+    expected = counts[0] / np.maximum(counts, 1)  # n / (k * count_c), scaled so the normal class weighs 1
+    expected = np.sqrt(expected) if how == "sqrt_balanced" else expected
+    np.testing.assert_allclose(model.class_weight.numpy(), expected, rtol=1e-5)
+    if labels == "study":  # BCE's pos_weight is normal / abnormal windows
+        assert (model.class_weight[1] / model.class_weight[0]).item() == pytest.approx(counts[0] / counts[1], rel=1e-5)
+
+
+def test_class_weight_changes_the_loss_as_expected(compose_cfg):
+    module = instantiate(compose_cfg("data.labels=aami", "model.class_weight=[1,2,3,4,5]").model)
+    logits, target = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 4])
+    weights = torch.tensor([1.0, 2, 3, 4, 5])[target]
+    nll = -torch.log_softmax(logits, 1)[torch.arange(6), target]
+    torch.testing.assert_close(module.loss(logits, target), (weights * nll).sum() / weights.sum())
+    binary = instantiate(compose_cfg("model.class_weight=[1,3]").model)
+    logit, y = torch.tensor([0.3, -1.2]), torch.tensor([1, 0])
+    expected = -(3 * torch.log(torch.sigmoid(logit[0])) + torch.log(1 - torch.sigmoid(logit[1]))) / 2
+    torch.testing.assert_close(binary.loss(logit, y), expected)
+
+
+def test_bad_monitor_and_class_weight_are_named(compose_cfg):
+    with pytest.raises(InstantiationException, match="monitor=.val/se_S.; choose val/<metric>"):
+        instantiate(compose_cfg("monitor=val/se_S").model)  # a binary model has no per-class S metric
+    with pytest.raises(InstantiationException, match="class_weight=.inverse."):
+        instantiate(compose_cfg("model.class_weight=inverse").model)
+    with pytest.raises(InstantiationException, match="3 weights for 5 classes"):
+        instantiate(compose_cfg("data.labels=aami", "model.class_weight=[1,2,3]").model)
 
 
 def test_default_split_is_by_subject(compose_cfg):
@@ -48,7 +81,8 @@ def test_study_experiments_pin_the_studys_settings(compose_cfg, experiment):
     cfg = compose_cfg(f"experiment={experiment}")
     assert cfg.seed == 42 and cfg.trainer.max_epochs == 15  # (batch 128 is overridden to 32 by the fixture)
     assert cfg.data.split == "seed" and cfg.data.lead == 0 and cfg.data.val_fraction == 0.25
-    assert cfg.model.optimizer.lr == 0.001 and cfg.model.pos_weight is None
+    assert cfg.model.optimizer.lr == 0.001 and cfg.model.class_weight is None
+    assert cfg.data.labels == "study" and cfg.data.pad_edges is False and cfg.model.classes == ["normal", "abnormal"]
     module = instantiate(cfg.model)
     assert isinstance(module, BeatClassifier)
     optimizer = module.configure_optimizers()["optimizer"]
@@ -103,4 +137,4 @@ def test_hparams_search_grid_sweeps_real_config_keys(tiny_db, tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert len(jobs) == 6 and any("model.optimizer.lr-0.003" in j and "pos_weight-balanced" in j for j in jobs)
+    assert len(jobs) == 6 and any("model.optimizer.lr-0.003" in j and "class_weight-balanced" in j for j in jobs)

@@ -11,17 +11,29 @@ import numpy as np
 import pytest
 import torch
 import wfdb
+from conftest import compose_config, train_overrides, write_record
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from sklearn.metrics import (
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import compose_config, train_overrides, write_record
-from ecg_lightning.checkpoint import CheckpointError
-from ecg_lightning.data.records import RecordError
+from ecg_lightning import report
+from ecg_lightning.checkpoint import CheckpointError, build_model, checkpoint_config
+from ecg_lightning.data.records import RecordError, list_records
 from ecg_lightning.evaluate import evaluate
 from ecg_lightning.predict import predict_record
 from ecg_lightning.train import train
 
 QUICK = ["trainer.limit_train_batches=4", "seed=3"]
+# three full epochs on the learnable synthetic database: enough for the study CNN to tell the classes apart
+LEARN = ["trainer.max_epochs=3", "seed=3"]
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +44,20 @@ def _clear_hydra():
 
 @pytest.fixture(scope="module")
 def trained(tiny_db, tmp_path_factory) -> Path:
-    """A checkpoint of the study CNN trained for one short epoch on the tiny database."""
+    """A checkpoint of the study CNN trained for three epochs on the tiny (learnable) database."""
     tmp = tmp_path_factory.mktemp("trained")
-    train(compose_config("train", tmp / "run", [*train_overrides(tiny_db, tmp), "trainer.max_epochs=1", *QUICK]))
+    train(compose_config("train", tmp / "run", [*train_overrides(tiny_db, tmp), *LEARN]))
+    HydraConfig.instance().cfg = None
+    return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def trained_aami(tiny_db, tmp_path_factory) -> Path:
+    """A 5-class (AAMI) study CNN trained on the benchmark split of the tiny database (DS1 records, DS2 as test)."""
+    tmp = tmp_path_factory.mktemp("trained_aami")
+    train(compose_config("train", tmp / "run", [*train_overrides(tiny_db, tmp), *LEARN, "trainer.max_epochs=6",
+                                                "data.labels=aami", "data.split=ds1ds2", "data.pad_edges=true",
+                                                "data.lead=[MLII,V1]", "monitor=val/accuracy"]))
     HydraConfig.instance().cfg = None
     return tmp / "run" / "checkpoints" / "last.ckpt"
 
@@ -49,17 +72,42 @@ def test_training_stores_its_config_and_validation_figures(trained):
     assert {"val/confusion_matrix", "val/roc"} <= set(events.Tags()["images"])
 
 
+def val_curve(run: Path, name: str = "val/balanced_accuracy") -> list[float]:
+    """The per-epoch values of a validation metric, read back from the run's TensorBoard events."""
+    events = EventAccumulator(str(run))
+    events.Reload()
+    return [e.value for e in sorted(events.Scalars(name), key=lambda e: e.step)]
+
+
+def test_training_learns_and_keeps_its_best_epoch(trained, tiny_db, tmp_path):
+    run = trained.parent.parent
+    curve = val_curve(run)
+    report = json.loads((run / "metrics.json").read_text())
+    best = int(np.argmax(curve))
+    assert len(curve) == 3 and max(curve) > 0.8 and curve[0] < max(curve) - 0.1  # it learns, and the metric moves
+    assert report["best"]["epoch"] == best and report["best"]["val/balanced_accuracy"] == pytest.approx(max(curve))
+    assert report["final"]["val/balanced_accuracy_best"] == pytest.approx(max(curve))
+    assert report["final"]["val/balanced_accuracy"] == pytest.approx(curve[-1])
+    best_ckpt = run / "checkpoints" / f"epoch_{best:03d}.ckpt"
+    assert [p.name for p in (run / "checkpoints").glob("epoch_*.ckpt")] == [best_ckpt.name]
+    again = evaluate(compose_config("evaluate", tmp_path / "e", [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}",
+                                                                 f"paths.cache_dir={tmp_path / 'c'}"]))
+    assert again["balanced_accuracy"] == pytest.approx(max(curve), abs=1e-6)
+
+
 def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path):
     whole = tmp_path / "whole"
-    train(compose_config("train", whole, [*train_overrides(tiny_db, tmp_path), "trainer.max_epochs=2", *QUICK]))
+    train(compose_config("train", whole, [*train_overrides(tiny_db, tmp_path), *LEARN]))
     part = tmp_path / "part"
-    train(compose_config("train", part, [*train_overrides(tiny_db, tmp_path), "trainer.max_epochs=1", *QUICK]))
+    train(compose_config("train", part, [*train_overrides(tiny_db, tmp_path), *LEARN, "trainer.max_epochs=1"]))
+    best_before = json.loads((part / "metrics.json").read_text())["best"]["val/balanced_accuracy"]
     last = part / "checkpoints" / "last.ckpt"
     resumed = train(compose_config("train", tmp_path / "elsewhere", [
-        *train_overrides(tiny_db, tmp_path), "trainer.max_epochs=2", *QUICK, f"ckpt_path={last}"]))
+        *train_overrides(tiny_db, tmp_path), *LEARN, f"ckpt_path={last}"]))
+    assert resumed["val/balanced_accuracy_best"] > best_before + 0.1  # a real improvement after the resume
     a = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(last, weights_only=False)  # the resumed run writes into the interrupted run's folder
-    assert a["epoch"] == b["epoch"] == 1 and a["global_step"] == b["global_step"] == 8
+    assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"]
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][key], value, msg=key)
     whole_report = json.loads((whole / "metrics.json").read_text())
@@ -87,7 +135,7 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     assert [r["record"] for r in rows] == saved["records"] and len(rows) >= 3
     assert sum(int(r["beats"]) for r in rows) == saved["beats"]
     types = {r["symbol"]: r for r in csv.DictReader((out / "per_symbol.csv").open())}
-    assert types["N"]["label"] == "normal" and sum(int(r["beats"]) for r in types.values()) == saved["beats"]
+    assert types["N"]["class"] == "normal" and sum(int(r["beats"]) for r in types.values()) == saved["beats"]
     called = sum(float(r["called_abnormal"]) * int(r["beats"]) for r in types.values())
     assert called == pytest.approx(fp + tp, abs=0.01 * len(types))
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
@@ -98,11 +146,28 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     assert not set(train_side["records"]) & set(saved["records"])
 
 
-def test_ensemble_averages_the_models(trained, tiny_db, tmp_path):
+def probabilities_of(ckpt: Path, tiny_db: Path, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """P(abnormal) and labels of the validation windows, computed here from the checkpoint's own config."""
+    blob = torch.load(ckpt, weights_only=False)
+    run = checkpoint_config(blob)
+    run.data.root, run.data.cache_dir = str(tiny_db), str(cache)
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    return report.predict_proba(build_model(blob, run, ckpt), dm.loader(dm.data_val))
+
+
+def test_ensemble_averages_two_different_models(trained, tiny_db, tmp_path):
     common = [f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    single = evaluate(compose_config("evaluate", tmp_path / "one", [f"ckpt_path={trained}", *common]))
-    twice = evaluate(compose_config("evaluate", tmp_path / "two", [f"ckpt_path=[{trained},{trained}]", *common]))
-    assert twice["auroc"] == pytest.approx(single["auroc"]) and twice["checkpoint"] == [str(trained)] * 2
+    second = tmp_path / "second"
+    train(compose_config("train", second, [*train_overrides(tiny_db, tmp_path), *LEARN, "seed=11"]))
+    other_ckpt = second / "checkpoints" / "last.ckpt"
+    (pa, y), (pb, _) = (probabilities_of(c, tiny_db, tmp_path / "cache") for c in (trained, other_ckpt))
+    assert np.abs(pa - pb).max() > 0.05  # two different models
+    both = evaluate(compose_config("evaluate", tmp_path / "two", [f"ckpt_path=[{trained},{other_ckpt}]", *common]))
+    mean = (pa + pb) / 2
+    assert both["auroc"] == pytest.approx(roc_auc_score(y, mean), abs=1e-6)
+    assert both["confusion_matrix"] == confusion_matrix(y, mean >= 0.5).tolist()
+    assert both["checkpoint"] == [str(trained), str(other_ckpt)]
     other = tmp_path / "other"
     train(compose_config("train", other, [*train_overrides(tiny_db, tmp_path, window_s=0.4), "trainer.max_epochs=1",
                                           *QUICK]))
@@ -117,13 +182,17 @@ def test_predict_on_an_unannotated_250_hz_record(trained, tmp_path):
     out = tmp_path / "pred"
     summary = predict_record(compose_config("predict", out, [f"ckpt_path={trained}", f"record={tmp_path / 'holter'}",
                                                             "length_s=10"]))
-    assert summary["beat_source"] == "xqrs" and summary["fs"] == 250
+    assert summary["beat_source"] == "detector" and summary["fs"] == 250
     rows = list(csv.DictReader((out / "beats.csv").open()))
-    assert len(rows) == summary["beats"] >= 30  # beats every 0.8 s, edge beats skipped
     samples = np.array([int(r["sample"]) for r in rows])
     true_beats = np.arange(int(0.3 * 250), 30 * 250, int(288 * 250 / 360))
-    assert np.abs(samples[:, None] - true_beats[None]).min(axis=1).max() <= 5  # at the QRS, in 250 Hz samples
-    assert all(0 <= float(r["prob_abnormal"]) <= 1 and r["reference"] == "" for r in rows)
+    assert len(rows) == summary["beats"] == len(true_beats)  # every beat, edge beats included (padded)
+    assert np.abs(samples[:, None] - true_beats[None]).min(axis=1).max() <= 0.15 * 250  # AAMI's 150 ms match window
+    assert [r["padded"] for r in rows][:1] == ["1"] and summary["padded_near_edges"] >= 2  # the first beat, at 0.3 s
+    times = np.array([float(r["time_s"]) for r in rows])
+    np.testing.assert_allclose(times, samples / 250, atol=0.01)  # seconds, whatever rate the model runs at
+    assert all(r["reference"] == "" for r in rows)
+    np.testing.assert_allclose([float(r["prob_normal"]) + float(r["prob_abnormal"]) for r in rows], 1.0, atol=2e-5)
     assert summary["abnormal"] == sum(r["predicted"] == "abnormal" for r in rows)
     assert (out / "strip.png").stat().st_size > 0 and "reference" not in summary
 
@@ -134,7 +203,7 @@ def test_predict_with_annotations_reports_the_reference(trained, tiny_db, tmp_pa
     ann = wfdb.rdann(str(tiny_db / "108"), "atr")
     assert summary["beat_source"] == "annotation"
     assert {int(r["sample"]) for r in rows} <= set(ann.sample.tolist())
-    assert {r["symbol"] for r in rows} <= {"N", "V", "A", "L", "/"}
+    assert {r["symbol"] for r in rows} <= {"N", "V", "A", "L", "/", "F"}
     assert summary["reference"]["beats"] == len(rows)
 
 
@@ -195,3 +264,131 @@ def test_cli_prints_one_clear_line_and_fails(tmp_path, tiny_db):
                              timeout=120)
     assert offline.returncode == 1 and "No WFDB records in" in offline.stderr + offline.stdout
     assert "Traceback" not in offline.stderr
+
+
+# ---- thresholds, sides, overrides, per-record and per-symbol values ----
+
+def test_threshold_in_evaluate_and_predict(trained, tiny_db, tmp_path):
+    common = [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
+    everything = evaluate(compose_config("evaluate", tmp_path / "lo", [*common, "threshold=0.0"]))
+    default = evaluate(compose_config("evaluate", tmp_path / "mid", common))
+    strict = evaluate(compose_config("evaluate", tmp_path / "hi", [*common, "threshold=0.999"]))
+    (tn, fp), (fn, tp) = everything["confusion_matrix"]
+    assert tn == fn == 0 and everything["sensitivity"] == 1.0 and everything["specificity"] == 0.0
+    called = [np.array(r["confusion_matrix"])[:, 1].sum() for r in (everything, default, strict)]
+    assert called[0] > called[1] > called[2]  # fewer beats called abnormal as the threshold rises
+    assert default["threshold"] == 0.5 and strict["specificity"] >= default["specificity"]
+    summary = predict_record(compose_config("predict", tmp_path / "p", [f"ckpt_path={trained}",
+                                                                        f"record={tiny_db / '108'}", "threshold=0.0"]))
+    assert summary["abnormal"] == summary["beats"] and summary["threshold"] == 0.0
+
+
+def test_per_record_and_per_symbol_values_match_the_beats(trained, tiny_db, tmp_path):
+    """evaluate's tables, recomputed by hand from predict's per-beat rows of the same record."""
+    out = tmp_path / "eval"
+    evaluate(compose_config("evaluate", out, [f"ckpt_path={trained}", f"data.root={tiny_db}", "side=all",
+                                              f"paths.cache_dir={tmp_path / 'c'}"]))
+    per_record = {r["record"]: r for r in csv.DictReader((out / "per_record.csv").open())}
+    assert sorted(per_record) == sorted(list_records(tiny_db))  # side=all: every record
+    for name in ("106", "109"):
+        predict_record(compose_config("predict", tmp_path / name, [f"ckpt_path={trained}", f"record={tiny_db / name}"]))
+        rows = [r for r in csv.DictReader((tmp_path / name / "beats.csv").open()) if r["padded"] == "0"]
+        row = per_record[name]
+        abnormal = [r for r in rows if r["reference"] == "abnormal"]
+        assert int(row["beats"]) == len(rows) and int(row["n_abnormal"]) == len(abnormal)
+        assert float(row["abnormal_fraction"]) == pytest.approx(len(abnormal) / len(rows), abs=1e-4)
+        assert float(row["se_abnormal"]) == pytest.approx(
+            sum(r["predicted"] == "abnormal" for r in abnormal) / len(abnormal), abs=1e-4)
+        assert float(row["accuracy"]) == pytest.approx(
+            sum(r["predicted"] == r["reference"] for r in rows) / len(rows), abs=1e-4)
+    symbols = {r["symbol"]: r for r in csv.DictReader((out / "per_symbol.csv").open())}
+    assert {s: symbols[s]["class"] for s in symbols} == {"N": "normal", **{s: "abnormal" for s in "VAL/F"}}
+    for s, row in symbols.items():
+        assert float(row["called_normal"]) + float(row["called_abnormal"]) == pytest.approx(1.0, abs=2e-4)
+        right = row["called_abnormal"] if s != "N" else row["called_normal"]
+        assert float(row["accuracy"]) == pytest.approx(float(right))
+
+
+def test_data_overrides_in_evaluate_change_the_split(trained, tiny_db, tmp_path):
+    common = [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
+    default = evaluate(compose_config("evaluate", tmp_path / "a", common))
+    study = evaluate(compose_config("evaluate", tmp_path / "b", [*common, "data.split=seed"]))
+    seed_fold = evaluate(compose_config("evaluate", tmp_path / "c", [*common, "data.split=kfold", "data.fold=1",
+                                                                     "data.n_folds=3"]))
+    blob = torch.load(trained, weights_only=False)
+    run = checkpoint_config(blob, ["data.split=seed"])
+    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "c")
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    assert study["records"] == sorted(dm.val_records) and len(study["records"]) == 3
+    assert default["records"] != study["records"] or default["records"] != seed_fold["records"]
+    assert len(seed_fold["records"]) in (3, 4, 5) and seed_fold["records"] != default["records"]
+
+
+def test_predict_with_annotation_null_detects_the_beats(trained, tiny_db, tmp_path):
+    summary = predict_record(compose_config("predict", tmp_path, [f"ckpt_path={trained}", f"record={tiny_db / '105'}",
+                                                                  "annotation=null"]))
+    assert summary["beat_source"] != "annotation" and "reference" not in summary
+    rows = list(csv.DictReader((tmp_path / "beats.csv").open()))
+    assert all(r["reference"] == "" and r["symbol"] == "" for r in rows)
+
+
+# ---- the AAMI benchmark path: 5 classes, DS1 -> DS2 ----
+
+def test_aami_training_scores_the_test_set_with_the_best_checkpoint(trained_aami, tiny_db, tmp_path):
+    run = trained_aami.parent.parent
+    saved = json.loads((run / "metrics.json").read_text())
+    best_ckpt = Path(saved["test"]["checkpoint"])
+    assert best_ckpt.name == f"epoch_{saved['best']['epoch']:03d}.ckpt"  # chosen on validation (DS1), not on test
+    out = tmp_path / "test"
+    result = evaluate(compose_config("evaluate", out, [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}", "side=test",
+                                                       f"paths.cache_dir={tmp_path / 'c'}"]))
+    assert result["records"] == ["100", "103", "105", "202"]  # DS2 records of the tiny database
+    assert result["accuracy"] == pytest.approx(saved["test"]["test/accuracy"], abs=1e-6)
+    assert result["jk_index"] == pytest.approx(saved["test"]["test/jk_index"], abs=1e-5)
+    assert result["accuracy"] > 0.8 and result["se_V"] > 0.8  # it learned the classes
+
+
+def test_aami_metrics_agree_with_scikit_learn(trained_aami, tiny_db, tmp_path):
+    out = tmp_path / "test"
+    result = evaluate(compose_config("evaluate", out, [f"ckpt_path={trained_aami}", f"data.root={tiny_db}",
+                                                       "side=test", f"paths.cache_dir={tmp_path / 'c'}"]))
+    cm = np.array(result["confusion_matrix"])
+    assert cm.shape == (5, 5) and result["classes"] == ["N", "S", "V", "F", "Q"] and cm.sum() == result["beats"]
+    y = np.repeat(np.arange(5), cm.sum(1))  # rebuild (reference, predicted) pairs from the confusion matrix
+    pred = np.concatenate([np.repeat(np.arange(5), cm[k]) for k in range(5)])
+    labels = list(range(5))
+    se = recall_score(y, pred, labels=labels, average=None, zero_division=0)
+    ppv = precision_score(y, pred, labels=labels, average=None, zero_division=0)
+    for k, c in enumerate("NSVFQ"):
+        assert result[f"se_{c}"] == pytest.approx(se[k], abs=1e-6)
+        assert result[f"ppv_{c}"] == pytest.approx(ppv[k], abs=1e-6)
+        negatives = cm.sum() - cm[k].sum()
+        assert result[f"spec_{c}"] == pytest.approx((negatives - (cm[:, k].sum() - cm[k, k])) / negatives, abs=1e-6)
+    assert result["kappa"] == pytest.approx(cohen_kappa_score(y, pred), abs=1e-5)
+    assert result["macro_f1"] == pytest.approx(f1_score(y, pred, labels=labels, average="macro", zero_division=0),
+                                               abs=1e-6)
+    j = se[1] + ppv[1] + se[2] + ppv[2]
+    assert result["j_index"] == pytest.approx(j, abs=1e-5)
+    assert result["jk_index"] == pytest.approx(cohen_kappa_score(y, pred) / 2 + j / 8, abs=1e-5)
+    symbols = {r["symbol"]: r["class"] for r in csv.DictReader((out / "per_symbol.csv").open())}
+    assert symbols == {s: c for s, c in {"N": "N", "L": "N", "A": "S", "V": "V", "F": "F", "/": "Q"}.items()
+                       if s in symbols} and "V" in symbols
+    rows = list(csv.DictReader((out / "per_record.csv").open()))
+    assert {"n_S", "se_V", "se_Q"} <= set(rows[0]) and sum(int(r["n_V"]) for r in rows) == cm[2].sum()
+    assert (out / "confusion_matrix.png").stat().st_size > 0
+
+
+def test_aami_predict_gives_every_class_probability(trained_aami, tiny_db, tmp_path):
+    summary = predict_record(compose_config("predict", tmp_path, [f"ckpt_path={trained_aami}",
+                                                                  f"record={tiny_db / '109'}", "length_s=10"]))
+    rows = list(csv.DictReader((tmp_path / "beats.csv").open()))
+    assert summary["classes"] == ["N", "S", "V", "F", "Q"] and summary["leads"] == ["MLII", "V1"]
+    probs = np.array([[float(r[f"prob_{c}"]) for c in "NSVFQ"] for r in rows])
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=5e-5)
+    assert [r["predicted"] for r in rows] == [ "NSVFQ"[k] for k in probs.argmax(1)]
+    assert sum(summary["predicted"].values()) == len(rows) == summary["beats"]
+    ann = wfdb.rdann(str(tiny_db / "109"), "atr")
+    assert len(rows) == sum(s in "NLAVF/" for s in ann.symbol)  # every beat, edge beats included
+    assert {r["reference"] for r in rows} <= set("NSVFQ") and summary["reference"]["classes"] == list("NSVFQ")
+    assert (tmp_path / "strip.png").stat().st_size > 0

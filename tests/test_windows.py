@@ -1,41 +1,120 @@
 import numpy as np
 import torch
 import wfdb
+from conftest import AAMI, STUDY
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ecg_lightning.data.labels import label_beats
-from ecg_lightning.data.records import read_database
-from ecg_lightning.data.windows import BeatWindowDataset, index_beats
+from ecg_lightning.data.records import Record, RecordSet, read_database
+from ecg_lightning.data.windows import Augment, BeatWindowDataset, index_beats
 
 HALF = 180
+BEAT_SYMBOLS = ["N", "V", "A", "L", "/", "F"]
+
+
+def standardized(raw: np.ndarray) -> np.ndarray:
+    return (raw - raw.mean(0)) / raw.std(0)
 
 
 def test_index_keeps_labelled_beats_whose_window_fits(tiny_db):
     db = read_database(tiny_db, ["100", "106"], 0, 360.0)
-    beats = index_beats(db, label_beats(db.ann_symbol), HALF)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), HALF)
     for i, name in enumerate(db.names):
         ann = wfdb.rdann(str(tiny_db / name), "atr")
         n = db.lengths[i]
         sample, symbol = np.asarray(ann.sample), np.asarray(ann.symbol)
-        expected = sample[np.isin(symbol, ["N", "V", "A", "L", "/"]) & (sample >= HALF) & (sample + HALF <= n)]
+        expected = sample[np.isin(symbol, BEAT_SYMBOLS) & (sample >= HALF) & (sample + HALF <= n)]
         np.testing.assert_array_equal(beats.sample[beats.record == i], expected)
-        assert len(expected) < np.isin(symbol, ["N", "V", "A", "L", "/"]).sum()  # the first beat (0.3 s) is dropped
-    assert set(beats.symbol) <= {"N", "V", "A", "L", "/"}
+        assert len(expected) < np.isin(symbol, BEAT_SYMBOLS).sum()  # the first beat (0.3 s) is dropped
+    assert set(beats.symbol) <= set(BEAT_SYMBOLS)
     np.testing.assert_array_equal(beats.label, (beats.symbol != "N").astype(np.int8))
+
+
+def test_edge_filter_boundary_is_exact():
+    """A window [c - h, c + h) fits when c >= h and c + h <= n: beats at h and n - h are kept, h - 1 and n - h + 1 not."""
+    n, h = 1000, 100
+    rec = Record("r", np.random.default_rng(0).normal(size=(1, n)).astype(np.float32), ("MLII",), 360.0,
+                 np.array([h - 1, h, 500, n - h, n - h + 1]), np.array(["N"] * 5))
+    db = RecordSet.from_records([rec])
+    kept = index_beats(db, label_beats(db.ann_symbol, STUDY), h).sample
+    assert kept.tolist() == [h, 500, n - h]
+    padded = index_beats(db, label_beats(db.ann_symbol, STUDY), h, pad_edges=True).sample
+    assert padded.tolist() == [h - 1, h, 500, n - h, n - h + 1]
 
 
 def test_window_equals_the_slice_of_the_record_signal(tiny_db):
     db = read_database(tiny_db, ["100", "106", "201"], 0, 360.0)
-    beats = index_beats(db, label_beats(db.ann_symbol), HALF)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), HALF)
     data = BeatWindowDataset(db, beats, HALF)
     picks = [0, 5, len(data) // 2, len(data) - 1]
     x, y = data.__getitems__(picks)
-    assert x.shape == (len(picks), 1, 2 * HALF) and x.dtype == torch.float32
+    assert x.shape == (len(picks), 1, 2 * HALF) and x.dtype == torch.float32 and y.dtype == torch.int64
     for row, i in enumerate(picks):
-        raw = wfdb.rdrecord(str(tiny_db / db.names[beats.record[i]])).p_signal[:, 0]
-        record = (raw - raw.mean()) / raw.std()
+        record = standardized(wfdb.rdrecord(str(tiny_db / db.names[beats.record[i]])).p_signal)[:, 0]
         c = beats.sample[i]
         np.testing.assert_allclose(x[row, 0].numpy(), record[c - HALF : c + HALF], atol=1e-5)
-        assert y[row] == beats.label[i]
+        assert y[row] == int(beats.symbol[i] != "N")
     single_x, single_y = data[picks[2]]
     torch.testing.assert_close(single_x, x[2])
     assert single_y == y[2]
+
+
+def test_two_leads_and_padded_edges(tiny_db):
+    db = read_database(tiny_db, ["105", "106"], ["MLII", "V1"], 360.0)
+    beats = index_beats(db, label_beats(db.ann_symbol, AAMI), HALF, pad_edges=True)
+    data = BeatWindowDataset(db, beats, HALF)
+    first = 0  # record 105's first beat, at 0.3 s = 108 samples: 72 samples of padding on the left
+    last = int(np.flatnonzero(beats.record == 0)[-1])  # its last beat: the window must not reach into record 106
+    x, y = data.__getitems__([first, last])
+    assert x.shape == (2, 2, 2 * HALF)
+    raw = standardized(wfdb.rdrecord(str(tiny_db / "105")).p_signal).T  # (2 leads, n)
+    c = beats.sample[first]
+    assert c == 108 and data.padded[first] and not data.padded[1]
+    np.testing.assert_array_equal(x[0, :, : HALF - c].numpy(), 0.0)
+    np.testing.assert_allclose(x[0, :, HALF - c :].numpy(), raw[:, : c + HALF], atol=1e-5)
+    c = beats.sample[last]
+    n = raw.shape[1]
+    inside = n - (c - HALF)
+    np.testing.assert_allclose(x[1, :, :inside].numpy(), raw[:, c - HALF :], atol=1e-5)
+    np.testing.assert_array_equal(x[1, :, inside:].numpy(), 0.0)
+    symbols = np.asarray(wfdb.rdann(str(tiny_db / "105"), "atr").symbol)
+    aami_class = {s: k for k, members in enumerate(AAMI.values()) for s in members}
+    assert y.tolist() == [aami_class[beats.symbol[first]], aami_class[beats.symbol[last]]]
+    assert (beats.record == 0).sum() == np.isin(symbols, BEAT_SYMBOLS).sum()  # every beat kept
+
+
+def test_jitter_at_record_edges_pads_instead_of_reading_the_neighbour():
+    """Two records, the second's samples all 100: a jittered window of record 0 must never see a 100."""
+    n, h = 400, 50
+    zeros = Record("a", np.ones((1, n), np.float32), ("MLII",), 360.0, np.array([h, n - h]), np.array(["N", "N"]))
+    hundreds = Record("b", np.full((1, n), 100.0, np.float32), ("MLII",), 360.0, np.array([h]), np.array(["N"]))
+    db = RecordSet.from_records([zeros, hundreds])
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
+    data = BeatWindowDataset(db, beats, h, augment=Augment(jitter=40))
+    seen_padding = False
+    for seed in range(30):
+        data.seed = seed
+        x, _ = data.__getitems__([0, 1])
+        assert set(np.unique(x.numpy())) <= {0.0, 1.0}
+        seen_padding |= bool((x == 0).any())
+    assert seen_padding  # the jitter did run past the edges
+
+
+@settings(max_examples=40, deadline=None)
+@given(lengths=st.lists(st.integers(30, 200), min_size=1, max_size=4), half=st.integers(1, 40),
+       data=st.data())
+def test_every_window_is_its_record_slice_zero_padded(lengths, half, data):
+    rng = np.random.default_rng(len(lengths) * 1000 + half)
+    records = []
+    for i, n in enumerate(lengths):
+        samples = np.unique(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=5)))
+        records.append(Record(str(i), rng.normal(size=(2, n)).astype(np.float32), ("MLII", "V1"), 360.0, samples,
+                              np.array(["V"] * len(samples))))
+    db = RecordSet.from_records(records)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), half, pad_edges=True)
+    assert len(beats) == len(db.ann_sample)  # padding keeps every beat
+    x, _ = BeatWindowDataset(db, beats, half).__getitems__(list(range(len(beats))))
+    for row, (r, c) in enumerate(zip(beats.record, beats.sample)):
+        padded = np.pad(records[r].signal, ((0, 0), (half, half)))
+        np.testing.assert_array_equal(x[row].numpy(), padded[:, c : c + 2 * half])

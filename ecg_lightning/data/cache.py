@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_lightning.data.records import RecordSet, read_database
+from ecg_lightning.data.records import Lead, RecordSet, read_database
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: signal is (n_leads, samples)
 _ARRAYS = ("offsets", "ann_record", "ann_sample", "ann_symbol")
 
 
-def cache_key(root: Path, names: list[str], lead: int | str, fs: float, band: tuple[float, float] | None = None) -> str:
+def cache_key(root: Path, names: list[str], lead: Lead | list[Lead], fs: float, band: tuple[float, float] | None = None) -> str:
     files = {}
     for name in names:
         for path in sorted(root.glob(f"{name}.*")):
@@ -60,7 +60,7 @@ def load(entry: Path) -> RecordSet:
         arrays = {k: index[k] for k in _ARRAYS}
     return RecordSet(
         names=tuple(meta["names"]),
-        leads=tuple(meta["leads"]),
+        leads=tuple(tuple(leads) for leads in meta["leads"]),
         fs=float(meta["fs"]),
         signal=np.load(entry / "signal.npy", mmap_mode="r"),
         **arrays,
@@ -70,7 +70,7 @@ def load(entry: Path) -> RecordSet:
 def load_or_read(
     root: Path,
     names: list[str],
-    lead: int | str,
+    lead: Lead | list[Lead],
     fs: float,
     cache_dir: Path | None,
     band: tuple[float, float] | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -12,21 +12,33 @@ import torch
 from torch.utils.data import DataLoader
 
 from ecg_lightning.data import cache
-from ecg_lightning.data.labels import STUDY_ABNORMAL, STUDY_NORMAL, label_beats
-from ecg_lightning.data.records import RecordSet, ensure_database
-from ecg_lightning.data.split import STUDY_BIN_EDGES, abnormal_fraction, holdout_split, kfold_split, subject_ids
+from ecg_lightning.data.labels import check_classes, label_beats
+from ecg_lightning.data.records import Lead, RecordSet, ensure_database
+from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names
+from ecg_lightning.data.split import (
+    STUDY_BIN_EDGES,
+    abnormal_fraction,
+    benchmark_split,
+    holdout_split,
+    kfold_split,
+    subject_ids,
+)
 from ecg_lightning.data.windows import (
     Augment,
     BeatIndex,
     BeatWindowDataset,
     EpochShuffle,
+    beat_templates,
     index_beats,
     passthrough_collate,
 )
+from ecg_lightning.errors import InputError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("seed", "patient", "kfold")
+SPLITS = ("seed", "patient", "kfold", "ds1ds2")
+INNER_SPLITS = ("seed", "patient", "kfold")
+SIDES = ("train", "val", "test", "all")
 
 
 class MITBIHDataModule(L.LightningDataModule):
@@ -36,14 +48,21 @@ class MITBIHDataModule(L.LightningDataModule):
         root: database folder (RECORDS, *.hea, *.dat, *.atr).
         download: fetch MIT-BIH into ``root`` when it has no records.
         records: record names to use (default: all in RECORDS).
-        lead: channel index (the study: 0) or signal name (e.g. "MLII"; channel 0 where a record lacks it).
+        lead: channel index (the study: 0), signal name (e.g. "MLII"), or a list of them (one input channel each).
         fs: sampling rate the records must have (or are resampled to).
         band: band-pass (low, high) in Hz applied before standardization (None: raw, as in the study).
         window_s: seconds of signal on each side of the beat.
-        rr_features: also serve RR-interval features (data/rr.py) with each window.
+        pad_edges: keep beats whose window runs past the record's edge, zero-padded (False: drop them, as the study).
+        templates: serve each record's median beat (windows.beat_templates) as extra input channels.
+        rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
+            five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise (see windows.Augment).
-        normal, abnormal: annotation symbols of each class; others are not beats.
-        split: "seed" (the study's record split), "patient" (same, grouping records by subject) or "kfold".
+        labels, label_sets: the label set to use, by name, among ``label_sets`` (class name -> annotation
+            symbols, in class order, the normal class first); symbols in no class are not beats.
+        split: "seed" (the study's record split), "patient" (same, grouping records by subject), "kfold", or
+            "ds1ds2" (the inter-patient benchmark: ``ds1`` trains, ``ds2`` is the test set, records in neither
+            are left out; validation is carved out of DS1 by ``inner_split``).
+        inner_split: how "ds1ds2" carves validation subjects out of DS1: "patient" or "kfold".
         val_fraction, split_seed, bin_edges: the stratified hold-out split.
         fold, n_folds: which fold of the subject-grouped k-fold is validation.
         same_subject: groups of records from one subject.
@@ -56,15 +75,20 @@ class MITBIHDataModule(L.LightningDataModule):
         root: str | Path,
         download: bool = True,
         records: Sequence[str] | None = None,
-        lead: int | str = 0,
+        lead: Lead | Sequence[Lead] = 0,
         fs: float = 360.0,
         band: Sequence[float] | None = None,
         window_s: float = 3.0,
-        rr_features: bool = False,
+        pad_edges: bool = False,
+        templates: bool = False,
+        rr_features: bool | Sequence[str] | None = False,
         augment: dict | None = None,
-        normal: Sequence[str] = STUDY_NORMAL,
-        abnormal: Sequence[str] = STUDY_ABNORMAL,
+        labels: str = "study",
+        label_sets: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
         split: str = "seed",
+        inner_split: str = "patient",
+        ds1: Sequence[str] = (),
+        ds2: Sequence[str] = (),
         val_fraction: float = 0.25,
         split_seed: int = 42,
         bin_edges: Sequence[float] = STUDY_BIN_EDGES,
@@ -79,15 +103,30 @@ class MITBIHDataModule(L.LightningDataModule):
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"data.split={split!r}; choose one of {SPLITS}")
+        if inner_split not in INNER_SPLITS:
+            raise ValueError(f"data.inner_split={inner_split!r}; choose one of {INNER_SPLITS}")
+        if split == "ds1ds2" and not (ds1 and ds2):
+            raise ValueError("data.split=ds1ds2 needs the record lists data.ds1 (training) and data.ds2 (test)")
+        if not label_sets or labels not in label_sets:
+            raise ValueError(f"data.labels={labels!r}; choose one of data.label_sets: {list(label_sets or {})}")
         self.save_hyperparameters(logger=False)
+        self.classes = check_classes(label_sets[labels])
+        self.rr_columns = [RR_FEATURES.index(n) for n in rr_feature_names(rr_features)]
         self.root = Path(root).expanduser()
         self.half_width = int(round(window_s * fs))
         self.records: RecordSet | None = None
         self.beats: BeatIndex | None = None
+        self.templates: np.ndarray | None = None
         self.train_records: list[str] = []
         self.val_records: list[str] = []
+        self.test_records: list[str] = []
         self.data_train: BeatWindowDataset | None = None
         self.data_val: BeatWindowDataset | None = None
+        self.data_test: BeatWindowDataset | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.classes)
 
     @property
     def window_length(self) -> int:
@@ -104,52 +143,78 @@ class MITBIHDataModule(L.LightningDataModule):
         cache_dir = Path(hp.cache_dir).expanduser() if hp.cache_dir else None
         band = tuple(float(f) for f in hp.band) if hp.band else None
         self.records = cache.load_or_read(self.root, names, hp.lead, float(hp.fs), cache_dir, band)
-        labels = label_beats(self.records.ann_symbol, hp.normal, hp.abnormal)
-        self.beats = index_beats(self.records, labels, self.half_width)
-        self.train_records, self.val_records = self._split()
-        in_train = np.isin(self.records.names, self.train_records)[self.beats.record]
-        self.data_train = BeatWindowDataset(
-            self.records, self.beats.subset(in_train), self.half_width, hp.rr_features, self._augment(), hp.seed
-        )
-        self.data_val = BeatWindowDataset(self.records, self.beats.subset(~in_train), self.half_width, hp.rr_features)
+        labels = label_beats(self.records.ann_symbol, self.classes)
+        self.beats = index_beats(self.records, labels, self.half_width, hp.pad_edges)
+        self.templates = beat_templates(self.records, self.beats, self.half_width) if hp.templates else None
+        self.train_records, self.val_records, self.test_records = self._split()
+        record_names = np.asarray(self.records.names)[self.beats.record]
+        self.data_train = self._dataset(np.isin(record_names, self.train_records), train=True)
+        self.data_val = self._dataset(np.isin(record_names, self.val_records))
+        self.data_test = self._dataset(np.isin(record_names, self.test_records))
         self._log_summary()
+
+    def _dataset(self, mask: np.ndarray, train: bool = False) -> BeatWindowDataset:
+        augment = self._augment() if train else None
+        return BeatWindowDataset(self.records, self.beats.subset(mask), self.half_width, self.rr_columns, augment,
+                                 self.hparams.seed, self.templates)
 
     def _augment(self) -> Augment:
         spec = dict(self.hparams.augment or {})
         jitter = int(round(float(spec.pop("jitter_s", 0.0)) * self.hparams.fs))
         return Augment(jitter=jitter, **spec)
 
-    @property
-    def abnormal_weight(self) -> float:
-        """Normal / abnormal windows in the training set: the BCE ``pos_weight`` that balances the classes."""
-        positives = float(self.data_train.labels.sum())
-        return (len(self.data_train) - positives) / max(positives, 1.0)
+    def class_counts(self) -> np.ndarray:
+        """Training windows per class."""
+        return np.bincount(self.data_train.labels, minlength=len(self.classes))
 
-    def _split(self) -> tuple[list[str], list[str]]:
-        hp, names = self.hparams, self.records.names
+    def _split(self) -> tuple[list[str], list[str], list[str]]:
+        """Train, validation and test records (the test set is empty except for the benchmark split)."""
+        hp, names = self.hparams, list(self.records.names)
         fraction = abnormal_fraction(self.beats.record, self.beats.label, len(names))
         windows = np.bincount(self.beats.record, minlength=len(names)).astype(np.float64)
-        if hp.split == "seed":
-            return holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, None, hp.bin_edges)
-        subjects = subject_ids(names, hp.same_subject)
-        if hp.split == "patient":
-            return holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, subjects, hp.bin_edges)
-        return kfold_split(names, fraction, windows, subjects, hp.fold, hp.n_folds, hp.split_seed, hp.bin_edges)
+        mode, test = hp.split, []
+        if hp.split == "ds1ds2":
+            pool, test = benchmark_split(names, hp.ds1, hp.ds2, subject_ids(names, hp.same_subject))
+            mode = hp.inner_split
+            if not pool or not test:
+                raise ValueError(f"data.split=ds1ds2: no DS1 or no DS2 record among the {len(names)} records read")
+            keep = np.isin(names, pool)
+            names, fraction, windows = pool, fraction[keep], windows[keep]
+        if mode == "seed":
+            train, val = holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, None, hp.bin_edges)
+        else:
+            subjects = subject_ids(names, hp.same_subject)
+            if mode == "patient":
+                train, val = holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, subjects,
+                                           hp.bin_edges)
+            else:
+                train, val = kfold_split(names, fraction, windows, subjects, hp.fold, hp.n_folds, hp.split_seed,
+                                         hp.bin_edges)
+        return list(train), list(val), test
 
     def _log_summary(self) -> None:
-        for side, records, data in (("train", self.train_records, self.data_train), ("val", self.val_records, self.data_val)):
-            log.info(
-                "%s: %d records, %d windows, %.1f%% abnormal",
-                side, len(records), len(data), 100 * float(data.labels.mean()) if len(data) else 0.0,
-            )
+        sides = (("train", self.train_records, self.data_train), ("val", self.val_records, self.data_val),
+                 ("test", self.test_records, self.data_test))
+        for side, records, data in sides:
+            if not records:
+                continue
+            counts = np.bincount(data.labels, minlength=len(self.classes))
+            share = ", ".join(f"{c} {100 * n / max(len(data), 1):.1f}%" for c, n in zip(self.classes, counts))
+            log.info("%s: %d records, %d windows, %.1f%% abnormal (%s)", side, len(records), len(data),
+                     100 * float((data.labels != 0).mean()) if len(data) else 0.0, share)
         log.info("val records: %s", " ".join(self.val_records))
+        if self.test_records:
+            log.info("test records: %s", " ".join(self.test_records))
 
     def eval_dataset(self, side: str) -> BeatWindowDataset:
-        """Windows of one side ("train", "val" or "all") without augmentation, for evaluation."""
-        beats = {"train": self.data_train.beats, "val": self.data_val.beats, "all": self.beats}.get(side)
-        if beats is None:
-            raise ValueError(f"side={side!r}; choose train, val or all")
-        return BeatWindowDataset(self.records, beats, self.half_width, self.hparams.rr_features)
+        """Windows of one side ("train", "val", "test" or "all") without augmentation, for evaluation."""
+        if side not in SIDES:
+            raise InputError(f"side={side!r}; choose one of {SIDES}")
+        if side == "test" and not self.test_records:
+            raise InputError("side=test: this split has no test set; use data.split=ds1ds2 (or evaluate side=val)")
+        record_names = np.asarray(self.records.names)[self.beats.record]
+        chosen = {"train": self.train_records, "val": self.val_records, "test": self.test_records}.get(side)
+        return self._dataset(np.ones(len(self.beats), bool) if chosen is None else np.isin(record_names, chosen))
 
     def loader(self, data: BeatWindowDataset, batch_size: int | None = None) -> DataLoader:
         """An ordered loader over ``data`` (evaluation and prediction)."""
@@ -157,8 +222,8 @@ class MITBIHDataModule(L.LightningDataModule):
 
     @property
     def nbytes(self) -> int:
-        """Memory of the signals plus both sides' indexes."""
-        return self.records.signal.nbytes + self.data_train.nbytes + self.data_val.nbytes
+        """Memory of the signals plus every side's index."""
+        return self.records.signal.nbytes + sum(d.nbytes for d in (self.data_train, self.data_val, self.data_test))
 
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
@@ -179,3 +244,8 @@ class MITBIHDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.data_val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.test_records:
+            raise ValueError("this split has no test set; train with data.split=ds1ds2")
+        return self._loader(self.data_test, shuffle=False)

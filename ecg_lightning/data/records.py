@@ -1,4 +1,4 @@
-"""Reading WFDB records: one standardized lead per record plus its annotations, and the database folder around them."""
+"""Reading WFDB records: the chosen leads of each record, standardized, plus its annotations; and the database folder."""
 
 from __future__ import annotations
 
@@ -27,13 +27,20 @@ class RecordError(InputError):
     """A record (or the database folder) cannot be used; the message names the file and what to do."""
 
 
+# Lead names treated as the same lead (compared case-insensitively): MIT-BIH's modified limb lead II is lead II;
+# the modified chest lead MCL1 is close to V1. Anything else must match by name.
+LEAD_EQUIVALENTS = (("MLII", "II", "ML2"), ("V1", "MCL1"))
+
+Lead = int | str
+
+
 @dataclass(frozen=True)
 class Record:
-    """One record's chosen lead, standardized over the whole record, and its annotations."""
+    """One record's chosen leads, each standardized over the whole record, and its annotations."""
 
     name: str
-    signal: np.ndarray  # float32, (n_samples,)
-    lead: str
+    signal: np.ndarray  # float32, (n_leads, n_samples)
+    leads: tuple[str, ...]
     fs: float
     ann_sample: np.ndarray  # int64 sample index of each annotation
     ann_symbol: np.ndarray  # annotation symbols (str)
@@ -49,9 +56,9 @@ class RecordSet:
     """
 
     names: tuple[str, ...]
-    leads: tuple[str, ...]
+    leads: tuple[tuple[str, ...], ...]  # per record, the signal name read for each lead
     fs: float
-    signal: np.ndarray  # float32, (total_samples,)
+    signal: np.ndarray  # float32, (n_leads, total_samples)
     offsets: np.ndarray  # int64, (n_records + 1,)
     ann_record: np.ndarray  # int32
     ann_sample: np.ndarray  # int64
@@ -68,13 +75,16 @@ class RecordSet:
         fs = {r.fs for r in records}
         if len(fs) != 1:
             raise RecordError(f"Records have different sampling rates {sorted(fs)}; resample them to one rate")
-        lengths = np.array([len(r.signal) for r in records], dtype=np.int64)
+        n_leads = {r.signal.shape[0] for r in records}
+        if len(n_leads) != 1:
+            raise RecordError(f"Records have different numbers of leads {sorted(n_leads)}")
+        lengths = np.array([r.signal.shape[1] for r in records], dtype=np.int64)
         n_ann = [len(r.ann_sample) for r in records]
         return cls(
             names=tuple(r.name for r in records),
-            leads=tuple(r.lead for r in records),
+            leads=tuple(tuple(r.leads) for r in records),
             fs=fs.pop(),
-            signal=np.concatenate([r.signal for r in records]).astype(np.float32, copy=False),
+            signal=np.concatenate([r.signal for r in records], axis=1).astype(np.float32, copy=False),
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             ann_record=np.repeat(np.arange(len(records), dtype=np.int32), n_ann),
             ann_sample=np.concatenate([r.ann_sample for r in records]).astype(np.int64),
@@ -116,41 +126,61 @@ def ensure_database(root: Path, download: bool, db_name: str = "mitdb") -> list[
     return list(MITDB_RECORDS)
 
 
-def select_lead(sig_names: list[str], lead: int | str, record: str) -> int:
-    """Channel index for ``lead``: an index, or a signal name with a fall-back to channel 0 when absent."""
-    if isinstance(lead, int):
-        if not 0 <= lead < len(sig_names):
-            raise RecordError(f"{record}: has channels {sig_names}, no channel {lead}; choose data.lead in range")
-        return lead
-    if lead in sig_names:
-        return sig_names.index(lead)
-    log.warning("%s: no %s lead (signals %s); using channel 0 (%s) instead", record, lead, sig_names, sig_names[0])
-    return 0
+def lead_key(name: str) -> str:
+    """A lead name as compared: upper case, and the first name of its LEAD_EQUIVALENTS group."""
+    upper = str(name).strip().upper()
+    return next((group[0] for group in LEAD_EQUIVALENTS if upper in group), upper)
+
+
+def select_leads(sig_names: list[str], leads: Lead | list[Lead], record: str) -> list[int]:
+    """Channel indices for ``leads``: indices, or names matched case-insensitively and through LEAD_EQUIVALENTS.
+
+    A name the record lacks falls back, with a warning naming the record, to its first channel not chosen yet
+    (MIT-BIH 102 and 104 have no MLII: channel 0, V5, is read instead).
+    """
+    wanted = list(leads) if isinstance(leads, (list, tuple)) else [leads]
+    keys = [lead_key(n) for n in sig_names]
+    chosen: list[int] = []
+    for lead in wanted:
+        if isinstance(lead, int):
+            if not 0 <= lead < len(sig_names):
+                raise RecordError(f"{record}: has channels {sig_names}, no channel {lead}; choose data.lead in range")
+            chosen.append(lead)
+        elif lead_key(lead) in keys:
+            chosen.append(keys.index(lead_key(lead)))
+        else:
+            free = [i for i in range(len(sig_names)) if i not in chosen]
+            if not free:
+                raise RecordError(f"{record}: no {lead} lead and no other channel left (signals {sig_names})")
+            log.warning("%s: no %s lead (signals %s); using channel %d (%s) instead",
+                        record, lead, sig_names, free[0], sig_names[free[0]])
+            chosen.append(free[0])
+    return chosen
 
 
 def bandpass(x: np.ndarray, fs: float, band: tuple[float, float], order: int = 2) -> np.ndarray:
     """Zero-phase Butterworth band-pass (removes baseline wander below and muscle noise above the band)."""
     sos = scipy.signal.butter(order, band, btype="bandpass", fs=fs, output="sos")
-    return scipy.signal.sosfiltfilt(sos, x)
+    return scipy.signal.sosfiltfilt(sos, x, axis=-1)
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance over the whole record, as float32."""
+    """Zero mean, unit variance over the whole record, per lead (last axis), as float32."""
     x = np.asarray(x, dtype=np.float64)
-    std = x.std()
-    if not np.isfinite(std) or std == 0:
+    std = x.std(axis=-1, keepdims=True)
+    if not np.isfinite(std).all() or (std == 0).any():
         raise ValueError("signal is flat (zero variance) and cannot be standardized")
-    return ((x - x.mean()) / std).astype(np.float32)
+    return ((x - x.mean(axis=-1, keepdims=True)) / std).astype(np.float32)
 
 
 def read_record(
     path: Path,
-    lead: int | str = 0,
+    lead: Lead | list[Lead] = 0,
     annotation: str | None = "atr",
     fs: float | None = None,
     band: tuple[float, float] | None = None,
 ) -> Record:
-    """Read one WFDB record's lead, standardized, with its ``annotation`` file (None: no annotations).
+    """Read one WFDB record's lead(s), standardized, with its ``annotation`` file (None: no annotations).
 
     With ``fs`` set, a record at another sampling rate is resampled to it (annotations follow); with
     ``band`` set, the lead is band-pass filtered (Hz) before standardization.
@@ -167,17 +197,18 @@ def read_record(
     for dat in {f for f in (meta.file_name or []) if f}:
         if not (base.parent / dat).is_file():
             raise RecordError(f"{base.parent / dat}: signal file named in {header} is missing; copy it next to the header")
-    channel = select_lead(list(meta.sig_name), lead, str(base))
+    channels = select_leads(list(meta.sig_name), lead, str(base))
+    names = tuple(meta.sig_name[c] for c in channels)
     try:
-        rec = wfdb.rdrecord(str(base), channels=[channel], physical=True)
+        rec = wfdb.rdrecord(str(base), channels=channels, physical=True)
     except Exception as err:
         raise RecordError(f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?") from err
-    x = rec.p_signal[:, 0]
-    if len(x) < meta.sig_len:
-        raise RecordError(f"{base}.dat: truncated ({len(x)} of {meta.sig_len} samples); download or copy it again")
+    x = rec.p_signal.T  # (n_leads, n_samples)
+    if x.shape[1] < meta.sig_len:
+        raise RecordError(f"{base}.dat: truncated ({x.shape[1]} of {meta.sig_len} samples); download or copy it again")
     if np.isnan(x).any():
         raise RecordError(
-            f"{base}: lead {meta.sig_name[channel]} has {int(np.isnan(x).sum())} missing (NaN) samples; "
+            f"{base}: lead {'/'.join(names)} has {int(np.isnan(x).sum())} missing (NaN) samples; "
             "interpolate or crop them before use"
         )
     if band is not None:
@@ -185,7 +216,7 @@ def read_record(
     try:
         signal = standardize(x)
     except ValueError as err:
-        raise RecordError(f"{base}: lead {meta.sig_name[channel]} {err}") from err
+        raise RecordError(f"{base}: lead {'/'.join(names)} {err}") from err
 
     ann_sample = np.empty(0, dtype=np.int64)
     ann_symbol = np.empty(0, dtype="<U2")
@@ -202,15 +233,16 @@ def read_record(
 
     source_fs = record_fs = float(meta.fs)
     if fs is not None and record_fs != fs:
-        signal = wfdb.processing.resample_sig(signal.astype(np.float64), record_fs, fs)[0].astype(np.float32)
+        signal = np.stack([wfdb.processing.resample_sig(lead.astype(np.float64), record_fs, fs)[0]
+                           for lead in signal]).astype(np.float32)
         ann_sample = np.round(ann_sample * (fs / record_fs)).astype(np.int64)
         log.info("%s: resampled from %g Hz to %g Hz", base, record_fs, fs)
         record_fs = float(fs)
-    return Record(base.name, signal, meta.sig_name[channel], record_fs, ann_sample, ann_symbol, source_fs)
+    return Record(base.name, signal, names, record_fs, ann_sample, ann_symbol, source_fs)
 
 
 def read_database(
-    root: Path, names: list[str], lead: int | str, fs: float, band: tuple[float, float] | None = None
+    root: Path, names: list[str], lead: Lead | list[Lead], fs: float, band: tuple[float, float] | None = None
 ) -> RecordSet:
     """Read every named record of ``root`` (with progress) into one RecordSet, resampled to ``fs`` Hz."""
     records = []

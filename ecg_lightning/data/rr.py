@@ -1,21 +1,55 @@
 """RR-interval features: the rhythm context that inter-patient beat classifiers rely on.
 
-An early (premature) or late beat is the main clue for supraventricular ectopy, and dividing by the
-record's own mean RR makes the features comparable across patients with different heart rates.
+An early (premature) or late beat is the main clue for supraventricular ectopy. Dividing by the record's
+own mean RR makes the features comparable across patients with different heart rates; dividing by the
+*local* rhythm (a centred neighbourhood of beats) keeps a beat in atrial fibrillation, whose RRs vary
+all the time, from looking premature, and the local irregularity tells the network when that is the case.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-RR_FEATURES = ("log_pre_rr", "log_post_rr", "log_local_rr", "log_pre_post", "mean_rr_s")
+RR_FEATURES = (
+    # normalized to the record
+    "log_pre_rr", "log_post_rr", "log_local_rr", "log_pre_post", "mean_rr_s",
+    # normalized to the local rhythm
+    "log_pre_local", "log_post_local", "local_irregularity",
+)
+# ``data.rr_features: true``: the record-normalized five (the features of the first RR experiments)
+RECORD_RR = RR_FEATURES[:5]
 
 
-def rr_features(record: np.ndarray, sample: np.ndarray, fs: float, local_beats: int = 10) -> np.ndarray:
+def rr_feature_names(spec: bool | Sequence[str] | None) -> tuple[str, ...]:
+    """The features that ``data.rr_features`` asks for: none, the record-normalized five (true) or a list."""
+    if spec is None or spec is False:
+        return ()
+    if spec is True:
+        return RECORD_RR
+    names = tuple(str(s) for s in spec)
+    unknown = [n for n in names if n not in RR_FEATURES]
+    if unknown:
+        raise ValueError(f"data.rr_features: unknown {unknown}; choose from {list(RR_FEATURES)}")
+    return names
+
+
+def _window_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Mean of ``values[lo[i]:hi[i]]`` for every i, by cumulative sums (callers keep windows inside a record)."""
+    cumulative = np.r_[0.0, np.cumsum(values)]
+    return (cumulative[hi] - cumulative[lo]) / (hi - lo)
+
+
+def rr_features(
+    record: np.ndarray, sample: np.ndarray, fs: float, local_beats: int = 10, context_beats: int = 16
+) -> np.ndarray:
     """Features per beat from the beat positions of each record (sorted by record, then sample).
 
-    Returns float32 (n_beats, 5): log(pre RR / record mean RR), log(post RR / mean), log(mean of the last
-    ``local_beats`` RRs / mean), log(pre / post), and the record's mean RR in seconds.
+    Returns float32 (n_beats, len(RR_FEATURES)): log(pre RR / record mean RR), log(post RR / mean), log(mean
+    of the last ``local_beats`` RRs / mean), log(pre / post), the record's mean RR in seconds; then
+    log(pre RR / local RR), log(post RR / local RR) with the local RR the mean over ``context_beats`` beats on
+    each side, and the standard deviation of log RR over that neighbourhood (irregularity: high in AF).
     """
     n = len(sample)
     if n == 0:
@@ -34,11 +68,16 @@ def rr_features(record: np.ndarray, sample: np.ndarray, fs: float, local_beats: 
     groups = np.cumsum(first) - 1
     mean_rr = (np.bincount(groups, pre) / np.bincount(groups))[groups]
     group_start = np.flatnonzero(first)[groups]
-    cumulative = np.r_[0.0, np.cumsum(pre)]
+    group_end = np.flatnonzero(last)[groups] + 1
     i = np.arange(n)
-    j = np.maximum(i - local_beats + 1, group_start)
-    local = (cumulative[i + 1] - cumulative[j]) / (i - j + 1)
-    features = np.column_stack(
-        [np.log(pre / mean_rr), np.log(post / mean_rr), np.log(local / mean_rr), np.log(pre / post), mean_rr / fs]
-    )
+    local = _window_mean(pre, np.maximum(i - local_beats + 1, group_start), i + 1)
+    lo = np.maximum(i - context_beats, group_start)
+    hi = np.minimum(i + context_beats + 1, group_end)
+    context = _window_mean(pre, lo, hi)
+    log_pre = np.log(pre)
+    spread = _window_mean(log_pre**2, lo, hi) - _window_mean(log_pre, lo, hi) ** 2
+    features = np.column_stack([
+        np.log(pre / mean_rr), np.log(post / mean_rr), np.log(local / mean_rr), np.log(pre / post), mean_rr / fs,
+        np.log(pre / context), np.log(post / context), np.sqrt(np.maximum(spread, 0.0)),
+    ])
     return features.astype(np.float32)

@@ -10,18 +10,18 @@ from torch.utils.data import Dataset, Sampler
 
 from ecg_lightning.data.labels import DROPPED
 from ecg_lightning.data.records import RecordSet
-from ecg_lightning.data.rr import rr_features
+from ecg_lightning.data.rr import RR_FEATURES, rr_features
 
 
 @dataclass(frozen=True)
 class BeatIndex:
-    """Labelled beats whose whole window lies inside their record."""
+    """Labelled beats: those whose whole window lies inside their record, or every beat when edges are padded."""
 
     record: np.ndarray  # int32 record index into RecordSet.names
     sample: np.ndarray  # int64 beat sample within its record (window centre)
-    label: np.ndarray  # int8, 0 normal / 1 abnormal
+    label: np.ndarray  # int8 class index (0: the normal class)
     symbol: np.ndarray  # annotation symbol
-    rr: np.ndarray  # float32 (n, 5) RR-interval features (data/rr.py), from all beats of the record
+    rr: np.ndarray  # float32 (n, len(RR_FEATURES)) RR-interval features (data/rr.py), from all beats of the record
 
     def __len__(self) -> int:
         return len(self.label)
@@ -30,16 +30,18 @@ class BeatIndex:
         return BeatIndex(self.record[mask], self.sample[mask], self.label[mask], self.symbol[mask], self.rr[mask])
 
 
-def index_beats(records: RecordSet, labels: np.ndarray, half_width: int) -> BeatIndex:
-    """Keep labelled beats with ``half_width`` samples of signal on each side (a beat too near an edge is dropped).
+def index_beats(records: RecordSet, labels: np.ndarray, half_width: int, pad_edges: bool = False) -> BeatIndex:
+    """Keep labelled beats with ``half_width`` samples of signal on each side (a beat too near an edge is dropped),
+    or, with ``pad_edges``, every labelled beat inside its record (its window is zero-padded at the edge).
 
     RR features are computed over every labelled beat first, so an edge beat still counts as a neighbour.
     """
     is_beat = labels != DROPPED
-    rr = np.zeros((len(labels), 5), dtype=np.float32)
+    rr = np.zeros((len(labels), len(RR_FEATURES)), dtype=np.float32)
     rr[is_beat] = rr_features(records.ann_record[is_beat], records.ann_sample[is_beat], records.fs)
     lengths = records.lengths[records.ann_record]
-    keep = is_beat & (records.ann_sample >= half_width) & (records.ann_sample + half_width <= lengths)
+    margin = 0 if pad_edges else half_width
+    keep = is_beat & (records.ann_sample >= margin) & (records.ann_sample + max(margin, 1) <= lengths)
     return BeatIndex(
         record=records.ann_record[keep],
         sample=records.ann_sample[keep],
@@ -84,11 +86,32 @@ def passthrough_collate(batch):
     return batch
 
 
+def beat_templates(records: RecordSet, beats: BeatIndex, half_width: int, max_beats: int = 400) -> np.ndarray:
+    """Each record's typical beat: the median window (per lead) over up to ``max_beats`` of its beats.
+
+    Served beside each window (``data.templates``), it lets the network judge a beat against the patient's own
+    dominant beat, which is how a wide QRS in a bundle-branch-block patient differs from a ventricular beat.
+    Only beat positions are used, never labels, so detected beats of a new recording serve as well.
+    Returns float32 (n_records, n_leads, 2 * half_width); zeros for a record without beats.
+    """
+    n_leads = records.signal.shape[0]
+    templates = np.zeros((len(records.names), n_leads, 2 * half_width), dtype=np.float32)
+    data = BeatWindowDataset(records, beats, half_width)
+    for r in np.unique(beats.record):  # one vectorized gather per record
+        mine = np.flatnonzero(beats.record == r)
+        picks = mine[np.linspace(0, len(mine) - 1, min(len(mine), max_beats)).astype(np.int64)]
+        templates[r] = np.median(data.__getitems__(picks.tolist())[0].numpy(), axis=0)
+    return templates
+
+
 class BeatWindowDataset(Dataset):
-    """Windows ``signal[c - half_width : c + half_width]`` around each indexed beat, cut a batch at a time.
+    """Windows ``signal[:, c - half_width : c + half_width]`` around each indexed beat, cut a batch at a time.
 
     Only the records' signals (once, float32) and the beat index are held; ``__getitems__`` gathers a
-    whole batch with one fancy-indexing call. Use it with ``collate_fn=passthrough_collate``.
+    whole batch with one fancy-indexing call. Use it with ``collate_fn=passthrough_collate``. Windows that
+    run past their record's edge (``pad_edges`` indexes, or jitter) are zero-padded there: after
+    standardization 0 is the record's mean, and no sample of a neighbouring record leaks in. With
+    ``templates`` (``beat_templates``), each window's record template follows its leads as extra channels.
     """
 
     def __init__(
@@ -96,43 +119,56 @@ class BeatWindowDataset(Dataset):
         records: RecordSet,
         beats: BeatIndex,
         half_width: int,
-        with_rr: bool = False,
+        rr_columns: list[int] | None = None,
         augment: Augment | None = None,
         seed: int = 0,
+        templates: np.ndarray | None = None,
     ) -> None:
         self.signal = records.signal
+        self.templates = templates
         self.beats = beats
         self.starts = records.offsets[beats.record] + beats.sample - half_width
-        self.labels = beats.label.astype(np.float32)
+        self.labels = beats.label.astype(np.int64)
         self.steps = np.arange(2 * half_width, dtype=np.int64)
-        self.with_rr = with_rr
+        self.rr_columns = list(rr_columns or [])
         self.augment = augment or Augment()
         self.seed = seed
-        # jittered windows must stay inside their own record
-        self.min_start = records.offsets[beats.record]
-        self.max_start = records.offsets[beats.record + 1] - 2 * half_width
+        self.record_start = records.offsets[beats.record]
+        self.record_end = records.offsets[beats.record + 1]
+        # beats whose (unjittered) window runs past an edge of their record
+        self.padded = (self.starts < self.record_start) | (self.starts + 2 * half_width > self.record_end)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x is (batch, 1, window)."""
+        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x is (batch, leads, window), y class indices."""
         idx = np.asarray(indices, dtype=np.int64)
         starts = self.starts[idx]
         aug = self.augment
         # seeded by the batch itself, so a resumed run augments exactly as an uninterrupted one
         rng = np.random.default_rng([self.seed, int(idx[0]), int(idx[-1]), len(idx)])
         if aug.jitter:
-            shift = rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
-            starts = np.clip(starts + shift, self.min_start[idx], self.max_start[idx])
-        windows = np.asarray(self.signal[starts[:, None] + self.steps])
+            starts = starts + rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
+        positions = starts[:, None] + self.steps
+        lo, hi = self.record_start[idx], self.record_end[idx]
+        if ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
+            windows = self.signal[:, positions]
+        else:  # some window runs past its record's edge: gather inside, zero outside
+            lo, hi = lo[:, None], hi[:, None]
+            windows = self.signal[:, np.clip(positions, lo, hi - 1)] * ((positions >= lo) & (positions < hi))
+        windows = windows.transpose(1, 0, 2)  # (batch, leads, window)
         if aug.scale:
-            windows = windows * (1 + aug.scale * rng.uniform(-1, 1, (len(idx), 1))).astype(np.float32)
+            windows = windows * (1 + aug.scale * rng.uniform(-1, 1, (len(idx), 1, 1))).astype(np.float32)
         if aug.noise:
             windows = windows + (aug.noise * rng.standard_normal(windows.shape)).astype(np.float32)
-        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).unsqueeze(1)
+        if self.templates is not None:
+            windows = np.concatenate([windows, self.templates[self.beats.record[idx]]], axis=1)
+        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
         y = torch.from_numpy(self.labels[idx])
-        return (x, torch.from_numpy(self.beats.rr[idx]), y) if self.with_rr else (x, y)
+        if not self.rr_columns:
+            return x, y
+        return x, torch.from_numpy(np.ascontiguousarray(self.beats.rr[idx][:, self.rr_columns])), y
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         return tuple(t[0] for t in self.__getitems__([i]))
@@ -140,5 +176,5 @@ class BeatWindowDataset(Dataset):
     @property
     def nbytes(self) -> int:
         """Memory held by this dataset's own index (the shared signal is counted once, by the DataModule)."""
-        arrays = (self.starts, self.labels, self.min_start, self.max_start, *vars(self.beats).values())
+        arrays = (self.starts, self.labels, self.record_start, self.record_end, self.padded, *vars(self.beats).values())
         return sum(a.nbytes for a in arrays)

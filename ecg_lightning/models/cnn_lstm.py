@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ecg_lightning.models.cnn import study_conv_features
+from ecg_lightning.models.cnn import logits_out, study_conv_features
 
 
 class StudyCNNLSTM(nn.Module):
@@ -24,15 +24,17 @@ class StudyCNNLSTM(nn.Module):
         kernel_size: int = 4,
         hidden_size: int = 4,
         keras_init: bool = True,
+        in_channels: int = 1,
+        n_outputs: int = 1,
     ) -> None:
         super().__init__()
         if input_length % n_steps:
             raise ValueError(f"input_length={input_length} does not split into n_steps={n_steps} equal sub-sequences")
         self.n_steps = n_steps
         self.step_length = input_length // n_steps
-        self.features = study_conv_features(channels, kernel_size)
+        self.features = study_conv_features(channels, kernel_size, in_channels)
         self.lstm = nn.LSTM(channels * self.step_length, hidden_size, batch_first=True)
-        self.head = nn.Linear(hidden_size, 1)
+        self.head = nn.Linear(hidden_size, n_outputs)
         if keras_init:
             self._init_lstm_like_keras()
 
@@ -48,8 +50,9 @@ class StudyCNNLSTM(nn.Module):
         self.lstm.bias_ih_l0.data[hidden : 2 * hidden] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch = x.shape[0]
-        steps = x.reshape(batch * self.n_steps, 1, self.step_length)  # sub-sequences, in time order
-        features = self.features(steps).reshape(batch, self.n_steps, -1)
-        _, (hidden, _) = self.lstm(features)
-        return self.head(hidden[-1]).squeeze(-1)
+        batch, leads = x.shape[:2]
+        # sub-sequences in time order, each with all its leads: (batch * n_steps, leads, step_length)
+        steps = x.reshape(batch, leads, self.n_steps, self.step_length).transpose(1, 2)
+        features = self.features(steps.reshape(batch * self.n_steps, leads, self.step_length))
+        _, (hidden, _) = self.lstm(features.reshape(batch, self.n_steps, -1))
+        return logits_out(self.head(hidden[-1]))

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ecg_lightning.models.cnn import logits_out
+
 
 class ResidualBlock(nn.Module):
     """Two conv-BN layers with a (strided) skip connection."""
@@ -51,10 +53,12 @@ class BeatResNet(nn.Module):
         head_dropout: float = 0.5,
         center_s: float = 0.4,
         n_rr: int = 0,
+        in_channels: int = 1,
+        n_outputs: int = 1,
     ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv1d(1, channels[0], 15, stride=stem_stride, padding=7, bias=False),
+            nn.Conv1d(in_channels, channels[0], 15, stride=stem_stride, padding=7, bias=False),
             nn.BatchNorm1d(channels[0]),
             nn.ReLU(inplace=True),
             nn.MaxPool1d(2),
@@ -69,7 +73,8 @@ class BeatResNet(nn.Module):
         self.n_rr = n_rr
         head_in = 2 * c_in + (16 if n_rr else 0)
         self.rr = nn.Sequential(nn.Linear(n_rr, 16), nn.ReLU(inplace=True)) if n_rr else None
-        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(head_in, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
+        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(head_in, 64), nn.ReLU(inplace=True),
+                                  nn.Linear(64, n_outputs))
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         z = self.stages(self.stem(x))
@@ -80,4 +85,4 @@ class BeatResNet(nn.Module):
             if rr is None:
                 raise ValueError("this network was built with n_rr > 0: set data.rr_features=true")
             parts.append(self.rr(rr))
-        return self.head(torch.cat(parts, dim=1)).squeeze(-1)
+        return logits_out(self.head(torch.cat(parts, dim=1)))
