@@ -1,6 +1,9 @@
 """Summarize a multirun: mean ± sd of each job's metrics.json, grouped by everything but seed and fold.
 
-    python -m ecg_lightning.aggregate outputs/train/multiruns/<date> [<more sweep dirs>] [--which final|best] [--out x.json]
+    python -m ecg_lightning.aggregate outputs/train/multiruns/<date> [<more sweep dirs>] [--which final|best|test]
+        [--out x.json]
+
+``--which test`` summarizes the test set (e.g. DS2) scored with each job's best-on-validation checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from omegaconf import OmegaConf
 log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "balanced_accuracy", "auroc", "sensitivity", "specificity", "ppv", "f1")
+# the AAMI benchmark's columns (multi-class runs): EC57's S and V rows, kappa and the j/jk indices
+AAMI_METRICS = ("accuracy", "se_S", "ppv_S", "spec_S", "se_V", "ppv_V", "spec_V", "se_F", "ppv_F", "kappa",
+                "j_index", "jk_index", "macro_f1")
 REPEAT_KEYS = ("seed", "data.fold")  # what varies between repeats of one setting
 IGNORED_KEYS = ("hydra.", "callbacks.progress_bar", "paths.", "data.root", "data.cache_dir")
 
@@ -33,16 +39,20 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
     sweep_dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else sweep_dirs
     groups: dict[str, list[dict]] = defaultdict(list)
     for report in sorted(r for d in sweep_dirs for r in d.glob("*/metrics.json")):
-        metrics = json.loads(report.read_text())[which]
-        groups[job_setting(report.parent)].append(metrics)
+        saved = json.loads(report.read_text())
+        if which not in saved:
+            log.warning("%s has no %r metrics; skipped", report, which)
+            continue
+        groups[job_setting(report.parent)].append(saved[which])
     if not groups:
         raise SystemExit(f"No <job>/metrics.json under {', '.join(map(str, sweep_dirs))}: "
                          "is it a multirun folder (outputs/train/multiruns/...)?")
     summary = {}
+    side = "test" if which == "test" else "val"
     for setting, jobs in groups.items():
         row: dict = {"jobs": len(jobs)}
-        for name in (*METRICS, "loss"):
-            values = [j[f"val/{name}"] for j in jobs if f"val/{name}" in j]
+        for name in dict.fromkeys((*METRICS, *AAMI_METRICS, "loss")):
+            values = [j[f"{side}/{name}"] for j in jobs if f"{side}/{name}" in j]
             if values:
                 row[name] = [float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0]
         times = [j["time/epoch_s"] for j in jobs if "time/epoch_s" in j]
@@ -53,7 +63,7 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
 
 
 def markdown(summary: dict[str, dict]) -> str:
-    cols = [m for m in (*METRICS, "epoch_s") if any(m in row for row in summary.values())]
+    cols = [m for m in dict.fromkeys((*METRICS, *AAMI_METRICS, "epoch_s")) if any(m in row for row in summary.values())]
     lines = ["| setting | jobs | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     for setting, row in summary.items():
         cells = [f"{row[c][0]:.3f} ± {row[c][1]:.3f}" if c != "epoch_s" else f"{row[c][0]:.0f} ± {row[c][1]:.0f}"
@@ -65,8 +75,9 @@ def markdown(summary: dict[str, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Mean ± sd of a multirun's metrics, per setting.")
     parser.add_argument("sweep_dirs", type=Path, nargs="+", help="multirun folders; jobs of one setting are pooled")
-    parser.add_argument("--which", choices=("final", "best"), default="final",
-                        help="final epoch (default, not chosen on val) or the best val epoch")
+    parser.add_argument("--which", choices=("final", "best", "test"), default="final",
+                        help="final epoch (default, not chosen on val), the best val epoch, or the test set (scored "
+                             "with the best-on-validation checkpoint)")
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
     summary = summarize(args.sweep_dirs, args.which)

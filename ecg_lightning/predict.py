@@ -22,7 +22,7 @@ from ecg_lightning import report
 from ecg_lightning.checkpoint import build_model, checkpoint_config, load_checkpoint
 from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.data.labels import DROPPED, label_beats
-from ecg_lightning.data.records import Record, RecordError, RecordSet, read_record
+from ecg_lightning.data.records import Record, RecordError, RecordSet, lead_key, read_record
 from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names
 from ecg_lightning.data.windows import (
     BeatWindowDataset,
@@ -49,6 +49,17 @@ class Beats:
     reference: np.ndarray | None
     symbol: np.ndarray
     source: str
+
+
+def as_list(lead: Any) -> list:
+    lead = OmegaConf.to_object(lead) if OmegaConf.is_config(lead) else lead
+    return list(lead) if isinstance(lead, (list, tuple)) else [lead]
+
+
+def lead_mismatch(trained: list, read: tuple[str, ...]) -> list[str]:
+    """"trained->read" for every lead read under another name than the model was trained on (by name, through
+    records.LEAD_EQUIVALENTS; a lead trained by channel index has no name to compare and is never flagged)."""
+    return [f"{want}->{got}" for want, got in zip(trained, read) if isinstance(want, str) and lead_key(want) != lead_key(got)]
 
 
 def find_beats(record: Record, classes: dict[str, list[str]], annotated: bool) -> Beats:
@@ -79,8 +90,19 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     if cfg.annotation is not None and not annotated:
         log.info("%s.%s not found: detecting the beats", base, cfg.annotation)
     band = tuple(data.band) if data.get("band") else None
-    lead = OmegaConf.to_object(data.lead) if OmegaConf.is_config(data.lead) else data.lead
-    record = read_record(base, lead=lead, annotation=cfg.annotation if annotated else None, fs=data.fs, band=band)
+    trained = as_list(data.lead)
+    requested = trained if cfg.get("lead") is None else as_list(cfg.lead)
+    if len(requested) != len(trained):
+        raise RecordError(f"lead={requested}: the model takes {len(trained)} lead(s) ({trained}); give as many")
+    record = read_record(base, lead=requested, annotation=cfg.annotation if annotated else None, fs=data.fs, band=band)
+    other_leads = lead_mismatch(trained, record.leads)
+    if other_leads:
+        message = (f"{base}: the model was trained on {trained} but reads {list(record.leads)} here "
+                   f"({', '.join(other_leads)}); on a lead it never saw its output is meaningless")
+        if not cfg.allow_other_lead:
+            raise RecordError(f"{message}. Choose the lead with lead=<name>, or pass allow_other_lead=true to "
+                              "classify anyway")
+        log.warning("%s (allow_other_lead=true)", message.upper())
     half_width = int(round(data.window_s * data.fs))
     if record.signal.shape[1] < 2 * half_width:
         raise RecordError(f"{base}: {record.signal.shape[1] / record.fs:.1f} s long, shorter than one "
@@ -117,6 +139,7 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     counts = np.bincount(predicted, minlength=len(names))
     summary: dict[str, Any] = {
         "record": str(base), "checkpoint": str(cfg.ckpt_path), "leads": list(record.leads), "fs": source_fs,
+        "trained_leads": trained, "other_lead_than_trained": other_leads,
         "beat_source": beats.source, "beats": int(len(probs)), "classes": names,
         "predicted": {c: int(n) for c, n in zip(names, counts)},
         "abnormal": int((predicted != 0).sum()),

@@ -49,3 +49,16 @@ def test_cli_writes_json_and_rejects_empty_dirs(tmp_path):
     empty = subprocess.run([sys.executable, "-m", "ecg_lightning.aggregate", str(tmp_path / "none")],
                            capture_output=True, text=True)
     assert empty.returncode != 0 and "No <job>/metrics.json" in empty.stderr
+
+
+def test_test_set_metrics_are_summarized(tmp_path):
+    for num, (seed, acc, se_s) in enumerate([(0, 0.90, 0.5), (1, 0.94, 0.7)]):
+        job = tmp_path / f"{num}_job"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["experiment=aami_ds1ds2", f"seed={seed}"]))
+        report = {"final": {"val/accuracy": 0.5}, "best": {}, "test": {"test/accuracy": acc, "test/se_S": se_s}}
+        (job / "metrics.json").write_text(json.dumps(report))
+    summary = summarize(tmp_path, "test")["experiment=aami_ds1ds2"]
+    assert summary["jobs"] == 2 and summary["accuracy"] == pytest.approx([0.92, np.std([0.9, 0.94], ddof=1)])
+    assert summary["se_S"][0] == pytest.approx(0.6)
+    assert "| experiment=aami_ds1ds2 | 2 | 0.920 ± 0.028 | 0.600 ± 0.141 |" in markdown(summarize(tmp_path, "test"))

@@ -26,7 +26,7 @@ AAMI_METRICS = ["val/accuracy", "val/macro_f1", "val/kappa", "val/se_S", "val/pp
 
 
 @pytest.mark.parametrize("choice", ["model=cnn", "model=cnn_lstm", "model=resnet", "experiment=resnet_rr",
-                                    "experiment=aami_ds1ds2"])
+                                    "experiment=aami_ds1ds2", "experiment=resnet_templates"])
 def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
     cfg = compose_cfg(choice, "debug=fdr")
     metrics = train(cfg)

@@ -392,3 +392,26 @@ def test_aami_predict_gives_every_class_probability(trained_aami, tiny_db, tmp_p
     assert len(rows) == sum(s in "NLAVF/" for s in ann.symbol)  # every beat, edge beats included
     assert {r["reference"] for r in rows} <= set("NSVFQ") and summary["reference"]["classes"] == list("NSVFQ")
     assert (tmp_path / "strip.png").stat().st_size > 0
+
+
+def test_predict_matches_leads_by_name_and_refuses_other_leads(trained_aami, tmp_path):
+    rng = np.random.default_rng(21)
+    write_record(tmp_path, "lower", 0.2, rng, sig_name=("ii", "v1"))
+    write_record(tmp_path, "chest", 0.2, rng, sig_name=("V5", "V2"))
+    ok = predict_record(compose_config("predict", tmp_path / "a", [f"ckpt_path={trained_aami}",
+                                                                   f"record={tmp_path / 'lower'}"]))
+    assert ok["leads"] == ["ii", "v1"] and ok["other_lead_than_trained"] == [] and ok["trained_leads"] == ["MLII", "V1"]
+    with pytest.raises(RecordError, match=r"trained on \['MLII', 'V1'\] but reads \['V5', 'V2'\].*allow_other_lead=true"):
+        predict_record(compose_config("predict", tmp_path / "b", [f"ckpt_path={trained_aami}",
+                                                                  f"record={tmp_path / 'chest'}"]))
+    assert not (tmp_path / "b" / "beats.csv").exists()
+    forced = predict_record(compose_config("predict", tmp_path / "c", [f"ckpt_path={trained_aami}",
+                                                                       f"record={tmp_path / 'chest'}",
+                                                                       "allow_other_lead=true"]))
+    assert forced["other_lead_than_trained"] == ["MLII->V5", "V1->V2"] and forced["beats"] > 30
+    with pytest.raises(RecordError, match=r"V1->v1|MLII->v1"):
+        predict_record(compose_config("predict", tmp_path / "d", [f"ckpt_path={trained_aami}", "lead=[V1,II]",
+                                                                  f"record={tmp_path / 'lower'}"]))
+    with pytest.raises(RecordError, match="takes 2 lead"):
+        predict_record(compose_config("predict", tmp_path / "e", [f"ckpt_path={trained_aami}", "lead=II",
+                                                                  f"record={tmp_path / 'lower'}"]))
