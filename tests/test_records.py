@@ -148,3 +148,20 @@ def test_download_fetches_record_by_record(tmp_path, monkeypatch):
     assert ensure_database(tmp_path / "db", download=True) == ["100", "101", "102"]
     assert calls == [("mitdb", ["100"]), ("mitdb", ["101"]), ("mitdb", ["102"])]
     assert list_records(tmp_path / "db") == ["100", "101", "102"]
+
+
+def test_band_pass_reading_is_a_zero_phase_second_order_butterworth(tiny_db):
+    """The spec (FIELD-NOTES): 2nd-order Butterworth band-pass, zero-phase, before standardization."""
+    import scipy.signal
+
+    raw = wfdb.rdrecord(str(tiny_db / "105")).p_signal[:, 0]
+    sos = scipy.signal.butter(2, [0.5, 40.0], btype="bandpass", fs=360, output="sos")
+    filtered = scipy.signal.sosfiltfilt(sos, raw)
+    rec = read_record(tiny_db / "105", band=(0.5, 40.0))
+    np.testing.assert_allclose(rec.signal[0], (filtered - filtered.mean()) / filtered.std(), atol=1e-5)
+    t = np.arange(7200) / 360
+    slow, beat_band, fast = np.sin(2 * np.pi * 0.05 * t), np.sin(2 * np.pi * 10 * t), np.sin(2 * np.pi * 150 * t)
+    out = records_mod.bandpass(np.stack([slow, beat_band, fast]), 360, (0.5, 40.0))
+    middle = slice(720, -720)
+    assert out[0, middle].std() < 0.02 and out[2, middle].std() < 0.05  # baseline wander and noise removed
+    np.testing.assert_allclose(out[1, middle], beat_band[middle], atol=0.02)  # zero phase: no shift

@@ -38,8 +38,10 @@ def test_local_rhythm_features_by_hand():
     log_pre = np.log(pre)
     spread = [np.std(log_pre[max(i - 1, 0) : i + 2]) for i in range(5)]
     np.testing.assert_allclose(f[:, 7], spread, atol=1e-6)
+    np.testing.assert_allclose(f[:, 8], np.log(pre / 100.0), rtol=1e-5)  # seconds, not normalized
+    np.testing.assert_allclose(f[:, 9], np.log(post / 100.0), rtol=1e-5)
     regular = rr_features(np.zeros(6, int), np.arange(6) * 100, fs=100.0)
-    np.testing.assert_allclose(regular[:, 5:], 0.0, atol=1e-6)  # a regular rhythm: nothing premature, no spread
+    np.testing.assert_allclose(regular[:, 5:8], 0.0, atol=1e-6)  # a regular rhythm: nothing premature, no spread
 
 
 def test_rr_feature_selection():

@@ -138,3 +138,14 @@ def test_hparams_search_grid_sweeps_real_config_keys(tiny_db, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert len(jobs) == 6 and any("model.optimizer.lr-0.003" in j and "class_weight-balanced" in j for j in jobs)
+
+
+def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tmp_path):
+    cfg = compose_cfg("data.labels=aami", "data.split=ds1ds2", "trainer.max_epochs=1", "~callbacks.model_checkpoint",
+                      "~callbacks.last_checkpoint", "trainer.enable_checkpointing=false")
+    metrics = train(cfg)
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["test"]["checkpoint"] == "final weights"
+    assert {k for k in report["test"] if k != "checkpoint"} == {k for k in metrics if k.startswith("test/")}
+    assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
+    assert not list((tmp_path / "run").glob("checkpoints/*.ckpt"))

@@ -415,3 +415,16 @@ def test_predict_matches_leads_by_name_and_refuses_other_leads(trained_aami, tmp
     with pytest.raises(RecordError, match="takes 2 lead"):
         predict_record(compose_config("predict", tmp_path / "e", [f"ckpt_path={trained_aami}", "lead=II",
                                                                   f"record={tmp_path / 'lower'}"]))
+
+
+def test_lightning_predict_gives_the_report_probabilities(trained, tiny_db, tmp_path):
+    import lightning as L
+
+    probs, _ = probabilities_of(trained, tiny_db, tmp_path / "cache")
+    blob = torch.load(trained, weights_only=False)
+    run = checkpoint_config(blob)
+    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    out = L.Trainer(logger=False, enable_progress_bar=False).predict(build_model(blob, run, trained), dm.loader(dm.data_val))
+    np.testing.assert_allclose(torch.cat(out).numpy(), probs, atol=1e-6)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ecg_lightning.data.labels import label_beats
 from ecg_lightning.data.records import Record, RecordSet, read_database
-from ecg_lightning.data.windows import Augment, BeatWindowDataset, index_beats
+from ecg_lightning.data.windows import Augment, BeatWindowDataset, beat_templates, index_beats
 
 HALF = 180
 BEAT_SYMBOLS = ["N", "V", "A", "L", "/", "F"]
@@ -118,3 +118,39 @@ def test_every_window_is_its_record_slice_zero_padded(lengths, half, data):
     for row, (r, c) in enumerate(zip(beats.record, beats.sample)):
         padded = np.pad(records[r].signal, ((0, 0), (half, half)))
         np.testing.assert_array_equal(x[row].numpy(), padded[:, c : c + 2 * half])
+
+
+def test_templates_are_each_records_median_beat_served_as_extra_channels():
+    h = 20
+    shape_a, shape_b = np.hanning(2 * h), -np.hanning(2 * h)
+    signal = np.zeros((2, 400), np.float32)
+    beats = np.array([50, 150, 250])
+    for c, shape in zip(beats, (shape_a, shape_a, shape_b)):  # two beats of shape a, one of b: the median is a
+        signal[0, c - h : c + h] = shape
+        signal[1, c - h : c + h] = 2 * shape
+    first = Record("a", signal, ("MLII", "V1"), 360.0, beats, np.array(["N", "N", "V"]))
+    second = Record("b", -signal, ("MLII", "V1"), 360.0, np.array([150]), np.array(["N"]))
+    empty = Record("c", signal, ("MLII", "V1"), 360.0, np.array([], dtype=np.int64), np.array([], dtype="<U2"))
+    db = RecordSet.from_records([first, second, empty])
+    index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
+    templates = beat_templates(db, index, h)
+    assert templates.shape == (3, 2, 2 * h)
+    np.testing.assert_allclose(templates[0], np.stack([shape_a, 2 * shape_a]), atol=1e-6)
+    np.testing.assert_allclose(templates[1], -np.stack([shape_a, 2 * shape_a]), atol=1e-6)
+    np.testing.assert_array_equal(templates[2], 0.0)  # no beats, no template
+    x, _ = BeatWindowDataset(db, index, h, templates=templates).__getitems__([2, 3])
+    assert x.shape == (2, 4, 2 * h)
+    np.testing.assert_allclose(x[0, :2].numpy(), np.stack([shape_b, 2 * shape_b]), atol=1e-6)  # the beat itself
+    np.testing.assert_allclose(x[0, 2:].numpy(), templates[0])  # then its own record's template
+    np.testing.assert_allclose(x[1, 2:].numpy(), templates[1])
+
+
+def test_templates_subsample_evenly():
+    n, h = 2000, 5
+    signal = np.zeros((1, n), np.float32)
+    beats = np.arange(10, n - 10, 20)
+    signal[0, beats] = np.arange(len(beats), dtype=np.float32)  # each beat's peak is its number
+    db = RecordSet.from_records([Record("a", signal, ("MLII",), 360.0, beats, np.array(["N"] * len(beats)))])
+    index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
+    template = beat_templates(db, index, h, max_beats=3)
+    assert template[0, 0, h] == np.median([0, (len(beats) - 1) // 2, len(beats) - 1])  # first, middle, last

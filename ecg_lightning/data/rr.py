@@ -17,6 +17,8 @@ RR_FEATURES = (
     "log_pre_rr", "log_post_rr", "log_local_rr", "log_pre_post", "mean_rr_s",
     # normalized to the local rhythm
     "log_pre_local", "log_post_local", "local_irregularity",
+    # not normalized: log RR in seconds (a record whose beats are mostly ectopic has an ectopic "normal")
+    "log_pre_rr_s", "log_post_rr_s",
 )
 # ``data.rr_features: true``: the record-normalized five (the features of the first RR experiments)
 RECORD_RR = RR_FEATURES[:5]
@@ -49,7 +51,8 @@ def rr_features(
     Returns float32 (n_beats, len(RR_FEATURES)): log(pre RR / record mean RR), log(post RR / mean), log(mean
     of the last ``local_beats`` RRs / mean), log(pre / post), the record's mean RR in seconds; then
     log(pre RR / local RR), log(post RR / local RR) with the local RR the mean over ``context_beats`` beats on
-    each side, and the standard deviation of log RR over that neighbourhood (irregularity: high in AF).
+    each side, and the standard deviation of log RR over that neighbourhood (irregularity: high in AF); then
+    log(pre RR / 1 s) and log(post RR / 1 s).
     """
     n = len(sample)
     if n == 0:
@@ -79,5 +82,6 @@ def rr_features(
     features = np.column_stack([
         np.log(pre / mean_rr), np.log(post / mean_rr), np.log(local / mean_rr), np.log(pre / post), mean_rr / fs,
         np.log(pre / context), np.log(post / context), np.sqrt(np.maximum(spread, 0.0)),
+        np.log(pre / fs), np.log(post / fs),
     ])
     return features.astype(np.float32)
