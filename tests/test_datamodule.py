@@ -139,4 +139,6 @@ def test_bad_settings_are_named(tiny_db, tmp_path):
         dm.eval_dataset("test")
     with pytest.raises(InputError, match="side='dev'"):
         dm.eval_dataset("dev")
+    with pytest.raises(ValueError, match="this split has no test set; train with data.split=ds1ds2"):
+        dm.test_dataloader()
     assert len(dm.eval_dataset("all")) == len(dm.data_train) + len(dm.data_val)

@@ -148,4 +148,5 @@ def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tm
     assert report["test"]["checkpoint"] == "final weights"
     assert {k for k in report["test"] if k != "checkpoint"} == {k for k in metrics if k.startswith("test/")}
     assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
+    assert report["test"]["test/loss"] > 0 and "val/loss" in report["final"]
     assert not list((tmp_path / "run").glob("checkpoints/*.ckpt"))
