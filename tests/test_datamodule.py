@@ -142,3 +142,11 @@ def test_bad_settings_are_named(tiny_db, tmp_path):
     with pytest.raises(ValueError, match="this split has no test set; train with data.split=ds1ds2"):
         dm.test_dataloader()
     assert len(dm.eval_dataset("all")) == len(dm.data_train) + len(dm.data_val)
+
+
+def test_class_counts_cover_every_class_even_when_absent(tiny_db, tmp_path):
+    dm = make_dm(tiny_db, tmp_path, labels="aami", records=["100", "103"], val_fraction=0.5)
+    dm.setup()
+    counts = dm.class_counts()
+    assert len(counts) == 5 and counts.sum() == len(dm.data_train)
+    assert counts.tolist() == np.bincount(dm.data_train.labels, minlength=5).tolist() and counts[0] > 0

@@ -89,3 +89,39 @@ def test_benchmark_split_leaves_out_other_records_and_shared_subjects(caplog):
         train, test = benchmark_split(names, ["101", "201", "203"], ["100", "202"], subjects)
     assert train == ["101", "203"] and test == ["100", "202"]  # 102 in neither; 201 shares 202's subject
     assert "['201']" in caplog.text
+
+
+def test_kfold_folds_by_hand_against_scikit_learn():
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    subjects = subject_ids(NAMES, [["201", "202"]])
+    units = np.arange(subjects.max() + 1)
+    subject_fraction = np.array([FRACTION[subjects == u].mean() for u in units])  # equal windows per record
+    for edges in ([0.0, 0.2, 0.6, 1.0], [0.0, 0.5, 1.0]):
+        bins = np.digitize(subject_fraction, edges[1:-1], right=True)
+        expected = [units[v] for _, v in StratifiedKFold(3, shuffle=True, random_state=42).split(units, bins)]
+        for k in range(3):
+            _, val = kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42, edges)
+            assert sorted(val) == sorted(n for n, s in zip(NAMES, subjects) if s in expected[k])
+    # every bin smaller than the number of folds: plain (shuffled, seeded) KFold, with a warning
+    few = np.array([0.0, 0.1, 0.3, 0.4, 0.7])
+    names = ["a", "b", "c", "d", "e"]
+    expected = [v for _, v in KFold(3, shuffle=True, random_state=42).split(np.arange(5))]
+    for k in range(3):
+        _, val = kfold_split(names, few, np.ones(5), np.arange(5), k, 3, 42)
+        assert val == [names[i] for i in sorted(expected[k])]
+
+
+def test_kfold_limits_are_exact(caplog):
+    subjects = subject_ids(NAMES, [["201", "202"]])
+    with pytest.raises(ValueError, match=r"data.fold=3 is outside 0..2 \(data.n_folds=3\)"):
+        kfold_split(NAMES, FRACTION, WINDOWS, subjects, 3, 3, 42)
+    vals = [kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 13, 42)[1] for k in range(13)]  # one subject a fold
+    assert sorted(len(v) for v in vals) == [1] * 12 + [2]
+    with caplog.at_level("WARNING"):
+        kfold_split(["a", "b", "c", "d", "e"], np.array([0.0, 0.1, 0.3, 0.4, 0.7]), np.ones(5), np.arange(5), 0, 3, 42)
+    assert "Too few subjects per abnormal-fraction bin to stratify 3 folds" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # the largest bin has exactly n_folds subjects: stratified, no warning
+        kfold_split(["a", "b", "c", "d"], np.array([0.0, 0.1, 0.15, 0.7]), np.ones(4), np.arange(4), 0, 3, 42)
+    assert "stratify" not in caplog.text

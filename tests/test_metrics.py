@@ -1,0 +1,57 @@
+"""Metrics against scikit-learn and hand-worked cases."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_score, recall_score
+
+from ecg_lightning.classifier import balanced_weights
+from ecg_lightning.metrics import beat_metrics, j_kappa_index, metric_names
+
+CLASSES = ["N", "S", "V", "F", "Q"]
+
+
+def test_multiclass_metrics_agree_with_scikit_learn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 300)
+    probs = rng.dirichlet(np.ones(5), 300)
+    probs[np.arange(300), y] += rng.uniform(0, 1.5, 300)  # better than chance
+    probs /= probs.sum(1, keepdims=True)
+    out = {k: float(v) for k, v in beat_metrics(CLASSES)(torch.from_numpy(probs).float(), torch.from_numpy(y)).items()}
+    pred = probs.argmax(1)
+    se = recall_score(y, pred, average=None)
+    ppv = precision_score(y, pred, average=None)
+    for k, c in enumerate(CLASSES):
+        assert out[f"se_{c}"] == pytest.approx(se[k], abs=1e-6) and out[f"ppv_{c}"] == pytest.approx(ppv[k], abs=1e-6)
+    assert out["kappa"] == pytest.approx(cohen_kappa_score(y, pred), abs=1e-5)
+    assert out["accuracy"] == pytest.approx((pred == y).mean(), abs=1e-6)
+    assert out["balanced_accuracy"] == pytest.approx(se.mean(), abs=1e-6)
+    kappa = cohen_kappa_score(y, pred)
+    assert out["jk_index"] == pytest.approx(kappa / 2 + (se[1] + ppv[1] + se[2] + ppv[2]) / 8, abs=1e-5)
+    assert sorted(out) == sorted(metric_names(CLASSES))
+
+
+def test_j_kappa_index_by_hand():
+    cm = torch.tensor([[8, 1, 0], [0, 1, 0], [1, 0, 3]])  # classes N, S, V; one S beat, found
+    j, jk = j_kappa_index(cm, s=1, v=2)
+    se_s, ppv_s, se_v, ppv_v = 1 / 1, 1 / 2, 3 / 4, 3 / 3
+    assert float(j) == pytest.approx(se_s + ppv_s + se_v + ppv_v)
+    y = np.repeat([0, 0, 1, 2, 2], [8, 1, 1, 1, 3])
+    pred = np.repeat([0, 1, 1, 0, 2], [8, 1, 1, 1, 3])
+    assert confusion_matrix(y, pred).tolist() == cm.tolist()
+    assert float(jk) == pytest.approx(cohen_kappa_score(y, pred) / 2 + float(j) / 8, abs=1e-6)
+    j1, _ = j_kappa_index(torch.tensor([[0, 0, 0], [0, 1, 0], [0, 0, 0]]), s=1, v=2)  # a single beat
+    assert float(j1) == pytest.approx(2.0)
+
+
+def test_balanced_weights_by_hand():
+    counts = torch.tensor([10, 1, 5])
+    np.testing.assert_allclose(balanced_weights(counts, "balanced").numpy(), [1.0, 10.0, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(balanced_weights(counts, "sqrt_balanced").numpy(), np.sqrt([1.0, 10.0, 2.0]), rtol=1e-6)
+    np.testing.assert_allclose(balanced_weights(torch.tensor([4, 0]), "balanced").numpy(), [1.0, 4.0], rtol=1e-6)
+
+
+def test_binary_metric_names():
+    assert metric_names(["normal", "abnormal"]) == ["accuracy", "balanced_accuracy", "auroc", "f1", "sensitivity",
+                                                    "specificity", "ppv"]
+    assert "jk_index" not in metric_names(["N", "X", "Y"]) and "se_Y" in metric_names(["N", "X", "Y"])
