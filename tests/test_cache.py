@@ -54,3 +54,26 @@ def test_unwritable_cache_still_returns_records(tiny_db, tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "save", no_space)
     records = cache.load_or_read(tiny_db, NAMES, 0, 360.0, tmp_path)
     assert records.names == tuple(NAMES)
+
+
+def test_key_changes_with_every_setting_that_shapes_the_cache(tiny_db):
+    base = cache.cache_key(tiny_db, NAMES, 0, 360.0)
+    variants = [
+        cache.cache_key(tiny_db, NAMES, 0, 360.0, (0.5, 40.0)),
+        cache.cache_key(tiny_db, NAMES, 0, 360.0, (0.5, 45.0)),
+        cache.cache_key(tiny_db, NAMES, 1, 360.0),
+        cache.cache_key(tiny_db, NAMES, ["MLII", "V1"], 360.0),
+        cache.cache_key(tiny_db, NAMES, ["V1", "MLII"], 360.0),
+        cache.cache_key(tiny_db, list(reversed(NAMES)), 0, 360.0),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+
+
+def test_band_passed_and_two_lead_entries_round_trip(tiny_db, tmp_path):
+    cold = cache.load_or_read(tiny_db, NAMES, ["MLII", "V1"], 360.0, tmp_path, (0.5, 40.0))
+    warm = cache.load_or_read(tiny_db, NAMES, ["MLII", "V1"], 360.0, tmp_path, (0.5, 40.0))
+    assert warm.signal.shape == cold.signal.shape == (2, cold.offsets[-1])
+    np.testing.assert_array_equal(warm.signal, cold.signal)
+    assert warm.leads == cold.leads == (("MLII", "V1"),) * 3
+    plain = cache.load_or_read(tiny_db, NAMES, ["MLII", "V1"], 360.0, tmp_path)
+    assert not np.allclose(plain.signal, cold.signal) and len(list(tmp_path.iterdir())) == 2

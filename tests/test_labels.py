@@ -43,3 +43,10 @@ def test_overlap_and_single_class_rejected():
         check_classes({"a": ["N"], "b": ["V", "N"]})
     with pytest.raises(ValueError, match="at least two classes"):
         check_classes({"a": ["N"]})
+
+
+def test_config_split_settings_are_the_studys():
+    data = OmegaConf.load(CONFIG_DIR / "data" / "mitdb.yaml")
+    assert list(data.bin_edges) == [0.0, 0.2, 0.6, 1.0] and data.val_fraction == 0.25 and data.split_seed == 42
+    assert data.fs == 360 and data.window_s == 3 and data.lead == 0 and data.pad_edges is False
+    assert data.labels == "study" and list(data.same_subject) == [["201", "202"]]

@@ -165,3 +165,16 @@ def test_band_pass_reading_is_a_zero_phase_second_order_butterworth(tiny_db):
     middle = slice(720, -720)
     assert out[0, middle].std() < 0.02 and out[2, middle].std() < 0.05  # baseline wander and noise removed
     np.testing.assert_allclose(out[1, middle], beat_band[middle], atol=0.02)  # zero phase: no shift
+
+
+def test_record_sets_refuse_mixed_rates_leads_and_emptiness():
+    one = records_mod.Record("a", np.zeros((1, 10), np.float32), ("MLII",), 360.0, np.array([5]), np.array(["N"]))
+    other_rate = records_mod.Record("b", np.zeros((1, 10), np.float32), ("MLII",), 250.0, np.array([5]), np.array(["N"]))
+    two_leads = records_mod.Record("c", np.zeros((2, 10), np.float32), ("MLII", "V1"), 360.0, np.array([5]),
+                                   np.array(["N"]))
+    with pytest.raises(RecordError, match=r"different sampling rates \[250.0, 360.0\]"):
+        records_mod.RecordSet.from_records([one, other_rate])
+    with pytest.raises(RecordError, match=r"different numbers of leads \[1, 2\]"):
+        records_mod.RecordSet.from_records([one, two_leads])
+    with pytest.raises(RecordError, match="No records"):
+        records_mod.RecordSet.from_records([])

@@ -125,3 +125,10 @@ def test_kfold_limits_are_exact(caplog):
     with caplog.at_level("WARNING"):  # the largest bin has exactly n_folds subjects: stratified, no warning
         kfold_split(["a", "b", "c", "d"], np.array([0.0, 0.1, 0.15, 0.7]), np.ones(4), np.arange(4), 0, 3, 42)
     assert "stratify" not in caplog.text
+
+
+def test_patient_split_is_stratified_by_subject_fraction():
+    subjects = subject_ids(NAMES, [["201", "202"]])
+    for seed in range(5):
+        _, val = holdout_split(NAMES, FRACTION, WINDOWS, 0.25, seed, subjects)
+        assert sorted(set(fraction_bins(FRACTION[[NAMES.index(n) for n in val]]))) == [0, 1, 2]

@@ -150,3 +150,14 @@ def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tm
     assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert report["test"]["test/loss"] > 0 and "val/loss" in report["final"]
     assert not list((tmp_path / "run").glob("checkpoints/*.ckpt"))
+
+
+def test_cosine_scheduler_sets_each_epochs_learning_rate(compose_cfg, tmp_path):
+    train(compose_cfg("experiment=resnet_rr", "trainer.max_epochs=3", "trainer.limit_train_batches=2",
+                      "trainer.limit_val_batches=1"))
+    events = EventAccumulator(str(tmp_path / "run"))
+    events.Reload()
+    tag = next(t for t in events.Tags()["scalars"] if t.startswith("lr-"))
+    lrs = [e.value for e in sorted(events.Scalars(tag), key=lambda e: e.step)]
+    expected = [1e-3 * (1 + np.cos(np.pi * epoch / 3)) / 2 for epoch in range(3)]  # CosineAnnealingLR, T_max=3
+    np.testing.assert_allclose(lrs, expected, rtol=1e-5)
