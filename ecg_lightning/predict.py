@@ -2,14 +2,17 @@
 
 ``python -m ecg_lightning.predict ckpt_path=<ckpt> record=<path/to/record>`` writes ``beats.csv`` (one row
 per beat: its predicted class and each class's probability), ``summary.json`` and ``strip.png`` (the ECG
-with each beat marked by its predicted class) into the run folder.
+with each beat marked by its predicted class) into the run folder; ``record=<folder>`` or a glob does so
+for every record, one folder each, plus ``records.csv``.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +20,23 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from ecg_lightning import report
 from ecg_lightning.checkpoint import build_model, checkpoint_config, load_checkpoint
+from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.data.labels import DROPPED, label_beats
-from ecg_lightning.data.records import Record, RecordError, RecordSet, lead_key, read_record
+from ecg_lightning.data.records import (
+    Record,
+    RecordError,
+    RecordSet,
+    lead_key,
+    read_record,
+)
 from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names
 from ecg_lightning.data.windows import (
+    BeatIndex,
     BeatWindowDataset,
     beat_templates,
     index_beats,
@@ -77,29 +89,51 @@ def find_beats(record: Record, classes: dict[str, list[str]], annotated: bool) -
     return Beats(found, None, np.full(len(found), "", dtype="<U2"), "detector")
 
 
-def predict_record(cfg: DictConfig) -> dict[str, Any]:
-    """Classify every beat of ``cfg.record``; write beats.csv, summary.json and strip.png; return the summary."""
-    out_dir = Path(cfg.paths.output_dir)
-    ckpt = load_checkpoint(cfg.ckpt_path)
-    run = checkpoint_config(ckpt)
-    model = build_model(ckpt, run, cfg.ckpt_path)
-    data = run.data
-    path = Path(cfg.record)
-    base = path.with_suffix("") if path.suffix in {".hea", ".dat"} else path
-    annotated = cfg.annotation is not None and Path(f"{base}.{cfg.annotation}").is_file()
-    if cfg.annotation is not None and not annotated:
-        log.info("%s.%s not found: detecting the beats", base, cfg.annotation)
+@dataclass
+class Prediction:
+    """One record's beats (samples at the model's rate) with their predicted classes and probabilities."""
+
+    record: Record
+    beats: Beats
+    index: BeatIndex
+    padded: np.ndarray
+    probs: np.ndarray
+    predicted: np.ndarray
+    classes: list[str]
+    threshold: float
+    trained_leads: list
+    other_leads: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def classify_record(model: BeatClassifier, data: DictConfig, base: Path, annotation: str | None,
+                    lead: Any = None, allow_other_lead: bool = False, threshold: float | None = None,
+                    batch_size: int = 512) -> Prediction:
+    """Read ``base``, find its beats (annotations, or the detector when ``annotation`` is None or absent) and
+    classify every one of them with ``model`` (whose run's data config is ``data``)."""
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    annotated = annotation is not None and Path(f"{base}.{annotation}").is_file()
+    if annotation is not None and not annotated:
+        log.info("%s.%s not found: detecting the beats", base, annotation)
     band = tuple(data.band) if data.get("band") else None
     trained = as_list(data.lead)
-    requested = trained if cfg.get("lead") is None else as_list(cfg.lead)
+    requested = trained if lead is None else as_list(lead)
     if len(requested) != len(trained):
         raise RecordError(f"lead={requested}: the model takes {len(trained)} lead(s) ({trained}); give as many")
-    record = read_record(base, lead=requested, annotation=cfg.annotation if annotated else None, fs=data.fs, band=band)
+    record = read_record(base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band)
     other_leads = lead_mismatch(trained, record.leads)
     if other_leads:
         message = (f"{base}: the model was trained on {trained} but reads {list(record.leads)} here "
                    f"({', '.join(other_leads)}); on a lead it never saw its output is meaningless")
-        if not cfg.allow_other_lead:
+        if not allow_other_lead:
             raise RecordError(f"{message}. Choose the lead with lead=<name>, or pass allow_other_lead=true to "
                               "classify anyway")
         log.warning("%s (allow_other_lead=true)", message.upper())
@@ -107,57 +141,116 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     if record.signal.shape[1] < 2 * half_width:
         raise RecordError(f"{base}: {record.signal.shape[1] / record.fs:.1f} s long, shorter than one "
                           f"{2 * data.window_s:g} s window; the model needs longer recordings")
+    lap("read")
     classes = dict(data.label_sets[data.labels])
-    names = list(classes)
     beats = find_beats(record, classes, annotated)
+    lap("beats")
 
     labels = beats.reference if beats.reference is not None else np.zeros(len(beats.sample), dtype=np.int8)
-    with_beats = Record(record.name, record.signal, record.leads, record.fs, beats.sample, beats.symbol)
-    records = RecordSet.from_records([with_beats])
+    records = RecordSet.from_records([Record(record.name, record.signal, record.leads, record.fs, beats.sample,
+                                             beats.symbol)])
     index = index_beats(records, labels, half_width, pad_edges=True)  # every beat gets a row
     rr_columns = [RR_FEATURES.index(n) for n in rr_feature_names(data.get("rr_features", False))]
     templates = beat_templates(records, index, half_width) if data.get("templates", False) else None
     dataset = BeatWindowDataset(records, index, half_width, rr_columns, templates=templates)
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=passthrough_collate)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=passthrough_collate)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
-    threshold = cfg.threshold if cfg.threshold is not None else model.hparams.threshold
-    predicted = report.predicted_class(probs, threshold)
-    class_probs = report.class_probabilities(probs)
+    threshold = threshold if threshold is not None else model.hparams.threshold
+    lap("classify")
+    return Prediction(record, beats, index, dataset.padded, probs, report.predicted_class(probs, threshold),
+                      list(classes), threshold, trained, other_leads, seconds)
 
-    source_fs = record.source_fs
-    prob_columns = {f"prob_{c}": np.round(class_probs[:, k], 5) for k, c in enumerate(names)}
+
+def beat_table(p: Prediction) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """beats.csv rows and columns: one row per beat."""
+    names = np.asarray(p.classes)
+    class_probs = report.class_probabilities(p.probs)
+    prob_columns = {f"prob_{c}": np.round(class_probs[:, k], 5) for k, c in enumerate(p.classes)}
     columns = {
-        "sample": np.round(index.sample * source_fs / record.fs).astype(int),  # in the file's own rate
-        "time_s": np.round(index.sample / record.fs, 4),
-        "predicted": np.asarray(names)[predicted],
-        "reference": np.asarray(names)[index.label] if beats.reference is not None else np.full(len(probs), ""),
-        "symbol": index.symbol,
-        "padded": dataset.padded.astype(int),
+        "sample": np.round(p.index.sample * p.record.source_fs / p.record.fs).astype(int),  # in the file's own rate
+        "time_s": np.round(p.index.sample / p.record.fs, 4),
+        "predicted": names[p.predicted],
+        "reference": names[p.index.label] if p.beats.reference is not None else np.full(len(p.probs), ""),
+        "symbol": p.index.symbol,
+        "padded": p.padded.astype(int),
         **prob_columns,
     }
-    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
-    counts = np.bincount(predicted, minlength=len(names))
-    summary: dict[str, Any] = {
-        "record": str(base), "checkpoint": str(cfg.ckpt_path), "leads": list(record.leads), "fs": source_fs,
-        "trained_leads": trained, "other_lead_than_trained": other_leads,
-        "beat_source": beats.source, "beats": int(len(probs)), "classes": names,
-        "predicted": {c: int(n) for c, n in zip(names, counts)},
-        "abnormal": int((predicted != 0).sum()),
-        "abnormal_fraction": float((predicted != 0).mean()) if len(probs) else 0.0,
-        "padded_near_edges": int(dataset.padded.sum()), "threshold": threshold,
-    }
-    if beats.reference is not None and len(probs):
-        summary["reference"] = report.metrics_report(probs, index.label.astype(np.int64), names, threshold)
-    figure = strip_figure(record, index.sample, predicted, index.label if beats.reference is not None else None,
-                          names, cfg.start_s, cfg.length_s)
+    return [dict(zip(columns, values)) for values in zip(*columns.values())], (*BEAT_COLUMNS, *prob_columns)
 
+
+def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
+    counts = np.bincount(p.predicted, minlength=len(p.classes))
+    summary: dict[str, Any] = {
+        "record": str(base), "checkpoint": str(ckpt_path), "leads": list(p.record.leads), "fs": p.record.source_fs,
+        "trained_leads": p.trained_leads, "other_lead_than_trained": p.other_leads,
+        "beat_source": p.beats.source, "beats": int(len(p.probs)), "classes": p.classes,
+        "predicted": {c: int(n) for c, n in zip(p.classes, counts)},
+        "abnormal": int((p.predicted != 0).sum()),
+        "abnormal_fraction": float((p.predicted != 0).mean()) if len(p.probs) else 0.0,
+        "padded_near_edges": int(p.padded.sum()), "threshold": p.threshold, "seconds": p.seconds,
+    }
+    if p.beats.reference is not None and len(p.probs):
+        summary["reference"] = report.metrics_report(p.probs, p.index.label.astype(np.int64), p.classes, p.threshold)
+    return summary
+
+
+def write_prediction(p: Prediction, summary: dict[str, Any], out_dir: Path, start_s: float, length_s: float) -> None:
+    """strip.png, beats.csv and summary.json of one record (the figure first: a failure there writes nothing)."""
+    clock = time.perf_counter()
+    figure = strip_figure(p.record, p.index.sample, p.predicted,
+                          p.index.label if p.beats.reference is not None else None, p.classes, start_s, length_s)
     report.save_figure(figure, out_dir / "strip.png")
     report.plt.close(figure)
-    report.write_atomic(out_dir / "beats.csv", report.rows_to_csv(rows, (*BEAT_COLUMNS, *prob_columns)))
+    rows, columns = beat_table(p)
+    report.write_atomic(out_dir / "beats.csv", report.rows_to_csv(rows, columns))
+    summary["seconds"]["write"] = round(time.perf_counter() - clock, 3)
     report.write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
-    log.info("%s: %d beats (%s), %d abnormal (%.1f%%): %s; written to %s", base, summary["beats"], beats.source,
-             summary["abnormal"], 100 * summary["abnormal_fraction"], summary["predicted"], out_dir)
-    return summary
+
+
+def record_paths(spec: str) -> list[Path]:
+    """The records ``record=`` names: one record path (no extension), a folder of records, or a glob."""
+    path = Path(spec)
+    if path.is_dir():
+        found = sorted(h.with_suffix("") for h in path.glob("*.hea"))
+    elif any(ch in spec for ch in "*?["):
+        found = sorted({Path(f).with_suffix("") for f in glob.glob(spec) if Path(f).with_suffix(".hea").is_file()})
+    else:
+        return [path.with_suffix("") if path.suffix in {".hea", ".dat"} else path]
+    if not found:
+        raise RecordError(f"record={spec}: no WFDB records (*.hea) there; give a record path, a folder or a glob")
+    return found
+
+
+RECORDS_COLUMNS = ("record", "beats", "abnormal", "abnormal_fraction", "leads", "beat_source", "padded_near_edges")
+
+
+def predict_record(cfg: DictConfig) -> dict[str, Any]:
+    """Classify every beat of ``cfg.record`` (a record, a folder of records or a glob); write beats.csv,
+    summary.json and strip.png (into one folder per record when there are several, plus records.csv); return
+    the summary (of the one record, or {"records": [...]})."""
+    out_dir = Path(cfg.paths.output_dir)
+    ckpt = load_checkpoint(cfg.ckpt_path)
+    run = checkpoint_config(ckpt)
+    model = build_model(ckpt, run, cfg.ckpt_path)
+    paths = record_paths(str(cfg.record))
+    many = len(paths) > 1 or Path(str(cfg.record)).is_dir()
+    summaries = []
+    for base in tqdm(paths, desc="Records", unit="record", disable=not many):
+        p = classify_record(model, run.data, base, cfg.annotation, cfg.get("lead"), cfg.allow_other_lead,
+                            cfg.threshold, cfg.batch_size)
+        summary = summarize(p, base, cfg.ckpt_path)
+        write_prediction(p, summary, out_dir / base.name if many else out_dir, cfg.start_s, cfg.length_s)
+        log.info("%s: %d beats (%s), %d abnormal (%.1f%%): %s", base, summary["beats"], p.beats.source,
+                 summary["abnormal"], 100 * summary["abnormal_fraction"], summary["predicted"])
+        summaries.append(summary)
+    if not many:
+        log.info("Written to %s", out_dir)
+        return summaries[0]
+    rows = [{**{k: s[k] for k in RECORDS_COLUMNS if k in s}, "record": Path(s["record"]).name,
+             "leads": "+".join(s["leads"])} for s in summaries]
+    report.write_atomic(out_dir / "records.csv", report.rows_to_csv(rows, RECORDS_COLUMNS))
+    log.info("%d records written to %s (records.csv: one row each)", len(rows), out_dir)
+    return {"records": summaries}
 
 
 def strip_figure(record: Record, sample: np.ndarray, predicted: np.ndarray, reference: np.ndarray | None,

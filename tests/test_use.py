@@ -428,3 +428,28 @@ def test_lightning_predict_gives_the_report_probabilities(trained, tiny_db, tmp_
     dm.setup()
     out = L.Trainer(logger=False, enable_progress_bar=False).predict(build_model(blob, run, trained), dm.loader(dm.data_val))
     np.testing.assert_allclose(torch.cat(out).numpy(), probs, atol=1e-6)
+
+
+def test_predict_on_a_folder_and_a_glob_of_records(trained, tmp_path):
+    rng = np.random.default_rng(5)
+    (tmp_path / "db").mkdir()
+    for name in ("r1", "r2", "s1"):
+        write_record(tmp_path / "db", name, 0.3, rng, duration_s=20)
+    out = tmp_path / "all"
+    result = predict_record(compose_config("predict", out, [f"ckpt_path={trained}", f"record={tmp_path / 'db'}"]))
+    assert [Path(s["record"]).name for s in result["records"]] == ["r1", "r2", "s1"]
+    table = list(csv.DictReader((out / "records.csv").open()))
+    assert [r["record"] for r in table] == ["r1", "r2", "s1"] and {r["leads"] for r in table} == {"MLII"}
+    for row, summary in zip(table, result["records"]):
+        beats = list(csv.DictReader((out / row["record"] / "beats.csv").open()))
+        assert int(row["beats"]) == len(beats) == summary["beats"] == 25  # 20 s, a beat every 0.8 s from 0.3 s
+        assert int(row["abnormal"]) == sum(b["predicted"] == "abnormal" for b in beats)
+        assert (out / row["record"] / "strip.png").is_file()
+    some = predict_record(compose_config("predict", tmp_path / "some", [f"ckpt_path={trained}",
+                                                                        f"record={tmp_path / 'db' / 'r*'}"]))
+    assert [Path(s["record"]).name for s in some["records"]] == ["r1", "r2"]
+    with pytest.raises(RecordError, match="no WFDB records"):
+        predict_record(compose_config("predict", tmp_path / "none", [f"ckpt_path={trained}",
+                                                                     f"record={tmp_path / 'db' / 'x*'}"]))
+    summary = json.loads((out / "r1" / "summary.json").read_text())
+    assert set(summary["seconds"]) == {"read", "beats", "classify", "write"}
