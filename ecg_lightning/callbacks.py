@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ecg_lightning import report
-from ecg_lightning.checkpoint import CONFIG_KEY
+from ecg_lightning.checkpoint import CONFIG_KEY, LEADS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,17 @@ class EpochSeed(L.Callback):
 
 
 class RunConfigInCheckpoint(L.Callback):
-    """Stores the run's resolved data/model config in every checkpoint (evaluate and predict read it)."""
+    """Stores the run's resolved data/model config in every checkpoint (evaluate and predict read it), and the
+    signal names of the leads the training records gave (predict refuses leads the model never saw)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint[CONFIG_KEY] = self.config
+        seen = getattr(trainer.datamodule, "leads_seen", None)
+        if seen is not None:
+            checkpoint[LEADS_KEY] = seen
 
 
 class ValidationFigures(L.Callback):

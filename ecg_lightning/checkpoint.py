@@ -13,6 +13,7 @@ from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.errors import InputError
 
 CONFIG_KEY = "ecg_lightning_config"
+LEADS_KEY = "ecg_lightning_leads_seen"  # per input lead, the signal names the training records gave
 RUN_GROUPS = ("data", "model", "seed", "monitor", "monitor_mode")
 
 

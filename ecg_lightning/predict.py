@@ -23,7 +23,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ecg_lightning import report
-from ecg_lightning.checkpoint import build_model, checkpoint_config, load_checkpoint
+from ecg_lightning.checkpoint import (
+    LEADS_KEY,
+    build_model,
+    checkpoint_config,
+    load_checkpoint,
+)
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.data.labels import DROPPED, label_beats
@@ -68,10 +73,16 @@ def as_list(lead: Any) -> list:
     return list(lead) if isinstance(lead, (list, tuple)) else [lead]
 
 
-def lead_mismatch(trained: list, read: tuple[str, ...]) -> list[str]:
-    """"trained->read" for every lead read under another name than the model was trained on (by name, through
-    records.LEAD_EQUIVALENTS; a lead trained by channel index has no name to compare and is never flagged)."""
-    return [f"{want}->{got}" for want, got in zip(trained, read) if isinstance(want, str) and lead_key(want) != lead_key(got)]
+def lead_mismatch(trained: list, read: tuple[str, ...], seen: list[list[str]] | None = None) -> list[str]:
+    """"trained->read" for every lead read under a name the model never saw there in training: the names its
+    training records gave (``seen``, kept in the checkpoint), else the configured name; compared through
+    records.LEAD_EQUIVALENTS. A lead trained by channel index with nothing recorded is never flagged."""
+    flagged = []
+    for i, (want, got) in enumerate(zip(trained, read)):
+        known = seen[i] if seen else ([want] if isinstance(want, str) else [])
+        if known and lead_key(got) not in {lead_key(k) for k in known}:
+            flagged.append(f"{want}->{got}")
+    return flagged
 
 
 def find_beats(record: Record, classes: dict[str, list[str]], annotated: bool) -> Beats:
@@ -102,13 +113,14 @@ class Prediction:
     classes: list[str]
     threshold: float
     trained_leads: list
+    leads_seen: list[list[str]] | None
     other_leads: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def classify_record(model: BeatClassifier, data: DictConfig, base: Path, annotation: str | None,
                     lead: Any = None, allow_other_lead: bool = False, threshold: float | None = None,
-                    batch_size: int = 512) -> Prediction:
+                    batch_size: int = 512, leads_seen: list[list[str]] | None = None) -> Prediction:
     """Read ``base``, find its beats (annotations, or the detector when ``annotation`` is None or absent) and
     classify every one of them with ``model`` (whose run's data config is ``data``)."""
     clock = time.perf_counter()
@@ -129,9 +141,9 @@ def classify_record(model: BeatClassifier, data: DictConfig, base: Path, annotat
     if len(requested) != len(trained):
         raise RecordError(f"lead={requested}: the model takes {len(trained)} lead(s) ({trained}); give as many")
     record = read_record(base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band)
-    other_leads = lead_mismatch(trained, record.leads)
+    other_leads = lead_mismatch(trained, record.leads, leads_seen)
     if other_leads:
-        message = (f"{base}: the model was trained on {trained} but reads {list(record.leads)} here "
+        message = (f"{base}: the model was trained on {leads_seen or trained} but reads {list(record.leads)} here "
                    f"({', '.join(other_leads)}); on a lead it never saw its output is meaningless")
         if not allow_other_lead:
             raise RecordError(f"{message}. Choose the lead with lead=<name>, or pass allow_other_lead=true to "
@@ -158,7 +170,7 @@ def classify_record(model: BeatClassifier, data: DictConfig, base: Path, annotat
     threshold = threshold if threshold is not None else model.hparams.threshold
     lap("classify")
     return Prediction(record, beats, index, dataset.padded, probs, report.predicted_class(probs, threshold),
-                      list(classes), threshold, trained, other_leads, seconds)
+                      list(classes), threshold, trained, leads_seen, other_leads, seconds)
 
 
 def beat_table(p: Prediction) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
@@ -182,7 +194,8 @@ def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
     counts = np.bincount(p.predicted, minlength=len(p.classes))
     summary: dict[str, Any] = {
         "record": str(base), "checkpoint": str(ckpt_path), "leads": list(p.record.leads), "fs": p.record.source_fs,
-        "trained_leads": p.trained_leads, "other_lead_than_trained": p.other_leads,
+        "trained_leads": p.trained_leads, "leads_seen_in_training": p.leads_seen,
+        "other_lead_than_trained": p.other_leads,
         "beat_source": p.beats.source, "beats": int(len(p.probs)), "classes": p.classes,
         "predicted": {c: int(n) for c, n in zip(p.classes, counts)},
         "abnormal": int((p.predicted != 0).sum()),
@@ -237,7 +250,7 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     summaries = []
     for base in tqdm(paths, desc="Records", unit="record", disable=not many):
         p = classify_record(model, run.data, base, cfg.annotation, cfg.get("lead"), cfg.allow_other_lead,
-                            cfg.threshold, cfg.batch_size)
+                            cfg.threshold, cfg.batch_size, ckpt.get(LEADS_KEY))
         summary = summarize(p, base, cfg.ckpt_path)
         write_prediction(p, summary, out_dir / base.name if many else out_dir, cfg.start_s, cfg.length_s)
         log.info("%s: %d beats (%s), %d abnormal (%.1f%%): %s", base, summary["beats"], p.beats.source,

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_score, recall_score
+from sklearn.metrics import (
+    cohen_kappa_score,
+    confusion_matrix,
+    precision_score,
+    recall_score,
+)
 
 from ecg_lightning.classifier import balanced_weights
 from ecg_lightning.metrics import beat_metrics, j_kappa_index, metric_names

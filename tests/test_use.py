@@ -401,7 +401,8 @@ def test_predict_matches_leads_by_name_and_refuses_other_leads(trained_aami, tmp
     ok = predict_record(compose_config("predict", tmp_path / "a", [f"ckpt_path={trained_aami}",
                                                                    f"record={tmp_path / 'lower'}"]))
     assert ok["leads"] == ["ii", "v1"] and ok["other_lead_than_trained"] == [] and ok["trained_leads"] == ["MLII", "V1"]
-    with pytest.raises(RecordError, match=r"trained on \['MLII', 'V1'\] but reads \['V5', 'V2'\].*allow_other_lead=true"):
+    assert ok["leads_seen_in_training"] == [["MLII"], ["V1"]]  # what the training records gave, from the checkpoint
+    with pytest.raises(RecordError, match=r"trained on \[\['MLII'\], \['V1'\]\] but reads \['V5', 'V2'\].*allow_other_lead"):
         predict_record(compose_config("predict", tmp_path / "b", [f"ckpt_path={trained_aami}",
                                                                   f"record={tmp_path / 'chest'}"]))
     assert not (tmp_path / "b" / "beats.csv").exists()
@@ -453,3 +454,13 @@ def test_predict_on_a_folder_and_a_glob_of_records(trained, tmp_path):
                                                                      f"record={tmp_path / 'db' / 'x*'}"]))
     summary = json.loads((out / "r1" / "summary.json").read_text())
     assert set(summary["seconds"]) == {"read", "beats", "classify", "write"}
+
+
+def test_leads_seen_in_training_are_accepted_others_flagged():
+    from ecg_lightning.predict import lead_mismatch
+
+    seen = [["MLII", "V5"], ["V1", "V2", "V4"]]  # e.g. MIT-BIH DS1 with its fall-backs
+    assert lead_mismatch(["MLII", "V1"], ("ii", "V4"), seen) == []
+    assert lead_mismatch(["MLII", "V1"], ("MLII", "V6"), seen) == ["V1->V6"]
+    assert lead_mismatch(["MLII", "V1"], ("MLII", "MCL1")) == []  # no record of training leads: the configured names
+    assert lead_mismatch([0], ("V5",)) == []  # trained by channel index: nothing to compare

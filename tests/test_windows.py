@@ -7,7 +7,12 @@ from hypothesis import strategies as st
 
 from ecg_lightning.data.labels import label_beats
 from ecg_lightning.data.records import Record, RecordSet, read_database
-from ecg_lightning.data.windows import Augment, BeatWindowDataset, beat_templates, index_beats
+from ecg_lightning.data.windows import (
+    Augment,
+    BeatWindowDataset,
+    beat_templates,
+    index_beats,
+)
 
 HALF = 180
 BEAT_SYMBOLS = ["N", "V", "A", "L", "/", "F"]

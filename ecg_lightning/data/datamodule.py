@@ -129,6 +129,14 @@ class MITBIHDataModule(L.LightningDataModule):
         return list(self.classes)
 
     @property
+    def leads_seen(self) -> list[list[str]] | None:
+        """Per input lead, the signal names it had in the training records (after name matching and fall-backs)."""
+        if self.records is None:
+            return None
+        train = [leads for name, leads in zip(self.records.names, self.records.leads) if name in self.train_records]
+        return [sorted({leads[i] for leads in train}) for i in range(self.records.signal.shape[0])]
+
+    @property
     def window_length(self) -> int:
         return 2 * self.half_width
 

@@ -1,0 +1,85 @@
+"""Holter-length prediction benchmark: a 24-hour recording through `predict` end to end.
+
+The recording is all 48 MIT-BIH records joined (48 x 30 min 5 s at 360 Hz, ~31 M samples per lead), written
+as one WFDB record (both leads, named MLII and V1) in a temporary folder. `python -m ecg_lightning.predict`
+then reads it, detects the beats (annotation=null), classifies every one and writes beats.csv, summary.json
+and the strip figure; this script prints the wall time, the peak memory of that process and the share of each
+stage (from summary.json's "seconds").
+
+    python benchmarks/predict.py --ckpt <checkpoint> [--root $MITDB_DIR] [--out results/benchmark_predict.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+
+def join_records(root: Path, out_dir: Path) -> tuple[Path, int, int]:
+    """All records of ``root`` joined into one two-lead record ``holter24``; returns (path, samples, beats)."""
+    names = [n.strip() for n in (root / "RECORDS").read_text().split() if n.strip()]
+    signals, samples, symbols, offset = [], [], [], 0
+    for name in names:
+        rec = wfdb.rdrecord(str(root / name), channels=[0, 1])
+        ann = wfdb.rdann(str(root / name), "atr")
+        signals.append(rec.p_signal)
+        samples.append(ann.sample + offset)
+        symbols += ann.symbol
+        offset += rec.sig_len
+    signal = np.concatenate(signals)
+    wfdb.wrsamp("holter24", fs=360, units=["mV", "mV"], sig_name=["MLII", "V1"], p_signal=signal, fmt=["212", "212"],
+                write_dir=str(out_dir))
+    wfdb.wrann("holter24", "atr", np.concatenate(samples), symbol=symbols, write_dir=str(out_dir))
+    beats = sum(s in "NLRBAaJSVrFejnE/fQ?" for s in symbols)
+    return out_dir / "holter24", len(signal), beats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, help="an ecg-lightning checkpoint")
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("MITDB_DIR", "data/mitdb")))
+    parser.add_argument("--out", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        record, n_samples, n_beats = join_records(args.root, Path(tmp))
+        run_dir = Path(tmp) / "run"
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "ecg_lightning.predict", f"ckpt_path={args.ckpt}",
+                               f"record={record}", "annotation=null", f"hydra.run.dir={run_dir}"],
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if done.returncode:
+            raise SystemExit(done.stderr[-3000:])
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        summary = json.loads((run_dir / "summary.json").read_text())
+    seconds = summary["seconds"]
+    staged = sum(seconds.values())
+    lines = [
+        f"24-hour recording: {n_samples:,} samples x 2 leads at 360 Hz ({n_samples / 360 / 3600:.1f} h), "
+        f"{n_beats:,} annotated beats",
+        f"checkpoint: {args.ckpt} (leads {summary['trained_leads']}, {len(summary['classes'])} classes)",
+        f"predict end to end (annotation=null): {wall:.1f} s wall, peak memory {peak_mib:.0f} MiB",
+        f"beats found and classified: {summary['beats']:,} ({summary['beat_source']}), "
+        f"{summary['abnormal_fraction']:.1%} not {summary['classes'][0]}",
+        "stages: " + ", ".join(f"{k} {v:.1f} s ({v / staged:.0%})" for k, v in seconds.items())
+        + f"; start-up and the rest {wall - staged:.1f} s",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
