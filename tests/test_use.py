@@ -464,3 +464,54 @@ def test_leads_seen_in_training_are_accepted_others_flagged():
     assert lead_mismatch(["MLII", "V1"], ("MLII", "V6"), seen) == ["V1->V6"]
     assert lead_mismatch(["MLII", "V1"], ("MLII", "MCL1")) == []  # no record of training leads: the configured names
     assert lead_mismatch([0], ("V5",)) == []  # trained by channel index: nothing to compare
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_model_gives_the_checkpoints_probabilities(trained_aami, tiny_db, tmp_path, fmt):
+    from ecg_lightning.export import export
+
+    path = export(compose_config("export", tmp_path, [f"ckpt_path={trained_aami}", f"format={fmt}"]))
+    spec = json.loads((tmp_path / "preprocessing.json").read_text())
+    assert spec["classes"] == list("NSVFQ") and spec["channels"] == 2 and spec["inputs"] == ["x"]
+    blob = torch.load(trained_aami, weights_only=False)
+    run = checkpoint_config(blob)
+    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    x, _ = dm.data_test.__getitems__(list(range(40)))  # real windows of held-out records, edge ones included
+    expected = build_model(blob, run, trained_aami).probabilities(build_model(blob, run, trained_aami)(x)).detach()
+    if fmt == "torchscript":
+        got = torch.jit.load(str(path))(x).detach().numpy()
+    else:
+        import onnxruntime
+
+        got = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
+    assert got.shape == (40, 5)
+
+
+def test_export_of_the_benchmark_model_takes_templates_and_rr(tiny_db, tmp_path):
+    """experiment=aami_ds1ds2: two leads plus their templates, and ten RR features, as two inputs."""
+    import onnxruntime
+
+    from ecg_lightning.export import export
+
+    train(compose_config("train", tmp_path / "run", [*train_overrides(tiny_db, tmp_path, window_s=1.0),
+                                                     "experiment=aami_ds1ds2", "trainer.max_epochs=1",
+                                                     "trainer.limit_train_batches=2"]))
+    HydraConfig.instance().cfg = None
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    path = export(compose_config("export", tmp_path / "onnx", [f"ckpt_path={ckpt}", "format=onnx"]))
+    spec = json.loads((tmp_path / "onnx" / "preprocessing.json").read_text())
+    assert spec["inputs"] == ["x", "rr"] and spec["channels"] == 4 and len(spec["rr_features"]) == 8
+    assert spec["leads_seen_in_training"] == [["MLII"], ["V1"]] and spec["window_samples"] == 720
+    blob = torch.load(ckpt, weights_only=False)
+    run = checkpoint_config(blob)
+    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    x, rr, _ = dm.data_test.__getitems__(list(range(30)))
+    model = build_model(blob, run, ckpt)
+    expected = model.probabilities(model(x, rr)).detach().numpy()
+    got = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy(), "rr": rr.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -1,0 +1,109 @@
+"""Export a trained model to run without Lightning or Hydra: ``python -m ecg_lightning.export ckpt_path=<ckpt>
+format=onnx|torchscript`` writes ``model.onnx`` (or ``model.pt``) and ``preprocessing.json`` into the run folder.
+
+The exported module maps the network's inputs to class probabilities (P(abnormal) for a binary model):
+``x`` (batch, channels, samples) — the leads, each standardized over the whole record (after the band-pass, at
+``fs``), a window centred on the beat, zero beyond the record's edges, followed by the record's median-beat
+templates when ``templates`` is true — and, when ``rr_features`` lists any, ``rr`` (batch, n) as computed by
+``ecg_lightning.data.rr.rr_features``. ``preprocessing.json`` says all of that for the model at hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ecg_lightning import report
+from ecg_lightning.checkpoint import (
+    LEADS_KEY,
+    CheckpointError,
+    build_model,
+    checkpoint_config,
+    load_checkpoint,
+)
+from ecg_lightning.classifier import BeatClassifier
+from ecg_lightning.config import CONFIG_DIR, n_channels, window_samples
+from ecg_lightning.data.rr import rr_feature_names
+from ecg_lightning.errors import exit_on_input_error
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+
+
+class Probabilities(nn.Module):
+    """The network followed by the classifier's sigmoid (one logit) or softmax: what a deployment needs."""
+
+    def __init__(self, module: BeatClassifier) -> None:
+        super().__init__()
+        self.net, self.binary = module.net, module.binary
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.net(x) if rr is None else self.net(x, rr)
+        return torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=-1)
+
+
+def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> dict[str, Any]:
+    """Everything needed to build the exported model's inputs from a recording."""
+    data = OmegaConf.to_container(run.data, resolve=True)
+    rr = list(rr_feature_names(data.get("rr_features", False)))
+    return {
+        "inputs": ["x", "rr"] if rr else ["x"],
+        "output": "P(abnormal) per beat" if module.binary else "class probabilities (batch, classes)",
+        "classes": list(module.hparams.classes), "threshold": module.hparams.threshold,
+        "fs": data["fs"], "leads": data["lead"], "leads_seen_in_training": leads_seen, "band_hz": data.get("band"),
+        "standardize": "per lead, zero mean and unit variance over the whole record (after the band-pass)",
+        "window_samples": window_samples(data["window_s"], data["fs"]), "window_centre": "the beat's sample",
+        "edges": "samples beyond the record are 0", "templates": bool(data.get("templates", False)),
+        "channels": n_channels(data["lead"], data.get("templates", False)), "rr_features": rr,
+    }
+
+
+def example_inputs(run: DictConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    data = run.data
+    x = torch.zeros(batch, n_channels(data.lead, data.get("templates", False)), window_samples(data.window_s, data.fs))
+    n_rr = len(rr_feature_names(OmegaConf.to_object(data.rr_features) if OmegaConf.is_config(data.rr_features)
+                                else data.get("rr_features", False)))
+    return (x, torch.zeros(batch, n_rr)) if n_rr else (x,)
+
+
+def export(cfg: DictConfig) -> Path:
+    """Write the model in ``cfg.format`` and preprocessing.json into the run folder; return the model's path."""
+    if cfg.format not in FORMATS:
+        raise CheckpointError(f"format={cfg.format!r}; choose one of {list(FORMATS)}")
+    out_dir = Path(cfg.paths.output_dir)
+    ckpt = load_checkpoint(cfg.ckpt_path)
+    run = checkpoint_config(ckpt)
+    module = Probabilities(build_model(ckpt, run, cfg.ckpt_path)).eval()
+    inputs = example_inputs(run)
+    names = ["x", "rr"][: len(inputs)]
+    path = out_dir / FORMATS[cfg.format]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with torch.no_grad():
+        if cfg.format == "onnx":
+            torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=["probabilities"],
+                              dynamic_axes={n: {0: "batch"} for n in [*names, "probabilities"]}, dynamo=False)
+        else:
+            torch.jit.save(torch.jit.trace(module, inputs), str(tmp))
+    tmp.replace(path)
+    spec = preprocessing(run, build_model(ckpt, run, cfg.ckpt_path), ckpt.get(LEADS_KEY))
+    report.write_atomic(out_dir / "preprocessing.json", json.dumps({"checkpoint": str(cfg.ckpt_path), **spec}, indent=2))
+    log.info("Exported %s to %s (inputs %s; preprocessing.json beside it)", cfg.ckpt_path, path, names)
+    return path
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+def main(cfg: DictConfig) -> None:
+    exit_on_input_error(lambda: export(cfg))
+
+
+if __name__ == "__main__":
+    main()
