@@ -105,7 +105,7 @@ def test_ds1ds2_split_keeps_ds2_for_test_and_no_subject_or_paced_record_leaks(ti
     present = set(FRACTIONS)
     assert dm.test_records == [r for r in FRACTIONS if r in DS2]  # 100 103 105 202
     assert set(dm.train_records + dm.val_records) == (present & set(DS1)) - {"201"}  # 201: same man as 202 (DS2)
-    assert "['201'] share a subject with test records" in caplog.text
+    assert "Training records ['201'] share a subject with test records: left out of training" in caplog.text
     assert not set(dm.train_records + dm.val_records + dm.test_records) & set(PACED)
     assert len(dm.val_records) == 1 and not set(dm.train_records) & set(dm.val_records)
     # every AAMI beat of the test records is scored, edge beats included (padded)

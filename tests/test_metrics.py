@@ -60,3 +60,32 @@ def test_binary_metric_names():
     assert metric_names(["normal", "abnormal"]) == ["accuracy", "balanced_accuracy", "auroc", "f1", "sensitivity",
                                                     "specificity", "ppv"]
     assert "jk_index" not in metric_names(["N", "X", "Y"]) and "se_Y" in metric_names(["N", "X", "Y"])
+
+
+def test_per_record_and_per_symbol_tables_by_hand():
+    from ecg_lightning import report
+
+    record = np.array([0, 0, 0, 2, 2, 2, 2, 3])  # record 1 has no beats; record 3 one beat
+    probs = np.array([0.9, 0.2, 0.6, 0.1, 0.8, 0.4, 0.7, 0.9])
+    labels = np.array([1, 0, 0, 0, 1, 1, 1, 1])
+    rows = report.per_record(record, ("a", "b", "c", "d"), probs, labels, ["normal", "abnormal"])
+    assert [r["record"] for r in rows] == ["a", "c", "d"]
+    a, c, d = rows
+    assert (a["beats"], a["n_abnormal"], a["se_abnormal"], a["se_normal"]) == (3, 1, 1.0, 0.5)
+    assert a["accuracy"] == pytest.approx(2 / 3, abs=1e-4) and a["abnormal_fraction"] == pytest.approx(1 / 3, abs=1e-4)
+    assert (c["se_abnormal"], c["se_normal"], c["accuracy"]) == (pytest.approx(2 / 3, abs=1e-4), 1.0, 0.75)
+    assert (d["beats"], d["abnormal_fraction"], d["accuracy"]) == (1, 1.0, 1.0) and np.isnan(d["se_normal"])
+    strict = report.per_record(record, ("a", "b", "c", "d"), probs, labels, ["normal", "abnormal"], threshold=0.85)
+    assert strict[0]["se_abnormal"] == 1.0 and strict[1]["se_abnormal"] == 0.0
+    symbols = report.per_symbol(np.array(["V", "N", "N", "N", "V", "A", "A", "V"]), probs, labels,
+                                ["normal", "abnormal"])
+    by = {r["symbol"]: r for r in symbols}
+    assert [r["symbol"] for r in symbols] == ["N", "V", "A"]  # most beats first (ties by symbol)
+    assert by["N"]["class"] == "normal" and by["N"]["called_abnormal"] == pytest.approx(1 / 3, abs=1e-4)
+    assert by["A"]["accuracy"] == 0.5 and by["V"]["accuracy"] == 1.0
+
+
+def test_j_index_needs_both_s_and_v():
+    assert "jk_index" not in metric_names(["N", "S", "X"]) and "jk_index" not in metric_names(["N", "X", "V"])
+    out = beat_metrics(["N", "S", "X"])(torch.softmax(torch.randn(10, 3), 1), torch.randint(0, 3, (10,)))
+    assert "jk_index" not in out and "se_S" in out
