@@ -178,3 +178,13 @@ def test_record_sets_refuse_mixed_rates_leads_and_emptiness():
         records_mod.RecordSet.from_records([one, two_leads])
     with pytest.raises(RecordError, match="No records"):
         records_mod.RecordSet.from_records([])
+
+
+@pytest.mark.parametrize("fs", [128, 250, 257])
+def test_resampling_keeps_every_beat_inside_the_record(tmp_path, fs):
+    write_record(tmp_path, f"r{fs}", 0.3, np.random.default_rng(fs), fs=fs, duration_s=12)
+    ann = wfdb.rdann(str(tmp_path / f"r{fs}"), "atr")
+    rec = read_record(tmp_path / f"r{fs}", fs=360)
+    assert len(rec.ann_sample) == len(ann.sample) and rec.signal.shape[1] == 12 * 360
+    assert (rec.ann_sample >= 0).all() and (rec.ann_sample < rec.signal.shape[1]).all()
+    np.testing.assert_allclose(rec.ann_sample / 360, ann.sample / fs, atol=0.5 / 360)  # same times, within a sample

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.model_selection import train_test_split
 
 from ecg_lightning.data.split import (
@@ -132,3 +134,19 @@ def test_patient_split_is_stratified_by_subject_fraction():
     for seed in range(5):
         _, val = holdout_split(NAMES, FRACTION, WINDOWS, 0.25, seed, subjects)
         assert sorted(set(fraction_bins(FRACTION[[NAMES.index(n) for n in val]]))) == [0, 1, 2]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=8, max_size=30), st.integers(2, 4), st.integers(0, 10_000))
+def test_splits_partition_subjects_property(fractions, n_folds, seed):
+    names = [f"r{i}" for i in range(len(fractions))]
+    groups = [names[i : i + 2] for i in range(0, len(names) - 1, 5)]  # some two-record subjects
+    subjects = subject_ids(names, groups)
+    fraction = np.array(fractions)
+    train, val = holdout_split(names, fraction, np.ones(len(names)), 0.25, seed, subjects)
+    assert sorted(train + val) == sorted(names) and not set(train) & set(val)
+    vals = [kfold_split(names, fraction, np.ones(len(names)), subjects, k, n_folds, seed)[1] for k in range(n_folds)]
+    assert sorted(sum(vals, [])) == sorted(names)  # every record validated exactly once
+    for group in groups:
+        assert len({k for k, v in enumerate(vals) if group[0] in v} | {k for k, v in enumerate(vals) if group[1] in v}) == 1
+        assert (group[0] in train) == (group[1] in train)
