@@ -122,9 +122,9 @@ class BeatClassifier(L.LightningModule):
         values = self.val_metrics.compute()
         self.val_metrics.reset()
         self.log_dict(values)
-        if not self.trainer.sanity_checking:
+        if not self.trainer.sanity_checking:  # the sanity check's few batches are not an epoch to remember
             self.val_best(values[self.hparams.monitor])
-        self.log(f"{self.hparams.monitor}_best", self.val_best.compute(), prog_bar=True)
+            self.log(f"{self.hparams.monitor}_best", self.val_best.compute(), prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
         loss, probs, target = self._step(batch)

@@ -120,4 +120,5 @@ def beat_metrics(classes: Sequence[str] = ("normal", "abnormal"), threshold: flo
     }
     if has_s_and_v(classes):
         metrics["jk"] = JKappaIndex(k, classes.index("S"), classes.index("V"))
-    return MetricCollection(metrics)
+    # no compute groups: with classwise wrappers they leave members "never updated" (spurious warnings)
+    return MetricCollection(metrics, compute_groups=False)

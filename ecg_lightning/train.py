@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Batches are cut by one vectorized gather in the main process (benchmarks/data_setup.py measures it),
 # so Lightning's generic advice to add DataLoader workers does not apply.
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+# Lightning's own use of a torch pytree API that torch has deprecated: nothing a user can act on
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 
 HPARAM_GROUPS = ("data", "model", "trainer", "seed")
 
@@ -71,6 +73,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")})
     if getattr(datamodule, "test_records", None):
         metrics.update(test_best(trainer, model, datamodule))
+    log.info("Outputs (checkpoints, metrics.json, figures, TensorBoard events) are in %s", cfg.paths.output_dir)
     return metrics
 
 
