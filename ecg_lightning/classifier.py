@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MaxMetric, MinMetric
 
+from ecg_lightning.errors import ConfigError
 from ecg_lightning.metrics import beat_metrics, metric_names
 
 CLASS_WEIGHTINGS = ("balanced", "sqrt_balanced")
@@ -58,11 +59,12 @@ class BeatClassifier(L.LightningModule):
         metrics = beat_metrics(classes, threshold)
         known = metric_names(classes)
         if monitor.removeprefix("val/") not in known:
-            raise ValueError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {known}")
+            raise ConfigError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {known}")
         if isinstance(class_weight, str) and class_weight not in CLASS_WEIGHTINGS:
-            raise ValueError(f"class_weight={class_weight!r}; use a list of weights, one of {CLASS_WEIGHTINGS} or null")
+            raise ConfigError(f"model.class_weight={class_weight!r}; use a list of weights, one of {CLASS_WEIGHTINGS} "
+                              "or null")
         if class_weight is not None and not isinstance(class_weight, str) and len(class_weight) != len(classes):
-            raise ValueError(f"class_weight has {len(class_weight)} weights for {len(classes)} classes {classes}")
+            raise ConfigError(f"model.class_weight has {len(class_weight)} weights for {len(classes)} classes {classes}")
         # optimizer/scheduler factories stay out of the checkpoint, which then loads with weights_only=True
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net

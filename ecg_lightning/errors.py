@@ -15,6 +15,24 @@ class InputError(ValueError):
     """Bad input (record, checkpoint, data folder); entry points print the message, not a traceback."""
 
 
+class ConfigError(InputError):
+    """A configuration value out of its allowed range; the message names the key (e.g. data.window_s)."""
+
+
+def instantiate_checked(node, **kwargs):
+    """``hydra.utils.instantiate`` that lets a bad-input error of the object's constructor through unwrapped
+    (Hydra wraps it in InstantiationException, which the entry points would show as a traceback)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, InputError):
+            raise err.__cause__ from None
+        raise
+
+
 def exit_on_input_error(task: Callable[[], T]) -> T:
     """Run an entry point's task; on bad input log the one-line message and exit with status 1."""
     try:

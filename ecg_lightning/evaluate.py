@@ -12,7 +12,6 @@ from typing import Any
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig
 
@@ -25,7 +24,7 @@ from ecg_lightning.checkpoint import (
 )
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import exit_on_input_error
+from ecg_lightning.errors import exit_on_input_error, instantiate_checked
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """
     out_dir = Path(cfg.paths.output_dir)
     run, models = load_models(cfg)
-    datamodule = instantiate(run.data, _convert_="all")
+    datamodule = instantiate_checked(run.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup()
     data = datamodule.eval_dataset(cfg.side)

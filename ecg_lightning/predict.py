@@ -269,6 +269,8 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
 def strip_figure(record: Record, sample: np.ndarray, predicted: np.ndarray, reference: np.ndarray | None,
                  classes: list[str], start_s: float, length_s: float) -> "report.plt.Figure":
     """The first lead from ``start_s`` for ``length_s`` seconds, each beat marked in the colour of its predicted class."""
+    if not length_s > 0:
+        raise RecordError(f"length_s={length_s}: the strip's length must be a positive number of seconds")
     fs = record.fs
     lo = int(max(0.0, start_s) * fs)
     hi = min(record.signal.shape[1], lo + int(length_s * fs))

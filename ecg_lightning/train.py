@@ -14,9 +14,9 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, open_dict
 
 from ecg_lightning.callbacks import RunConfigInCheckpoint
-from ecg_lightning.checkpoint import CheckpointError, run_config
+from ecg_lightning.checkpoint import CheckpointError, load_checkpoint, run_config
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import exit_on_input_error
+from ecg_lightning.errors import exit_on_input_error, instantiate_checked
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def resume_into_run_dir(cfg: DictConfig) -> None:
     ckpt = Path(cfg.ckpt_path)
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt}: checkpoint not found; resume with ckpt_path=<run dir>/checkpoints/last.ckpt")
+    load_checkpoint(ckpt)  # a truncated or foreign file fails here, before any logger writes into the run folder
     if ckpt.parent.name == "checkpoints":
         with open_dict(cfg):
             cfg.paths.output_dir = str(ckpt.parent.parent.resolve())
@@ -60,8 +61,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resume_into_run_dir(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule: L.LightningDataModule = instantiate(cfg.data, _convert_="all")
-    model: L.LightningModule = instantiate(cfg.model, _convert_="all")
+    datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")
+    model: L.LightningModule = instantiate_checked(cfg.model, _convert_="all")
     callbacks = [*instantiate_all(cfg.get("callbacks")), RunConfigInCheckpoint(run_config(cfg))]
     loggers = instantiate_all(cfg.get("logger"))
     if not loggers:  # nothing to monitor the learning rate into (logger=none)

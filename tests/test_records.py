@@ -188,3 +188,14 @@ def test_resampling_keeps_every_beat_inside_the_record(tmp_path, fs):
     assert len(rec.ann_sample) == len(ann.sample) and rec.signal.shape[1] == 12 * 360
     assert (rec.ann_sample >= 0).all() and (rec.ann_sample < rec.signal.shape[1]).all()
     np.testing.assert_allclose(rec.ann_sample / 360, ann.sample / fs, atol=0.5 / 360)  # same times, within a sample
+
+
+def test_header_without_length_reads_and_a_non_numeric_rate_is_refused(tmp_path):
+    write_record(tmp_path, "nolen", 0.1, np.random.default_rng(12), duration_s=5)
+    header = (tmp_path / "nolen.hea").read_text().splitlines()
+    (tmp_path / "nolen.hea").write_text("\n".join(["nolen 2 360", *header[1:]]) + "\n")  # valid WFDB: no length
+    rec = read_record(tmp_path / "nolen")
+    assert rec.signal.shape == (1, 5 * 360)
+    (tmp_path / "nolen.hea").write_text("\n".join(["nolen 2 fast 1800", *header[1:]]) + "\n")
+    with pytest.raises(RecordError, match=r"nolen.hea: sampling rate 'fast' is not a number"):
+        read_record(tmp_path / "nolen")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ecg_lightning.classifier import BeatClassifier
+from ecg_lightning.errors import ConfigError, instantiate_checked
 from ecg_lightning.train import train
 
 
@@ -64,12 +64,25 @@ def test_class_weight_changes_the_loss_as_expected(compose_cfg):
 
 
 def test_bad_monitor_and_class_weight_are_named(compose_cfg):
-    with pytest.raises(InstantiationException, match="monitor=.val/se_S.; choose val/<metric>"):
-        instantiate(compose_cfg("monitor=val/se_S").model)  # a binary model has no per-class S metric
-    with pytest.raises(InstantiationException, match="class_weight=.inverse."):
-        instantiate(compose_cfg("model.class_weight=inverse").model)
-    with pytest.raises(InstantiationException, match="3 weights for 5 classes"):
-        instantiate(compose_cfg("data.labels=aami", "model.class_weight=[1,2,3]").model)
+    with pytest.raises(ConfigError, match="monitor=.val/se_S.; choose val/<metric>"):
+        instantiate_checked(compose_cfg("monitor=val/se_S").model)  # a binary model has no per-class S metric
+    with pytest.raises(ConfigError, match="class_weight=.inverse."):
+        instantiate_checked(compose_cfg("model.class_weight=inverse").model)
+    with pytest.raises(ConfigError, match="3 weights for 5 classes"):
+        instantiate_checked(compose_cfg("data.labels=aami", "model.class_weight=[1,2,3]").model)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.window_s=0", r"data.window_s=0.*must be > 0 s"),
+    ("data.window_s=-1", r"data.window_s=-1"),
+    ("data.batch_size=0", r"data.batch_size=0: must be >= 1"),
+    ("data.fs=0", r"data.fs=0"),
+    ("data.split=kfold data.n_folds=40", r"data.n_folds=40 is more than the 11 subjects"),
+    ("data.split=kfold data.fold=4", r"data.fold=4 is outside 0..3"),
+])
+def test_bad_config_values_name_the_key(compose_cfg, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(compose_cfg(*override.split(), "debug=fdr"))
 
 
 def test_default_split_is_by_subject(compose_cfg):

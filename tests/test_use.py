@@ -515,3 +515,19 @@ def test_export_of_the_benchmark_model_takes_templates_and_rr(tiny_db, tmp_path)
     expected = model.probabilities(model(x, rr)).detach().numpy()
     got = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy(), "rr": rr.numpy()})[0]
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_resume_from_a_truncated_checkpoint_fails_before_writing_anything(tiny_db, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match=r"last.ckpt: not a readable PyTorch checkpoint"):
+        train(compose_config("train", tmp_path / "new", [*train_overrides(tiny_db, tmp_path),
+                                                         f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]))
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints"] and not (tmp_path / "new").exists()
+
+
+def test_strip_length_must_be_positive(trained, tiny_db, tmp_path):
+    for length in ("0", "-5"):
+        message = predict_error(trained, tmp_path, tiny_db / "100", length_s=length)
+        assert f"length_s={float(length)}" in message or f"length_s={length}" in message

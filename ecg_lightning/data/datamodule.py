@@ -32,7 +32,7 @@ from ecg_lightning.data.windows import (
     index_beats,
     passthrough_collate,
 )
-from ecg_lightning.errors import InputError
+from ecg_lightning.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,20 @@ class MITBIHDataModule(L.LightningDataModule):
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
         super().__init__()
         if split not in SPLITS:
-            raise ValueError(f"data.split={split!r}; choose one of {SPLITS}")
+            raise ConfigError(f"data.split={split!r}; choose one of {SPLITS}")
         if inner_split not in INNER_SPLITS:
-            raise ValueError(f"data.inner_split={inner_split!r}; choose one of {INNER_SPLITS}")
+            raise ConfigError(f"data.inner_split={inner_split!r}; choose one of {INNER_SPLITS}")
         if split == "ds1ds2" and not (ds1 and ds2):
-            raise ValueError("data.split=ds1ds2 needs the record lists data.ds1 (training) and data.ds2 (test)")
+            raise ConfigError("data.split=ds1ds2 needs the record lists data.ds1 (training) and data.ds2 (test)")
         if not label_sets or labels not in label_sets:
-            raise ValueError(f"data.labels={labels!r}; choose one of data.label_sets: {list(label_sets or {})}")
+            raise ConfigError(f"data.labels={labels!r}; choose one of data.label_sets: {list(label_sets or {})}")
+        for key, value, ok, allowed in (("fs", fs, fs > 0, "> 0 Hz"),
+                                        ("window_s", window_s, window_s > 0 and window_s * fs >= 1, "> 0 s"),
+                                        ("batch_size", batch_size, batch_size >= 1, ">= 1"),
+                                        ("val_fraction", val_fraction, 0 < val_fraction < 1, "in (0, 1)"),
+                                        ("n_folds", n_folds, n_folds >= 2, ">= 2")):
+            if not ok:
+                raise ConfigError(f"data.{key}={value}: must be {allowed}")
         self.save_hyperparameters(logger=False)
         self.classes = check_classes(label_sets[labels])
         self.rr_columns = [RR_FEATURES.index(n) for n in rr_feature_names(rr_features)]

@@ -173,6 +173,19 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return ((x - x.mean(axis=-1, keepdims=True)) / std).astype(np.float32)
 
 
+def check_sampling_rate(header: Path) -> None:
+    """Refuse a record line whose sampling-rate field is not a number (wfdb would silently read 250 Hz)."""
+    fields = next((line.split() for line in header.read_text(errors="replace").splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")), [])
+    if len(fields) > 2:
+        rate = fields[2].split("/")[0].split("(")[0]
+        try:
+            float(rate)
+        except ValueError:
+            raise RecordError(f"{header}: sampling rate {fields[2]!r} is not a number; fix the header's first line "
+                              "(record name, number of signals, sampling rate in Hz, ...)") from None
+
+
 def read_record(
     path: Path,
     lead: Lead | list[Lead] = 0,
@@ -194,6 +207,7 @@ def read_record(
         meta = wfdb.rdheader(str(base))
     except Exception as err:
         raise RecordError(f"{header}: unreadable WFDB header ({err})") from err
+    check_sampling_rate(header)
     for dat in {f for f in (meta.file_name or []) if f}:
         if not (base.parent / dat).is_file():
             raise RecordError(f"{base.parent / dat}: signal file named in {header} is missing; copy it next to the header")
@@ -204,7 +218,7 @@ def read_record(
     except Exception as err:
         raise RecordError(f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?") from err
     x = rec.p_signal.T  # (n_leads, n_samples)
-    if x.shape[1] < meta.sig_len:
+    if meta.sig_len is not None and x.shape[1] < meta.sig_len:  # a header may leave the length out
         raise RecordError(f"{base}.dat: truncated ({x.shape[1]} of {meta.sig_len} samples); download or copy it again")
     if np.isnan(x).any():
         raise RecordError(

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+from ecg_lightning.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # Abnormal-beat-fraction bins of the study: [0, 0.2], (0.2, 0.6], (0.6, 1.0].
@@ -82,10 +84,10 @@ def kfold_split(
 ) -> tuple[list[str], list[str]]:
     """Fold ``fold`` of a subject-grouped k-fold stratified by binned abnormal fraction."""
     if not 0 <= fold < n_folds:
-        raise ValueError(f"data.fold={fold} is outside 0..{n_folds - 1} (data.n_folds={n_folds})")
+        raise ConfigError(f"data.fold={fold} is outside 0..{n_folds - 1} (data.n_folds={n_folds})")
     units = np.arange(subjects.max() + 1)
     if n_folds > len(units):
-        raise ValueError(f"data.n_folds={n_folds} is more than the {len(units)} subjects to split")
+        raise ConfigError(f"data.n_folds={n_folds} is more than the {len(units)} subjects to split; use 2..{len(units)}")
     unit_bins = fraction_bins(_subject_fraction(subjects, fraction, windows), edges)
     if np.bincount(unit_bins).max() >= n_folds:
         folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
