@@ -1,6 +1,6 @@
 """Data setup benchmark: cold and warm DataModule setup vs a bare wfdb read, memory, and batch-cutting cost.
 
-    python benchmarks/data_setup.py [--root ../shared/data/mitdb] [--repeats 3]
+python benchmarks/data_setup.py [--root ../shared/data/mitdb] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -65,14 +65,21 @@ def main() -> None:
         t_epoch, n_batches = timed(lambda: sum(1 for _ in loader), 1)
 
     materialized = n_windows * dm.window_length * np.dtype(np.float32).itemsize
-    print(f"records: {len(dm.records.names)}  windows: {n_windows} (train {len(dm.data_train)}, val {len(dm.data_val)})")
+    print(
+        f"records: {len(dm.records.names)}  windows: {n_windows} (train {len(dm.data_train)}, val {len(dm.data_val)})"
+    )
     print(f"bare wfdb read (rdrecord ch0 + rdann, 48 records): {t_bare:.2f} s")
     print(f"cold setup (read + standardize + cache + split):    {t_cold:.2f} s")
     print(f"warm setup (from cache):                            {t_warm * 1000:.0f} ms")
-    print(f"dataset memory: {dm.nbytes / 2**20:.0f} MiB (signals {dm.records.signal.nbytes / 2**20:.0f} MiB, memory-mapped)"
-          f" vs {materialized / 2**20:.0f} MiB for materialized windows")
-    print(f"cutting one epoch of train batches: {t_epoch:.2f} s for {n_batches} batches "
-          f"({1000 * t_epoch / n_batches:.2f} ms per batch of {dm.hparams.batch_size})")
+    print(
+        f"dataset memory: {dm.nbytes / 2**20:.0f} MiB "
+        f"(signals {dm.records.signal.nbytes / 2**20:.0f} MiB, memory-mapped)"
+        f" vs {materialized / 2**20:.0f} MiB for materialized windows"
+    )
+    print(
+        f"cutting one epoch of train batches: {t_epoch:.2f} s for {n_batches} batches "
+        f"({1000 * t_epoch / n_batches:.2f} ms per batch of {dm.hparams.batch_size})"
+    )
 
 
 if __name__ == "__main__":

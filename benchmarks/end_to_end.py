@@ -39,8 +39,11 @@ def counts(reference: np.ndarray, called: np.ndarray, n_classes: int) -> np.ndar
     detection (so np.sign maps any abnormal class to 1 and keeps -1)."""
     out = np.zeros((n_classes, 3), dtype=np.int64)
     for c in range(n_classes):
-        out[c] = [((reference == c) & (called == c)).sum(), ((reference == c) & (called != c)).sum(),
-                  ((reference != c) & (called == c)).sum()]
+        out[c] = [
+            ((reference == c) & (called == c)).sum(),
+            ((reference == c) & (called != c)).sum(),
+            ((reference != c) & (called == c)).sum(),
+        ]
     return out
 
 
@@ -80,10 +83,11 @@ def main() -> None:
             totals[path][:k] += counts(r, p, k)
             totals[path][k] += counts(np.sign(r), np.sign(p), 2)[1]  # any abnormal class vs normal
         missed += np.bincount(ref[(ref >= 0) & (called < 0)], minlength=k)
-    lines = [f"{len(args.records)} records, checkpoint {args.ckpt}; match window {window} samples (150 ms)",
-             "reference beats missed by the detector, per class: "
-             + ", ".join(f"{c} {m}" for c, m in zip(classes, missed)),
-             f"{'class':>8} | {'annotated beats: Se':>20} {'+P':>7} | {'detected beats: Se':>19} {'+P':>7}"]
+    lines = [
+        f"{len(args.records)} records, checkpoint {args.ckpt}; match window {window} samples (150 ms)",
+        "reference beats missed by the detector, per class: " + ", ".join(f"{c} {m}" for c, m in zip(classes, missed)),
+        f"{'class':>8} | {'annotated beats: Se':>20} {'+P':>7} | {'detected beats: Se':>19} {'+P':>7}",
+    ]
     for c, name in enumerate([*classes, "abnormal"]):
         cells = []
         for path in ("annotated", "detected"):

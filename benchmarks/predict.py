@@ -37,8 +37,15 @@ def join_records(root: Path, out_dir: Path) -> tuple[Path, int, int]:
         symbols += ann.symbol
         offset += rec.sig_len
     signal = np.concatenate(signals)
-    wfdb.wrsamp("holter24", fs=360, units=["mV", "mV"], sig_name=["MLII", "V1"], p_signal=signal, fmt=["212", "212"],
-                write_dir=str(out_dir))
+    wfdb.wrsamp(
+        "holter24",
+        fs=360,
+        units=["mV", "mV"],
+        sig_name=["MLII", "V1"],
+        p_signal=signal,
+        fmt=["212", "212"],
+        write_dir=str(out_dir),
+    )
     wfdb.wrann("holter24", "atr", np.concatenate(samples), symbol=symbols, write_dir=str(out_dir))
     beats = sum(s in "NLRBAaJSVrFejnE/fQ?" for s in symbols)
     return out_dir / "holter24", len(signal), beats
@@ -54,9 +61,19 @@ def main() -> None:
         record, n_samples, n_beats = join_records(args.root, Path(tmp))
         run_dir = Path(tmp) / "run"
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "ecg_lightning.predict", f"ckpt_path={args.ckpt}",
-                               f"record={record}", "annotation=null", f"hydra.run.dir={run_dir}"],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ecg_lightning.predict",
+                f"ckpt_path={args.ckpt}",
+                f"record={record}",
+                "annotation=null",
+                f"hydra.run.dir={run_dir}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - start
         if done.returncode:
             raise SystemExit(done.stderr[-3000:])
@@ -71,7 +88,8 @@ def main() -> None:
         f"predict end to end (annotation=null): {wall:.1f} s wall, peak memory {peak_mib:.0f} MiB",
         f"beats found and classified: {summary['beats']:,} ({summary['beat_source']}), "
         f"{summary['abnormal_fraction']:.1%} not {summary['classes'][0]}",
-        "stages: " + ", ".join(f"{k} {v:.1f} s ({v / staged:.0%})" for k, v in seconds.items())
+        "stages: "
+        + ", ".join(f"{k} {v:.1f} s ({v / staged:.0%})" for k, v in seconds.items())
         + f"; start-up and the rest {wall - staged:.1f} s",
     ]
     text = "\n".join(lines)

@@ -69,8 +69,10 @@ class Tally:
     def line(self, excluded: bool = False) -> str:
         fn = self.fn - (self.fn_excluded if excluded else 0)
         fp = self.fp - (self.fp_excluded if excluded else 0)
-        return (f"Se {100 * self.tp / (self.tp + fn):7.3f} %  +P {100 * self.tp / (self.tp + fp):7.3f} %  "
-                f"(TP {self.tp}, FN {fn}, FP {fp})")
+        return (
+            f"Se {100 * self.tp / (self.tp + fn):7.3f} %  +P {100 * self.tp / (self.tp + fp):7.3f} %  "
+            f"(TP {self.tp}, FN {fn}, FP {fp})"
+        )
 
 
 def excluded_intervals(ann: wfdb.Annotation) -> list[tuple[int, int]]:
@@ -99,16 +101,17 @@ def resampled(root: Path, name: str, fs_new: int) -> str:
     ann = wfdb.rdann(str(root / name), "atr")
     beat = np.isin(ann.symbol, list(BEAT_SYMBOLS))
     ref = np.asarray(ann.sample)[beat]
-    x = np.stack([wfdb.processing.resample_sig(rec.p_signal[:, k], rec.fs, fs_new)[0]
-                  for k in range(rec.n_sig)])
+    x = np.stack([wfdb.processing.resample_sig(rec.p_signal[:, k], rec.fs, fs_new)[0] for k in range(rec.n_sig)])
     ref_new = np.unique(np.round(ref * fs_new / rec.fs).astype(np.int64))
     ref_new = ref_new[ref_new < x.shape[-1]]
     start = time.perf_counter()
     test = detect_beats(standardize(x), fs_new)
     seconds = time.perf_counter() - start
     c = compare(ref_new, test, fs_new)
-    return (f"  record {name} at {fs_new} Hz (channels 0+1): Se {100 * c.tp / (c.tp + c.fn):.3f} %  "
-            f"+P {100 * c.tp / (c.tp + c.fp):.3f} %  (TP {c.tp}, FN {c.fn}, FP {c.fp}), {seconds:.2f} s")
+    return (
+        f"  record {name} at {fs_new} Hz (channels 0+1): Se {100 * c.tp / (c.tp + c.fn):.3f} %  "
+        f"+P {100 * c.tp / (c.tp + c.fp):.3f} %  (TP {c.tp}, FN {c.fn}, FP {c.fp}), {seconds:.2f} s"
+    )
 
 
 def main() -> None:
@@ -158,11 +161,17 @@ def main() -> None:
             row[key + "_V"] = (int(matched[ref_sym == "V"].sum()), int((ref_sym == "V").sum()))
         rows.append(row)
 
-    out = [__doc__.strip().splitlines()[0], "",
-           f"{len(names)} records from {args.root}; each channel standardized over the record; "
-           "reference = beat annotations (" + " ".join(sorted(BEAT_SYMBOLS)) + "); match window 150 ms.",
-           ("detect_beats is fed both channels (2-D array, MLII + V1/V2/V4/V5) and, separately, channel 0 "
-            "alone (the single standardized MLII lead that predict passes)."), ""]
+    out = [
+        __doc__.strip().splitlines()[0],
+        "",
+        f"{len(names)} records from {args.root}; each channel standardized over the record; "
+        "reference = beat annotations (" + " ".join(sorted(BEAT_SYMBOLS)) + "); match window 150 ms.",
+        (
+            "detect_beats is fed both channels (2-D array, MLII + V1/V2/V4/V5) and, separately, channel 0 "
+            "alone (the single standardized MLII lead that predict passes)."
+        ),
+        "",
+    ]
     out.append("Overall (pooled over records)")
     for label, t in tallies.items():
         out.append(f"  {label:32s} {t.line()}")
@@ -181,19 +190,25 @@ def main() -> None:
         out.append(f"  {label:32s} {t.seconds / len(names):.3f} s")
     out.append("")
     out.append("Per record (detect_beats on channels 0+1; then FN/FP of detect_beats on channel 0 and of XQRS)")
-    out.append(f"{'rec':>4} {'beats':>6} {'TP':>6} {'FN':>4} {'FP':>4} {'Se %':>7} {'+P %':>7} {'V found':>9}"
-               f" | {'ch0 FN':>6} {'FP':>4} {'V found':>9} | {'XQRS FN':>7} {'FP':>4} {'V found':>9}")
+    out.append(
+        f"{'rec':>4} {'beats':>6} {'TP':>6} {'FN':>4} {'FP':>4} {'Se %':>7} {'+P %':>7} {'V found':>9}"
+        f" | {'ch0 FN':>6} {'FP':>4} {'V found':>9} | {'XQRS FN':>7} {'FP':>4} {'V found':>9}"
+    )
     for r in rows:
         tp, fn, fp, _ = r["detect2"]
         se = 100 * tp / max(tp + fn, 1)
         pp = 100 * tp / max(tp + fp, 1)
         v2, v1, vx = (f"{a}/{b}" for a, b in (r["detect2_V"], r["detect1_V"], r["xqrs_V"]))
-        out.append(f"{r['name']:>4} {r['beats']:6d} {tp:6d} {fn:4d} {fp:4d} {se:7.2f} {pp:7.2f} {v2:>9}"
-                   f" | {r['detect1'][1]:6d} {r['detect1'][2]:4d} {v1:>9} | {r['xqrs'][1]:7d} {r['xqrs'][2]:4d} {vx:>9}")
+        out.append(
+            f"{r['name']:>4} {r['beats']:6d} {tp:6d} {fn:4d} {fp:4d} {se:7.2f} {pp:7.2f} {v2:>9}"
+            f" | {r['detect1'][1]:6d} {r['detect1'][2]:4d} {v1:>9} | {r['xqrs'][1]:7d} {r['xqrs'][2]:4d} {vx:>9}"
+        )
     out.append("")
     worst = sorted(rows, key=lambda r: -(r["detect2"][1] + r["detect2"][2]))[:5]
-    out.append("Worst 5 records (FN + FP, channels 0+1): " + ", ".join(
-        f"{r['name']} (FN {r['detect2'][1]}, FP {r['detect2'][2]})" for r in worst))
+    out.append(
+        "Worst 5 records (FN + FP, channels 0+1): "
+        + ", ".join(f"{r['name']} (FN {r['detect2'][1]}, FP {r['detect2'][2]})" for r in worst)
+    )
     out.append("")
     if RESAMPLE_RECORD in names:
         out.append("Other sampling rates (wfdb.processing.resample_sig; reference samples scaled)")

@@ -21,8 +21,21 @@ log = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "balanced_accuracy", "auroc", "sensitivity", "specificity", "ppv", "f1")
 # the AAMI benchmark's columns (multi-class runs): EC57's S and V rows, kappa and the j/jk indices
-AAMI_METRICS = ("accuracy", "se_S", "ppv_S", "spec_S", "se_V", "ppv_V", "spec_V", "se_F", "ppv_F", "kappa",
-                "j_index", "jk_index", "macro_f1")
+AAMI_METRICS = (
+    "accuracy",
+    "se_S",
+    "ppv_S",
+    "spec_S",
+    "se_V",
+    "ppv_V",
+    "spec_V",
+    "se_F",
+    "ppv_F",
+    "kappa",
+    "j_index",
+    "jk_index",
+    "macro_f1",
+)
 REPEAT_KEYS = ("seed", "data.fold")  # what varies between repeats of one setting
 IGNORED_KEYS = ("hydra.", "callbacks.progress_bar", "paths.", "data.root", "data.cache_dir")
 
@@ -45,8 +58,10 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
             continue
         groups[job_setting(report.parent)].append(saved[which])
     if not groups:
-        raise SystemExit(f"No <job>/metrics.json under {', '.join(map(str, sweep_dirs))}: "
-                         "is it a multirun folder (outputs/train/multiruns/...)?")
+        raise SystemExit(
+            f"No <job>/metrics.json under {', '.join(map(str, sweep_dirs))}: "
+            "is it a multirun folder (outputs/train/multiruns/...)?"
+        )
     summary = {}
     side = "test" if which == "test" else "val"
     for setting, jobs in groups.items():
@@ -66,8 +81,11 @@ def markdown(summary: dict[str, dict]) -> str:
     cols = [m for m in dict.fromkeys((*METRICS, *AAMI_METRICS, "epoch_s")) if any(m in row for row in summary.values())]
     lines = ["| setting | jobs | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
     for setting, row in summary.items():
-        cells = [f"{row[c][0]:.3f} ± {row[c][1]:.3f}" if c != "epoch_s" else f"{row[c][0]:.0f} ± {row[c][1]:.0f}"
-                 for c in cols if c in row]
+        cells = [
+            f"{row[c][0]:.3f} ± {row[c][1]:.3f}" if c != "epoch_s" else f"{row[c][0]:.0f} ± {row[c][1]:.0f}"
+            for c in cols
+            if c in row
+        ]
         lines.append(f"| {setting} | {row['jobs']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -75,9 +93,13 @@ def markdown(summary: dict[str, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Mean ± sd of a multirun's metrics, per setting.")
     parser.add_argument("sweep_dirs", type=Path, nargs="+", help="multirun folders; jobs of one setting are pooled")
-    parser.add_argument("--which", choices=("final", "best", "test"), default="final",
-                        help="final epoch (default, not chosen on val), the best val epoch, or the test set (scored "
-                             "with the best-on-validation checkpoint)")
+    parser.add_argument(
+        "--which",
+        choices=("final", "best", "test"),
+        default="final",
+        help="final epoch (default, not chosen on val), the best val epoch, or the test set (scored "
+        "with the best-on-validation checkpoint)",
+    )
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
     summary = summarize(args.sweep_dirs, args.which)

@@ -60,7 +60,7 @@ class RunConfigInCheckpoint(L.Callback):
 
 
 class ValidationFigures(L.Callback):
-    """At the end of fit: confusion matrix and ROC of the final model on the validation set, as PNG and in TensorBoard."""
+    """At the end of fit: confusion matrix and ROC of the final model on the validation set (PNG and TensorBoard)."""
 
     def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)

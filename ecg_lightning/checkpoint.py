@@ -23,8 +23,11 @@ class CheckpointError(InputError):
 
 def run_config(cfg: DictConfig, groups: tuple[str, ...] = RUN_GROUPS) -> dict[str, Any]:
     """The resolved ``groups`` of a training config (default: what rebuilds its data and model)."""
-    return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
-            for k in groups if k in cfg}
+    return {
+        k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
+        for k in groups
+        if k in cfg
+    }
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -36,8 +39,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt:
-        raise CheckpointError(f"{path}: not an ecg-lightning checkpoint (no run config inside); train one with "
-                              "python -m ecg_lightning.train")
+        raise CheckpointError(
+            f"{path}: not an ecg-lightning checkpoint (no run config inside); train one with "
+            "python -m ecg_lightning.train"
+        )
     return ckpt
 
 

@@ -61,10 +61,13 @@ class BeatClassifier(L.LightningModule):
         if monitor.removeprefix("val/") not in known:
             raise ConfigError(f"monitor={monitor!r}; choose val/<metric> with <metric> one of {known}")
         if isinstance(class_weight, str) and class_weight not in CLASS_WEIGHTINGS:
-            raise ConfigError(f"model.class_weight={class_weight!r}; use a list of weights, one of {CLASS_WEIGHTINGS} "
-                              "or null")
+            raise ConfigError(
+                f"model.class_weight={class_weight!r}; use a list of weights, one of {CLASS_WEIGHTINGS} or null"
+            )
         if class_weight is not None and not isinstance(class_weight, str) and len(class_weight) != len(classes):
-            raise ConfigError(f"model.class_weight has {len(class_weight)} weights for {len(classes)} classes {classes}")
+            raise ConfigError(
+                f"model.class_weight has {len(class_weight)} weights for {len(classes)} classes {classes}"
+            )
         # optimizer/scheduler factories stay out of the checkpoint, which then loads with weights_only=True
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
@@ -72,8 +75,11 @@ class BeatClassifier(L.LightningModule):
         self.scheduler_factory = scheduler
         self.binary = len(classes) == 2
         # a buffer, so a resumed or evaluated model keeps the weights it was trained with
-        weight = torch.ones(len(classes)) if class_weight is None or isinstance(class_weight, str) else \
-            torch.tensor([float(w) for w in class_weight])
+        weight = (
+            torch.ones(len(classes))
+            if class_weight is None or isinstance(class_weight, str)
+            else torch.tensor([float(w) for w in class_weight])
+        )
         self.register_buffer("class_weight", weight)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
@@ -147,4 +153,3 @@ class BeatClassifier(L.LightningModule):
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.monitor}}
-

@@ -50,8 +50,13 @@ def n_rr(rr_features: Any) -> int:
 
 
 def register_resolvers() -> None:
-    for name, fn in {"window_samples": window_samples, "n_channels": n_channels, "class_names": class_names,
-                     "n_outputs": n_outputs, "n_rr": n_rr}.items():
+    for name, fn in {
+        "window_samples": window_samples,
+        "n_channels": n_channels,
+        "class_names": class_names,
+        "n_outputs": n_outputs,
+        "n_rr": n_rr,
+    }.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)
 
 

@@ -104,8 +104,12 @@ def _searchback(beats: np.ndarray, low: np.ndarray, e: np.ndarray, refr: int) ->
         gap = np.searchsorted(beats, low) - 1  # gap i lies between beats[i] and beats[i + 1]
         inside = (gap >= 0) & (gap < len(rr))
         gap_c = np.clip(gap, 0, len(rr) - 1)
-        ok = (inside & long_gap[gap_c] & (low - beats[gap_c] >= refr)
-              & (beats[np.minimum(gap_c + 1, len(beats) - 1)] - low >= refr))
+        ok = (
+            inside
+            & long_gap[gap_c]
+            & (low - beats[gap_c] >= refr)
+            & (beats[np.minimum(gap_c + 1, len(beats) - 1)] - low >= refr)
+        )
         if not ok.any():
             break
         cand, cgap = low[ok], gap[ok]
@@ -139,15 +143,17 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
 
     refr = max(1, round(REFRACTORY_S * fs))
     cand, props = scipy.signal.find_peaks(
-        env, distance=refr, prominence=0, wlen=max(3, round(PROMINENCE_WINDOW_S * fs)) | 1)
+        env, distance=refr, prominence=0, wlen=max(3, round(PROMINENCE_WINDOW_S * fs)) | 1
+    )
     h = env[cand]
     distinct = props["prominences"] > PROMINENCE * (h - n_lvl[cand])
     beats = cand[distinct & (h > thr[cand])]
     low = cand[distinct & (h > thr_low[cand]) & (h <= thr[cand])]
     n_main = len(beats)
     beats = _searchback(beats, low, env, refr)
-    log.debug("%d candidate peaks, %d beats above threshold, %d added by searchback",
-              len(cand), n_main, len(beats) - n_main)
+    log.debug(
+        "%d candidate peaks, %d beats above threshold, %d added by searchback", len(cand), n_main, len(beats) - n_main
+    )
 
     if len(beats) and REFINE_S > 0:  # move onto the largest QRS deflection of the best lead
         sos = scipy.signal.butter(2, REFINE_BAND_HZ, btype="bandpass", fs=fs, output="sos")

@@ -60,8 +60,10 @@ def load_models(cfg: DictConfig) -> tuple[DictConfig, list[BeatClassifier]]:
     for path, run in zip(paths[1:], runs[1:]):
         differ = [k for k in INPUT_KEYS if run.data.get(k) != runs[0].data.get(k)]
         if differ:
-            raise CheckpointError(f"{path}: trained with other data.{', data.'.join(differ)} than {paths[0]}; "
-                                  "an ensemble needs checkpoints trained on the same inputs")
+            raise CheckpointError(
+                f"{path}: trained with other data.{', data.'.join(differ)} than {paths[0]}; "
+                "an ensemble needs checkpoints trained on the same inputs"
+            )
     return runs[0], models
 
 
@@ -97,8 +99,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         report.save_figure(fig, out_dir / f"{name}.png")
         logger.experiment.add_figure(f"{cfg.side}/{name}", fig, close=True)
     logger.finalize("success")
-    log.info("%s side, %d records, %d beats: %s", cfg.side, len(records), len(labels),
-             {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and k != "threshold"})
+    log.info(
+        "%s side, %d records, %d beats: %s",
+        cfg.side,
+        len(records),
+        len(labels),
+        {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float) and k != "threshold"},
+    )
     log.info("Report written to %s", out_dir)
     return result
 

@@ -57,20 +57,32 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
     return {
         "inputs": ["x", "rr"] if rr else ["x"],
         "output": "P(abnormal) per beat" if module.binary else "class probabilities (batch, classes)",
-        "classes": list(module.hparams.classes), "threshold": module.hparams.threshold,
-        "fs": data["fs"], "leads": data["lead"], "leads_seen_in_training": leads_seen, "band_hz": data.get("band"),
+        "classes": list(module.hparams.classes),
+        "threshold": module.hparams.threshold,
+        "fs": data["fs"],
+        "leads": data["lead"],
+        "leads_seen_in_training": leads_seen,
+        "band_hz": data.get("band"),
         "standardize": "per lead, zero mean and unit variance over the whole record (after the band-pass)",
-        "window_samples": window_samples(data["window_s"], data["fs"]), "window_centre": "the beat's sample",
-        "edges": "samples beyond the record are 0", "templates": bool(data.get("templates", False)),
-        "channels": n_channels(data["lead"], data.get("templates", False)), "rr_features": rr,
+        "window_samples": window_samples(data["window_s"], data["fs"]),
+        "window_centre": "the beat's sample",
+        "edges": "samples beyond the record are 0",
+        "templates": bool(data.get("templates", False)),
+        "channels": n_channels(data["lead"], data.get("templates", False)),
+        "rr_features": rr,
     }
 
 
 def example_inputs(run: DictConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
     data = run.data
     x = torch.zeros(batch, n_channels(data.lead, data.get("templates", False)), window_samples(data.window_s, data.fs))
-    n_rr = len(rr_feature_names(OmegaConf.to_object(data.rr_features) if OmegaConf.is_config(data.rr_features)
-                                else data.get("rr_features", False)))
+    n_rr = len(
+        rr_feature_names(
+            OmegaConf.to_object(data.rr_features)
+            if OmegaConf.is_config(data.rr_features)
+            else data.get("rr_features", False)
+        )
+    )
     return (x, torch.zeros(batch, n_rr)) if n_rr else (x,)
 
 
@@ -89,13 +101,22 @@ def export(cfg: DictConfig) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     with torch.no_grad():
         if cfg.format == "onnx":
-            torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=["probabilities"],
-                              dynamic_axes={n: {0: "batch"} for n in [*names, "probabilities"]}, dynamo=False)
+            torch.onnx.export(
+                module,
+                inputs,
+                str(tmp),
+                input_names=names,
+                output_names=["probabilities"],
+                dynamic_axes={n: {0: "batch"} for n in [*names, "probabilities"]},
+                dynamo=False,
+            )
         else:
             torch.jit.save(torch.jit.trace(module, inputs), str(tmp))
     tmp.replace(path)
     spec = preprocessing(run, build_model(ckpt, run, cfg.ckpt_path), ckpt.get(LEADS_KEY))
-    report.write_atomic(out_dir / "preprocessing.json", json.dumps({"checkpoint": str(cfg.ckpt_path), **spec}, indent=2))
+    report.write_atomic(
+        out_dir / "preprocessing.json", json.dumps({"checkpoint": str(cfg.ckpt_path), **spec}, indent=2)
+    )
     log.info("Exported %s to %s (inputs %s; preprocessing.json beside it)", cfg.ckpt_path, path, names)
     return path
 

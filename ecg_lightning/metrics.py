@@ -115,8 +115,10 @@ def beat_metrics(classes: Sequence[str] = ("normal", "abnormal"), threshold: flo
         "macro_f1": MulticlassF1Score(num_classes=k, average="macro"),
         "kappa": MulticlassCohenKappa(num_classes=k),
         "auroc": MulticlassAUROC(num_classes=k, average="macro"),
-        **{kind: ClasswiseWrapper(metric(num_classes=k, average=None), labels=classes, prefix=f"{kind}_")
-           for kind, metric in PER_CLASS.items()},
+        **{
+            kind: ClasswiseWrapper(metric(num_classes=k, average=None), labels=classes, prefix=f"{kind}_")
+            for kind, metric in PER_CLASS.items()
+        },
     }
     if has_s_and_v(classes):
         metrics["jk"] = JKappaIndex(k, classes.index("S"), classes.index("V"))

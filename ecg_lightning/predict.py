@@ -74,7 +74,7 @@ def as_list(lead: Any) -> list:
 
 
 def lead_mismatch(trained: list, read: tuple[str, ...], seen: list[list[str]] | None = None) -> list[str]:
-    """"trained->read" for every lead read under a name the model never saw there in training: the names its
+    """ "trained->read" for every lead read under a name the model never saw there in training: the names its
     training records gave (``seen``, kept in the checkpoint), else the configured name; compared through
     records.LEAD_EQUIVALENTS. A lead trained by channel index with nothing recorded is never flagged."""
     flagged = []
@@ -91,10 +91,14 @@ def find_beats(record: Record, classes: dict[str, list[str]], annotated: bool) -
         labels = label_beats(record.ann_symbol, classes)
         is_beat = labels != DROPPED
         if not is_beat.any():
-            raise RecordError(f"{record.name}: its annotation file has no beat annotations; "
-                              "run with annotation=null to detect the beats instead")
+            raise RecordError(
+                f"{record.name}: its annotation file has no beat annotations; "
+                "run with annotation=null to detect the beats instead"
+            )
         return Beats(record.ann_sample[is_beat], labels[is_beat], record.ann_symbol[is_beat], "annotation")
-    found = detect_beats(record.signal[0], record.fs)  # the first lead (MLII by default): see benchmarks/qrs_detection.py
+    found = detect_beats(
+        record.signal[0], record.fs
+    )  # the first lead (MLII by default): see benchmarks/qrs_detection.py
     if len(found) == 0:
         raise RecordError(f"{record.name}: the QRS detector found no beats; check the lead (data.lead) and the signal")
     return Beats(found, None, np.full(len(found), "", dtype="<U2"), "detector")
@@ -118,9 +122,17 @@ class Prediction:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def classify_record(model: BeatClassifier, data: DictConfig, base: Path, annotation: str | None,
-                    lead: Any = None, allow_other_lead: bool = False, threshold: float | None = None,
-                    batch_size: int = 512, leads_seen: list[list[str]] | None = None) -> Prediction:
+def classify_record(
+    model: BeatClassifier,
+    data: DictConfig,
+    base: Path,
+    annotation: str | None,
+    lead: Any = None,
+    allow_other_lead: bool = False,
+    threshold: float | None = None,
+    batch_size: int = 512,
+    leads_seen: list[list[str]] | None = None,
+) -> Prediction:
     """Read ``base``, find its beats (annotations, or the detector when ``annotation`` is None or absent) and
     classify every one of them with ``model`` (whose run's data config is ``data``)."""
     clock = time.perf_counter()
@@ -143,24 +155,30 @@ def classify_record(model: BeatClassifier, data: DictConfig, base: Path, annotat
     record = read_record(base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band)
     other_leads = lead_mismatch(trained, record.leads, leads_seen)
     if other_leads:
-        message = (f"{base}: the model was trained on {leads_seen or trained} but reads {list(record.leads)} here "
-                   f"({', '.join(other_leads)}); on a lead it never saw its output is meaningless")
+        message = (
+            f"{base}: the model was trained on {leads_seen or trained} but reads {list(record.leads)} here "
+            f"({', '.join(other_leads)}); on a lead it never saw its output is meaningless"
+        )
         if not allow_other_lead:
-            raise RecordError(f"{message}. Choose the lead with lead=<name>, or pass allow_other_lead=true to "
-                              "classify anyway")
+            raise RecordError(
+                f"{message}. Choose the lead with lead=<name>, or pass allow_other_lead=true to classify anyway"
+            )
         log.warning("%s (allow_other_lead=true)", message.upper())
     half_width = int(round(data.window_s * data.fs))
     if record.signal.shape[1] < 2 * half_width:
-        raise RecordError(f"{base}: {record.signal.shape[1] / record.fs:.1f} s long, shorter than one "
-                          f"{2 * data.window_s:g} s window; the model needs longer recordings")
+        raise RecordError(
+            f"{base}: {record.signal.shape[1] / record.fs:.1f} s long, shorter than one "
+            f"{2 * data.window_s:g} s window; the model needs longer recordings"
+        )
     lap("read")
     classes = dict(data.label_sets[data.labels])
     beats = find_beats(record, classes, annotated)
     lap("beats")
 
     labels = beats.reference if beats.reference is not None else np.zeros(len(beats.sample), dtype=np.int8)
-    records = RecordSet.from_records([Record(record.name, record.signal, record.leads, record.fs, beats.sample,
-                                             beats.symbol)])
+    records = RecordSet.from_records(
+        [Record(record.name, record.signal, record.leads, record.fs, beats.sample, beats.symbol)]
+    )
     index = index_beats(records, labels, half_width, pad_edges=True)  # every beat gets a row
     rr_columns = [RR_FEATURES.index(n) for n in rr_feature_names(data.get("rr_features", False))]
     templates = beat_templates(records, index, half_width) if data.get("templates", False) else None
@@ -169,8 +187,20 @@ def classify_record(model: BeatClassifier, data: DictConfig, base: Path, annotat
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
     threshold = threshold if threshold is not None else model.hparams.threshold
     lap("classify")
-    return Prediction(record, beats, index, dataset.padded, probs, report.predicted_class(probs, threshold),
-                      list(classes), threshold, trained, leads_seen, other_leads, seconds)
+    return Prediction(
+        record,
+        beats,
+        index,
+        dataset.padded,
+        probs,
+        report.predicted_class(probs, threshold),
+        list(classes),
+        threshold,
+        trained,
+        leads_seen,
+        other_leads,
+        seconds,
+    )
 
 
 def beat_table(p: Prediction) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
@@ -193,14 +223,22 @@ def beat_table(p: Prediction) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
 def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
     counts = np.bincount(p.predicted, minlength=len(p.classes))
     summary: dict[str, Any] = {
-        "record": str(base), "checkpoint": str(ckpt_path), "leads": list(p.record.leads), "fs": p.record.source_fs,
-        "trained_leads": p.trained_leads, "leads_seen_in_training": p.leads_seen,
+        "record": str(base),
+        "checkpoint": str(ckpt_path),
+        "leads": list(p.record.leads),
+        "fs": p.record.source_fs,
+        "trained_leads": p.trained_leads,
+        "leads_seen_in_training": p.leads_seen,
         "other_lead_than_trained": p.other_leads,
-        "beat_source": p.beats.source, "beats": int(len(p.probs)), "classes": p.classes,
+        "beat_source": p.beats.source,
+        "beats": int(len(p.probs)),
+        "classes": p.classes,
         "predicted": {c: int(n) for c, n in zip(p.classes, counts)},
         "abnormal": int((p.predicted != 0).sum()),
         "abnormal_fraction": float((p.predicted != 0).mean()) if len(p.probs) else 0.0,
-        "padded_near_edges": int(p.padded.sum()), "threshold": p.threshold, "seconds": p.seconds,
+        "padded_near_edges": int(p.padded.sum()),
+        "threshold": p.threshold,
+        "seconds": p.seconds,
     }
     if p.beats.reference is not None and len(p.probs):
         summary["reference"] = report.metrics_report(p.probs, p.index.label.astype(np.int64), p.classes, p.threshold)
@@ -210,8 +248,15 @@ def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
 def write_prediction(p: Prediction, summary: dict[str, Any], out_dir: Path, start_s: float, length_s: float) -> None:
     """strip.png, beats.csv and summary.json of one record (the figure first: a failure there writes nothing)."""
     clock = time.perf_counter()
-    figure = strip_figure(p.record, p.index.sample, p.predicted,
-                          p.index.label if p.beats.reference is not None else None, p.classes, start_s, length_s)
+    figure = strip_figure(
+        p.record,
+        p.index.sample,
+        p.predicted,
+        p.index.label if p.beats.reference is not None else None,
+        p.classes,
+        start_s,
+        length_s,
+    )
     report.save_figure(figure, out_dir / "strip.png")
     report.plt.close(figure)
     rows, columns = beat_table(p)
@@ -249,34 +294,64 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     many = len(paths) > 1 or Path(str(cfg.record)).is_dir()
     summaries = []
     for base in tqdm(paths, desc="Records", unit="record", disable=not many):
-        p = classify_record(model, run.data, base, cfg.annotation, cfg.get("lead"), cfg.allow_other_lead,
-                            cfg.threshold, cfg.batch_size, ckpt.get(LEADS_KEY))
+        p = classify_record(
+            model,
+            run.data,
+            base,
+            cfg.annotation,
+            cfg.get("lead"),
+            cfg.allow_other_lead,
+            cfg.threshold,
+            cfg.batch_size,
+            ckpt.get(LEADS_KEY),
+        )
         summary = summarize(p, base, cfg.ckpt_path)
         write_prediction(p, summary, out_dir / base.name if many else out_dir, cfg.start_s, cfg.length_s)
-        log.info("%s: %d beats (%s), %d abnormal (%.1f%%): %s", base, summary["beats"], p.beats.source,
-                 summary["abnormal"], 100 * summary["abnormal_fraction"], summary["predicted"])
+        log.info(
+            "%s: %d beats (%s), %d abnormal (%.1f%%): %s",
+            base,
+            summary["beats"],
+            p.beats.source,
+            summary["abnormal"],
+            100 * summary["abnormal_fraction"],
+            summary["predicted"],
+        )
         summaries.append(summary)
     if not many:
         log.info("Written to %s", out_dir)
         return summaries[0]
-    rows = [{**{k: s[k] for k in RECORDS_COLUMNS if k in s}, "record": Path(s["record"]).name,
-             "leads": "+".join(s["leads"])} for s in summaries]
+    rows = [
+        {
+            **{k: s[k] for k in RECORDS_COLUMNS if k in s},
+            "record": Path(s["record"]).name,
+            "leads": "+".join(s["leads"]),
+        }
+        for s in summaries
+    ]
     report.write_atomic(out_dir / "records.csv", report.rows_to_csv(rows, RECORDS_COLUMNS))
     log.info("%d records written to %s (records.csv: one row each)", len(rows), out_dir)
     return {"records": summaries}
 
 
-def strip_figure(record: Record, sample: np.ndarray, predicted: np.ndarray, reference: np.ndarray | None,
-                 classes: list[str], start_s: float, length_s: float) -> "report.plt.Figure":
-    """The first lead from ``start_s`` for ``length_s`` seconds, each beat marked in the colour of its predicted class."""
+def strip_figure(
+    record: Record,
+    sample: np.ndarray,
+    predicted: np.ndarray,
+    reference: np.ndarray | None,
+    classes: list[str],
+    start_s: float,
+    length_s: float,
+) -> report.plt.Figure:
+    """The first lead from ``start_s`` for ``length_s`` seconds, each beat marked in its predicted class's colour."""
     if not length_s > 0:
         raise RecordError(f"length_s={length_s}: the strip's length must be a positive number of seconds")
     fs = record.fs
     lo = int(max(0.0, start_s) * fs)
     hi = min(record.signal.shape[1], lo + int(length_s * fs))
     if hi <= lo:
-        raise RecordError(f"{record.name}: start_s={start_s} is past the end of the record "
-                          f"({record.signal.shape[1] / fs:.1f} s)")
+        raise RecordError(
+            f"{record.name}: start_s={start_s} is past the end of the record ({record.signal.shape[1] / fs:.1f} s)"
+        )
     t = np.arange(lo, hi) / fs
     lead = record.signal[0, lo:hi]
     fig, ax = report.plt.subplots(figsize=(max(8.0, min(length_s, 60.0) * 0.6), 3.2))
@@ -285,17 +360,31 @@ def strip_figure(record: Record, sample: np.ndarray, predicted: np.ndarray, refe
     top = float(lead.max()) + 0.3
     for k, name in enumerate(classes):
         pick = shown & (predicted == k)
-        ax.scatter(sample[pick] / fs, np.full(pick.sum(), top), color=CLASS_COLORS[k % len(CLASS_COLORS)], marker="v",
-                   s=40, label=f"predicted {name}")
+        ax.scatter(
+            sample[pick] / fs,
+            np.full(pick.sum(), top),
+            color=CLASS_COLORS[k % len(CLASS_COLORS)],
+            marker="v",
+            s=40,
+            label=f"predicted {name}",
+        )
     if reference is not None:
         wrong = shown & (predicted != reference)
-        ax.scatter(sample[wrong] / fs, np.full(wrong.sum(), top + 0.4), facecolors="none", edgecolors="black",
-                   marker="o", s=60, label="disagrees with annotation")
+        ax.scatter(
+            sample[wrong] / fs,
+            np.full(wrong.sum(), top + 0.4),
+            facecolors="none",
+            edgecolors="black",
+            marker="o",
+            s=60,
+            label="disagrees with annotation",
+        )
     ax.set_xlabel("time (s)")
     ax.set_ylabel(f"{record.leads[0]} (standardized)")
     ax.set_ylim(top=top + 0.8)
-    ax.set_title(f"{record.name}: {int((shown & (predicted != 0)).sum())} of {int(shown.sum())} beats "
-                 f"not {classes[0]} in view")
+    ax.set_title(
+        f"{record.name}: {int((shown & (predicted != 0)).sum())} of {int(shown.sum())} beats not {classes[0]} in view"
+    )
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8, ncol=min(len(classes) + 1, 6), frameon=False)
     ax.set_xlim(t[0], t[-1])
     fig.tight_layout()

@@ -28,7 +28,9 @@ from ecg_lightning.metrics import beat_metrics  # noqa: E402
 
 
 @torch.inference_mode()
-def predict_proba(module: torch.nn.Module, loader: DataLoader, desc: str = "Predicting") -> tuple[np.ndarray, np.ndarray]:
+def predict_proba(
+    module: torch.nn.Module, loader: DataLoader, desc: str = "Predicting"
+) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and the label of every window of ``loader``, in loader order.
 
     Probabilities are P(abnormal) per window for a binary model, (windows, classes) otherwise.
@@ -55,7 +57,9 @@ def class_probabilities(probs: np.ndarray) -> np.ndarray:
     return np.column_stack([1 - probs, probs]) if probs.ndim == 1 else probs
 
 
-def metrics_report(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5) -> dict[str, Any]:
+def metrics_report(
+    probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5
+) -> dict[str, Any]:
     """All beat metrics (metrics.beat_metrics) plus the confusion matrix (rows: reference, columns: predicted)."""
     p, y = torch.from_numpy(probs), torch.from_numpy(labels)
     report: dict[str, Any] = {k: float(v) for k, v in beat_metrics(classes, threshold)(p, y).items()}
@@ -68,8 +72,14 @@ def metrics_report(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str]
     return report
 
 
-def per_record(record: np.ndarray, names: tuple[str, ...], probs: np.ndarray, labels: np.ndarray,
-               classes: Sequence[str], threshold: float = 0.5) -> list[dict[str, Any]]:
+def per_record(
+    record: np.ndarray,
+    names: tuple[str, ...],
+    probs: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    threshold: float = 0.5,
+) -> list[dict[str, Any]]:
     """Per record: beats, abnormal fraction, accuracy, and per class its beats and sensitivity (NaN where undefined)."""
     n = len(names)
     correct = predicted_class(probs, threshold) == labels
@@ -78,7 +88,10 @@ def per_record(record: np.ndarray, names: tuple[str, ...], probs: np.ndarray, la
         return np.bincount(record, weights=mask.astype(np.float64), minlength=n)
 
     beats = count(np.ones_like(correct))
-    columns = {"abnormal_fraction": count(labels != 0) / np.maximum(beats, 1), "accuracy": count(correct) / np.maximum(beats, 1)}
+    columns = {
+        "abnormal_fraction": count(labels != 0) / np.maximum(beats, 1),
+        "accuracy": count(correct) / np.maximum(beats, 1),
+    }
     for k, name in enumerate(classes):
         of_class = count(labels == k)
         columns[f"n_{name}"] = of_class
@@ -93,12 +106,20 @@ def per_record(record: np.ndarray, names: tuple[str, ...], probs: np.ndarray, la
 
 
 def per_record_columns(classes: Sequence[str]) -> tuple[str, ...]:
-    return ("record", "beats", "abnormal_fraction", "accuracy", *[f"n_{c}" for c in classes], *[f"se_{c}" for c in classes])
+    return (
+        "record",
+        "beats",
+        "abnormal_fraction",
+        "accuracy",
+        *[f"n_{c}" for c in classes],
+        *[f"se_{c}" for c in classes],
+    )
 
 
-def per_symbol(symbol: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: Sequence[str],
-               threshold: float = 0.5) -> list[dict[str, Any]]:
-    """Per annotation symbol (beat type): its class, how many, how often called each class: which beat types are missed."""
+def per_symbol(
+    symbol: np.ndarray, probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5
+) -> list[dict[str, Any]]:
+    """Per annotation symbol (beat type): its class, how many, how often called each class (which types are missed)."""
     kinds, which = np.unique(symbol, return_inverse=True)
     beats = np.bincount(which, minlength=len(kinds))
     predicted = predicted_class(probs, threshold)
@@ -107,9 +128,15 @@ def per_symbol(symbol: np.ndarray, probs: np.ndarray, labels: np.ndarray, classe
         of_kind = which == k
         label = int(np.bincount(labels[of_kind]).argmax())
         called = np.bincount(predicted[of_kind], minlength=len(classes)) / beats[k]
-        rows.append({"symbol": str(kind), "class": classes[label], "beats": int(beats[k]),
-                     "accuracy": round(float(called[label]), 4),
-                     **{f"called_{c}": round(float(called[j]), 4) for j, c in enumerate(classes)}})
+        rows.append(
+            {
+                "symbol": str(kind),
+                "class": classes[label],
+                "beats": int(beats[k]),
+                "accuracy": round(float(called[label]), 4),
+                **{f"called_{c}": round(float(called[j]), 4) for j, c in enumerate(classes)},
+            }
+        )
     return sorted(rows, key=lambda r: -r["beats"])
 
 
@@ -117,7 +144,9 @@ def per_symbol_columns(classes: Sequence[str]) -> tuple[str, ...]:
     return ("symbol", "class", "beats", "accuracy", *[f"called_{c}" for c in classes])
 
 
-def figures(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5) -> dict[str, plt.Figure]:
+def figures(
+    probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5
+) -> dict[str, plt.Figure]:
     """Confusion-matrix and ROC (one-vs-rest for several classes) figures, drawn by torchmetrics."""
     p, y = torch.from_numpy(probs), torch.from_numpy(labels)
     classes = list(classes)

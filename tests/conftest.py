@@ -19,9 +19,18 @@ DURATION_S = 30
 BEAT_EVERY = 288  # 0.8 s
 # Target abnormal fractions: four records in each of the study's bins [0, .2], (.2, .6], (.6, 1].
 FRACTIONS = {
-    "100": 0.0, "101": 0.1, "102": 0.15, "103": 0.05,
-    "104": 0.3, "105": 0.4, "106": 0.5, "107": 0.35,
-    "108": 0.7, "109": 0.8, "201": 0.9, "202": 0.65,
+    "100": 0.0,
+    "101": 0.1,
+    "102": 0.15,
+    "103": 0.05,
+    "104": 0.3,
+    "105": 0.4,
+    "106": 0.5,
+    "107": 0.35,
+    "108": 0.7,
+    "109": 0.8,
+    "201": 0.9,
+    "202": 0.65,
 }
 # the label sets as configured (the config is the spec: tests/test_labels.py checks it against the study and AAMI)
 LABEL_SETS = configured_label_sets()
@@ -33,12 +42,12 @@ TEST_WINDOW_S = 0.5  # 180 samples each side: fast tests, and beats near the edg
 # must learn, or best-epoch, threshold and per-class code is only ever run on a model that calls every beat normal):
 # (amplitude, width s, second bump's amplitude, its delay s) on lead 0; lead 1 shows the same beat inverted, smaller.
 BEAT_SHAPES = {
-    "N": (1.0, 0.012, 0.0, 0.0),   # narrow upright QRS
+    "N": (1.0, 0.012, 0.0, 0.0),  # narrow upright QRS
     "L": (1.0, 0.012, 0.9, 0.05),  # notched: bundle branch block (AAMI N, study abnormal)
-    "A": (2.5, 0.012, 0.0, 0.0),   # tall and narrow (S)
+    "A": (2.5, 0.012, 0.0, 0.0),  # tall and narrow (S)
     "V": (-2.0, 0.045, 0.0, 0.0),  # wide, inverted (V)
-    "F": (1.5, 0.030, -1.0, 0.06), # wide with an inverted second bump (F)
-    "/": (0.5, 0.040, 2.0, -0.04), # pacing spike before a wide complex (Q)
+    "F": (1.5, 0.030, -1.0, 0.06),  # wide with an inverted second bump (F)
+    "/": (0.5, 0.040, 2.0, -0.04),  # pacing spike before a wide complex (Q)
 }
 ABNORMAL_SYMBOLS = ("V", "A", "L", "/", "F")
 
@@ -78,9 +87,15 @@ def write_record(
     symbols = np.array(["N"] * len(beats), dtype=object)
     n_abnormal = int(round(abnormal_fraction * len(beats)))
     symbols[rng.choice(len(beats), n_abnormal, replace=False)] = rng.choice(list(abnormal_symbols), n_abnormal)
-    wfdb.wrsamp(name, fs=fs, units=["mV", "mV"], sig_name=list(sig_name),
-                p_signal=synthetic_signal(n, fs, beats, symbols.astype(str), rng), fmt=["212", "212"],
-                write_dir=str(root))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV", "mV"],
+        sig_name=list(sig_name),
+        p_signal=synthetic_signal(n, fs, beats, symbols.astype(str), rng),
+        fmt=["212", "212"],
+        write_dir=str(root),
+    )
     extra = beats[1:4:2] + 20  # rhythm / noise annotations: not beats
     samples = np.concatenate([beats, extra])
     order = np.argsort(samples)

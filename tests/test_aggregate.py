@@ -42,12 +42,16 @@ def test_jobs_of_several_sweeps_are_pooled(tmp_path):
 def test_cli_writes_json_and_rejects_empty_dirs(tmp_path):
     write_job(tmp_path, 0, ["model=cnn", "seed=0"], 0.8)
     out = tmp_path / "summary.json"
-    done = subprocess.run([sys.executable, "-m", "ecg_lightning.aggregate", str(tmp_path), "--out", str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ecg_lightning.aggregate", str(tmp_path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0 and "model=cnn" in done.stdout
     assert json.loads(out.read_text())["summary"]["model=cnn"]["accuracy"][0] == 0.8
-    empty = subprocess.run([sys.executable, "-m", "ecg_lightning.aggregate", str(tmp_path / "none")],
-                           capture_output=True, text=True)
+    empty = subprocess.run(
+        [sys.executable, "-m", "ecg_lightning.aggregate", str(tmp_path / "none")], capture_output=True, text=True
+    )
     assert empty.returncode != 0 and "No <job>/metrics.json" in empty.stderr
 
 

@@ -91,7 +91,9 @@ def test_lead_by_name_and_patient_split(tiny_db, tmp_path):
 def test_kfold_and_records_through_the_datamodule(tiny_db, tmp_path):
     vals = []
     for fold in range(3):
-        dm = make_dm(tiny_db, tmp_path, split="kfold", fold=fold, n_folds=3, records=list(FRACTIONS)[:9] + ["201", "202"])
+        dm = make_dm(
+            tiny_db, tmp_path, split="kfold", fold=fold, n_folds=3, records=list(FRACTIONS)[:9] + ["201", "202"]
+        )
         dm.setup()
         assert sorted(dm.train_records + dm.val_records) == sorted(list(FRACTIONS)[:9] + ["201", "202"])
         vals.append(dm.val_records)
@@ -109,7 +111,9 @@ def test_ds1ds2_split_keeps_ds2_for_test_and_no_subject_or_paced_record_leaks(ti
     assert not set(dm.train_records + dm.val_records + dm.test_records) & set(PACED)
     assert len(dm.val_records) == 1 and not set(dm.train_records) & set(dm.val_records)
     # every AAMI beat of the test records is scored, edge beats included (padded)
-    expected = sum(int(np.isin(wfdb.rdann(str(tiny_db / r), "atr").symbol, AAMI_BEATS).sum()) for r in DS2 if r in present)
+    expected = sum(
+        int(np.isin(wfdb.rdann(str(tiny_db / r), "atr").symbol, AAMI_BEATS).sum()) for r in DS2 if r in present
+    )
     assert len(dm.data_test) == expected
     x, y = next(iter(dm.test_dataloader()))
     assert y.dtype == torch.int64 and set(y.tolist()) <= set(range(5))

@@ -13,9 +13,30 @@ from ecg_lightning.detect import detect_beats
 # Beat times (s) and kinds: a regular rhythm at 75 bpm, premature wide inverted "ventricular" beats followed
 # by compensatory pauses, an early atrial-like beat, a 2 s pause and a faster stretch.
 BEATS = [
-    (0.6, "N"), (1.4, "N"), (2.2, "N"), (2.75, "V"), (3.8, "N"), (4.6, "N"), (5.4, "N"), (5.85, "N"),
-    (6.8, "N"), (7.6, "N"), (8.1, "V"), (9.2, "N"), (11.2, "N"), (12.0, "N"), (12.6, "N"), (13.2, "N"),
-    (13.75, "V"), (14.3, "V"), (15.3, "N"), (16.1, "N"), (16.9, "N"), (17.7, "V"), (18.8, "N"), (19.6, "N"),
+    (0.6, "N"),
+    (1.4, "N"),
+    (2.2, "N"),
+    (2.75, "V"),
+    (3.8, "N"),
+    (4.6, "N"),
+    (5.4, "N"),
+    (5.85, "N"),
+    (6.8, "N"),
+    (7.6, "N"),
+    (8.1, "V"),
+    (9.2, "N"),
+    (11.2, "N"),
+    (12.0, "N"),
+    (12.6, "N"),
+    (13.2, "N"),
+    (13.75, "V"),
+    (14.3, "V"),
+    (15.3, "N"),
+    (16.1, "N"),
+    (16.9, "N"),
+    (17.7, "V"),
+    (18.8, "N"),
+    (19.6, "N"),
 ]
 DURATION_S = 20.5
 
@@ -72,15 +93,18 @@ def test_two_leads(fs: float) -> None:
     assert_matches(detect_beats(x[1], fs), truth, fs)
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: the lead-quality weight (signal level over mean "
-                   "envelope) does not see a few sparse, large artefacts; they become beats")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: the lead-quality weight (signal level over mean "
+    "envelope) does not see a few sparse, large artefacts; they become beats",
+)
 def test_two_leads_survive_an_artefact_in_one_lead() -> None:
     """Large saturation-like steps in lead 1 between beats should not become beats when lead 0 is clean."""
     fs = 360.0
     x, truth = synthetic(fs, seed=2)
     for start_s in (1.75, 4.2, 7.15, 16.45):  # mid-RR, where lead 0 has no beat
         i = int(start_s * fs)
-        x[1, i:i + int(0.08 * fs)] -= 8.0
+        x[1, i : i + int(0.08 * fs)] -= 8.0
     assert_matches(detect_beats(x, fs), truth, fs)
 
 

@@ -57,8 +57,15 @@ def test_balanced_weights_by_hand():
 
 
 def test_binary_metric_names():
-    assert metric_names(["normal", "abnormal"]) == ["accuracy", "balanced_accuracy", "auroc", "f1", "sensitivity",
-                                                    "specificity", "ppv"]
+    assert metric_names(["normal", "abnormal"]) == [
+        "accuracy",
+        "balanced_accuracy",
+        "auroc",
+        "f1",
+        "sensitivity",
+        "specificity",
+        "ppv",
+    ]
     assert "jk_index" not in metric_names(["N", "X", "Y"]) and "se_Y" in metric_names(["N", "X", "Y"])
 
 
@@ -77,8 +84,9 @@ def test_per_record_and_per_symbol_tables_by_hand():
     assert (d["beats"], d["abnormal_fraction"], d["accuracy"]) == (1, 1.0, 1.0) and np.isnan(d["se_normal"])
     strict = report.per_record(record, ("a", "b", "c", "d"), probs, labels, ["normal", "abnormal"], threshold=0.85)
     assert strict[0]["se_abnormal"] == 1.0 and strict[1]["se_abnormal"] == 0.0
-    symbols = report.per_symbol(np.array(["V", "N", "N", "N", "V", "A", "A", "V"]), probs, labels,
-                                ["normal", "abnormal"])
+    symbols = report.per_symbol(
+        np.array(["V", "N", "N", "N", "V", "A", "A", "V"]), probs, labels, ["normal", "abnormal"]
+    )
     by = {r["symbol"]: r for r in symbols}
     assert [r["symbol"] for r in symbols] == ["N", "V", "A"]  # most beats first (ties by symbol)
     assert by["N"]["class"] == "normal" and by["N"]["called_abnormal"] == pytest.approx(1 / 3, abs=1e-4)

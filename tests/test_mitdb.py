@@ -30,15 +30,28 @@ def test_full_database_setup_and_study_split(cache_dir, caplog):
     assert dm.window_length == 2160 and dm.records.signal.dtype == np.float32
     # the study split and window counts measured before the multi-class work (README rows 1-3): unchanged
     assert len(dm.data_train) == 82_873 and len(dm.data_val) == 26_259
-    assert round(100 * float(dm.data_train.labels.mean()), 1) == 31.3 and round(100 * float(dm.data_val.labels.mean()), 1) == 32.1
+    assert (
+        round(100 * float(dm.data_train.labels.mean()), 1) == 31.3
+        and round(100 * float(dm.data_val.labels.mean()), 1) == 32.1
+    )
     assert "train: 36 records" in caplog.text and "val: 12 records" in caplog.text
     x, y = next(iter(dm.val_dataloader()))
     assert x.shape == (128, 1, 2160)
 
 
 def test_ds1ds2_benchmark_scores_every_ds2_beat(cache_dir):
-    dm = MITBIHDataModule(MITDB, cache_dir=cache_dir, label_sets=LABEL_SETS, labels="aami", split="ds1ds2",
-                          ds1=DS1, ds2=DS2, pad_edges=True, lead=["MLII", "V1"], window_s=1.0)
+    dm = MITBIHDataModule(
+        MITDB,
+        cache_dir=cache_dir,
+        label_sets=LABEL_SETS,
+        labels="aami",
+        split="ds1ds2",
+        ds1=DS1,
+        ds2=DS2,
+        pad_edges=True,
+        lead=["MLII", "V1"],
+        window_s=1.0,
+    )
     dm.setup()
     assert dm.test_records == DS2 and len(dm.data_test) == 49_712  # de Chazal's DS2 count
     assert np.bincount(dm.data_test.labels, minlength=5).tolist() == [44_259, 1_837, 3_221, 388, 7]

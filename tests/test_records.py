@@ -44,8 +44,11 @@ def test_lead_names_match_case_insensitively_and_through_equivalents(tmp_path, c
         assert read_record(tmp_path / "twelve", lead="MLII").leads == ("ii",)  # MLII = II, any case
         assert read_record(tmp_path / "twelve", lead="II").leads == ("ii",)
         assert read_record(tmp_path / "holter", lead=["mlii", "V1"]).leads == ("CM5", "MCL1")  # V1 = MCL1
-    np.testing.assert_allclose(read_record(tmp_path / "twelve", lead="MLII").signal[0],
-                               (raw[:, 1] - raw[:, 1].mean()) / raw[:, 1].std(), atol=1e-5)
+    np.testing.assert_allclose(
+        read_record(tmp_path / "twelve", lead="MLII").signal[0],
+        (raw[:, 1] - raw[:, 1].mean()) / raw[:, 1].std(),
+        atol=1e-5,
+    )
     assert "holter: no mlii lead" in caplog.text and "twelve" not in caplog.text
 
 
@@ -94,7 +97,9 @@ def test_missing_header_dat_and_nan_give_clear_errors(tmp_path, tiny_db):
         read_record(tmp_path / "nodat")
     signal = np.random.default_rng(4).normal(size=(3600, 1))
     signal[100:110] = np.nan
-    wfdb.wrsamp("withnan", fs=360, units=["mV"], sig_name=["MLII"], p_signal=signal, fmt=["16"], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "withnan", fs=360, units=["mV"], sig_name=["MLII"], p_signal=signal, fmt=["16"], write_dir=str(tmp_path)
+    )
     with pytest.raises(RecordError, match="NaN"):
         read_record(tmp_path / "withnan", annotation=None)
 
@@ -169,9 +174,12 @@ def test_band_pass_reading_is_a_zero_phase_second_order_butterworth(tiny_db):
 
 def test_record_sets_refuse_mixed_rates_leads_and_emptiness():
     one = records_mod.Record("a", np.zeros((1, 10), np.float32), ("MLII",), 360.0, np.array([5]), np.array(["N"]))
-    other_rate = records_mod.Record("b", np.zeros((1, 10), np.float32), ("MLII",), 250.0, np.array([5]), np.array(["N"]))
-    two_leads = records_mod.Record("c", np.zeros((2, 10), np.float32), ("MLII", "V1"), 360.0, np.array([5]),
-                                   np.array(["N"]))
+    other_rate = records_mod.Record(
+        "b", np.zeros((1, 10), np.float32), ("MLII",), 250.0, np.array([5]), np.array(["N"])
+    )
+    two_leads = records_mod.Record(
+        "c", np.zeros((2, 10), np.float32), ("MLII", "V1"), 360.0, np.array([5]), np.array(["N"])
+    )
     with pytest.raises(RecordError, match=r"different sampling rates \[250.0, 360.0\]"):
         records_mod.RecordSet.from_records([one, other_rate])
     with pytest.raises(RecordError, match=r"different numbers of leads \[1, 2\]"):

@@ -31,8 +31,9 @@ def test_local_rhythm_features_by_hand():
     f = rr_features(record, sample, fs=100.0, context_beats=1)
     pre = np.array([100, 100, 200, 100, 200.0])  # the first beat borrows its post RR
     post = np.array([100, 200, 100, 200, 200.0])
-    context = np.array([(100 + 100) / 2, (100 + 100 + 200) / 3, (100 + 200 + 100) / 3, (200 + 100 + 200) / 3,
-                        (100 + 200) / 2])
+    context = np.array(
+        [(100 + 100) / 2, (100 + 100 + 200) / 3, (100 + 200 + 100) / 3, (200 + 100 + 200) / 3, (100 + 200) / 2]
+    )
     np.testing.assert_allclose(f[:, 5], np.log(pre / context), rtol=1e-5)
     np.testing.assert_allclose(f[:, 6], np.log(post / context), rtol=1e-5)
     log_pre = np.log(pre)

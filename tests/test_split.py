@@ -148,5 +148,8 @@ def test_splits_partition_subjects_property(fractions, n_folds, seed):
     vals = [kfold_split(names, fraction, np.ones(len(names)), subjects, k, n_folds, seed)[1] for k in range(n_folds)]
     assert sorted(sum(vals, [])) == sorted(names)  # every record validated exactly once
     for group in groups:
-        assert len({k for k, v in enumerate(vals) if group[0] in v} | {k for k, v in enumerate(vals) if group[1] in v}) == 1
+        assert (
+            len({k for k, v in enumerate(vals) if group[0] in v} | {k for k, v in enumerate(vals) if group[1] in v})
+            == 1
+        )
         assert (group[0] in train) == (group[1] in train)

@@ -25,8 +25,17 @@ BINARY = ["val/accuracy", "val/balanced_accuracy", "val/auroc", "val/f1", "val/s
 AAMI_METRICS = ["val/accuracy", "val/macro_f1", "val/kappa", "val/se_S", "val/ppv_V", "val/spec_F", "val/jk_index"]
 
 
-@pytest.mark.parametrize("choice", ["model=cnn", "model=cnn_lstm", "model=resnet", "experiment=resnet_rr",
-                                    "experiment=aami_ds1ds2", "experiment=resnet_templates"])
+@pytest.mark.parametrize(
+    "choice",
+    [
+        "model=cnn",
+        "model=cnn_lstm",
+        "model=resnet",
+        "experiment=resnet_rr",
+        "experiment=aami_ds1ds2",
+        "experiment=resnet_templates",
+    ],
+)
 def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
     cfg = compose_cfg(choice, "debug=fdr")
     metrics = train(cfg)
@@ -72,14 +81,17 @@ def test_bad_monitor_and_class_weight_are_named(compose_cfg):
         instantiate_checked(compose_cfg("data.labels=aami", "model.class_weight=[1,2,3]").model)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.window_s=0", r"data.window_s=0.*must be > 0 s"),
-    ("data.window_s=-1", r"data.window_s=-1"),
-    ("data.batch_size=0", r"data.batch_size=0: must be >= 1"),
-    ("data.fs=0", r"data.fs=0"),
-    ("data.split=kfold data.n_folds=40", r"data.n_folds=40 is more than the 11 subjects"),
-    ("data.split=kfold data.fold=4", r"data.fold=4 is outside 0..3"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.window_s=0", r"data.window_s=0.*must be > 0 s"),
+        ("data.window_s=-1", r"data.window_s=-1"),
+        ("data.batch_size=0", r"data.batch_size=0: must be >= 1"),
+        ("data.fs=0", r"data.fs=0"),
+        ("data.split=kfold data.n_folds=40", r"data.n_folds=40 is more than the 11 subjects"),
+        ("data.split=kfold data.fold=4", r"data.fold=4 is outside 0..3"),
+    ],
+)
 def test_bad_config_values_name_the_key(compose_cfg, override, message):
     with pytest.raises(ConfigError, match=message):
         train(compose_cfg(*override.split(), "debug=fdr"))
@@ -122,12 +134,21 @@ def test_one_epoch_run_writes_checkpoints_metrics_and_hparams(compose_cfg, tmp_p
     assert events.Scalars("hparams/accuracy")[-1].value == pytest.approx(metrics["val/accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_multirun_gives_one_tensorboard_run_per_job(tiny_db, tmp_path):
     env = {**os.environ, "MITDB_DIR": str(tiny_db), "ECG_LIGHTNING_CACHE": str(tmp_path / "cache")}
     cmd = [
-        sys.executable, "-m", "ecg_lightning.train", "-m", "model=cnn,cnn_lstm", "seed=0",
-        "trainer.max_epochs=1", "trainer.limit_train_batches=3", "data.window_s=0.5",
-        "callbacks.progress_bar.refresh_rate=0", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        sys.executable,
+        "-m",
+        "ecg_lightning.train",
+        "-m",
+        "model=cnn,cnn_lstm",
+        "seed=0",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "data.window_s=0.5",
+        "callbacks.progress_bar.refresh_rate=0",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -143,10 +164,20 @@ def test_multirun_gives_one_tensorboard_run_per_job(tiny_db, tmp_path):
         assert json.loads((job / "metrics.json").read_text())["final"]["val/accuracy"] > 0
 
 
+@pytest.mark.slow
 def test_hparams_search_grid_sweeps_real_config_keys(tiny_db, tmp_path):
     env = {**os.environ, "MITDB_DIR": str(tiny_db), "ECG_LIGHTNING_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "ecg_lightning.train", "-m", "hparams_search=lr_grid", "debug=fdr",
-           "data.window_s=0.5", "callbacks.progress_bar.refresh_rate=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ecg_lightning.train",
+        "-m",
+        "hparams_search=lr_grid",
+        "debug=fdr",
+        "data.window_s=0.5",
+        "callbacks.progress_bar.refresh_rate=0",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
@@ -154,8 +185,14 @@ def test_hparams_search_grid_sweeps_real_config_keys(tiny_db, tmp_path):
 
 
 def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tmp_path):
-    cfg = compose_cfg("data.labels=aami", "data.split=ds1ds2", "trainer.max_epochs=1", "~callbacks.model_checkpoint",
-                      "~callbacks.last_checkpoint", "trainer.enable_checkpointing=false")
+    cfg = compose_cfg(
+        "data.labels=aami",
+        "data.split=ds1ds2",
+        "trainer.max_epochs=1",
+        "~callbacks.model_checkpoint",
+        "~callbacks.last_checkpoint",
+        "trainer.enable_checkpointing=false",
+    )
     metrics = train(cfg)
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert report["test"]["checkpoint"] == "final weights"
@@ -166,8 +203,14 @@ def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tm
 
 
 def test_cosine_scheduler_sets_each_epochs_learning_rate(compose_cfg, tmp_path):
-    train(compose_cfg("experiment=resnet_rr", "trainer.max_epochs=3", "trainer.limit_train_batches=2",
-                      "trainer.limit_val_batches=1"))
+    train(
+        compose_cfg(
+            "experiment=resnet_rr",
+            "trainer.max_epochs=3",
+            "trainer.limit_train_batches=2",
+            "trainer.limit_val_batches=1",
+        )
+    )
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
     tag = next(t for t in events.Tags()["scalars"] if t.startswith("lr-"))

@@ -55,9 +55,22 @@ def trained(tiny_db, tmp_path_factory) -> Path:
 def trained_aami(tiny_db, tmp_path_factory) -> Path:
     """A 5-class (AAMI) study CNN trained on the benchmark split of the tiny database (DS1 records, DS2 as test)."""
     tmp = tmp_path_factory.mktemp("trained_aami")
-    train(compose_config("train", tmp / "run", [*train_overrides(tiny_db, tmp), *LEARN, "trainer.max_epochs=6",
-                                                "data.labels=aami", "data.split=ds1ds2", "data.pad_edges=true",
-                                                "data.lead=[MLII,V1]", "monitor=val/accuracy"]))
+    train(
+        compose_config(
+            "train",
+            tmp / "run",
+            [
+                *train_overrides(tiny_db, tmp),
+                *LEARN,
+                "trainer.max_epochs=6",
+                "data.labels=aami",
+                "data.split=ds1ds2",
+                "data.pad_edges=true",
+                "data.lead=[MLII,V1]",
+                "monitor=val/accuracy",
+            ],
+        )
+    )
     HydraConfig.instance().cfg = None
     return tmp / "run" / "checkpoints" / "last.ckpt"
 
@@ -90,8 +103,13 @@ def test_training_learns_and_keeps_its_best_epoch(trained, tiny_db, tmp_path):
     assert report["final"]["val/balanced_accuracy"] == pytest.approx(curve[-1])
     best_ckpt = run / "checkpoints" / f"epoch_{best:03d}.ckpt"
     assert [p.name for p in (run / "checkpoints").glob("epoch_*.ckpt")] == [best_ckpt.name]
-    again = evaluate(compose_config("evaluate", tmp_path / "e", [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}",
-                                                                 f"paths.cache_dir={tmp_path / 'c'}"]))
+    again = evaluate(
+        compose_config(
+            "evaluate",
+            tmp_path / "e",
+            [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"],
+        )
+    )
     assert again["balanced_accuracy"] == pytest.approx(max(curve), abs=1e-6)
 
 
@@ -102,8 +120,11 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path):
     train(compose_config("train", part, [*train_overrides(tiny_db, tmp_path), *LEARN, "trainer.max_epochs=1"]))
     best_before = json.loads((part / "metrics.json").read_text())["best"]["val/balanced_accuracy"]
     last = part / "checkpoints" / "last.ckpt"
-    resumed = train(compose_config("train", tmp_path / "elsewhere", [
-        *train_overrides(tiny_db, tmp_path), *LEARN, f"ckpt_path={last}"]))
+    resumed = train(
+        compose_config(
+            "train", tmp_path / "elsewhere", [*train_overrides(tiny_db, tmp_path), *LEARN, f"ckpt_path={last}"]
+        )
+    )
     assert resumed["val/balanced_accuracy_best"] > best_before + 0.1  # a real improvement after the resume
     a = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(last, weights_only=False)  # the resumed run writes into the interrupted run's folder
@@ -118,13 +139,17 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path):
     events = EventAccumulator(str(part))  # the same TensorBoard run holds both epochs
     events.Reload()
     assert sorted({e.step for e in events.Scalars("val/accuracy")}) == sorted(
-        {e.step for e in EventAccumulator(str(whole)).Reload().Scalars("val/accuracy")})
+        {e.step for e in EventAccumulator(str(whole)).Reload().Scalars("val/accuracy")}
+    )
 
 
 def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     out = tmp_path / "eval"
-    result = evaluate(compose_config("evaluate", out, [f"ckpt_path={trained}", f"data.root={tiny_db}",
-                                                      f"paths.cache_dir={tmp_path / 'cache'}"]))
+    result = evaluate(
+        compose_config(
+            "evaluate", out, [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+        )
+    )
     saved = json.loads((out / "metrics.json").read_text())
     (tn, fp), (fn, tp) = saved["confusion_matrix"]
     assert tn + fp + fn + tp == saved["beats"] == result["beats"]
@@ -141,8 +166,13 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
     assert list(out.glob("events.out.tfevents.*"))
     # another side of the split, chosen by a data override
-    train_side = evaluate(compose_config("evaluate", tmp_path / "eval2", [
-        f"ckpt_path={trained}", f"data.root={tiny_db}", "side=train", f"paths.cache_dir={tmp_path / 'c'}"]))
+    train_side = evaluate(
+        compose_config(
+            "evaluate",
+            tmp_path / "eval2",
+            [f"ckpt_path={trained}", f"data.root={tiny_db}", "side=train", f"paths.cache_dir={tmp_path / 'c'}"],
+        )
+    )
     assert not set(train_side["records"]) & set(saved["records"])
 
 
@@ -169,19 +199,28 @@ def test_ensemble_averages_two_different_models(trained, tiny_db, tmp_path):
     assert both["confusion_matrix"] == confusion_matrix(y, mean >= 0.5).tolist()
     assert both["checkpoint"] == [str(trained), str(other_ckpt)]
     other = tmp_path / "other"
-    train(compose_config("train", other, [*train_overrides(tiny_db, tmp_path, window_s=0.4), "trainer.max_epochs=1",
-                                          *QUICK]))
+    train(
+        compose_config(
+            "train", other, [*train_overrides(tiny_db, tmp_path, window_s=0.4), "trainer.max_epochs=1", *QUICK]
+        )
+    )
     with pytest.raises(CheckpointError, match="other data.window_s"):
-        evaluate(compose_config("evaluate", tmp_path / "mixed", [
-            f"ckpt_path=[{trained},{other / 'checkpoints' / 'last.ckpt'}]", *common]))
+        evaluate(
+            compose_config(
+                "evaluate",
+                tmp_path / "mixed",
+                [f"ckpt_path=[{trained},{other / 'checkpoints' / 'last.ckpt'}]", *common],
+            )
+        )
 
 
 def test_predict_on_an_unannotated_250_hz_record(trained, tmp_path):
     write_record(tmp_path, "holter", 0.2, np.random.default_rng(9), fs=250, duration_s=30)
     (tmp_path / "holter.atr").unlink()
     out = tmp_path / "pred"
-    summary = predict_record(compose_config("predict", out, [f"ckpt_path={trained}", f"record={tmp_path / 'holter'}",
-                                                            "length_s=10"]))
+    summary = predict_record(
+        compose_config("predict", out, [f"ckpt_path={trained}", f"record={tmp_path / 'holter'}", "length_s=10"])
+    )
     assert summary["beat_source"] == "detector" and summary["fs"] == 250
     rows = list(csv.DictReader((out / "beats.csv").open()))
     samples = np.array([int(r["sample"]) for r in rows])
@@ -209,6 +248,7 @@ def test_predict_with_annotations_reports_the_reference(trained, tiny_db, tmp_pa
 
 # ---- bad input: one clear error naming the file, and no half-written output ----
 
+
 def predict_error(trained, tmp_path, record, **extra) -> str:
     out = tmp_path / "out"
     overrides = [f"ckpt_path={trained}", f"record={record}", *[f"{k}={v}" for k, v in extra.items()]]
@@ -227,8 +267,9 @@ def test_missing_and_foreign_checkpoints(tmp_path, tiny_db):
 
 def test_checkpoint_of_a_different_model(trained, tiny_db, tmp_path):
     with pytest.raises(CheckpointError, match=r"last\.ckpt: weights do not fit the configured model .*StudyCNNLSTM"):
-        evaluate(compose_config("evaluate", tmp_path, [f"ckpt_path={trained}", "model=cnn_lstm",
-                                                       f"data.root={tiny_db}"]))
+        evaluate(
+            compose_config("evaluate", tmp_path, [f"ckpt_path={trained}", "model=cnn_lstm", f"data.root={tiny_db}"])
+        )
     assert not (tmp_path / "metrics.json").exists()
 
 
@@ -254,19 +295,42 @@ def test_bad_records(trained, tmp_path):
 
 def test_cli_prints_one_clear_line_and_fails(tmp_path, tiny_db):
     env = {**os.environ, "MITDB_DIR": str(tmp_path / "empty")}
-    done = subprocess.run([sys.executable, "-m", "ecg_lightning.predict", f"ckpt_path={tmp_path / 'x.ckpt'}",
-                           f"record={tiny_db / '100'}", f"hydra.run.dir={tmp_path / 'run'}"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecg_lightning.predict",
+            f"ckpt_path={tmp_path / 'x.ckpt'}",
+            f"record={tiny_db / '100'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "x.ckpt: checkpoint not found" in done.stderr + done.stdout and "Traceback" not in done.stderr
-    offline = subprocess.run([sys.executable, "-m", "ecg_lightning.train", "data.download=false", "debug=fdr",
-                              f"hydra.run.dir={tmp_path / 'run2'}"], capture_output=True, text=True, env=env,
-                             timeout=120)
+    offline = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ecg_lightning.train",
+            "data.download=false",
+            "debug=fdr",
+            f"hydra.run.dir={tmp_path / 'run2'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert offline.returncode == 1 and "No WFDB records in" in offline.stderr + offline.stdout
     assert "Traceback" not in offline.stderr
 
 
 # ---- thresholds, sides, overrides, per-record and per-symbol values ----
+
 
 def test_threshold_in_evaluate_and_predict(trained, tiny_db, tmp_path):
     common = [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
@@ -278,16 +342,24 @@ def test_threshold_in_evaluate_and_predict(trained, tiny_db, tmp_path):
     called = [np.array(r["confusion_matrix"])[:, 1].sum() for r in (everything, default, strict)]
     assert called[0] > called[1] > called[2]  # fewer beats called abnormal as the threshold rises
     assert default["threshold"] == 0.5 and strict["specificity"] >= default["specificity"]
-    summary = predict_record(compose_config("predict", tmp_path / "p", [f"ckpt_path={trained}",
-                                                                        f"record={tiny_db / '108'}", "threshold=0.0"]))
+    summary = predict_record(
+        compose_config(
+            "predict", tmp_path / "p", [f"ckpt_path={trained}", f"record={tiny_db / '108'}", "threshold=0.0"]
+        )
+    )
     assert summary["abnormal"] == summary["beats"] and summary["threshold"] == 0.0
 
 
 def test_per_record_and_per_symbol_values_match_the_beats(trained, tiny_db, tmp_path):
     """evaluate's tables, recomputed by hand from predict's per-beat rows of the same record."""
     out = tmp_path / "eval"
-    evaluate(compose_config("evaluate", out, [f"ckpt_path={trained}", f"data.root={tiny_db}", "side=all",
-                                              f"paths.cache_dir={tmp_path / 'c'}"]))
+    evaluate(
+        compose_config(
+            "evaluate",
+            out,
+            [f"ckpt_path={trained}", f"data.root={tiny_db}", "side=all", f"paths.cache_dir={tmp_path / 'c'}"],
+        )
+    )
     per_record = {r["record"]: r for r in csv.DictReader((out / "per_record.csv").open())}
     assert sorted(per_record) == sorted(list_records(tiny_db))  # side=all: every record
     for name in ("106", "109"):
@@ -298,9 +370,11 @@ def test_per_record_and_per_symbol_values_match_the_beats(trained, tiny_db, tmp_
         assert int(row["beats"]) == len(rows) and int(row["n_abnormal"]) == len(abnormal)
         assert float(row["abnormal_fraction"]) == pytest.approx(len(abnormal) / len(rows), abs=1e-4)
         assert float(row["se_abnormal"]) == pytest.approx(
-            sum(r["predicted"] == "abnormal" for r in abnormal) / len(abnormal), abs=1e-4)
+            sum(r["predicted"] == "abnormal" for r in abnormal) / len(abnormal), abs=1e-4
+        )
         assert float(row["accuracy"]) == pytest.approx(
-            sum(r["predicted"] == r["reference"] for r in rows) / len(rows), abs=1e-4)
+            sum(r["predicted"] == r["reference"] for r in rows) / len(rows), abs=1e-4
+        )
     symbols = {r["symbol"]: r for r in csv.DictReader((out / "per_symbol.csv").open())}
     assert {s: symbols[s]["class"] for s in symbols} == {"N": "normal", **{s: "abnormal" for s in "VAL/F"}}
     for s, row in symbols.items():
@@ -313,8 +387,9 @@ def test_data_overrides_in_evaluate_change_the_split(trained, tiny_db, tmp_path)
     common = [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
     default = evaluate(compose_config("evaluate", tmp_path / "a", common))
     study = evaluate(compose_config("evaluate", tmp_path / "b", [*common, "data.split=seed"]))
-    seed_fold = evaluate(compose_config("evaluate", tmp_path / "c", [*common, "data.split=kfold", "data.fold=1",
-                                                                     "data.n_folds=3"]))
+    seed_fold = evaluate(
+        compose_config("evaluate", tmp_path / "c", [*common, "data.split=kfold", "data.fold=1", "data.n_folds=3"])
+    )
     blob = torch.load(trained, weights_only=False)
     run = checkpoint_config(blob, ["data.split=seed"])
     run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "c")
@@ -326,8 +401,9 @@ def test_data_overrides_in_evaluate_change_the_split(trained, tiny_db, tmp_path)
 
 
 def test_predict_with_annotation_null_detects_the_beats(trained, tiny_db, tmp_path):
-    summary = predict_record(compose_config("predict", tmp_path, [f"ckpt_path={trained}", f"record={tiny_db / '105'}",
-                                                                  "annotation=null"]))
+    summary = predict_record(
+        compose_config("predict", tmp_path, [f"ckpt_path={trained}", f"record={tiny_db / '105'}", "annotation=null"])
+    )
     assert summary["beat_source"] != "annotation" and "reference" not in summary
     rows = list(csv.DictReader((tmp_path / "beats.csv").open()))
     assert all(r["reference"] == "" and r["symbol"] == "" for r in rows)
@@ -335,14 +411,20 @@ def test_predict_with_annotation_null_detects_the_beats(trained, tiny_db, tmp_pa
 
 # ---- the AAMI benchmark path: 5 classes, DS1 -> DS2 ----
 
+
 def test_aami_training_scores_the_test_set_with_the_best_checkpoint(trained_aami, tiny_db, tmp_path):
     run = trained_aami.parent.parent
     saved = json.loads((run / "metrics.json").read_text())
     best_ckpt = Path(saved["test"]["checkpoint"])
     assert best_ckpt.name == f"epoch_{saved['best']['epoch']:03d}.ckpt"  # chosen on validation (DS1), not on test
     out = tmp_path / "test"
-    result = evaluate(compose_config("evaluate", out, [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}", "side=test",
-                                                       f"paths.cache_dir={tmp_path / 'c'}"]))
+    result = evaluate(
+        compose_config(
+            "evaluate",
+            out,
+            [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}", "side=test", f"paths.cache_dir={tmp_path / 'c'}"],
+        )
+    )
     assert result["records"] == ["100", "103", "105", "202"]  # DS2 records of the tiny database
     assert result["accuracy"] == pytest.approx(saved["test"]["test/accuracy"], abs=1e-6)
     assert result["jk_index"] == pytest.approx(saved["test"]["test/jk_index"], abs=1e-5)
@@ -351,8 +433,13 @@ def test_aami_training_scores_the_test_set_with_the_best_checkpoint(trained_aami
 
 def test_aami_metrics_agree_with_scikit_learn(trained_aami, tiny_db, tmp_path):
     out = tmp_path / "test"
-    result = evaluate(compose_config("evaluate", out, [f"ckpt_path={trained_aami}", f"data.root={tiny_db}",
-                                                       "side=test", f"paths.cache_dir={tmp_path / 'c'}"]))
+    result = evaluate(
+        compose_config(
+            "evaluate",
+            out,
+            [f"ckpt_path={trained_aami}", f"data.root={tiny_db}", "side=test", f"paths.cache_dir={tmp_path / 'c'}"],
+        )
+    )
     cm = np.array(result["confusion_matrix"])
     assert cm.shape == (5, 5) and result["classes"] == ["N", "S", "V", "F", "Q"] and cm.sum() == result["beats"]
     y = np.repeat(np.arange(5), cm.sum(1))  # rebuild (reference, predicted) pairs from the confusion matrix
@@ -366,27 +453,32 @@ def test_aami_metrics_agree_with_scikit_learn(trained_aami, tiny_db, tmp_path):
         negatives = cm.sum() - cm[k].sum()
         assert result[f"spec_{c}"] == pytest.approx((negatives - (cm[:, k].sum() - cm[k, k])) / negatives, abs=1e-6)
     assert result["kappa"] == pytest.approx(cohen_kappa_score(y, pred), abs=1e-5)
-    assert result["macro_f1"] == pytest.approx(f1_score(y, pred, labels=labels, average="macro", zero_division=0),
-                                               abs=1e-6)
+    assert result["macro_f1"] == pytest.approx(
+        f1_score(y, pred, labels=labels, average="macro", zero_division=0), abs=1e-6
+    )
     j = se[1] + ppv[1] + se[2] + ppv[2]
     assert result["j_index"] == pytest.approx(j, abs=1e-5)
     assert result["jk_index"] == pytest.approx(cohen_kappa_score(y, pred) / 2 + j / 8, abs=1e-5)
     symbols = {r["symbol"]: r["class"] for r in csv.DictReader((out / "per_symbol.csv").open())}
-    assert symbols == {s: c for s, c in {"N": "N", "L": "N", "A": "S", "V": "V", "F": "F", "/": "Q"}.items()
-                       if s in symbols} and "V" in symbols
+    assert (
+        symbols
+        == {s: c for s, c in {"N": "N", "L": "N", "A": "S", "V": "V", "F": "F", "/": "Q"}.items() if s in symbols}
+        and "V" in symbols
+    )
     rows = list(csv.DictReader((out / "per_record.csv").open()))
     assert {"n_S", "se_V", "se_Q"} <= set(rows[0]) and sum(int(r["n_V"]) for r in rows) == cm[2].sum()
     assert (out / "confusion_matrix.png").stat().st_size > 0
 
 
 def test_aami_predict_gives_every_class_probability(trained_aami, tiny_db, tmp_path):
-    summary = predict_record(compose_config("predict", tmp_path, [f"ckpt_path={trained_aami}",
-                                                                  f"record={tiny_db / '109'}", "length_s=10"]))
+    summary = predict_record(
+        compose_config("predict", tmp_path, [f"ckpt_path={trained_aami}", f"record={tiny_db / '109'}", "length_s=10"])
+    )
     rows = list(csv.DictReader((tmp_path / "beats.csv").open()))
     assert summary["classes"] == ["N", "S", "V", "F", "Q"] and summary["leads"] == ["MLII", "V1"]
     probs = np.array([[float(r[f"prob_{c}"]) for c in "NSVFQ"] for r in rows])
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=5e-5)
-    assert [r["predicted"] for r in rows] == [ "NSVFQ"[k] for k in probs.argmax(1)]
+    assert [r["predicted"] for r in rows] == ["NSVFQ"[k] for k in probs.argmax(1)]
     assert sum(summary["predicted"].values()) == len(rows) == summary["beats"]
     ann = wfdb.rdann(str(tiny_db / "109"), "atr")
     assert len(rows) == sum(s in "NLAVF/" for s in ann.symbol)  # every beat, edge beats included
@@ -398,24 +490,38 @@ def test_predict_matches_leads_by_name_and_refuses_other_leads(trained_aami, tmp
     rng = np.random.default_rng(21)
     write_record(tmp_path, "lower", 0.2, rng, sig_name=("ii", "v1"))
     write_record(tmp_path, "chest", 0.2, rng, sig_name=("V5", "V2"))
-    ok = predict_record(compose_config("predict", tmp_path / "a", [f"ckpt_path={trained_aami}",
-                                                                   f"record={tmp_path / 'lower'}"]))
+    ok = predict_record(
+        compose_config("predict", tmp_path / "a", [f"ckpt_path={trained_aami}", f"record={tmp_path / 'lower'}"])
+    )
     assert ok["leads"] == ["ii", "v1"] and ok["other_lead_than_trained"] == [] and ok["trained_leads"] == ["MLII", "V1"]
     assert ok["leads_seen_in_training"] == [["MLII"], ["V1"]]  # what the training records gave, from the checkpoint
-    with pytest.raises(RecordError, match=r"trained on \[\['MLII'\], \['V1'\]\] but reads \['V5', 'V2'\].*allow_other_lead"):
-        predict_record(compose_config("predict", tmp_path / "b", [f"ckpt_path={trained_aami}",
-                                                                  f"record={tmp_path / 'chest'}"]))
+    with pytest.raises(
+        RecordError, match=r"trained on \[\['MLII'\], \['V1'\]\] but reads \['V5', 'V2'\].*allow_other_lead"
+    ):
+        predict_record(
+            compose_config("predict", tmp_path / "b", [f"ckpt_path={trained_aami}", f"record={tmp_path / 'chest'}"])
+        )
     assert not (tmp_path / "b" / "beats.csv").exists()
-    forced = predict_record(compose_config("predict", tmp_path / "c", [f"ckpt_path={trained_aami}",
-                                                                       f"record={tmp_path / 'chest'}",
-                                                                       "allow_other_lead=true"]))
+    forced = predict_record(
+        compose_config(
+            "predict",
+            tmp_path / "c",
+            [f"ckpt_path={trained_aami}", f"record={tmp_path / 'chest'}", "allow_other_lead=true"],
+        )
+    )
     assert forced["other_lead_than_trained"] == ["MLII->V5", "V1->V2"] and forced["beats"] > 30
     with pytest.raises(RecordError, match=r"V1->v1|MLII->v1"):
-        predict_record(compose_config("predict", tmp_path / "d", [f"ckpt_path={trained_aami}", "lead=[V1,II]",
-                                                                  f"record={tmp_path / 'lower'}"]))
+        predict_record(
+            compose_config(
+                "predict", tmp_path / "d", [f"ckpt_path={trained_aami}", "lead=[V1,II]", f"record={tmp_path / 'lower'}"]
+            )
+        )
     with pytest.raises(RecordError, match="takes 2 lead"):
-        predict_record(compose_config("predict", tmp_path / "e", [f"ckpt_path={trained_aami}", "lead=II",
-                                                                  f"record={tmp_path / 'lower'}"]))
+        predict_record(
+            compose_config(
+                "predict", tmp_path / "e", [f"ckpt_path={trained_aami}", "lead=II", f"record={tmp_path / 'lower'}"]
+            )
+        )
 
 
 def test_lightning_predict_gives_the_report_probabilities(trained, tiny_db, tmp_path):
@@ -427,7 +533,9 @@ def test_lightning_predict_gives_the_report_probabilities(trained, tiny_db, tmp_
     run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
     dm = instantiate(run.data, _convert_="all")
     dm.setup()
-    out = L.Trainer(logger=False, enable_progress_bar=False).predict(build_model(blob, run, trained), dm.loader(dm.data_val))
+    out = L.Trainer(logger=False, enable_progress_bar=False).predict(
+        build_model(blob, run, trained), dm.loader(dm.data_val)
+    )
     np.testing.assert_allclose(torch.cat(out).numpy(), probs, atol=1e-6)
 
 
@@ -446,12 +554,14 @@ def test_predict_on_a_folder_and_a_glob_of_records(trained, tmp_path):
         assert int(row["beats"]) == len(beats) == summary["beats"] == 25  # 20 s, a beat every 0.8 s from 0.3 s
         assert int(row["abnormal"]) == sum(b["predicted"] == "abnormal" for b in beats)
         assert (out / row["record"] / "strip.png").is_file()
-    some = predict_record(compose_config("predict", tmp_path / "some", [f"ckpt_path={trained}",
-                                                                        f"record={tmp_path / 'db' / 'r*'}"]))
+    some = predict_record(
+        compose_config("predict", tmp_path / "some", [f"ckpt_path={trained}", f"record={tmp_path / 'db' / 'r*'}"])
+    )
     assert [Path(s["record"]).name for s in some["records"]] == ["r1", "r2"]
     with pytest.raises(RecordError, match="no WFDB records"):
-        predict_record(compose_config("predict", tmp_path / "none", [f"ckpt_path={trained}",
-                                                                     f"record={tmp_path / 'db' / 'x*'}"]))
+        predict_record(
+            compose_config("predict", tmp_path / "none", [f"ckpt_path={trained}", f"record={tmp_path / 'db' / 'x*'}"])
+        )
     summary = json.loads((out / "r1" / "summary.json").read_text())
     assert set(summary["seconds"]) == {"read", "beats", "classify", "write"}
 
@@ -496,9 +606,18 @@ def test_export_of_the_benchmark_model_takes_templates_and_rr(tiny_db, tmp_path)
 
     from ecg_lightning.export import export
 
-    train(compose_config("train", tmp_path / "run", [*train_overrides(tiny_db, tmp_path, window_s=1.0),
-                                                     "experiment=aami_ds1ds2", "trainer.max_epochs=1",
-                                                     "trainer.limit_train_batches=2"]))
+    train(
+        compose_config(
+            "train",
+            tmp_path / "run",
+            [
+                *train_overrides(tiny_db, tmp_path, window_s=1.0),
+                "experiment=aami_ds1ds2",
+                "trainer.max_epochs=1",
+                "trainer.limit_train_batches=2",
+            ],
+        )
+    )
     HydraConfig.instance().cfg = None
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     path = export(compose_config("export", tmp_path / "onnx", [f"ckpt_path={ckpt}", "format=onnx"]))
@@ -522,8 +641,13 @@ def test_resume_from_a_truncated_checkpoint_fails_before_writing_anything(tiny_d
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(CheckpointError, match=r"last.ckpt: not a readable PyTorch checkpoint"):
-        train(compose_config("train", tmp_path / "new", [*train_overrides(tiny_db, tmp_path),
-                                                         f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]))
+        train(
+            compose_config(
+                "train",
+                tmp_path / "new",
+                [*train_overrides(tiny_db, tmp_path), f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"],
+            )
+        )
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints"] and not (tmp_path / "new").exists()
 
 

@@ -37,10 +37,16 @@ def test_index_keeps_labelled_beats_whose_window_fits(tiny_db):
 
 
 def test_edge_filter_boundary_is_exact():
-    """A window [c - h, c + h) fits when c >= h and c + h <= n: beats at h and n - h are kept, h - 1 and n - h + 1 not."""
+    """A window [c - h, c + h) fits when c >= h and c + h <= n: beats at h and n - h kept, h - 1 and n - h + 1 not."""
     n, h = 1000, 100
-    rec = Record("r", np.random.default_rng(0).normal(size=(1, n)).astype(np.float32), ("MLII",), 360.0,
-                 np.array([h - 1, h, 500, n - h, n - h + 1]), np.array(["N"] * 5))
+    rec = Record(
+        "r",
+        np.random.default_rng(0).normal(size=(1, n)).astype(np.float32),
+        ("MLII",),
+        360.0,
+        np.array([h - 1, h, 500, n - h, n - h + 1]),
+        np.array(["N"] * 5),
+    )
     db = RecordSet.from_records([rec])
     kept = index_beats(db, label_beats(db.ann_symbol, STUDY), h).sample
     assert kept.tolist() == [h, 500, n - h]
@@ -107,15 +113,22 @@ def test_jitter_at_record_edges_pads_instead_of_reading_the_neighbour():
 
 
 @settings(max_examples=40, deadline=None)
-@given(lengths=st.lists(st.integers(30, 200), min_size=1, max_size=4), half=st.integers(1, 40),
-       data=st.data())
+@given(lengths=st.lists(st.integers(30, 200), min_size=1, max_size=4), half=st.integers(1, 40), data=st.data())
 def test_every_window_is_its_record_slice_zero_padded(lengths, half, data):
     rng = np.random.default_rng(len(lengths) * 1000 + half)
     records = []
     for i, n in enumerate(lengths):
         samples = np.unique(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=5)))
-        records.append(Record(str(i), rng.normal(size=(2, n)).astype(np.float32), ("MLII", "V1"), 360.0, samples,
-                              np.array(["V"] * len(samples))))
+        records.append(
+            Record(
+                str(i),
+                rng.normal(size=(2, n)).astype(np.float32),
+                ("MLII", "V1"),
+                360.0,
+                samples,
+                np.array(["V"] * len(samples)),
+            )
+        )
     db = RecordSet.from_records(records)
     beats = index_beats(db, label_beats(db.ann_symbol, STUDY), half, pad_edges=True)
     assert len(beats) == len(db.ann_sample)  # padding keeps every beat

@@ -25,13 +25,22 @@ CACHE_VERSION = 2  # 2: signal is (n_leads, samples)
 _ARRAYS = ("offsets", "ann_record", "ann_sample", "ann_symbol")
 
 
-def cache_key(root: Path, names: list[str], lead: Lead | list[Lead], fs: float, band: tuple[float, float] | None = None) -> str:
+def cache_key(
+    root: Path, names: list[str], lead: Lead | list[Lead], fs: float, band: tuple[float, float] | None = None
+) -> str:
     files = {}
     for name in names:
         for path in sorted(root.glob(f"{name}.*")):
             stat = path.stat()
             files[path.name] = (stat.st_size, stat.st_mtime_ns)
-    spec = {"version": CACHE_VERSION, "root": str(root.resolve()), "names": names, "lead": lead, "fs": fs, "files": files}
+    spec = {
+        "version": CACHE_VERSION,
+        "root": str(root.resolve()),
+        "names": names,
+        "lead": lead,
+        "fs": fs,
+        "files": files,
+    }
     if band is not None:
         spec["band"] = [float(f) for f in band]
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]

@@ -109,11 +109,13 @@ class MITBIHDataModule(L.LightningDataModule):
             raise ConfigError("data.split=ds1ds2 needs the record lists data.ds1 (training) and data.ds2 (test)")
         if not label_sets or labels not in label_sets:
             raise ConfigError(f"data.labels={labels!r}; choose one of data.label_sets: {list(label_sets or {})}")
-        for key, value, ok, allowed in (("fs", fs, fs > 0, "> 0 Hz"),
-                                        ("window_s", window_s, window_s > 0 and window_s * fs >= 1, "> 0 s"),
-                                        ("batch_size", batch_size, batch_size >= 1, ">= 1"),
-                                        ("val_fraction", val_fraction, 0 < val_fraction < 1, "in (0, 1)"),
-                                        ("n_folds", n_folds, n_folds >= 2, ">= 2")):
+        for key, value, ok, allowed in (
+            ("fs", fs, fs > 0, "> 0 Hz"),
+            ("window_s", window_s, window_s > 0 and window_s * fs >= 1, "> 0 s"),
+            ("batch_size", batch_size, batch_size >= 1, ">= 1"),
+            ("val_fraction", val_fraction, 0 < val_fraction < 1, "in (0, 1)"),
+            ("n_folds", n_folds, n_folds >= 2, ">= 2"),
+        ):
             if not ok:
                 raise ConfigError(f"data.{key}={value}: must be {allowed}")
         self.save_hyperparameters(logger=False)
@@ -170,8 +172,15 @@ class MITBIHDataModule(L.LightningDataModule):
 
     def _dataset(self, mask: np.ndarray, train: bool = False) -> BeatWindowDataset:
         augment = self._augment() if train else None
-        return BeatWindowDataset(self.records, self.beats.subset(mask), self.half_width, self.rr_columns, augment,
-                                 self.hparams.seed, self.templates)
+        return BeatWindowDataset(
+            self.records,
+            self.beats.subset(mask),
+            self.half_width,
+            self.rr_columns,
+            augment,
+            self.hparams.seed,
+            self.templates,
+        )
 
     def _augment(self) -> Augment:
         spec = dict(self.hparams.augment or {})
@@ -200,23 +209,34 @@ class MITBIHDataModule(L.LightningDataModule):
         else:
             subjects = subject_ids(names, hp.same_subject)
             if mode == "patient":
-                train, val = holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, subjects,
-                                           hp.bin_edges)
+                train, val = holdout_split(
+                    names, fraction, windows, hp.val_fraction, hp.split_seed, subjects, hp.bin_edges
+                )
             else:
-                train, val = kfold_split(names, fraction, windows, subjects, hp.fold, hp.n_folds, hp.split_seed,
-                                         hp.bin_edges)
+                train, val = kfold_split(
+                    names, fraction, windows, subjects, hp.fold, hp.n_folds, hp.split_seed, hp.bin_edges
+                )
         return list(train), list(val), test
 
     def _log_summary(self) -> None:
-        sides = (("train", self.train_records, self.data_train), ("val", self.val_records, self.data_val),
-                 ("test", self.test_records, self.data_test))
+        sides = (
+            ("train", self.train_records, self.data_train),
+            ("val", self.val_records, self.data_val),
+            ("test", self.test_records, self.data_test),
+        )
         for side, records, data in sides:
             if not records:
                 continue
             counts = np.bincount(data.labels, minlength=len(self.classes))
             share = ", ".join(f"{c} {100 * n / max(len(data), 1):.1f}%" for c, n in zip(self.classes, counts))
-            log.info("%s: %d records, %d windows, %.1f%% abnormal (%s)", side, len(records), len(data),
-                     100 * float((data.labels != 0).mean()) if len(data) else 0.0, share)
+            log.info(
+                "%s: %d records, %d windows, %.1f%% abnormal (%s)",
+                side,
+                len(records),
+                len(data),
+                100 * float((data.labels != 0).mean()) if len(data) else 0.0,
+                share,
+            )
         log.info("val records: %s", " ".join(self.val_records))
         if self.test_records:
             log.info("test records: %s", " ".join(self.test_records))

@@ -1,4 +1,4 @@
-"""Reading WFDB records: the chosen leads of each record, standardized, plus its annotations; and the database folder."""
+"""Reading WFDB records: each record's chosen leads, standardized, with its annotations; and the database folder."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class RecordSet:
         return np.diff(self.offsets)
 
     @classmethod
-    def from_records(cls, records: list[Record]) -> "RecordSet":
+    def from_records(cls, records: list[Record]) -> RecordSet:
         if not records:
             raise RecordError("No records to build a database from")
         fs = {r.fs for r in records}
@@ -152,8 +152,14 @@ def select_leads(sig_names: list[str], leads: Lead | list[Lead], record: str) ->
             free = [i for i in range(len(sig_names)) if i not in chosen]
             if not free:
                 raise RecordError(f"{record}: no {lead} lead and no other channel left (signals {sig_names})")
-            log.warning("%s: no %s lead (signals %s); using channel %d (%s) instead",
-                        record, lead, sig_names, free[0], sig_names[free[0]])
+            log.warning(
+                "%s: no %s lead (signals %s); using channel %d (%s) instead",
+                record,
+                lead,
+                sig_names,
+                free[0],
+                sig_names[free[0]],
+            )
             chosen.append(free[0])
     return chosen
 
@@ -175,15 +181,23 @@ def standardize(x: np.ndarray) -> np.ndarray:
 
 def check_sampling_rate(header: Path) -> None:
     """Refuse a record line whose sampling-rate field is not a number (wfdb would silently read 250 Hz)."""
-    fields = next((line.split() for line in header.read_text(errors="replace").splitlines()
-                   if line.strip() and not line.lstrip().startswith("#")), [])
+    fields = next(
+        (
+            line.split()
+            for line in header.read_text(errors="replace").splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ),
+        [],
+    )
     if len(fields) > 2:
         rate = fields[2].split("/")[0].split("(")[0]
         try:
             float(rate)
         except ValueError:
-            raise RecordError(f"{header}: sampling rate {fields[2]!r} is not a number; fix the header's first line "
-                              "(record name, number of signals, sampling rate in Hz, ...)") from None
+            raise RecordError(
+                f"{header}: sampling rate {fields[2]!r} is not a number; fix the header's first line "
+                "(record name, number of signals, sampling rate in Hz, ...)"
+            ) from None
 
 
 def read_record(
@@ -202,7 +216,9 @@ def read_record(
     header = path.with_suffix(".hea") if path.suffix in {".hea", ".dat", ".atr"} else Path(f"{path}.hea")
     base = header.with_suffix("")
     if not header.is_file():
-        raise RecordError(f"{header}: WFDB header not found; give the record path without extension (e.g. data/mitdb/100)")
+        raise RecordError(
+            f"{header}: WFDB header not found; give the record path without extension (e.g. data/mitdb/100)"
+        )
     try:
         meta = wfdb.rdheader(str(base))
     except Exception as err:
@@ -210,13 +226,17 @@ def read_record(
     check_sampling_rate(header)
     for dat in {f for f in (meta.file_name or []) if f}:
         if not (base.parent / dat).is_file():
-            raise RecordError(f"{base.parent / dat}: signal file named in {header} is missing; copy it next to the header")
+            raise RecordError(
+                f"{base.parent / dat}: signal file named in {header} is missing; copy it next to the header"
+            )
     channels = select_leads(list(meta.sig_name), lead, str(base))
     names = tuple(meta.sig_name[c] for c in channels)
     try:
         rec = wfdb.rdrecord(str(base), channels=channels, physical=True)
     except Exception as err:
-        raise RecordError(f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?") from err
+        raise RecordError(
+            f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?"
+        ) from err
     x = rec.p_signal.T  # (n_leads, n_samples)
     if meta.sig_len is not None and x.shape[1] < meta.sig_len:  # a header may leave the length out
         raise RecordError(f"{base}.dat: truncated ({x.shape[1]} of {meta.sig_len} samples); download or copy it again")
@@ -247,8 +267,9 @@ def read_record(
 
     source_fs = record_fs = float(meta.fs)
     if fs is not None and record_fs != fs:
-        signal = np.stack([wfdb.processing.resample_sig(lead.astype(np.float64), record_fs, fs)[0]
-                           for lead in signal]).astype(np.float32)
+        signal = np.stack(
+            [wfdb.processing.resample_sig(lead.astype(np.float64), record_fs, fs)[0] for lead in signal]
+        ).astype(np.float32)
         ann_sample = np.round(ann_sample * (fs / record_fs)).astype(np.int64)
         log.info("%s: resampled from %g Hz to %g Hz", base, record_fs, fs)
         record_fs = float(fs)

@@ -14,11 +14,18 @@ import numpy as np
 
 RR_FEATURES = (
     # normalized to the record
-    "log_pre_rr", "log_post_rr", "log_local_rr", "log_pre_post", "mean_rr_s",
+    "log_pre_rr",
+    "log_post_rr",
+    "log_local_rr",
+    "log_pre_post",
+    "mean_rr_s",
     # normalized to the local rhythm
-    "log_pre_local", "log_post_local", "local_irregularity",
+    "log_pre_local",
+    "log_post_local",
+    "local_irregularity",
     # not normalized: log RR in seconds (a record whose beats are mostly ectopic has an ectopic "normal")
-    "log_pre_rr_s", "log_post_rr_s",
+    "log_pre_rr_s",
+    "log_post_rr_s",
 )
 # ``data.rr_features: true``: the record-normalized five (the features of the first RR experiments)
 RECORD_RR = RR_FEATURES[:5]
@@ -79,9 +86,18 @@ def rr_features(
     context = _window_mean(pre, lo, hi)
     log_pre = np.log(pre)
     spread = _window_mean(log_pre**2, lo, hi) - _window_mean(log_pre, lo, hi) ** 2
-    features = np.column_stack([
-        np.log(pre / mean_rr), np.log(post / mean_rr), np.log(local / mean_rr), np.log(pre / post), mean_rr / fs,
-        np.log(pre / context), np.log(post / context), np.sqrt(np.maximum(spread, 0.0)),
-        np.log(pre / fs), np.log(post / fs),
-    ])
+    features = np.column_stack(
+        [
+            np.log(pre / mean_rr),
+            np.log(post / mean_rr),
+            np.log(local / mean_rr),
+            np.log(pre / post),
+            mean_rr / fs,
+            np.log(pre / context),
+            np.log(post / context),
+            np.sqrt(np.maximum(spread, 0.0)),
+            np.log(pre / fs),
+            np.log(post / fs),
+        ]
+    )
     return features.astype(np.float32)

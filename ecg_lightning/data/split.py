@@ -18,7 +18,7 @@ STUDY_BIN_EDGES = (0.0, 0.2, 0.6, 1.0)
 
 
 def abnormal_fraction(record: np.ndarray, label: np.ndarray, n_records: int) -> np.ndarray:
-    """Fraction of abnormal windows (any class but the first, normal one) per record (0 for a record without windows)."""
+    """Fraction of abnormal windows (any class but the first, normal one) per record (0 for a record without any)."""
     counts = np.bincount(record, minlength=n_records)
     abnormal = np.bincount(record, weights=(label != 0).astype(np.float64), minlength=n_records)
     return np.divide(abnormal, counts, out=np.zeros(n_records), where=counts > 0)
@@ -87,12 +87,16 @@ def kfold_split(
         raise ConfigError(f"data.fold={fold} is outside 0..{n_folds - 1} (data.n_folds={n_folds})")
     units = np.arange(subjects.max() + 1)
     if n_folds > len(units):
-        raise ConfigError(f"data.n_folds={n_folds} is more than the {len(units)} subjects to split; use 2..{len(units)}")
+        raise ConfigError(
+            f"data.n_folds={n_folds} is more than the {len(units)} subjects to split; use 2..{len(units)}"
+        )
     unit_bins = fraction_bins(_subject_fraction(subjects, fraction, windows), edges)
     if np.bincount(unit_bins).max() >= n_folds:
         folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
     else:  # too few subjects in every bin to stratify
-        log.warning("Too few subjects per abnormal-fraction bin to stratify %d folds; folds are not stratified", n_folds)
+        log.warning(
+            "Too few subjects per abnormal-fraction bin to stratify %d folds; folds are not stratified", n_folds
+        )
         folds = KFold(n_splits=n_folds, shuffle=True, random_state=random_state)
     _, val_units = list(folds.split(units, unit_bins))[fold]
     in_val = np.isin(subjects, val_units)

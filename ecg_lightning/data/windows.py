@@ -26,7 +26,7 @@ class BeatIndex:
     def __len__(self) -> int:
         return len(self.label)
 
-    def subset(self, mask: np.ndarray) -> "BeatIndex":
+    def subset(self, mask: np.ndarray) -> BeatIndex:
         return BeatIndex(self.record[mask], self.sample[mask], self.label[mask], self.symbol[mask], self.rr[mask])
 
 
@@ -142,7 +142,7 @@ class BeatWindowDataset(Dataset):
         return len(self.labels)
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x is (batch, leads, window), y class indices."""
+        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x (batch, leads, window), y class indices."""
         idx = np.asarray(indices, dtype=np.int64)
         starts = self.starts[idx]
         aug = self.augment

@@ -7,7 +7,7 @@ from torch import nn
 
 
 def study_conv_features(channels: int = 8, kernel_size: int = 4, in_channels: int = 1) -> nn.Sequential:
-    """Conv1d(in_channels->channels) with Keras "same" padding (the extra pad on the right for even kernels), ReLU, flatten."""
+    """Conv1d(in_channels->channels), Keras "same" padding (extra pad on the right for even kernels), ReLU, flatten."""
     pad = kernel_size - 1
     return nn.Sequential(
         nn.ConstantPad1d((pad // 2, pad - pad // 2), 0.0),
@@ -28,8 +28,15 @@ class StudyCNN(nn.Module):
     ``in_channels`` leads and ``n_outputs`` logits (one per class beyond the binary task) generalize it.
     """
 
-    def __init__(self, input_length: int = 2160, channels: int = 8, kernel_size: int = 4, dropout: float = 0.5,
-                 in_channels: int = 1, n_outputs: int = 1) -> None:
+    def __init__(
+        self,
+        input_length: int = 2160,
+        channels: int = 8,
+        kernel_size: int = 4,
+        dropout: float = 0.5,
+        in_channels: int = 1,
+        n_outputs: int = 1,
+    ) -> None:
         super().__init__()
         self.features = study_conv_features(channels, kernel_size, in_channels)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * input_length, n_outputs))

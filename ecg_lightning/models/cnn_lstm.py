@@ -9,7 +9,7 @@ from ecg_lightning.models.cnn import logits_out, study_conv_features
 
 
 class StudyCNNLSTM(nn.Module):
-    """Window cut into ``n_steps`` sub-sequences; Conv1d(1->8, k=4, "same", ReLU) + flatten on each; LSTM(4); Linear -> 1 logit.
+    """Window cut into ``n_steps`` sub-sequences; Conv1d(1->8, k=4, "same", ReLU) + flatten on each; LSTM(4); Linear.
 
     PyTorch's LSTM has two bias vectors where Keras has one, so it carries 4 x hidden more parameters
     than the Keras model (69,261 vs 69,245 at window 2160). The LSTM is initialized as Keras does

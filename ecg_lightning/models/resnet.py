@@ -73,8 +73,9 @@ class BeatResNet(nn.Module):
         self.n_rr = n_rr
         head_in = 2 * c_in + (16 if n_rr else 0)
         self.rr = nn.Sequential(nn.Linear(n_rr, 16), nn.ReLU(inplace=True)) if n_rr else None
-        self.head = nn.Sequential(nn.Dropout(head_dropout), nn.Linear(head_in, 64), nn.ReLU(inplace=True),
-                                  nn.Linear(64, n_outputs))
+        self.head = nn.Sequential(
+            nn.Dropout(head_dropout), nn.Linear(head_in, 64), nn.ReLU(inplace=True), nn.Linear(64, n_outputs)
+        )
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         z = self.stages(self.stem(x))
