@@ -77,3 +77,30 @@ def test_band_passed_and_two_lead_entries_round_trip(tiny_db, tmp_path):
     assert warm.leads == cold.leads == (("MLII", "V1"),) * 3
     plain = cache.load_or_read(tiny_db, NAMES, ["MLII", "V1"], 360.0, tmp_path)
     assert not np.allclose(plain.signal, cold.signal) and len(list(tmp_path.iterdir())) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate signal", "truncate index", "cut meta", "same-size overwrite", "delete"])
+def test_damaged_entries_are_rebuilt_with_a_warning(tiny_db, tmp_path, caplog, damage):
+    good = cache.load_or_read(tiny_db, NAMES, 0, 360.0, tmp_path)
+    entry = next(tmp_path.iterdir())
+    signal, index, meta = entry / "signal.npy", entry / "index.npz", entry / "meta.json"
+    if damage == "truncate signal":
+        signal.write_bytes(signal.read_bytes()[:5000])
+    elif damage == "truncate index":
+        index.write_bytes(index.read_bytes()[:100])
+    elif damage == "cut meta":
+        meta.write_text(meta.read_text()[:40])
+    elif damage == "same-size overwrite":
+        raw = bytearray(signal.read_bytes())
+        raw[200:] = np.random.default_rng(0).integers(0, 255, len(raw) - 200, dtype=np.uint8).tobytes()
+        signal.write_bytes(bytes(raw))
+    else:
+        signal.unlink()
+    with caplog.at_level("WARNING"):
+        again = cache.load_or_read(tiny_db, NAMES, 0, 360.0, tmp_path)
+    assert "is damaged" in caplog.text and "reading the records again" in caplog.text
+    np.testing.assert_array_equal(again.signal, good.signal)
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # rebuilt: the next load is clean
+        cache.load_or_read(tiny_db, NAMES, 0, 360.0, tmp_path)
+    assert "damaged" not in caplog.text

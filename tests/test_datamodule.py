@@ -154,3 +154,12 @@ def test_class_counts_cover_every_class_even_when_absent(tiny_db, tmp_path):
     counts = dm.class_counts()
     assert len(counts) == 5 and counts.sum() == len(dm.data_train)
     assert counts.tolist() == np.bincount(dm.data_train.labels, minlength=5).tolist() and counts[0] > 0
+
+
+def test_a_missing_lead_is_reported_whether_the_cache_is_cold_or_warm(tiny_db, tmp_path, caplog):
+    for _ in ("cold", "warm"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            make_dm(tiny_db, tmp_path, lead=["MLII", "V9"]).setup()
+        assert "data.lead V9: 12 of 12 records lack it and give another lead there: 100 V1, 101 V1" in caplog.text
+        assert "data.lead MLII" not in caplog.text

@@ -40,7 +40,7 @@ def test_lead_names_match_case_insensitively_and_through_equivalents(tmp_path, c
     write_record(tmp_path, "twelve", 0.1, rng, sig_name=("i", "ii"))
     write_record(tmp_path, "holter", 0.1, rng, sig_name=("CM5", "MCL1"))
     raw = wfdb.rdrecord(str(tmp_path / "twelve")).p_signal
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         assert read_record(tmp_path / "twelve", lead="MLII").leads == ("ii",)  # MLII = II, any case
         assert read_record(tmp_path / "twelve", lead="II").leads == ("ii",)
         assert read_record(tmp_path / "holter", lead=["mlii", "V1"]).leads == ("CM5", "MCL1")  # V1 = MCL1
@@ -73,7 +73,7 @@ def test_lead_by_name_with_swapped_and_missing_leads(tmp_path, caplog):
     assert rec.leads == ("MLII",)
     np.testing.assert_allclose(rec.signal[0], (raw - raw.mean()) / raw.std(), atol=1e-5)
     assert read_record(tmp_path / "swapped", lead=["MLII", "V1"]).leads == ("MLII", "V5")  # V1 absent: the other one
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         assert read_record(tmp_path / "nomlii", lead="MLII").leads == ("V5",)
         assert read_record(tmp_path / "nomlii", lead=["MLII", "V1"]).leads == ("V5", "V2")  # as MIT-BIH 102/104
     assert "no MLII lead" in caplog.text and "nomlii" in caplog.text
@@ -207,3 +207,25 @@ def test_header_without_length_reads_and_a_non_numeric_rate_is_refused(tmp_path)
     (tmp_path / "nolen.hea").write_text("\n".join(["nolen 2 fast 1800", *header[1:]]) + "\n")
     with pytest.raises(RecordError, match=r"nolen.hea: sampling rate 'fast' is not a number"):
         read_record(tmp_path / "nolen")
+
+
+def test_a_swapped_signal_file_fails_the_header_checksum(tmp_path):
+    rng = np.random.default_rng(13)
+    write_record(tmp_path, "one", 0.1, rng, duration_s=5)
+    write_record(tmp_path, "two", 0.1, rng, duration_s=5)
+    read_record(tmp_path / "one")  # intact: the checksums match
+    (tmp_path / "one.dat").write_bytes((tmp_path / "two.dat").read_bytes())  # same size, another record's samples
+    with pytest.raises(RecordError, match=r"one.dat: samples of lead MLII do not match the header's checksum"):
+        read_record(tmp_path / "one")
+
+
+def test_annotations_past_the_signal_are_left_out_with_a_warning(tmp_path, caplog):
+    write_record(tmp_path, "short", 0.1, np.random.default_rng(14), duration_s=5)
+    ann = wfdb.rdann(str(tmp_path / "short"), "atr")
+    wfdb.wrann(
+        "short", "atr", np.r_[ann.sample, 5 * 360 + 10, 9000], symbol=[*ann.symbol, "N", "V"], write_dir=str(tmp_path)
+    )
+    with caplog.at_level(logging.WARNING):
+        rec = read_record(tmp_path / "short")
+    np.testing.assert_array_equal(rec.ann_sample, ann.sample)
+    assert "short.atr: 2 annotations lie outside the signal's 1800 samples (e.g. at 1810)" in caplog.text

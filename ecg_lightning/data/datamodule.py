@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from ecg_lightning.data import cache
 from ecg_lightning.data.labels import check_classes, label_beats
-from ecg_lightning.data.records import Lead, RecordSet, ensure_database
+from ecg_lightning.data.records import Lead, RecordSet, ensure_database, lead_key
 from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
@@ -218,7 +218,28 @@ class MITBIHDataModule(L.LightningDataModule):
                 )
         return list(train), list(val), test
 
+    def _warn_lead_fallbacks(self) -> None:
+        """Say, at every setup (cached or not), which records lacked a lead asked for by name and what was read."""
+        wanted = self.hparams.lead if isinstance(self.hparams.lead, (list, tuple)) else [self.hparams.lead]
+        for i, want in enumerate(wanted):
+            if not isinstance(want, str):
+                continue
+            other = {
+                n: leads[i]
+                for n, leads in zip(self.records.names, self.records.leads)
+                if lead_key(leads[i]) != lead_key(want)
+            }
+            if other:
+                log.warning(
+                    "data.lead %s: %d of %d records lack it and give another lead there: %s",
+                    want,
+                    len(other),
+                    len(self.records.names),
+                    ", ".join(f"{n} {g}" for n, g in other.items()),
+                )
+
     def _log_summary(self) -> None:
+        self._warn_lead_fallbacks()
         sides = (
             ("train", self.train_records, self.data_train),
             ("val", self.val_records, self.data_val),

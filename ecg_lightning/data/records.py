@@ -152,7 +152,7 @@ def select_leads(sig_names: list[str], leads: Lead | list[Lead], record: str) ->
             free = [i for i in range(len(sig_names)) if i not in chosen]
             if not free:
                 raise RecordError(f"{record}: no {lead} lead and no other channel left (signals {sig_names})")
-            log.warning(
+            log.info(  # the DataModule warns about every record read this way, cached or not
                 "%s: no %s lead (signals %s); using channel %d (%s) instead",
                 record,
                 lead,
@@ -200,6 +200,20 @@ def check_sampling_rate(header: Path) -> None:
             ) from None
 
 
+def verify_checksums(rec: wfdb.Record, names: tuple[str, ...], base: Path) -> None:
+    """Compare each lead's digital samples with the header's 16-bit checksum: a swapped or damaged .dat file
+    is caught when the record is first read (it is cached afterwards)."""
+    if not rec.checksum:
+        return
+    sums = np.sum(rec.d_signal.astype(np.int64), axis=0) & 0xFFFF
+    bad = [name for name, got, want in zip(names, sums, rec.checksum) if want is not None and got != (want & 0xFFFF)]
+    if bad:
+        raise RecordError(
+            f"{base}.dat: samples of lead {', '.join(bad)} do not match the header's checksum; the signal file is "
+            "damaged or belongs to another record: download or copy it again"
+        )
+
+
 def read_record(
     path: Path,
     lead: Lead | list[Lead] = 0,
@@ -232,13 +246,18 @@ def read_record(
     channels = select_leads(list(meta.sig_name), lead, str(base))
     names = tuple(meta.sig_name[c] for c in channels)
     try:
-        rec = wfdb.rdrecord(str(base), channels=channels, physical=True)
+        rec = wfdb.rdrecord(str(base), channels=channels, physical=False)
     except Exception as err:
         raise RecordError(
             f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?"
         ) from err
-    x = rec.p_signal.T  # (n_leads, n_samples)
-    if meta.sig_len is not None and x.shape[1] < meta.sig_len:  # a header may leave the length out
+    if meta.sig_len is not None and rec.d_signal.shape[0] < meta.sig_len:  # a header may leave the length out
+        raise RecordError(
+            f"{base}.dat: truncated ({rec.d_signal.shape[0]} of {meta.sig_len} samples); download or copy it again"
+        )
+    verify_checksums(rec, names, base)
+    x = rec.dac(return_res=64).T  # physical units, (n_leads, n_samples)
+    if meta.sig_len is not None and x.shape[1] < meta.sig_len:
         raise RecordError(f"{base}.dat: truncated ({x.shape[1]} of {meta.sig_len} samples); download or copy it again")
     if np.isnan(x).any():
         raise RecordError(
@@ -264,6 +283,17 @@ def read_record(
             raise RecordError(f"{ann_path}: unreadable annotation file ({err})") from err
         ann_sample = np.asarray(ann.sample, dtype=np.int64)
         ann_symbol = np.asarray(ann.symbol, dtype="<U2")
+        outside = (ann_sample < 0) | (ann_sample >= signal.shape[1])
+        if outside.any():
+            log.warning(
+                "%s: %d annotations lie outside the signal's %d samples (e.g. at %d); they are left out: "
+                "is the annotation file of another record?",
+                ann_path,
+                int(outside.sum()),
+                signal.shape[1],
+                int(ann_sample[outside][0]),
+            )
+            ann_sample, ann_symbol = ann_sample[~outside], ann_symbol[~outside]
 
     source_fs = record_fs = float(meta.fs)
     if fs is not None and record_fs != fs:
