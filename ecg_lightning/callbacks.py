@@ -68,7 +68,11 @@ class ValidationFigures(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or trainer.datamodule is None:
             return
-        probs, labels = report.predict_proba(pl_module, trainer.datamodule.val_dataloader(), "Validation figures")
+        # the batches the last validation saw (a limited quick check sees a few), so figures match the metrics
+        seen = trainer.num_val_batches[0] if trainer.num_val_batches else None
+        probs, labels = report.predict_proba(
+            pl_module, trainer.datamodule.val_dataloader(), "Validation figures", int(seen) if seen else None
+        )
         for name, fig in report.figures(probs, labels, pl_module.hparams.classes, pl_module.hparams.threshold).items():
             report.save_figure(fig, self.out_dir / f"val_{name}.png")
             for logger in trainer.loggers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,9 +30,9 @@ from ecg_lightning.metrics import beat_metrics  # noqa: E402
 
 @torch.inference_mode()
 def predict_proba(
-    module: torch.nn.Module, loader: DataLoader, desc: str = "Predicting"
+    module: torch.nn.Module, loader: DataLoader, desc: str = "Predicting", max_batches: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and the label of every window of ``loader``, in loader order.
+    """Probabilities and the label of every window of ``loader`` (of its first ``max_batches``), in loader order.
 
     Probabilities are P(abnormal) per window for a binary model, (windows, classes) otherwise.
     """
@@ -39,7 +40,7 @@ def predict_proba(
     module.eval()
     device = next(module.parameters()).device
     probs, labels = [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    for batch in tqdm(itertools.islice(loader, max_batches), desc=desc, unit="batch", leave=False):
         *inputs, y = batch
         probs.append(module.probabilities(module(*(t.to(device) for t in inputs))).float().cpu())
         labels.append(y)

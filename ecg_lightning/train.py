@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, open_dict
 
@@ -41,28 +43,60 @@ def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float
     for logger in loggers:
         logger.log_hyperparams(params, scores)
         logger.save()
+        if logger.log_dir:  # Lightning writes hparams.yaml once, empty, at the first save; write the real one
+            save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", params)
 
 
-def resume_into_run_dir(cfg: DictConfig) -> None:
-    """When resuming, write logs, checkpoints and metrics into the interrupted run's folder (same TensorBoard run)."""
+def resume_into_run_dir(cfg: DictConfig) -> Path | None:
+    """When resuming, write logs, checkpoints and metrics into the interrupted run's folder (same TensorBoard run).
+
+    Returns the folder Hydra made for this invocation when it is another one (removed after the run, its log
+    having gone to the interrupted run's log as well), else None.
+    """
     ckpt = Path(cfg.ckpt_path)
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt}: checkpoint not found; resume with ckpt_path=<run dir>/checkpoints/last.ckpt")
     load_checkpoint(ckpt)  # a truncated or foreign file fails here, before any logger writes into the run folder
-    if ckpt.parent.name == "checkpoints":
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(ckpt.parent.parent.resolve())
-        log.info("Resuming %s in %s", ckpt, cfg.paths.output_dir)
+    if ckpt.parent.name != "checkpoints":
+        return None
+    run_dir = ckpt.parent.parent.resolve()
+    stray = Path(cfg.paths.output_dir).resolve()
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    handler = logging.FileHandler(run_dir / f"{cfg.get('task_name', 'train')}.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+    log.info("Resuming %s in %s", ckpt, run_dir)
+    return stray if stray != run_dir else None
+
+
+def remove_stray_run_dir(stray: Path | None) -> None:
+    """Remove the folder Hydra made for a resumed run if it holds nothing but Hydra's config and the log."""
+    if stray is None or not stray.is_dir() or {p.name for p in stray.iterdir()} - {".hydra", "train.log"}:
+        return
+    for handler in list(logging.getLogger().handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == stray:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    shutil.rmtree(stray, ignore_errors=True)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model on the configured data, test it when the split has a test set; return the metrics."""
-    if cfg.get("ckpt_path"):
-        resume_into_run_dir(cfg)
+    stray = resume_into_run_dir(cfg) if cfg.get("ckpt_path") else None
+    try:
+        return fit_and_test(cfg)
+    finally:
+        remove_stray_run_dir(stray)
+
+
+def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")
     model: L.LightningModule = instantiate_checked(cfg.model, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # bad data fails here, before any logger writes into the run folder
     callbacks = [*instantiate_all(cfg.get("callbacks")), RunConfigInCheckpoint(run_config(cfg))]
     loggers = instantiate_all(cfg.get("logger"))
     if not loggers:  # nothing to monitor the learning rate into (logger=none)

@@ -217,3 +217,23 @@ def test_cosine_scheduler_sets_each_epochs_learning_rate(compose_cfg, tmp_path):
     lrs = [e.value for e in sorted(events.Scalars(tag), key=lambda e: e.step)]
     expected = [1e-3 * (1 + np.cos(np.pi * epoch / 3)) / 2 for epoch in range(3)]  # CosineAnnealingLR, T_max=3
     np.testing.assert_allclose(lrs, expected, rtol=1e-5)
+
+
+def test_a_limited_validation_sees_every_class_and_its_figures_match(compose_cfg, tmp_path):
+    cfg = compose_cfg("trainer.max_epochs=1", "trainer.limit_val_batches=2", "data.batch_size=16")
+    metrics = train(cfg)
+    assert (
+        0.0 < metrics["val/specificity"] < 1.0
+        or 0.0 < metrics["val/sensitivity"] < 1.0
+        or (metrics["val/auroc"] not in (0.0, 1.0))
+    )
+    events = EventAccumulator(str(tmp_path / "run"))
+    events.Reload()
+    dm = instantiate(cfg.data)
+    dm.setup()
+    from ecg_lightning.data.windows import EpochShuffle
+
+    first = list(EpochShuffle(len(dm.data_val), seed=0))[:32]  # the 2 batches of 16 a limited validation sees
+    labels = dm.data_val.labels[first]
+    assert 0 < labels.sum() < 32  # both classes, where the first 32 windows in order come from one record
+    assert len(set(dm.data_val.beats.record[first])) > 1

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -113,19 +114,24 @@ def test_training_learns_and_keeps_its_best_epoch(trained, tiny_db, tmp_path):
     assert again["balanced_accuracy"] == pytest.approx(max(curve), abs=1e-6)
 
 
-def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path):
+def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path, caplog):
     whole = tmp_path / "whole"
     train(compose_config("train", whole, [*train_overrides(tiny_db, tmp_path), *LEARN]))
     part = tmp_path / "part"
     train(compose_config("train", part, [*train_overrides(tiny_db, tmp_path), *LEARN, "trainer.max_epochs=1"]))
     best_before = json.loads((part / "metrics.json").read_text())["best"]["val/balanced_accuracy"]
     last = part / "checkpoints" / "last.ckpt"
-    resumed = train(
-        compose_config(
-            "train", tmp_path / "elsewhere", [*train_overrides(tiny_db, tmp_path), *LEARN, f"ckpt_path={last}"]
+    (tmp_path / "elsewhere" / ".hydra").mkdir(parents=True)  # what Hydra makes for the resuming invocation
+    (tmp_path / "elsewhere" / "train.log").write_text("")
+    with caplog.at_level(logging.INFO):  # as in a Hydra run
+        resumed = train(
+            compose_config(
+                "train", tmp_path / "elsewhere", [*train_overrides(tiny_db, tmp_path), *LEARN, f"ckpt_path={last}"]
+            )
         )
-    )
     assert resumed["val/balanced_accuracy_best"] > best_before + 0.1  # a real improvement after the resume
+    assert not (tmp_path / "elsewhere").exists()  # no stray run folder
+    assert "Resuming" in (part / "train.log").read_text()  # the resumed part's log is in the interrupted run's
     a = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(last, weights_only=False)  # the resumed run writes into the interrupted run's folder
     assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"]
@@ -655,3 +661,17 @@ def test_strip_length_must_be_positive(trained, tiny_db, tmp_path):
     for length in ("0", "-5"):
         message = predict_error(trained, tmp_path, tiny_db / "100", length_s=length)
         assert f"length_s={float(length)}" in message or f"length_s={length}" in message
+
+
+def test_a_run_writes_its_hparams_and_a_failed_one_leaves_no_events(tiny_db, tmp_path):
+    import yaml
+
+    train(
+        compose_config("train", tmp_path / "ok", [*train_overrides(tiny_db, tmp_path), *QUICK, "trainer.max_epochs=1"])
+    )
+    hparams = yaml.safe_load((tmp_path / "ok" / "hparams.yaml").read_text())
+    assert hparams["seed"] == 3 and hparams["data"]["window_s"] == 0.5 and hparams["model"]["net"]["channels"] == 8
+    bad = tmp_path / "bad"
+    with pytest.raises(ValueError, match="data.fold=7"):
+        train(compose_config("train", bad, [*train_overrides(tiny_db, tmp_path), "data.split=kfold", "data.fold=7"]))
+    assert not list(bad.glob("**/events.out.tfevents.*"))
