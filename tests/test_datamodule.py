@@ -139,12 +139,13 @@ def test_bad_settings_are_named(tiny_db, tmp_path):
         make_dm(tiny_db, tmp_path, split="ds1ds2")
     dm = make_dm(tiny_db, tmp_path)
     dm.setup()
-    with pytest.raises(InputError, match="side=test: this split has no test set"):
+    with pytest.raises(InputError, match="^side=test: this split has no test set; use data.split=ds1ds2"):
         dm.eval_dataset("test")
     with pytest.raises(InputError, match="side='dev'"):
         dm.eval_dataset("dev")
-    with pytest.raises(ValueError, match="this split has no test set; train with data.split=ds1ds2"):
+    with pytest.raises(ValueError, match="^this split has no test set; train with data.split=ds1ds2$"):
         dm.test_dataloader()
+    assert dm.loader(dm.data_val, 7).batch_size == 7 and dm.loader(dm.data_val).batch_size == 16
     assert len(dm.eval_dataset("all")) == len(dm.data_train) + len(dm.data_val)
 
 
