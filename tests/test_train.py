@@ -231,3 +231,10 @@ def test_a_limited_validation_sees_every_class(compose_cfg, tmp_path):
     labels = dm.data_val.labels[first]
     assert 0 < labels.sum() < 32  # both classes, where the first 32 windows in order come from one record
     assert len(set(dm.data_val.beats.record[first])) > 1
+
+
+def test_rr_features_off_sizes_the_network_to_match(compose_cfg):
+    """experiment=resnet_rr data.rr_features=false: the network is built without its RR input, no mismatch."""
+    cfg = compose_cfg("experiment=resnet_rr", "data.rr_features=false", "debug=fdr")
+    assert cfg.model.net.n_rr == 0 and compose_cfg("experiment=resnet_rr").model.net.n_rr == 5
+    assert np.isfinite(train(cfg)["train/loss_epoch"])
