@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import wfdb.processing
+from common import emit  # benchmarks/common.py (scripts run from the repo root)
 from tqdm.auto import tqdm
 
 from ecg_lightning.checkpoint import (
@@ -94,11 +95,7 @@ def main() -> None:
             tp, fn, fp = totals[path][c]
             cells.append(f"{tp / max(tp + fn, 1):20.3f} {tp / max(tp + fp, 1):7.3f}")
         lines.append(f"{name:>8} | {cells[0]} | {cells[1]}")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

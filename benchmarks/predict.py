@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import wfdb
+from common import emit  # benchmarks/common.py (scripts run from the repo root)
 
 
 def join_records(root: Path, out_dir: Path) -> tuple[Path, int, int]:
@@ -92,11 +93,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.1f} s ({v / staged:.0%})" for k, v in seconds.items())
         + f"; start-up and the rest {wall - staged:.1f} s",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -418,19 +418,18 @@ def test_predict_with_annotation_null_detects_the_beats(trained, tiny_db, tmp_pa
 # ---- the AAMI benchmark path: 5 classes, DS1 -> DS2 ----
 
 
+def evaluate_test_side(ckpt: Path, tiny_db: Path, tmp_path: Path, out: Path) -> dict:
+    overrides = [f"ckpt_path={ckpt}", f"data.root={tiny_db}", "side=test", f"paths.cache_dir={tmp_path / 'c'}"]
+    return evaluate(compose_config("evaluate", out, overrides))
+
+
 def test_aami_training_scores_the_test_set_with_the_best_checkpoint(trained_aami, tiny_db, tmp_path):
     run = trained_aami.parent.parent
     saved = json.loads((run / "metrics.json").read_text())
     best_ckpt = Path(saved["test"]["checkpoint"])
     assert best_ckpt.name == f"epoch_{saved['best']['epoch']:03d}.ckpt"  # chosen on validation (DS1), not on test
     out = tmp_path / "test"
-    result = evaluate(
-        compose_config(
-            "evaluate",
-            out,
-            [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}", "side=test", f"paths.cache_dir={tmp_path / 'c'}"],
-        )
-    )
+    result = evaluate_test_side(best_ckpt, tiny_db, tmp_path, out)
     assert result["records"] == ["100", "103", "105", "202"]  # DS2 records of the tiny database
     assert result["accuracy"] == pytest.approx(saved["test"]["test/accuracy"], abs=1e-6)
     assert result["jk_index"] == pytest.approx(saved["test"]["test/jk_index"], abs=1e-5)
@@ -439,13 +438,7 @@ def test_aami_training_scores_the_test_set_with_the_best_checkpoint(trained_aami
 
 def test_aami_metrics_agree_with_scikit_learn(trained_aami, tiny_db, tmp_path):
     out = tmp_path / "test"
-    result = evaluate(
-        compose_config(
-            "evaluate",
-            out,
-            [f"ckpt_path={trained_aami}", f"data.root={tiny_db}", "side=test", f"paths.cache_dir={tmp_path / 'c'}"],
-        )
-    )
+    result = evaluate_test_side(trained_aami, tiny_db, tmp_path, out)
     cm = np.array(result["confusion_matrix"])
     assert cm.shape == (5, 5) and result["classes"] == ["N", "S", "V", "F", "Q"] and cm.sum() == result["beats"]
     y = np.repeat(np.arange(5), cm.sum(1))  # rebuild (reference, predicted) pairs from the confusion matrix
