@@ -31,6 +31,16 @@ warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)`
 HPARAM_GROUPS = ("data", "model", "trainer", "seed")
 
 
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's "💡 Tip" adverts (for a cloud logger) from the console; its real messages stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "💡 Tip" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
+
+
 def instantiate_all(group: DictConfig | None) -> list:
     """Instantiate every entry of a config group such as ``callbacks`` or ``logger`` (null entries skipped)."""
     return [instantiate(entry) for entry in (group or {}).values() if entry is not None and "_target_" in entry]

@@ -238,3 +238,12 @@ def test_rr_features_off_sizes_the_network_to_match(compose_cfg):
     cfg = compose_cfg("experiment=resnet_rr", "data.rr_features=false", "debug=fdr")
     assert cfg.model.net.n_rr == 0 and compose_cfg("experiment=resnet_rr").model.net.n_rr == 5
     assert np.isfinite(train(cfg)["train/loss_epoch"])
+
+
+def test_every_offered_model_runs(compose_cfg):
+    from ecg_lightning.config import CONFIG_DIR
+
+    offered = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
+    assert offered == ["cnn", "cnn_lstm", "resnet"]  # the shared classifier config is not a model to choose
+    for name in offered:
+        assert isinstance(instantiate(compose_cfg(f"model={name}").model), BeatClassifier)

@@ -650,10 +650,16 @@ def test_resume_from_a_truncated_checkpoint_fails_before_writing_anything(tiny_d
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints"] and not (tmp_path / "new").exists()
 
 
-def test_strip_length_must_be_positive(trained, tiny_db, tmp_path):
+def test_strip_length_must_be_positive_and_a_long_one_is_the_whole_record(trained, tiny_db, tmp_path):
     for length in ("0", "-5"):
         message = predict_error(trained, tmp_path, tiny_db / "100", length_s=length)
         assert f"length_s={float(length)}" in message or f"length_s={length}" in message
+    for length in ("100000", "1e9"):  # the figure is sized by the record, not by the request
+        out = tmp_path / f"long{length}"
+        predict_record(
+            compose_config("predict", out, [f"ckpt_path={trained}", f"record={tiny_db / '100'}", f"length_s={length}"])
+        )
+        assert 0 < (out / "strip.png").stat().st_size < 2_000_000
 
 
 def test_a_run_writes_its_hparams_and_a_failed_one_leaves_no_events(tiny_db, tmp_path):
