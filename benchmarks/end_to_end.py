@@ -20,42 +20,19 @@ import os
 from pathlib import Path
 
 import numpy as np
-import wfdb.processing
 from common import emit  # benchmarks/common.py (scripts run from the repo root)
 from tqdm.auto import tqdm
 
+from ecg_lightning import report
 from ecg_lightning.checkpoint import (
     LEADS_KEY,
     build_model,
     checkpoint_config,
     load_checkpoint,
 )
-from ecg_lightning.predict import Prediction, classify_record
+from ecg_lightning.predict import classify_record
 
 DS2 = "100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split()
-
-
-def counts(reference: np.ndarray, called: np.ndarray, n_classes: int) -> np.ndarray:
-    """(classes, 3) TP, FN, FP; ``called`` is -1 for a missed reference beat, ``reference`` -1 for a false
-    detection (so np.sign maps any abnormal class to 1 and keeps -1)."""
-    out = np.zeros((n_classes, 3), dtype=np.int64)
-    for c in range(n_classes):
-        out[c] = [
-            ((reference == c) & (called == c)).sum(),
-            ((reference == c) & (called != c)).sum(),
-            ((reference != c) & (called == c)).sum(),
-        ]
-    return out
-
-
-def matched(annotated: Prediction, detected: Prediction, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(reference class, called class) pairs over reference beats and unmatched detections."""
-    ref, ref_class = annotated.index.sample, annotated.index.label.astype(np.int64)
-    cmp = wfdb.processing.compare_annotations(ref, detected.index.sample, window)
-    hit = cmp.matching_sample_nums  # per reference beat: index of its detection, or -1
-    called = np.where(hit >= 0, detected.predicted[np.maximum(hit, 0)], -1)
-    extra = np.setdiff1d(np.arange(len(detected.index.sample)), hit[hit >= 0])
-    return np.r_[ref_class, np.full(len(extra), -1)], np.r_[called, detected.predicted[extra]]
 
 
 def main() -> None:
@@ -79,10 +56,12 @@ def main() -> None:
         annotated = classify_record(model, run.data, args.root / name, "atr", allow_other_lead=True, leads_seen=seen)
         detected = classify_record(model, run.data, args.root / name, None, allow_other_lead=True, leads_seen=seen)
         reference = annotated.index.label.astype(np.int64)
-        ref, called = matched(annotated, detected, window)
+        ref, called = report.match_to_reference(
+            annotated.index.sample, reference, detected.index.sample, detected.predicted, window
+        )
         for path, (r, p) in (("annotated", (reference, annotated.predicted)), ("detected", (ref, called))):
-            totals[path][:k] += counts(r, p, k)
-            totals[path][k] += counts(np.sign(r), np.sign(p), 2)[1]  # any abnormal class vs normal
+            totals[path][:k] += report.class_counts(r, p, k)
+            totals[path][k] += report.class_counts(np.sign(r), np.sign(p), 2)[1]  # any abnormal class vs normal
         missed += np.bincount(ref[(ref >= 0) & (called < 0)], minlength=k)
     lines = [
         f"{len(args.records)} records, checkpoint {args.ckpt}; match window {window} samples (150 ms)",

@@ -145,6 +145,27 @@ def per_symbol_columns(classes: Sequence[str]) -> tuple[str, ...]:
     return ("symbol", "class", "beats", "accuracy", *[f"called_{c}" for c in classes])
 
 
+def match_to_reference(
+    ref_sample: np.ndarray, ref_class: np.ndarray, found_sample: np.ndarray, found_class: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reference class, called class) over every reference beat and every unmatched detection: a missed reference
+    beat is called -1, a detection matching no reference beat has reference -1 (AAMI EC57 matching within
+    ``window`` samples, ``wfdb.processing.compare_annotations``)."""
+    import wfdb.processing
+
+    hit = wfdb.processing.compare_annotations(ref_sample, found_sample, window).matching_sample_nums
+    called = np.where(hit >= 0, found_class[np.maximum(hit, 0)], -1)
+    extra = np.setdiff1d(np.arange(len(found_sample)), hit[hit >= 0])
+    return np.r_[ref_class, np.full(len(extra), -1)], np.r_[called, found_class[extra]]
+
+
+def class_counts(reference: np.ndarray, called: np.ndarray, n_classes: int) -> np.ndarray:
+    """(classes, 3): TP, FN, FP of each class (-1 on either side: no beat there)."""
+    k = np.arange(n_classes)[:, None]
+    is_ref, is_called = reference[None] == k, called[None] == k
+    return np.stack([(is_ref & is_called).sum(1), (is_ref & ~is_called).sum(1), (~is_ref & is_called).sum(1)], 1)
+
+
 def figures(
     probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], threshold: float = 0.5
 ) -> dict[str, plt.Figure]:

@@ -97,3 +97,14 @@ def test_j_index_needs_both_s_and_v():
     assert "jk_index" not in metric_names(["N", "S", "X"]) and "jk_index" not in metric_names(["N", "X", "V"])
     out = beat_metrics(["N", "S", "X"])(torch.softmax(torch.randn(10, 3), 1), torch.randint(0, 3, (10,)))
     assert "jk_index" not in out and "se_S" in out
+
+
+def test_detected_beats_are_matched_and_counted_by_hand():
+    from ecg_lightning import report
+
+    ref_sample, ref_class = np.array([100, 400, 700, 1000]), np.array([0, 2, 2, 1])
+    found, called = np.array([103, 690, 1012, 1500]), np.array([0, 2, 0, 2])  # 400 missed, 1500 is extra
+    r, c = report.match_to_reference(ref_sample, ref_class, found, called, window=20)
+    assert r.tolist() == [0, 2, 2, 1, -1] and c.tolist() == [0, -1, 2, 0, 2]
+    counts = report.class_counts(r, c, 3)
+    assert counts.tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 1]]  # per class TP, FN, FP
