@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,13 @@ from pathlib import Path
 import numpy as np
 import wfdb
 from common import emit  # benchmarks/common.py (scripts run from the repo root)
+
+# `python -m ecg_lightning.predict`, writing its own peak resident memory (KiB) to the file named first
+MEASURED = (
+    "import atexit, resource, runpy, sys; out = sys.argv.pop(1); "
+    "atexit.register(lambda: open(out, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))); "
+    "runpy.run_module('ecg_lightning.predict', run_name='__main__')"
+)
 
 
 def join_records(root: Path, out_dir: Path) -> tuple[Path, int, int]:
@@ -57,16 +63,31 @@ def main() -> None:
     parser.add_argument("--ckpt", required=True, help="an ecg-lightning checkpoint")
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("MITDB_DIR", "data/mitdb")))
     parser.add_argument("--out", type=Path, help="also write the figures here")
+    parser.add_argument("--join-into", type=Path, help=argparse.SUPPRESS)  # internal: the joining step
     args = parser.parse_args()
+    if args.join_into:
+        print(json.dumps(join_records(args.root, args.join_into)[1:]))
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        record, n_samples, n_beats = join_records(args.root, Path(tmp))
+        # joined in a child process: this one stays small, so the predict process's peak memory (its fork starts
+        # as a copy of this one) is predict's own
+        joined = subprocess.run(
+            [sys.executable, __file__, "--ckpt", args.ckpt, "--root", str(args.root), "--join-into", tmp],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        n_samples, n_beats = json.loads(joined.stdout.strip().splitlines()[-1])
+        record = Path(tmp) / "holter24"
         run_dir = Path(tmp) / "run"
         start = time.perf_counter()
+        peak_file = Path(tmp) / "peak_kib"
         done = subprocess.run(
             [
                 sys.executable,
-                "-m",
-                "ecg_lightning.predict",
+                "-c",
+                MEASURED,
+                str(peak_file),
                 f"ckpt_path={args.ckpt}",
                 f"record={record}",
                 "annotation=null",
@@ -78,7 +99,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         if done.returncode:
             raise SystemExit(done.stderr[-3000:])
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        peak_mib = int(peak_file.read_text()) / 1024
         summary = json.loads((run_dir / "summary.json").read_text())
     seconds = summary["seconds"]
     staged = sum(seconds.values())

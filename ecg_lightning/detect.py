@@ -121,6 +121,21 @@ def _searchback(beats: np.ndarray, low: np.ndarray, e: np.ndarray, refr: int) ->
     return beats
 
 
+def detect_beats_in_chunks(signal: np.ndarray, fs: float, chunk_s: float = 600.0, margin_s: float = 60.0) -> np.ndarray:
+    """``detect_beats`` over ``chunk_s``-second pieces, each seen with ``margin_s`` of context on both sides and
+    owning the beats that fall inside it: the same beats on long recordings (a 24-hour Holter) in bounded memory."""
+    x = np.asarray(signal)
+    n, chunk, margin = x.shape[-1], int(chunk_s * fs), int(margin_s * fs)
+    if n <= chunk + 2 * margin:
+        return detect_beats(x, fs)
+    found = []
+    for start in range(0, n, chunk):
+        lo, hi = max(0, start - margin), min(n, start + chunk + margin)
+        beats = detect_beats(x[..., lo:hi], fs) + lo
+        found.append(beats[(beats >= start) & (beats < start + chunk)])
+    return np.unique(np.concatenate(found))
+
+
 def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
     """QRS positions (sorted, unique int64 sample indices) in ``signal``: 1-D (samples) or 2-D (leads,
     samples), each lead standardized (and possibly band-passed), sampled at ``fs`` Hz."""

@@ -47,7 +47,7 @@ from ecg_lightning.data.windows import (
     index_beats,
     passthrough_collate,
 )
-from ecg_lightning.detect import detect_beats
+from ecg_lightning.detect import detect_beats_in_chunks
 from ecg_lightning.errors import exit_on_input_error
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,8 @@ def find_beats(record: Record, classes: dict[str, list[str]], annotated: bool) -
                 "run with annotation=null to detect the beats instead"
             )
         return Beats(record.ann_sample[is_beat], labels[is_beat], record.ann_symbol[is_beat], "annotation")
-    found = detect_beats(
-        record.signal[0], record.fs
-    )  # the first lead (MLII by default): see benchmarks/qrs_detection.py
+    # the first lead (MLII by default): see benchmarks/qrs_detection.py; in chunks, so a Holter fits in memory
+    found = detect_beats_in_chunks(record.signal[0], record.fs)
     if len(found) == 0:
         raise RecordError(f"{record.name}: the QRS detector found no beats; check the lead (data.lead) and the signal")
     return Beats(found, None, np.full(len(found), "", dtype="<U2"), "detector")
@@ -203,21 +202,19 @@ def classify_record(
     )
 
 
-def beat_table(p: Prediction) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
-    """beats.csv rows and columns: one row per beat."""
+def beat_columns(p: Prediction) -> dict[str, np.ndarray]:
+    """beats.csv, column by column (one row per beat), formatted as text."""
     names = np.asarray(p.classes)
     class_probs = report.class_probabilities(p.probs)
-    prob_columns = {f"prob_{c}": np.round(class_probs[:, k], 5) for k, c in enumerate(p.classes)}
-    columns = {
-        "sample": np.round(p.index.sample * p.record.source_fs / p.record.fs).astype(int),  # in the file's own rate
-        "time_s": np.round(p.index.sample / p.record.fs, 4),
+    return {
+        "sample": np.round(p.index.sample * p.record.source_fs / p.record.fs).astype(np.int64).astype(str),
+        "time_s": np.char.mod("%.4f", p.index.sample / p.record.fs),
         "predicted": names[p.predicted],
         "reference": names[p.index.label] if p.beats.reference is not None else np.full(len(p.probs), ""),
         "symbol": p.index.symbol,
-        "padded": p.padded.astype(int),
-        **prob_columns,
+        "padded": p.padded.astype(np.int8).astype(str),
+        **{f"prob_{c}": np.char.mod("%.5f", class_probs[:, k]) for k, c in enumerate(p.classes)},
     }
-    return [dict(zip(columns, values)) for values in zip(*columns.values())], (*BEAT_COLUMNS, *prob_columns)
 
 
 def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
@@ -259,8 +256,7 @@ def write_prediction(p: Prediction, summary: dict[str, Any], out_dir: Path, star
     )
     report.save_figure(figure, out_dir / "strip.png")
     report.plt.close(figure)
-    rows, columns = beat_table(p)
-    report.write_atomic(out_dir / "beats.csv", report.rows_to_csv(rows, columns))
+    report.write_atomic(out_dir / "beats.csv", report.columns_to_csv(beat_columns(p)))
     summary["seconds"]["write"] = round(time.perf_counter() - clock, 3)
     report.write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
 

@@ -199,6 +199,15 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+def columns_to_csv(columns: dict[str, np.ndarray]) -> str:
+    """A CSV from equally long columns of text, built a column at a time (one string per row, no dict per row):
+    a 24-hour recording's 110,000 beats in a few MiB (values must not contain commas)."""
+    lines = np.full(len(next(iter(columns.values()))), "", dtype=object)
+    for k, values in enumerate(columns.values()):
+        lines = lines + ("," if k else "") + np.asarray(values, dtype=str).astype(object)
+    return "\n".join([",".join(columns), *lines.tolist()]) + "\n"
+
+
 def rows_to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")

@@ -161,3 +161,14 @@ def test_mitdb_records() -> None:
 
 SE_MIN = 0.995  # measured 0.9977 minus a margin
 PPV_MIN = 0.985  # measured 0.9909 minus a margin
+
+
+def test_chunked_detection_finds_the_same_beats() -> None:
+    from ecg_lightning.detect import detect_beats_in_chunks
+
+    fs = 360.0
+    x, truth = synthetic(fs)
+    whole = detect_beats(x, fs)
+    chunked = detect_beats_in_chunks(x, fs, chunk_s=7.0, margin_s=3.0)  # many chunk boundaries in a short signal
+    np.testing.assert_array_equal(chunked, whole)
+    assert_matches(chunked, truth, fs)

@@ -108,3 +108,14 @@ def test_detected_beats_are_matched_and_counted_by_hand():
     assert r.tolist() == [0, 2, 2, 1, -1] and c.tolist() == [0, -1, 2, 0, 2]
     counts = report.class_counts(r, c, 3)
     assert counts.tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 1]]  # per class TP, FN, FP
+
+
+def test_columns_to_csv_matches_the_csv_module():
+    import csv
+    import io
+
+    from ecg_lightning import report
+
+    columns = {"a": np.array(["1", "22"]), "b": np.array(["x", ""]), "c": np.char.mod("%.2f", [0.5, 1 / 3])}
+    text = report.columns_to_csv(columns)
+    assert list(csv.reader(io.StringIO(text))) == [["a", "b", "c"], ["1", "x", "0.50"], ["22", "", "0.33"]]

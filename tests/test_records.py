@@ -164,6 +164,8 @@ def test_band_pass_reading_is_a_zero_phase_second_order_butterworth(tiny_db):
     filtered = scipy.signal.sosfiltfilt(sos, raw)
     rec = read_record(tiny_db / "105", band=(0.5, 40.0))
     np.testing.assert_allclose(rec.signal[0], (filtered - filtered.mean()) / filtered.std(), atol=1e-5)
+    chunked = records_mod.bandpass(raw, 360, (0.5, 40.0), chunk_s=4.0, margin_s=10.0)  # 30 s in many pieces
+    np.testing.assert_allclose(chunked, filtered, atol=1e-8)
     t = np.arange(7200) / 360
     slow, beat_band, fast = np.sin(2 * np.pi * 0.05 * t), np.sin(2 * np.pi * 10 * t), np.sin(2 * np.pi * 150 * t)
     out = records_mod.bandpass(np.stack([slow, beat_band, fast]), 360, (0.5, 40.0))

@@ -84,7 +84,11 @@ class RecordSet:
             names=tuple(r.name for r in records),
             leads=tuple(tuple(r.leads) for r in records),
             fs=fs.pop(),
-            signal=np.concatenate([r.signal for r in records], axis=1).astype(np.float32, copy=False),
+            signal=(  # one record (predict): its own array, no copy of a possibly 24-hour signal
+                records[0].signal.astype(np.float32, copy=False)
+                if len(records) == 1
+                else np.concatenate([r.signal for r in records], axis=1).astype(np.float32, copy=False)
+            ),
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             ann_record=np.repeat(np.arange(len(records), dtype=np.int32), n_ann),
             ann_sample=np.concatenate([r.ann_sample for r in records]).astype(np.int64),
@@ -164,19 +168,56 @@ def select_leads(sig_names: list[str], leads: Lead | list[Lead], record: str) ->
     return chosen
 
 
-def bandpass(x: np.ndarray, fs: float, band: tuple[float, float], order: int = 2) -> np.ndarray:
-    """Zero-phase Butterworth band-pass (removes baseline wander below and muscle noise above the band)."""
+def bandpass(
+    x: np.ndarray,
+    fs: float,
+    band: tuple[float, float],
+    order: int = 2,
+    chunk_s: float = 600.0,
+    margin_s: float = 30.0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Zero-phase Butterworth band-pass (removes baseline wander below and muscle noise above the band).
+
+    Filtered in float64 over ``chunk_s``-second pieces, each with ``margin_s`` of signal on both sides: the
+    filter's transients decay within seconds, so the result equals filtering the whole record at once (to
+    ~1e-13), while a 24-hour lead needs a few MiB of scratch. ``out`` may be ``x`` itself (filtered in place).
+    """
     sos = scipy.signal.butter(order, band, btype="bandpass", fs=fs, output="sos")
-    return scipy.signal.sosfiltfilt(sos, x, axis=-1)
+    x = np.asarray(x)
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+    n, chunk, margin = x.shape[-1], int(chunk_s * fs), int(margin_s * fs)
+    before = x[..., 0:0].astype(np.float64)  # the unfiltered samples just before the current piece
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        piece = np.concatenate([before, x[..., start : min(n, stop + margin)].astype(np.float64)], axis=-1)
+        before = x[..., max(0, stop - margin) : stop].astype(np.float64)  # kept before ``out`` overwrites it
+        filtered = scipy.signal.sosfiltfilt(sos, piece, axis=-1)
+        skip = piece.shape[-1] - (min(n, stop + margin) - start)
+        out[..., start:stop] = filtered[..., skip : skip + stop - start]
+    return out
 
 
-def standardize(x: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance over the whole record, per lead (last axis), as float32."""
-    x = np.asarray(x, dtype=np.float64)
-    std = x.std(axis=-1, keepdims=True)
+def standardize(x: np.ndarray, piece: int = 1 << 20, out: np.ndarray | None = None) -> np.ndarray:
+    """Zero mean, unit variance over the whole record, per lead (last axis), as float32. The statistics are summed
+    in float64 a piece at a time, so a 24-hour lead needs no float64 copy of itself; ``out`` may be ``x``."""
+    x = np.asarray(x)
+    n = x.shape[-1]
+    total = np.zeros(x.shape[:-1] + (1,))
+    for lo in range(0, n, piece):
+        total += x[..., lo : lo + piece].sum(axis=-1, keepdims=True, dtype=np.float64)
+    mean = total / n
+    squares = np.zeros_like(total)
+    for lo in range(0, n, piece):
+        squares += np.square(x[..., lo : lo + piece] - mean).sum(axis=-1, keepdims=True)
+    std = np.sqrt(squares / n)
     if not np.isfinite(std).all() or (std == 0).any():
         raise ValueError("signal is flat (zero variance) and cannot be standardized")
-    return ((x - x.mean(axis=-1, keepdims=True)) / std).astype(np.float32)
+    out = np.empty(x.shape, dtype=np.float32) if out is None else out
+    for lo in range(0, n, piece):
+        out[..., lo : lo + piece] = (x[..., lo : lo + piece] - mean) / std
+    return out
 
 
 def check_sampling_rate(header: Path) -> None:
@@ -200,18 +241,61 @@ def check_sampling_rate(header: Path) -> None:
             ) from None
 
 
-def verify_checksums(rec: wfdb.Record, names: tuple[str, ...], base: Path) -> None:
-    """Compare each lead's digital samples with the header's 16-bit checksum: a swapped or damaged .dat file
-    is caught when the record is first read (it is cached afterwards)."""
-    if not rec.checksum:
-        return
-    sums = np.sum(rec.d_signal.astype(np.int64), axis=0) & 0xFFFF
-    bad = [name for name, got, want in zip(names, sums, rec.checksum) if want is not None and got != (want & 0xFFFF)]
-    if bad:
+def read_lead(
+    base: Path,
+    meta: wfdb.Record,
+    channel: int,
+    name: str,
+    band: tuple[float, float] | None,
+    piece_s: float = 600.0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """One lead of a record, checked (length, header checksum, missing samples), band-passed and standardized, as
+    float32, into ``out`` when given. Read in ``piece_s``-second pieces so that a 24-hour recording needs little
+    more memory than its float32 lead. The header's 16-bit checksum catches a swapped or damaged .dat file when
+    the record is first read (it is cached afterwards)."""
+    n = meta.sig_len
+    bounds = (
+        [(None, None)]
+        if not n
+        else [(s, min(n, s + int(piece_s * meta.fs))) for s in range(0, n, int(piece_s * meta.fs))]
+    )
+    total = 0
+    x = (np.empty(n, dtype=np.float32) if out is None else out) if n else None
+    for lo, hi in bounds:
+        try:
+            rec = wfdb.rdrecord(
+                str(base), sampfrom=lo or 0, sampto=hi, channels=[channel], physical=False, return_res=16
+            )
+        except Exception as err:
+            raise RecordError(
+                f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?"
+            ) from err
+        total += int(np.sum(rec.d_signal, dtype=np.int64))
+        physical = rec.dac(return_res=32)[:, 0]  # float32
+        if x is None:  # a header that leaves the length out: one piece, the whole file
+            x = physical
+        elif len(physical) < hi - lo:
+            raise RecordError(f"{base}.dat: truncated ({lo + len(physical)} of {n} samples); download or copy it again")
+        else:
+            x[lo:hi] = physical
+    want = meta.checksum[channel] if meta.checksum else None
+    if want is not None and total & 0xFFFF != want & 0xFFFF:
         raise RecordError(
-            f"{base}.dat: samples of lead {', '.join(bad)} do not match the header's checksum; the signal file is "
+            f"{base}.dat: samples of lead {name} do not match the header's checksum; the signal file is "
             "damaged or belongs to another record: download or copy it again"
         )
+    missing = int(np.isnan(x).sum())
+    if missing:
+        raise RecordError(
+            f"{base}: lead {name} has {missing} missing (NaN) samples; interpolate or crop them before use"
+        )
+    if band is not None:
+        bandpass(x, float(meta.fs), tuple(band), out=x)  # in place: x is this function's own float32 lead
+    try:
+        return standardize(x, out=x)
+    except ValueError as err:
+        raise RecordError(f"{base}: lead {name} {err}") from err
 
 
 def read_record(
@@ -245,31 +329,13 @@ def read_record(
             )
     channels = select_leads(list(meta.sig_name), lead, str(base))
     names = tuple(meta.sig_name[c] for c in channels)
-    try:
-        rec = wfdb.rdrecord(str(base), channels=channels, physical=False)
-    except Exception as err:
-        raise RecordError(
-            f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?"
-        ) from err
-    if meta.sig_len is not None and rec.d_signal.shape[0] < meta.sig_len:  # a header may leave the length out
-        raise RecordError(
-            f"{base}.dat: truncated ({rec.d_signal.shape[0]} of {meta.sig_len} samples); download or copy it again"
-        )
-    verify_checksums(rec, names, base)
-    x = rec.dac(return_res=64).T  # physical units, (n_leads, n_samples)
-    if meta.sig_len is not None and x.shape[1] < meta.sig_len:
-        raise RecordError(f"{base}.dat: truncated ({x.shape[1]} of {meta.sig_len} samples); download or copy it again")
-    if np.isnan(x).any():
-        raise RecordError(
-            f"{base}: lead {'/'.join(names)} has {int(np.isnan(x).sum())} missing (NaN) samples; "
-            "interpolate or crop them before use"
-        )
-    if band is not None:
-        x = bandpass(x, float(meta.fs), tuple(band))
-    try:
-        signal = standardize(x)
-    except ValueError as err:
-        raise RecordError(f"{base}: lead {'/'.join(names)} {err}") from err
+    # one lead at a time, each read straight into its row: a 24-hour recording's memory stays bounded
+    signal = np.empty((len(channels), meta.sig_len), dtype=np.float32) if meta.sig_len else None
+    for i, (channel, name) in enumerate(zip(channels, names)):
+        lead_signal = read_lead(base, meta, channel, name, band, out=None if signal is None else signal[i])
+        if signal is None:  # a header without the length: the first lead tells it
+            signal = np.empty((len(channels), len(lead_signal)), dtype=np.float32)
+        signal[i] = lead_signal
 
     ann_sample = np.empty(0, dtype=np.int64)
     ann_symbol = np.empty(0, dtype="<U2")
