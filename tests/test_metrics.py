@@ -103,11 +103,11 @@ def test_detected_beats_are_matched_and_counted_by_hand():
     from ecg_lightning import report
 
     ref_sample, ref_class = np.array([100, 400, 700, 1000]), np.array([0, 2, 2, 1])
-    found, called = np.array([103, 690, 1012, 1500]), np.array([0, 2, 0, 2])  # 400 missed, 1500 is extra
+    found, called = np.array([103, 690, 1012, 1500, 1800]), np.array([0, 2, 0, 2, 0])  # 400 missed; 2 extra
     r, c = report.match_to_reference(ref_sample, ref_class, found, called, window=20)
-    assert r.tolist() == [0, 2, 2, 1, -1] and c.tolist() == [0, -1, 2, 0, 2]
+    assert r.tolist() == [0, 2, 2, 1, -1, -1] and c.tolist() == [0, -1, 2, 0, 2, 0]
     counts = report.class_counts(r, c, 3)
-    assert counts.tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 1]]  # per class TP, FN, FP
+    assert counts.tolist() == [[1, 0, 2], [0, 1, 0], [1, 1, 1]]  # per class TP, FN, FP
 
 
 def test_columns_to_csv_matches_the_csv_module():

@@ -165,7 +165,14 @@ def test_band_pass_reading_is_a_zero_phase_second_order_butterworth(tiny_db):
     rec = read_record(tiny_db / "105", band=(0.5, 40.0))
     np.testing.assert_allclose(rec.signal[0], (filtered - filtered.mean()) / filtered.std(), atol=1e-5)
     chunked = records_mod.bandpass(raw, 360, (0.5, 40.0), chunk_s=4.0, margin_s=10.0)  # 30 s in many pieces
-    np.testing.assert_allclose(chunked, filtered, atol=1e-8)
+    np.testing.assert_allclose(chunked, filtered, rtol=0, atol=1e-8)
+    assert (
+        chunked.dtype == np.float64
+        and records_mod.bandpass(raw.astype(np.float32), 360, (0.5, 40.0)).dtype == np.float32
+    )
+    in_place = raw.copy()
+    assert records_mod.bandpass(in_place, 360, (0.5, 40.0), chunk_s=4.0, margin_s=10.0, out=in_place) is in_place
+    np.testing.assert_allclose(in_place, filtered, rtol=0, atol=1e-8)  # margins kept before being overwritten
     t = np.arange(7200) / 360
     slow, beat_band, fast = np.sin(2 * np.pi * 0.05 * t), np.sin(2 * np.pi * 10 * t), np.sin(2 * np.pi * 150 * t)
     out = records_mod.bandpass(np.stack([slow, beat_band, fast]), 360, (0.5, 40.0))

@@ -70,3 +70,20 @@ def test_dataset_serves_rr_and_augments_only_when_asked(tiny_db):
     again = BeatWindowDataset(db, beats, 180, augment=Augment(jitter=36, scale=0.1, noise=0.05))
     torch.testing.assert_close(again.__getitems__(list(range(20)))[0], xa)  # repeatable: drawn from the batch itself
     assert not torch.allclose(augmented.__getitems__(list(range(1, 21)))[0][:-1], xa[1:])  # another batch, other draws
+
+
+def test_every_epoch_gets_its_own_seed_and_the_same_epoch_the_same():
+    from types import SimpleNamespace
+
+    from ecg_lightning.callbacks import EpochSeed
+
+    seeder = EpochSeed(seed=7)
+    draws = {}
+    for epoch in (0, 1, 2, 3, 2):
+        seeder.on_train_epoch_start(SimpleNamespace(current_epoch=epoch), None)
+        draw = (torch.rand(3).tolist(), np.random.rand(), __import__("random").random())
+        assert draws.setdefault(epoch, draw) == draw  # the same epoch: the same numbers (as after a resume)
+    assert len({str(d) for d in draws.values()}) == 4  # every epoch different
+    other = EpochSeed(seed=8)
+    other.on_train_epoch_start(SimpleNamespace(current_epoch=0), None)
+    assert torch.rand(3).tolist() != draws[0][0]

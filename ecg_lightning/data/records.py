@@ -188,14 +188,14 @@ def bandpass(
     if out is None:
         out = np.empty(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
     n, chunk, margin = x.shape[-1], int(chunk_s * fs), int(margin_s * fs)
-    before = x[..., 0:0].astype(np.float64)  # the unfiltered samples just before the current piece
+    before = x[..., 0:0].astype(np.float64)  # up to ``margin`` unfiltered samples just before the current piece
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        piece = np.concatenate([before, x[..., start : min(n, stop + margin)].astype(np.float64)], axis=-1)
-        before = x[..., max(0, stop - margin) : stop].astype(np.float64)  # kept before ``out`` overwrites it
-        filtered = scipy.signal.sosfiltfilt(sos, piece, axis=-1)
-        skip = piece.shape[-1] - (min(n, stop + margin) - start)
-        out[..., start:stop] = filtered[..., skip : skip + stop - start]
+        own = x[..., start:stop].astype(np.float64)  # a copy: ``out`` may overwrite x[start:stop] below
+        after = x[..., stop : min(n, stop + margin)].astype(np.float64)  # not overwritten yet
+        filtered = scipy.signal.sosfiltfilt(sos, np.concatenate([before, own, after], axis=-1), axis=-1)
+        out[..., start:stop] = filtered[..., before.shape[-1] : before.shape[-1] + stop - start]
+        before = np.concatenate([before, own], axis=-1)[..., max(0, before.shape[-1] + own.shape[-1] - margin) :]
     return out
 
 
