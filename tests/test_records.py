@@ -238,3 +238,24 @@ def test_annotations_past_the_signal_are_left_out_with_a_warning(tmp_path, caplo
         rec = read_record(tmp_path / "short")
     np.testing.assert_array_equal(rec.ann_sample, ann.sample)
     assert "short.atr: 2 annotations lie outside the signal's 1800 samples (e.g. at 1810)" in caplog.text
+
+
+def test_reading_in_pieces_equals_reading_at_once(tmp_path):
+    write_record(tmp_path, "long", 0.2, np.random.default_rng(15), duration_s=20)
+    meta = wfdb.rdheader(str(tmp_path / "long"))
+    whole = records_mod.read_lead(tmp_path / "long", meta, 1, "V1", (0.5, 40.0))
+    pieces = records_mod.read_lead(tmp_path / "long", meta, 1, "V1", (0.5, 40.0), piece_s=3.0)  # 7 pieces
+    np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-6)
+    raw = wfdb.rdrecord(str(tmp_path / "long")).p_signal[:, 1]
+    assert pieces.dtype == np.float32
+    into = np.zeros(len(raw), dtype=np.float32)
+    assert records_mod.read_lead(tmp_path / "long", meta, 1, "V1", None, piece_s=3.0, out=into) is into
+    raw_std = (raw - raw.mean()) / raw.std()
+    np.testing.assert_allclose(into, raw_std, atol=1e-5)  # every piece in its place, checksum summed over pieces
+    dat = tmp_path / "long.dat"
+    data = bytearray(dat.read_bytes())
+    middle = len(data) // 2 // 3 * 3
+    data[middle : middle + 3] = bytes(b ^ 0x5A for b in data[middle : middle + 3])  # a damaged frame, mid-file
+    dat.write_bytes(bytes(data))
+    with pytest.raises(RecordError, match="do not match the header's checksum"):
+        records_mod.read_lead(tmp_path / "long", meta, 1, "V1", None, piece_s=3.0)
