@@ -213,9 +213,21 @@ def test_header_without_length_reads_and_a_non_numeric_rate_is_refused(tmp_path)
     (tmp_path / "nolen.hea").write_text("\n".join(["nolen 2 360", *header[1:]]) + "\n")  # valid WFDB: no length
     rec = read_record(tmp_path / "nolen")
     assert rec.signal.shape == (1, 5 * 360)
-    (tmp_path / "nolen.hea").write_text("\n".join(["nolen 2 fast 1800", *header[1:]]) + "\n")
-    with pytest.raises(RecordError, match=r"nolen.hea: sampling rate 'fast' is not a number"):
-        read_record(tmp_path / "nolen")
+    for first in ("nolen 2 360/10", "nolen 2 360/10(0) 1800", "# a comment first\nnolen 2 360"):
+        (tmp_path / "nolen.hea").write_text("\n".join([first, *header[1:]]) + "\n")
+        assert read_record(tmp_path / "nolen").fs == 360  # counter frequency and base counter value allowed
+    (tmp_path / "nolen.hea").write_bytes(
+        ("# caf\xe9 latin-1\n" + "\n".join(["nolen 2 360", *header[1:]]) + "\n").encode("latin-1")
+    )
+    assert read_record(tmp_path / "nolen").fs == 360
+    for first in ("nolen 2 fast 1800", "nolen 2 fast", "# 360 is not here\nnolen 2 fast"):
+        (tmp_path / "nolen.hea").write_text("\n".join([first, *header[1:]]) + "\n")
+        with pytest.raises(RecordError) as err:
+            read_record(tmp_path / "nolen")
+        assert str(err.value) == (
+            f"{tmp_path / 'nolen.hea'}: sampling rate 'fast' is not a number; fix the header's first line "
+            "(record name, number of signals, sampling rate in Hz, ...)"
+        )
 
 
 def test_a_swapped_signal_file_fails_the_header_checksum(tmp_path):

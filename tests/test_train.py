@@ -126,7 +126,7 @@ def test_one_epoch_run_writes_checkpoints_metrics_and_hparams(compose_cfg, tmp_p
     report = json.loads((run / "metrics.json").read_text())
     assert report["final"]["epoch"] == 1 and report["best"]["epoch"] in (0, 1)
     assert report["best"]["val/balanced_accuracy"] == pytest.approx(metrics["val/balanced_accuracy_best"])
-    assert report["final"]["time/epoch_s"] > 0
+    assert 0 < report["final"]["time/epoch_s"] < 600 and report["mode"] == "max"
     events = EventAccumulator(str(run))
     events.Reload()
     scalars = set(events.Tags()["scalars"])
@@ -247,3 +247,14 @@ def test_every_offered_model_runs(compose_cfg):
     assert offered == ["cnn", "cnn_lstm", "resnet"]  # the shared classifier config is not a model to choose
     for name in offered:
         assert isinstance(instantiate(compose_cfg(f"model={name}").model), BeatClassifier)
+
+
+def test_metrics_json_keeps_the_best_in_either_direction(tmp_path):
+    from ecg_lightning.callbacks import MetricsJson
+
+    highest = MetricsJson(tmp_path / "a.json", "val/balanced_accuracy")  # default: higher is better
+    highest.best = {"val/balanced_accuracy": 0.5}
+    assert highest._improved(0.6) and not highest._improved(0.4)
+    lowest = MetricsJson(tmp_path / "b.json", "val/loss", mode="min")
+    lowest.best = {"val/loss": 0.5}
+    assert lowest._improved(0.4) and not lowest._improved(0.6)

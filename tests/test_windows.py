@@ -167,8 +167,11 @@ def test_templates_subsample_evenly():
     n, h = 2000, 5
     signal = np.zeros((1, n), np.float32)
     beats = np.arange(10, n - 10, 20)
-    signal[0, beats] = np.arange(len(beats), dtype=np.float32)  # each beat's peak is its number
+    picked = np.linspace(0, len(beats) - 1, 3).astype(int)  # first, middle, last
+    peaks = np.full(len(beats), 100.0, dtype=np.float32)
+    peaks[picked] = [1.0, 2.0, 3.0]  # the median of the picked beats is 2; of all beats, 100
+    signal[0, beats] = peaks
     db = RecordSet.from_records([Record("a", signal, ("MLII",), 360.0, beats, np.array(["N"] * len(beats)))])
     index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
-    template = beat_templates(db, index, h, max_beats=3)
-    assert template[0, 0, h] == np.median([0, (len(beats) - 1) // 2, len(beats) - 1])  # first, middle, last
+    assert beat_templates(db, index, h, max_beats=3)[0, 0, h] == 2.0
+    assert beat_templates(db, index, h)[0, 0, h] == 100.0  # default: up to 400 beats, here all of them
