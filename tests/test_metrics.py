@@ -119,3 +119,9 @@ def test_columns_to_csv_matches_the_csv_module():
     columns = {"a": np.array(["1", "22"]), "b": np.array(["x", ""]), "c": np.char.mod("%.2f", [0.5, 1 / 3])}
     text = report.columns_to_csv(columns)
     assert list(csv.reader(io.StringIO(text))) == [["a", "b", "c"], ["1", "x", "0.50"], ["22", "", "0.33"]]
+
+
+def test_kappa_part_of_jk_on_a_one_beat_matrix():
+    cm = torch.tensor([[0, 0, 0], [0, 0, 0], [0, 0, 1]])  # one V beat, found: observed = expected = 1
+    j, jk = j_kappa_index(cm, s=1, v=2)
+    assert float(j) == pytest.approx(2.0) and float(jk) == pytest.approx(0.25)  # kappa 0 (no agreement beyond chance)

@@ -271,3 +271,31 @@ def test_reading_in_pieces_equals_reading_at_once(tmp_path):
     dat.write_bytes(bytes(data))
     with pytest.raises(RecordError, match="do not match the header's checksum"):
         records_mod.read_lead(tmp_path / "long", meta, 1, "V1", None, piece_s=3.0)
+
+
+def test_two_field_headers_and_unreadable_signals(tmp_path, monkeypatch):
+    write_record(tmp_path, "short2", 0.1, np.random.default_rng(16), duration_s=5, fs=250)
+    header = (tmp_path / "short2.hea").read_text().splitlines()
+    (tmp_path / "short2.hea").write_text("\n".join(["short2 2", *header[1:]]) + "\n")  # no rate: WFDB's 250 Hz
+    assert read_record(tmp_path / "short2").fs == 250
+
+    def broken(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(records_mod.wfdb, "rdrecord", broken)
+    with pytest.raises(RecordError) as err:
+        read_record(tmp_path / "short2")
+    assert str(err.value) == (
+        f"{tmp_path / 'short2'}: could not read the signal (ValueError: boom); is the .dat file complete?"
+    )
+
+
+def test_two_leads_band_passed_in_many_pieces_equal_the_whole():
+    import scipy.signal
+
+    x = np.random.default_rng(17).normal(size=(2, 360 * 40))
+    sos = scipy.signal.butter(2, [0.5, 40.0], btype="bandpass", fs=360, output="sos")
+    expected = scipy.signal.sosfiltfilt(sos, x, axis=-1)
+    np.testing.assert_allclose(
+        records_mod.bandpass(x, 360, (0.5, 40.0), chunk_s=4.0, margin_s=10.0), expected, rtol=0, atol=1e-8
+    )
