@@ -25,6 +25,11 @@ def balanced_weights(counts: torch.Tensor, how: str) -> torch.Tensor:
     return (weight / weight[0]).float()
 
 
+def probabilities(logits: torch.Tensor, binary: bool) -> torch.Tensor:
+    """Logits to probabilities: sigmoid of the one logit (P(abnormal)) or softmax over the classes."""
+    return torch.sigmoid(logits) if binary else torch.softmax(logits, dim=-1)
+
+
 class BeatClassifier(L.LightningModule):
     """Beat classifier around an injected network: one logit per window for two classes, one per class otherwise.
 
@@ -93,7 +98,7 @@ class BeatClassifier(L.LightningModule):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """P(abnormal) per beat for two classes, else class probabilities (batch, classes)."""
-        return torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=-1)
+        return probabilities(logits, self.binary)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.binary:

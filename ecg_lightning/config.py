@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from ecg_lightning.data.records import lead_list
 from ecg_lightning.data.rr import rr_feature_names
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -26,7 +27,7 @@ def window_samples(window_s: float, fs: float) -> int:
 
 def n_channels(lead: Any, templates: bool = False) -> int:
     """Input channels for ``data.lead``: one, or one per listed lead; twice that with the record templates."""
-    leads = len(lead) if OmegaConf.is_list(lead) or isinstance(lead, (list, tuple)) else 1
+    leads = len(lead_list(lead))
     return 2 * leads if templates else leads
 
 

@@ -28,8 +28,8 @@ from ecg_lightning.checkpoint import (
     checkpoint_config,
     load_checkpoint,
 )
-from ecg_lightning.classifier import BeatClassifier
-from ecg_lightning.config import CONFIG_DIR, n_channels, window_samples
+from ecg_lightning.classifier import BeatClassifier, probabilities
+from ecg_lightning.config import CONFIG_DIR, n_channels, n_rr, window_samples
 from ecg_lightning.data.rr import rr_feature_names
 from ecg_lightning.errors import exit_on_input_error
 
@@ -46,8 +46,7 @@ class Probabilities(nn.Module):
         self.net, self.binary = module.net, module.binary
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.net(x) if rr is None else self.net(x, rr)
-        return torch.sigmoid(logits) if self.binary else torch.softmax(logits, dim=-1)
+        return probabilities(self.net(x) if rr is None else self.net(x, rr), self.binary)
 
 
 def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> dict[str, Any]:
@@ -76,14 +75,8 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
 def example_inputs(run: DictConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
     data = run.data
     x = torch.zeros(batch, n_channels(data.lead, data.get("templates", False)), window_samples(data.window_s, data.fs))
-    n_rr = len(
-        rr_feature_names(
-            OmegaConf.to_object(data.rr_features)
-            if OmegaConf.is_config(data.rr_features)
-            else data.get("rr_features", False)
-        )
-    )
-    return (x, torch.zeros(batch, n_rr)) if n_rr else (x,)
+    rr = n_rr(data.get("rr_features", False))
+    return (x, torch.zeros(batch, rr)) if rr else (x,)
 
 
 def export(cfg: DictConfig) -> Path:
@@ -93,7 +86,8 @@ def export(cfg: DictConfig) -> Path:
     out_dir = Path(cfg.paths.output_dir)
     ckpt = load_checkpoint(cfg.ckpt_path)
     run = checkpoint_config(ckpt)
-    module = Probabilities(build_model(ckpt, run, cfg.ckpt_path)).eval()
+    classifier = build_model(ckpt, run, cfg.ckpt_path)
+    module = Probabilities(classifier).eval()
     inputs = example_inputs(run)
     names = ["x", "rr"][: len(inputs)]
     path = out_dir / FORMATS[cfg.format]
@@ -113,7 +107,7 @@ def export(cfg: DictConfig) -> Path:
         else:
             torch.jit.save(torch.jit.trace(module, inputs), str(tmp))
     tmp.replace(path)
-    spec = preprocessing(run, build_model(ckpt, run, cfg.ckpt_path), ckpt.get(LEADS_KEY))
+    spec = preprocessing(run, classifier, ckpt.get(LEADS_KEY))
     report.write_atomic(
         out_dir / "preprocessing.json", json.dumps({"checkpoint": str(cfg.ckpt_path), **spec}, indent=2)
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -37,9 +37,10 @@ from ecg_lightning.data.records import (
     RecordError,
     RecordSet,
     lead_key,
+    lead_list,
     read_record,
 )
-from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names
+from ecg_lightning.data.rr import rr_columns
 from ecg_lightning.data.windows import (
     BeatIndex,
     BeatWindowDataset,
@@ -66,11 +67,6 @@ class Beats:
     reference: np.ndarray | None
     symbol: np.ndarray
     source: str
-
-
-def as_list(lead: Any) -> list:
-    lead = OmegaConf.to_object(lead) if OmegaConf.is_config(lead) else lead
-    return list(lead) if isinstance(lead, (list, tuple)) else [lead]
 
 
 def lead_mismatch(trained: list, read: tuple[str, ...], seen: list[list[str]] | None = None) -> list[str]:
@@ -147,8 +143,8 @@ def classify_record(
     if annotation is not None and not annotated:
         log.info("%s.%s not found: detecting the beats", base, annotation)
     band = tuple(data.band) if data.get("band") else None
-    trained = as_list(data.lead)
-    requested = trained if lead is None else as_list(lead)
+    trained = lead_list(data.lead)
+    requested = trained if lead is None else lead_list(lead)
     if len(requested) != len(trained):
         raise RecordError(f"lead={requested}: the model takes {len(trained)} lead(s) ({trained}); give as many")
     record = read_record(base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band)
@@ -179,9 +175,10 @@ def classify_record(
         [Record(record.name, record.signal, record.leads, record.fs, beats.sample, beats.symbol)]
     )
     index = index_beats(records, labels, half_width, pad_edges=True)  # every beat gets a row
-    rr_columns = [RR_FEATURES.index(n) for n in rr_feature_names(data.get("rr_features", False))]
     templates = beat_templates(records, index, half_width) if data.get("templates", False) else None
-    dataset = BeatWindowDataset(records, index, half_width, rr_columns, templates=templates)
+    dataset = BeatWindowDataset(
+        records, index, half_width, rr_columns(data.get("rr_features", False)), templates=templates
+    )
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=passthrough_collate)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
     threshold = threshold if threshold is not None else model.hparams.threshold

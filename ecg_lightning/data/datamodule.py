@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 
 from ecg_lightning.data import cache
 from ecg_lightning.data.labels import check_classes, label_beats
-from ecg_lightning.data.records import Lead, RecordSet, ensure_database, lead_key
-from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names
+from ecg_lightning.data.records import Lead, RecordSet, ensure_database, lead_key, lead_list
+from ecg_lightning.data.rr import rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
     abnormal_fraction,
@@ -120,7 +120,7 @@ class MITBIHDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.{key}={value}: must be {allowed}")
         self.save_hyperparameters(logger=False)
         self.classes = check_classes(label_sets[labels])
-        self.rr_columns = [RR_FEATURES.index(n) for n in rr_feature_names(rr_features)]
+        self.rr_columns = rr_columns(rr_features)
         self.root = Path(root).expanduser()
         self.half_width = int(round(window_s * fs))
         self.records: RecordSet | None = None
@@ -220,8 +220,7 @@ class MITBIHDataModule(L.LightningDataModule):
 
     def _warn_lead_fallbacks(self) -> None:
         """Say, at every setup (cached or not), which records lacked a lead asked for by name and what was read."""
-        wanted = self.hparams.lead if isinstance(self.hparams.lead, (list, tuple)) else [self.hparams.lead]
-        for i, want in enumerate(wanted):
+        for i, want in enumerate(lead_list(self.hparams.lead)):
             if not isinstance(want, str):
                 continue
             other = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,13 +137,18 @@ def lead_key(name: str) -> str:
     return next((group[0] for group in LEAD_EQUIVALENTS if upper in group), upper)
 
 
+def lead_list(lead: Lead | Sequence[Lead]) -> list[Lead]:
+    """``data.lead`` as a list: one lead, or the listed ones (a list, tuple or OmegaConf list)."""
+    return [lead] if isinstance(lead, (int, str)) else list(lead)
+
+
 def select_leads(sig_names: list[str], leads: Lead | list[Lead], record: str) -> list[int]:
     """Channel indices for ``leads``: indices, or names matched case-insensitively and through LEAD_EQUIVALENTS.
 
     A name the record lacks falls back, with a warning naming the record, to its first channel not chosen yet
     (MIT-BIH 102 and 104 have no MLII: channel 0, V5, is read instead).
     """
-    wanted = list(leads) if isinstance(leads, (list, tuple)) else [leads]
+    wanted = lead_list(leads)
     keys = [lead_key(n) for n in sig_names]
     chosen: list[int] = []
     for lead in wanted:

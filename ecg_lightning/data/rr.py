@@ -44,6 +44,11 @@ def rr_feature_names(spec: bool | Sequence[str] | None) -> tuple[str, ...]:
     return names
 
 
+def rr_columns(spec: bool | Sequence[str] | None) -> list[int]:
+    """Columns of ``rr_features``' output that ``data.rr_features`` asks for."""
+    return [RR_FEATURES.index(name) for name in rr_feature_names(spec)]
+
+
 def _window_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Mean of ``values[lo[i]:hi[i]]`` for every i, by cumulative sums (callers keep windows inside a record)."""
     cumulative = np.r_[0.0, np.cumsum(values)]
