@@ -283,11 +283,11 @@ class MITBIHDataModule(L.LightningDataModule):
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _loader(self, data: BeatWindowDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, data: BeatWindowDataset, sampler: EpochShuffle | None = None) -> DataLoader:
         return DataLoader(
             data,
             batch_size=self.hparams.batch_size,
-            sampler=EpochShuffle(len(data), self.hparams.seed, self._current_epoch) if shuffle else None,
+            sampler=sampler,
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
             collate_fn=passthrough_collate,
@@ -295,21 +295,15 @@ class MITBIHDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.data_train, shuffle=True)
+        return self._loader(self.data_train, EpochShuffle(len(self.data_train), self.hparams.seed, self._current_epoch))
 
     def val_dataloader(self) -> DataLoader:
-        loader = self._loader(self.data_val, shuffle=False)
-        limit = self.trainer.limit_val_batches if self.trainer is not None else 1.0
-        if limit == 1.0:
-            return loader
+        limited = self.trainer is not None and self.trainer.limit_val_batches != 1.0
         # a quick check validates on its first batches only: take them from a fixed shuffle of every record's
         # windows, not from the first record (whose classes could all be one)
-        order = EpochShuffle(len(self.data_val), seed=0)
-        return DataLoader(
-            self.data_val, batch_size=self.hparams.batch_size, sampler=order, collate_fn=passthrough_collate
-        )
+        return self._loader(self.data_val, EpochShuffle(len(self.data_val), seed=0) if limited else None)
 
     def test_dataloader(self) -> DataLoader:
         if not self.test_records:
             raise ValueError("this split has no test set; train with data.split=ds1ds2")
-        return self._loader(self.data_test, shuffle=False)
+        return self._loader(self.data_test)
