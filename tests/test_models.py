@@ -3,6 +3,7 @@ import torch
 
 from ecg_lightning.models import StudyCNN, StudyCNNLSTM
 from ecg_lightning.models.cnn import study_conv_features
+from ecg_lightning.models.dropout import FastDropout, below_threshold, mask_bits
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -111,3 +112,70 @@ def test_cnn_lstm_lstm_is_initialized_like_keras():
     assert net.lstm.bias_hh_l0.abs().sum() == 0
     torch_default = StudyCNNLSTM(input_length=2160, keras_init=False)
     assert torch_default.lstm.weight_ih_l0.abs().max() > 10 * glorot
+
+
+@pytest.mark.parametrize("p", [0.5, 0.2, 0.25])
+def test_fast_dropout_keeps_one_minus_p_and_scales_by_its_inverse(p):
+    """Keep rate within 5 sd of 1 - p over 2 M elements; kept values x / (1 - p), dropped ones exactly 0."""
+    drop = FastDropout(p).train()
+    x = torch.rand(1000, 2000) + 0.5  # no zeros of its own
+    y = drop(x)
+    kept = y != 0
+    n, keep = x.numel(), 1 - p
+    assert abs(kept.float().mean().item() - keep) < 5 * (keep * p / n) ** 0.5
+    torch.testing.assert_close(y[kept], x[kept] / keep)
+    # neighbours are independent: the lanes cut from one random word do not move together
+    lanes = kept.flatten()[: n - n % 8].view(-1, 8).float()
+    assert torch.corrcoef(lanes.T).triu(1).abs().max().item() < 0.01
+
+
+def test_fast_dropout_threshold_is_exact_on_every_bit_pattern():
+    """The mask's threshold rule, applied to every 8- or 16-bit integer, keeps exactly keep * 2**bits of them."""
+    for keep, bits in ((0.5, 8), (0.75, 8), (0.25, 8), (1 - 2**-12, 16), (2**-16, 16)):
+        assert mask_bits(keep) == bits
+        dtype = {8: torch.int8, 16: torch.int16}[bits]
+        every = torch.arange(-(2 ** (bits - 1)), 2 ** (bits - 1), dtype=torch.int32).to(dtype)
+        assert int(below_threshold(every, keep).sum()) == keep * 2**bits
+    assert mask_bits(0.8) == 32
+
+
+def test_fast_dropout_is_seeded_identity_in_eval_and_refuses_bad_p():
+    drop = FastDropout(0.5).train()
+    x = torch.ones(64, 300)
+    torch.manual_seed(3)
+    a = drop(x)
+    torch.manual_seed(3)
+    b = drop(x)
+    c = drop(x)
+    assert torch.equal(a, b) and not torch.equal(b, c)
+    assert drop.eval()(x) is x
+    with pytest.raises(ValueError, match="p=1.0"):
+        FastDropout(1.0)
+
+
+def test_fast_dropout_gradient_is_the_mask_times_the_scale():
+    drop = FastDropout(0.5).train()
+    x = torch.randn(32, 100, requires_grad=True)
+    y = drop(x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() * 2.0)
+
+
+def _train_steps(seed: int, steps: int = 20) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    net = StudyCNN(input_length=360)
+    x, y = torch.randn(32, 1, 360), (torch.arange(32) % 2).float()
+    optimizer = torch.optim.Adam(net.parameters(), 1e-2)
+    torch.manual_seed(seed)  # the dropout masks' seed
+    for _ in range(steps):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.state_dict()
+
+
+def test_study_cnn_training_repeats_exactly_with_one_seed():
+    a, b, c = _train_steps(1), _train_steps(1), _train_steps(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["head.1.weight"], c["head.1.weight"])  # the masks really are drawn from the seed

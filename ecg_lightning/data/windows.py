@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import Dataset, Sampler
 
 from ecg_lightning.data.labels import DROPPED
@@ -125,6 +126,10 @@ class BeatWindowDataset(Dataset):
         templates: np.ndarray | None = None,
     ) -> None:
         self.signal = records.signal
+        # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
+        # than gathering sample positions)
+        width = 2 * half_width
+        self.windows = sliding_window_view(self.signal, width, axis=-1) if self.signal.shape[-1] >= width else None
         self.templates = templates
         self.beats = beats
         self.starts = records.offsets[beats.record] + beats.sample - half_width
@@ -150,11 +155,11 @@ class BeatWindowDataset(Dataset):
         rng = np.random.default_rng([self.seed, int(idx[0]), int(idx[-1]), len(idx)])
         if aug.jitter:
             starts = starts + rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
-        positions = starts[:, None] + self.steps
         lo, hi = self.record_start[idx], self.record_end[idx]
         if ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
-            windows = self.signal[:, positions]
+            windows = self.windows[:, starts]
         else:  # some window runs past its record's edge: gather inside, zero outside
+            positions = starts[:, None] + self.steps
             lo, hi = lo[:, None], hi[:, None]
             windows = self.signal[:, np.clip(positions, lo, hi - 1)] * ((positions >= lo) & (positions < hi))
         windows = windows.transpose(1, 0, 2)  # (batch, leads, window)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecg_lightning.models.dropout import FastDropout
+
 
 def study_conv_features(channels: int = 8, kernel_size: int = 4, in_channels: int = 1) -> nn.Sequential:
     """Conv1d(in_channels->channels), Keras "same" padding (extra pad on the right for even kernels), ReLU, flatten."""
@@ -39,7 +41,7 @@ class StudyCNN(nn.Module):
     ) -> None:
         super().__init__()
         self.features = study_conv_features(channels, kernel_size, in_channels)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * input_length, n_outputs))
+        self.head = nn.Sequential(FastDropout(dropout), nn.Linear(channels * input_length, n_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return logits_out(self.head(self.features(x)))

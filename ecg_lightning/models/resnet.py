@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ecg_lightning.models.cnn import logits_out
+from ecg_lightning.models.dropout import FastDropout
 
 
 class ResidualBlock(nn.Module):
@@ -20,7 +21,7 @@ class ResidualBlock(nn.Module):
             nn.Conv1d(c_in, c_out, kernel_size, stride, pad, bias=False),
             nn.BatchNorm1d(c_out),
             nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
+            FastDropout(dropout),
             nn.Conv1d(c_out, c_out, kernel_size, 1, pad, bias=False),
             nn.BatchNorm1d(c_out),
         )
@@ -74,7 +75,7 @@ class BeatResNet(nn.Module):
         head_in = 2 * c_in + (16 if n_rr else 0)
         self.rr = nn.Sequential(nn.Linear(n_rr, 16), nn.ReLU(inplace=True)) if n_rr else None
         self.head = nn.Sequential(
-            nn.Dropout(head_dropout), nn.Linear(head_in, 64), nn.ReLU(inplace=True), nn.Linear(64, n_outputs)
+            FastDropout(head_dropout), nn.Linear(head_in, 64), nn.ReLU(inplace=True), nn.Linear(64, n_outputs)
         )
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
