@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ecg_lightning.models import StudyCNN, StudyCNNLSTM
-from ecg_lightning.models.cnn import study_conv_features
+from ecg_lightning.models.cnn import MatmulConv1d, study_conv_features
 from ecg_lightning.models.dropout import FastDropout, below_threshold, mask_bits
 
 
@@ -179,3 +179,24 @@ def test_study_cnn_training_repeats_exactly_with_one_seed():
     a, b, c = _train_steps(1), _train_steps(1), _train_steps(2)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["head.1.weight"], c["head.1.weight"])  # the masks really are drawn from the seed
+
+
+@pytest.mark.parametrize("in_channels,kernel,bias", [(1, 4, True), (2, 4, True), (4, 3, False)])
+def test_matmul_conv_trains_like_the_standard_convolution(in_channels, kernel, bias):
+    """Training-mode output and every gradient equal nn.Conv1d's with the same weights; eval is nn.Conv1d's own."""
+    torch.manual_seed(0)
+    ours = MatmulConv1d(in_channels, 8, kernel, bias=bias).train()
+    plain = torch.nn.Conv1d(in_channels, 8, kernel, bias=bias)
+    plain.load_state_dict(ours.state_dict())
+    x = torch.randn(5, in_channels, 50, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    g = torch.randn(5, 8, 50 - kernel + 1)
+    y, y2 = ours(x), plain(x2)
+    torch.testing.assert_close(y, y2)
+    y.backward(g)
+    y2.backward(g)
+    torch.testing.assert_close(x.grad, x2.grad)
+    for (name, p), p2 in zip(ours.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(p.grad, p2.grad, msg=name)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), plain(x))
