@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 
 from ecg_lightning import report
 from ecg_lightning.checkpoint import CONFIG_KEY, LEADS_KEY
@@ -27,8 +28,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 class EpochSeed(L.Callback):
     """Reseeds torch, numpy and random at every training epoch from (seed, epoch).
 
-    Each epoch's shuffling, augmentation and dropout then depend only on the seed and the epoch number,
-    so a run resumed from a checkpoint ends in the same state as one never interrupted.
+    Each epoch's shuffling, augmentation and dropout then depend only on the seed and the epoch number (and
+    the process's rank in distributed training, so ranks draw different dropout masks), so a run resumed from
+    a checkpoint ends in the same state as one never interrupted.
     """
 
     def __init__(self, seed: int | None) -> None:
@@ -39,7 +41,7 @@ class EpochSeed(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.seed is not None:
-            epoch_seed = (self.seed * 1_000_003 + trainer.current_epoch) % 2**32
+            epoch_seed = (self.seed * 1_000_003 + trainer.current_epoch + 65_537 * trainer.global_rank) % 2**32
             torch.manual_seed(epoch_seed)
             np.random.seed(epoch_seed)
             random.seed(epoch_seed)
@@ -66,7 +68,7 @@ class ValidationFigures(L.Callback):
         self.out_dir = Path(out_dir)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.fast_dev_run or trainer.datamodule is None:
+        if trainer.fast_dev_run or trainer.datamodule is None or not trainer.is_global_zero:
             return
         # the batches the last validation saw (a limited quick check sees a few), so figures match the metrics
         seen = trainer.num_val_batches[0] if trainer.num_val_batches else None
@@ -144,7 +146,8 @@ class MetricsJson(L.Callback):
         report = {"monitor": self.monitor, "mode": self.mode, "best": self.best, "final": self.final}
         if self.test:
             report["test"] = self.test
-        write_json_atomic(self.path, report)
+        if rank_zero_only.rank == 0:  # every rank holds the same (synchronized) metrics; one writes them
+            write_json_atomic(self.path, report)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}

@@ -50,8 +50,14 @@ def n_rr(rr_features: Any) -> int:
     return len(rr_feature_names(spec))
 
 
+def optuna_direction(mode: str) -> str:
+    """Optuna's study direction for a ``monitor_mode`` (max/min)."""
+    return {"max": "maximize", "min": "minimize"}[str(mode)]
+
+
 def register_resolvers() -> None:
     for name, fn in {
+        "optuna_direction": optuna_direction,
         "window_samples": window_samples,
         "n_channels": n_channels,
         "class_names": class_names,

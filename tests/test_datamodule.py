@@ -1,4 +1,5 @@
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -79,6 +80,28 @@ def test_every_epoch_is_shuffled_differently(tiny_db, tmp_path):
     assert orders[0] != orders[1] != orders[2] != orders[0]
     dm._current_epoch = lambda: 1
     assert list(iter(dm.train_dataloader().sampler)) == orders[1]  # the same epoch, the same order (resume)
+
+
+def test_loaders_shard_by_rank_under_ddp(tiny_db, tmp_path):
+    """Two ranks: training shards of one epoch's permutation (padded to equal length), validation and test
+    windows each on exactly one rank."""
+    dm = make_dm(tiny_db, tmp_path, split="ds1ds2", ds1=DS1, ds2=DS2, labels="aami")
+    dm.setup()
+    loaders = {}
+    for rank in (0, 1):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2, current_epoch=3, limit_val_batches=1.0)
+        loaders[rank] = [
+            list(loader.sampler) for loader in (dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader())
+        ]
+    dm.trainer = SimpleNamespace(global_rank=0, world_size=1, current_epoch=3, limit_val_batches=1.0)
+    whole = list(dm.train_dataloader().sampler)
+    train0, train1 = loaders[0][0], loaders[1][0]
+    assert len(train0) == len(train1) == -(-len(whole) // 2)
+    assert sorted(set(train0) | set(train1)) == sorted(whole)
+    assert train0 == (whole + whole)[0 : 2 * len(train0) : 2] and train1 == (whole + whole)[1 : 2 * len(train1) : 2]
+    for side, data in ((1, dm.data_val), (2, dm.data_test)):
+        shards = loaders[0][side] + loaders[1][side]
+        assert sorted(shards) == list(range(len(data))), side  # every window once
 
 
 def test_lead_by_name_and_patient_split(tiny_db, tmp_path):

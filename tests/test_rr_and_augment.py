@@ -80,10 +80,12 @@ def test_every_epoch_gets_its_own_seed_and_the_same_epoch_the_same():
     seeder = EpochSeed(seed=7)
     draws = {}
     for epoch in (0, 1, 2, 3, 2):
-        seeder.on_train_epoch_start(SimpleNamespace(current_epoch=epoch), None)
+        seeder.on_train_epoch_start(SimpleNamespace(current_epoch=epoch, global_rank=0), None)
         draw = (torch.rand(3).tolist(), np.random.rand(), __import__("random").random())
         assert draws.setdefault(epoch, draw) == draw  # the same epoch: the same numbers (as after a resume)
     assert len({str(d) for d in draws.values()}) == 4  # every epoch different
     other = EpochSeed(seed=8)
-    other.on_train_epoch_start(SimpleNamespace(current_epoch=0), None)
+    other.on_train_epoch_start(SimpleNamespace(current_epoch=0, global_rank=0), None)
+    assert torch.rand(3).tolist() != draws[0][0]
+    seeder.on_train_epoch_start(SimpleNamespace(current_epoch=0, global_rank=1), None)  # DDP: ranks differ
     assert torch.rand(3).tolist() != draws[0][0]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ecg_lightning.classifier import BeatClassifier
@@ -258,3 +259,54 @@ def test_metrics_json_keeps_the_best_in_either_direction(tmp_path):
     lowest = MetricsJson(tmp_path / "b.json", "val/loss", mode="min")
     lowest.best = {"val/loss": 0.5}
     assert lowest._improved(0.4) and not lowest._improved(0.6)
+
+
+@pytest.mark.parametrize("model", ["cnn", "resnet"])
+def test_bf16_mixed_precision_trains_on_cpu(compose_cfg, model):
+    """trainer.precision=bf16-mixed: the network really runs in bfloat16, the loss and metrics stay finite."""
+    cfg = compose_cfg(f"model={model}", "trainer.precision=bf16-mixed", "trainer.max_epochs=1",
+                      "trainer.limit_train_batches=3", "trainer.limit_val_batches=2")  # fmt: skip
+    dtypes = set()
+    module = instantiate(cfg.model, _convert_="all")
+    module.net.register_forward_hook(lambda net, args, out: dtypes.add(out.dtype))
+    datamodule = instantiate(cfg.data, _convert_="all")
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=datamodule)
+    assert dtypes == {torch.bfloat16}
+    assert all(torch.isfinite(v).all() for v in module.state_dict().values())
+    assert any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert 0.0 <= float(trainer.callback_metrics["val/balanced_accuracy"]) <= 1.0
+
+
+def test_threads_auto_divides_the_cores_among_the_jobs_running_at_once(monkeypatch):
+    from ecg_lightning import train as train_module
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    launcher: dict = {"n_jobs": 2}
+    monkeypatch.setattr(train_module, "launcher_setting", launcher.get)
+    before = torch.get_num_threads()
+    try:
+        for settings, expected in (({"n_jobs": 2}, 2), ({"n_jobs": -1}, 1), ({}, 4), ({"cpus_per_task": 3}, 3)):
+            launcher.clear()
+            launcher.update(settings)
+            train_module.set_threads("auto")
+            assert torch.get_num_threads() == expected, settings
+        launcher.clear()
+        train_module.set_threads("auto", processes=2)  # DDP on the CPU: 2 processes share the 4 cores
+        assert torch.get_num_threads() == 2
+        ddp = OmegaConf.create({"strategy": "ddp", "accelerator": "cpu", "devices": 2})
+        assert train_module.cpu_processes(ddp) == 2
+        assert train_module.cpu_processes(OmegaConf.merge(ddp, {"accelerator": "gpu"})) == 1
+        assert train_module.cpu_processes(OmegaConf.merge(ddp, {"strategy": "auto"})) == 1
+        train_module.set_threads(5)
+        assert torch.get_num_threads() == 5
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(2)
+        train_module.set_threads("auto")  # the environment's choice stands
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ConfigError, match="threads='many'"):
+            train_module.set_threads("many")
+    finally:
+        torch.set_num_threads(before)

@@ -10,6 +10,8 @@ from ecg_lightning.data.records import Record, RecordSet, read_database
 from ecg_lightning.data.windows import (
     Augment,
     BeatWindowDataset,
+    EpochShuffle,
+    Shard,
     beat_templates,
     index_beats,
 )
@@ -175,3 +177,27 @@ def test_templates_subsample_evenly():
     index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
     assert beat_templates(db, index, h, max_beats=3)[0, 0, h] == 2.0
     assert beat_templates(db, index, h)[0, 0, h] == 100.0  # default: up to 400 beats, here all of them
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 300), world=st.integers(1, 5), epoch=st.integers(0, 3))
+def test_each_rank_trains_on_its_own_shard_of_the_epoch(n, world, epoch):
+    """Ranks take disjoint positions of one (seed, epoch) permutation, together all of it, as many steps each."""
+    whole = list(EpochShuffle(n, seed=7, epoch_of=lambda: epoch))
+    assert sorted(whole) == list(range(n))
+    shards = [list(EpochShuffle(n, 7, lambda: epoch, rank, world)) for rank in range(world)]
+    assert {len(s) for s in shards} == {-(-n // world)}
+    padded = (whole * world)[: world * len(shards[0])]  # the permutation extended cyclically
+    for rank, shard in enumerate(shards):
+        assert shard == padded[rank::world]
+    assert set().union(*map(set, shards)) == set(range(n))
+    assert list(EpochShuffle(n, 7, lambda: epoch + 1)) != whole or n < 10  # a new epoch, a new order
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(0, 300), world=st.integers(1, 5))
+def test_evaluation_shards_cover_every_window_exactly_once(n, world):
+    order = np.random.default_rng(n).permutation(n)
+    shards = [list(Shard(order, rank, world)) for rank in range(world)]
+    assert sorted(sum(shards, [])) == list(range(n))  # no window twice, none left out
+    assert list(Shard(order)) == order.tolist()

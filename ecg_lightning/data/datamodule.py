@@ -28,6 +28,7 @@ from ecg_lightning.data.windows import (
     BeatIndex,
     BeatWindowDataset,
     EpochShuffle,
+    Shard,
     beat_templates,
     index_beats,
     passthrough_collate,
@@ -283,7 +284,11 @@ class MITBIHDataModule(L.LightningDataModule):
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _loader(self, data: BeatWindowDataset, sampler: EpochShuffle | None = None) -> DataLoader:
+    def _rank_and_world(self) -> tuple[int, int]:
+        """This process's rank and the number of processes (DDP); (0, 1) in a single process."""
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+
+    def _loader(self, data: BeatWindowDataset, sampler: EpochShuffle | Shard) -> DataLoader:
         return DataLoader(
             data,
             batch_size=self.hparams.batch_size,
@@ -294,16 +299,23 @@ class MITBIHDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.hparams.seed),  # worker seeds, not the global RNG
         )
 
+    # The loaders shard by rank themselves (the trainer configs set use_distributed_sampler: false): training
+    # windows as a per-epoch permutation split across ranks, evaluation windows each on exactly one rank.
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.data_train, EpochShuffle(len(self.data_train), self.hparams.seed, self._current_epoch))
+        rank, world = self._rank_and_world()
+        shuffle = EpochShuffle(len(self.data_train), self.hparams.seed, self._current_epoch, rank, world)
+        return self._loader(self.data_train, shuffle)
 
     def val_dataloader(self) -> DataLoader:
         limited = self.trainer is not None and self.trainer.limit_val_batches != 1.0
         # a quick check validates on its first batches only: take them from a fixed shuffle of every record's
         # windows, not from the first record (whose classes could all be one)
-        return self._loader(self.data_val, EpochShuffle(len(self.data_val), seed=0) if limited else None)
+        n = len(self.data_val)
+        order = np.random.default_rng([0, 0]).permutation(n) if limited else np.arange(n)
+        return self._loader(self.data_val, Shard(order, *self._rank_and_world()))
 
     def test_dataloader(self) -> DataLoader:
         if not self.test_records:
             raise ValueError("this split has no test set; train with data.split=ds1ds2")
-        return self._loader(self.data_test)
+        return self._loader(self.data_test, Shard(np.arange(len(self.data_test)), *self._rank_and_world()))

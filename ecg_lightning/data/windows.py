@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,20 +67,43 @@ class Augment:
 
 
 class EpochShuffle(Sampler[int]):
-    """A permutation drawn from (seed, epoch) only, never from the global RNG.
+    """A permutation drawn from (seed, epoch) only, never from the global RNG; in distributed training, one
+    rank's shard of it.
 
     The epoch comes from ``epoch_of()`` (the trainer's current epoch), so an epoch is shuffled the same
-    way whether the run got there uninterrupted or resumed from a checkpoint.
+    way whether the run got there uninterrupted or resumed from a checkpoint. With ``world`` > 1 processes,
+    rank r takes every world-th window of the permutation from position r, the permutation being extended
+    cyclically so every rank takes as many training steps (as torch's DistributedSampler pads).
     """
 
-    def __init__(self, n: int, seed: int, epoch_of=lambda: 0) -> None:
-        self.n, self.seed, self.epoch_of = n, seed, epoch_of
+    def __init__(self, n: int, seed: int, epoch_of=lambda: 0, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.epoch_of, self.rank, self.world = n, seed, epoch_of, rank, world
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world)
 
     def __iter__(self):
-        return iter(np.random.default_rng([self.seed, self.epoch_of()]).permutation(self.n).tolist())
+        order = np.random.default_rng([self.seed, self.epoch_of()]).permutation(self.n)
+        if self.world > 1:
+            order = np.resize(order, len(self) * self.world)[self.rank :: self.world]
+        return iter(order.tolist())
+
+
+class Shard(Sampler[int]):
+    """Evaluation order for one rank: positions rank, rank + world, ... of ``order`` (default 0..n-1).
+
+    Unlike a DistributedSampler nothing is repeated to even out the ranks, so metrics gathered across ranks
+    count every window exactly once.
+    """
+
+    def __init__(self, order: Sequence[int] | np.ndarray, rank: int = 0, world: int = 1) -> None:
+        self.order = np.asarray(order)[rank::world]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self):
+        return iter(self.order.tolist())
 
 
 def passthrough_collate(batch):

@@ -39,8 +39,9 @@ class ResidualBlock(nn.Module):
 class BeatResNet(nn.Module):
     """Strided stem, residual stages, then the centre beat's features + whole-window context (+ RR features).
 
-    The label belongs to the beat in the middle of the window, so besides a global average over the
-    window (rhythm context) the head sees the feature map averaged over the central ``center_s`` seconds.
+    The label belongs to the beat in the middle of the window, so besides a global average over the window
+    (rhythm context) the head sees the feature map averaged over the central ``center_s`` seconds. ``width``
+    scales every stage's channels (a capacity setting to search).
     """
 
     def __init__(
@@ -56,8 +57,10 @@ class BeatResNet(nn.Module):
         n_rr: int = 0,
         in_channels: int = 1,
         n_outputs: int = 1,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
+        channels = [max(1, round(c * width)) for c in channels]
         self.stem = nn.Sequential(
             nn.Conv1d(in_channels, channels[0], 15, stride=stem_stride, padding=7, bias=False),
             nn.BatchNorm1d(channels[0]),
