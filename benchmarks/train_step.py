@@ -6,12 +6,13 @@ a run really does (training metrics, logging, the epoch-seeding callback). Print
 Lightning / bare time ratio (target <= 1.10).
 
     python benchmarks/train_step.py [--models cnn cnn_lstm resnet aami] [--threads 1 2] [--batches N] [--repeats 2]
-        [--root $MITDB_DIR] [--out results/benchmark_train_step.txt] [--profile]
+        [--root $MITDB_DIR] [--out results/benchmark_train_step.txt] [--profile] [--compile]
 
 Models: ``cnn`` / ``cnn_lstm`` are the study's (experiment=study_cnn / study_cnn_lstm: seed split, 82,873
 training windows); ``resnet`` is BeatResNet on the same windows; ``aami`` is the AAMI benchmark's model and data
 (experiment=aami_ds1ds2: two leads + templates, RR features, augmentation). ``--profile`` prints torch.profiler's
-top operators of a few bare-loop steps per model (where the time goes).
+top operators of a few bare-loop steps per model (where the time goes); ``--compile`` runs the bare loop
+with ``torch.compile`` (compile time printed).
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("MITDB_DIR", "../shared/data/mitdb")))
     parser.add_argument("--repeats", type=int, default=2, help="epochs per measurement; the fastest counts")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the network (bare loop only)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -135,6 +137,11 @@ def main() -> None:
             module, datamodule = build(model, args.root)
             n_batches = len(datamodule.train_dataloader()) if args.batches is None else args.batches
             windows = min(len(datamodule.data_train), n_batches * datamodule.hparams.batch_size)
+            if args.compile:
+                module.net = torch.compile(module.net)
+                start = time.perf_counter()
+                bare_epoch(module, datamodule, 1)
+                lines.append(f"{model}: torch.compile + first step {time.perf_counter() - start:.1f} s")
             bare = bare_epoch(module, datamodule, args.batches, args.repeats)
             module, _ = build(model, args.root)  # fresh weights and optimizer for the Lightning epochs
             framed = lightning_epoch(module, datamodule, args.batches, args.repeats)

@@ -181,17 +181,20 @@ def test_study_cnn_training_repeats_exactly_with_one_seed():
     assert not torch.equal(a["head.1.weight"], c["head.1.weight"])  # the masks really are drawn from the seed
 
 
-@pytest.mark.parametrize("in_channels,kernel,bias", [(1, 4, True), (2, 4, True), (4, 3, False)])
-def test_matmul_conv_trains_like_the_standard_convolution(in_channels, kernel, bias):
+@pytest.mark.parametrize(
+    "in_channels,kernel,bias,stride,padding",
+    [(1, 4, True, 1, 0), (2, 4, True, 1, 0), (4, 3, False, 1, 0), (1, 15, False, 4, 7), (3, 5, True, 2, 2)],
+)
+def test_matmul_conv_trains_like_the_standard_convolution(in_channels, kernel, bias, stride, padding):
     """Training-mode output and every gradient equal nn.Conv1d's with the same weights; eval is nn.Conv1d's own."""
     torch.manual_seed(0)
-    ours = MatmulConv1d(in_channels, 8, kernel, bias=bias).train()
-    plain = torch.nn.Conv1d(in_channels, 8, kernel, bias=bias)
+    ours = MatmulConv1d(in_channels, 8, kernel, stride=stride, padding=padding, bias=bias).train()
+    plain = torch.nn.Conv1d(in_channels, 8, kernel, stride=stride, padding=padding, bias=bias)
     plain.load_state_dict(ours.state_dict())
     x = torch.randn(5, in_channels, 50, requires_grad=True)
     x2 = x.detach().clone().requires_grad_(True)
-    g = torch.randn(5, 8, 50 - kernel + 1)
     y, y2 = ours(x), plain(x2)
+    g = torch.randn_like(y2)
     torch.testing.assert_close(y, y2)
     y.backward(g)
     y2.backward(g)

@@ -4,30 +4,40 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ecg_lightning.models.dropout import FastDropout
 
 
 class MatmulConv1d(nn.Conv1d):
-    """``nn.Conv1d`` (stride 1, no padding, no dilation or groups) whose CPU training pass is one batched matmul.
+    """``nn.Conv1d`` (zero padding, no dilation or groups) whose CPU training pass is one batched matmul.
 
-    Why: for the study's small convolution (1-4 input channels, kernel 4, 2160 samples, batch 128) oneDNN's
-    backward takes ~8 ms a batch on 2 threads, ~70 % of a study-CNN step. The same convolution as
-    weight (out, in x k) @ shifted copies of the input (a strided ``unfold`` view: (batch, in x k, length))
-    takes ~3 ms forward and backward. Same parameters (checkpoints are interchangeable with ``nn.Conv1d``),
-    the same output up to float rounding; inference and other devices use the standard convolution.
+    Why: for a convolution of few input channels over a long input (the study's Conv1d(1->8, k=4) over 2160
+    samples, BeatResNet's stem Conv1d(1->16, k=15, stride 4)) oneDNN's backward takes ~8 ms a batch of 128 on 2
+    threads, ~70 % of a study-CNN step. The same convolution as weight (out, in x k) @ the input's strided
+    windows ((batch, in x k, positions), from ``unfold``) takes a third of that forward and backward. Same
+    parameters (checkpoints are interchangeable with ``nn.Conv1d``), the same output up to float rounding;
+    inference and other devices use the standard convolution. With many input channels oneDNN is faster: use
+    ``nn.Conv1d`` there.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        plain = self.stride == (1,) and self.padding == (0,) and self.dilation == (1,) and self.groups == 1
+        plain = self.dilation == (1,) and self.groups == 1 and self.padding_mode == "zeros"
         if not (plain and self.training and torch.is_grad_enabled() and x.device.type == "cpu"):
             return super().forward(x)
-        batch, length = x.shape[0], x.shape[-1] - self.kernel_size[0] + 1
-        shifted = x.unfold(-1, length, 1).reshape(batch, -1, length)  # [b, c * k + j, t] = x[b, c, t + j]
+        if isinstance(self.padding, str):
+            return super().forward(x)
+        if self.padding[0]:
+            x = F.pad(x, (self.padding[0], self.padding[0]))
+        batch, stride = x.shape[0], self.stride[0]
+        # windows[b, c * k + j, t] = x[b, c, stride * t + j]
+        windows = x.unfold(-1, self.kernel_size[0], stride).transpose(-1, -2)
+        positions = windows.shape[-1]
+        windows = windows.reshape(batch, -1, positions)
         weight = self.weight.reshape(1, self.out_channels, -1).expand(batch, -1, -1)
         if self.bias is None:
-            return torch.bmm(weight, shifted)
-        return torch.baddbmm(self.bias.view(1, -1, 1).expand(batch, -1, length), weight, shifted)
+            return torch.bmm(weight, windows)
+        return torch.baddbmm(self.bias.view(1, -1, 1).expand(batch, -1, positions), weight, windows)
 
 
 def study_conv_features(channels: int = 8, kernel_size: int = 4, in_channels: int = 1) -> nn.Sequential:

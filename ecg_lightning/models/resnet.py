@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ecg_lightning.models.cnn import logits_out
+from ecg_lightning.models.cnn import MatmulConv1d, logits_out
 from ecg_lightning.models.dropout import FastDropout
 
 
@@ -62,7 +62,7 @@ class BeatResNet(nn.Module):
         super().__init__()
         channels = [max(1, round(c * width)) for c in channels]
         self.stem = nn.Sequential(
-            nn.Conv1d(in_channels, channels[0], 15, stride=stem_stride, padding=7, bias=False),
+            MatmulConv1d(in_channels, channels[0], 15, stride=stem_stride, padding=7, bias=False),
             nn.BatchNorm1d(channels[0]),
             nn.ReLU(inplace=True),
             nn.MaxPool1d(2),
