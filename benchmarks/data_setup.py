@@ -1,6 +1,6 @@
 """Data setup benchmark: cold and warm DataModule setup vs a bare wfdb read, memory, and batch-cutting cost.
 
-python benchmarks/data_setup.py [--root ../shared/data/mitdb] [--repeats 3]
+python benchmarks/data_setup.py [--root ../shared/data/mitdb] [--repeats 3] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import wfdb
 
 from ecg_lightning.config import configured_label_sets
@@ -39,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("MITDB_DIR", "../shared/data/mitdb")))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="where data.cut_on_device cuts (cuda on a GPU machine)")
     args = parser.parse_args()
 
     t_bare, _ = timed(lambda: bare_wfdb_read(args.root), args.repeats)
@@ -63,6 +65,22 @@ def main() -> None:
         n_windows = len(dm.data_train) + len(dm.data_val)
         loader = dm.train_dataloader()
         t_epoch, n_batches = timed(lambda: sum(1 for _ in loader), 1)
+        # data.cut_on_device: plans from the loader, windows cut where the signals are (args.device)
+        on_device = MITBIHDataModule(args.root, cache_dir=tmp, label_sets=configured_label_sets(), cut_on_device=True)
+        on_device.setup()
+        device = torch.device(args.device)
+
+        def device_epoch() -> int:
+            n = 0
+            for plan in on_device.train_dataloader():
+                on_device.on_after_batch_transfer({k: v.to(device) for k, v in plan.items()}, 0)
+                n += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return n
+
+        device_epoch()  # moves the signals to the device once
+        t_device, _ = timed(device_epoch, 1)
 
     materialized = n_windows * dm.window_length * np.dtype(np.float32).itemsize
     print(
@@ -79,6 +97,10 @@ def main() -> None:
     print(
         f"cutting one epoch of train batches: {t_epoch:.2f} s for {n_batches} batches "
         f"({1000 * t_epoch / n_batches:.2f} ms per batch of {dm.hparams.batch_size})"
+    )
+    print(
+        f"the same with data.cut_on_device on {args.device}: {t_device:.2f} s "
+        f"({1000 * t_device / n_batches:.2f} ms per batch: plan, transfer, one gather)"
     )
 
 

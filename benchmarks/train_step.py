@@ -7,12 +7,14 @@ Lightning / bare time ratio (target <= 1.10).
 
     python benchmarks/train_step.py [--models cnn cnn_lstm resnet aami] [--threads 1 2] [--batches N] [--repeats 2]
         [--root $MITDB_DIR] [--out results/benchmark_train_step.txt] [--profile] [--compile]
+        [--accelerator gpu --precision bf16-mixed --override data.batch_size=1024 data.cut_on_device=true]
 
 Models: ``cnn`` / ``cnn_lstm`` are the study's (experiment=study_cnn / study_cnn_lstm: seed split, 82,873
 training windows); ``resnet`` is BeatResNet on the same windows; ``aami`` is the AAMI benchmark's model and data
 (experiment=aami_ds1ds2: two leads + templates, RR features, augmentation). ``--profile`` prints torch.profiler's
 top operators of a few bare-loop steps per model (where the time goes); ``--compile`` runs the bare loop
-with ``torch.compile`` (compile time printed).
+with ``torch.compile`` (compile time printed). On a GPU (``--accelerator gpu``) only the Lightning epoch is
+measured; ``--precision`` and ``--override`` (batch size, ``data.cut_on_device``) give the GPU comparisons.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ MODELS = {
 }
 
 
-def build(model: str, root: Path) -> tuple[L.LightningModule, L.LightningDataModule]:
+def build(model: str, root: Path, overrides: list[str] = ()) -> tuple[L.LightningModule, L.LightningDataModule]:
     """The composed run's LightningModule and DataModule (set up for fit)."""
-    cfg = compose_train([*MODELS[model], f"data.root={root}"])
+    cfg = compose_train([*MODELS[model], f"data.root={root}", *overrides])
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     return instantiate(cfg.model, _convert_="all"), datamodule
@@ -81,14 +83,20 @@ class _EpochClock(L.Callback):
 
 
 def lightning_epoch(
-    module: L.LightningModule, datamodule: L.LightningDataModule, batches: int | None, repeats: int = 1
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    batches: int | None,
+    repeats: int = 1,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
 ) -> float:
     """Seconds for the same epoch through ``Trainer.fit`` (training metrics, logging, epoch seeding): the fastest
     of ``repeats`` epochs."""
     clock = _EpochClock()
     trainer = L.Trainer(
         max_epochs=repeats,
-        accelerator="cpu",
+        accelerator=accelerator,
+        precision=precision,
         limit_train_batches=batches,
         limit_val_batches=0,
         num_sanity_val_steps=0,
@@ -126,15 +134,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="epochs per measurement; the fastest counts")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (bare loop only)")
+    parser.add_argument("--accelerator", default="cpu", help="Lightning's accelerator (gpu: the bare loop is skipped)")
+    parser.add_argument("--precision", default="32-true", help="Lightning's precision, e.g. bf16-mixed")
+    parser.add_argument("--override", nargs="*", default=[], help="more config overrides, e.g. data.batch_size=1024")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    lines = [f"torch {torch.__version__}, {os.cpu_count()} CPUs; fastest of {args.repeats} training epochs each"]
+    lines = [
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs; fastest of {args.repeats} training epochs each; "
+        f"{args.accelerator}, {args.precision} {' '.join(args.override)}"
+    ]
     lines.append("model     threads  windows  bare w/s  Lightning w/s  Lightning/bare time")
     for model in args.models:
         for threads in args.threads:
             torch.set_num_threads(threads)
-            module, datamodule = build(model, args.root)
+            module, datamodule = build(model, args.root, args.override)
             n_batches = len(datamodule.train_dataloader()) if args.batches is None else args.batches
             windows = min(len(datamodule.data_train), n_batches * datamodule.hparams.batch_size)
             if args.compile:
@@ -142,9 +156,10 @@ def main() -> None:
                 start = time.perf_counter()
                 bare_epoch(module, datamodule, 1)
                 lines.append(f"{model}: torch.compile + first step {time.perf_counter() - start:.1f} s")
-            bare = bare_epoch(module, datamodule, args.batches, args.repeats)
-            module, _ = build(model, args.root)  # fresh weights and optimizer for the Lightning epochs
-            framed = lightning_epoch(module, datamodule, args.batches, args.repeats)
+            on_cpu = args.accelerator == "cpu" and not datamodule.hparams.cut_on_device
+            bare = bare_epoch(module, datamodule, args.batches, args.repeats) if on_cpu else float("nan")
+            module, _ = build(model, args.root, args.override)  # fresh weights and optimizer for the Lightning epochs
+            framed = lightning_epoch(module, datamodule, args.batches, args.repeats, args.accelerator, args.precision)
             lines.append(
                 f"{model:9s} {threads:7d}  {windows:7d}  {windows / bare:8.0f}  {windows / framed:13.0f}"
                 f"  {framed / bare:19.3f}"

@@ -191,3 +191,38 @@ def test_a_missing_lead_is_reported_whether_the_cache_is_cold_or_warm(tiny_db, t
             make_dm(tiny_db, tmp_path, lead=["MLII", "V9"]).setup()
         assert "data.lead V9: 12 of 12 records lack it and give another lead there: 100 V1, 101 V1" in caplog.text
         assert "data.lead MLII" not in caplog.text
+
+
+def test_cut_on_device_gives_the_cpu_path_batches(tiny_db, tmp_path):
+    """data.cut_on_device: the loaders carry plans; cut on the device (the CPU here: no GPU needed) they give the
+    CPU path's windows exactly: edge padding, jitter, scale, templates, two leads and RR features included."""
+    settings = dict(
+        lead=["MLII", "V1"], pad_edges=True, templates=True, rr_features=True,
+        augment={"jitter_s": 0.05, "scale": 0.2},
+    )  # fmt: skip
+    cpu = make_dm(tiny_db, tmp_path, **settings)
+    device = make_dm(tiny_db, tmp_path, cut_on_device=True, **settings)
+    cpu.setup()
+    device.setup()
+    for loader in ("train_dataloader", "val_dataloader"):
+        for plan, batch in zip(getattr(device, loader)(), getattr(cpu, loader)()):
+            assert isinstance(plan, dict) and "start" in plan
+            cut = device.on_after_batch_transfer(plan, 0)
+            assert len(cut) == len(batch) == 3
+            for ours, theirs in zip(cut, batch):
+                torch.testing.assert_close(ours, theirs)
+    assert cpu.on_after_batch_transfer(batch, 0) is batch  # CPU-cut batches pass through
+    assert not isinstance(device.loader(device.eval_dataset("val")).__iter__().__next__(), dict)  # evaluate: cut
+
+
+def test_cut_on_device_draws_seeded_noise_of_the_configured_size(tiny_db, tmp_path):
+    clean = make_dm(tiny_db, tmp_path, cut_on_device=True)
+    noisy = make_dm(tiny_db, tmp_path, cut_on_device=True, augment={"noise": 0.3})
+    clean.setup()
+    noisy.setup()
+    plan = next(iter(noisy.train_dataloader()))
+    x, _ = noisy.on_after_batch_transfer(plan, 0)
+    again, _ = noisy.on_after_batch_transfer(plan, 0)
+    reference, _ = clean.on_after_batch_transfer(next(iter(clean.train_dataloader())), 0)
+    assert torch.equal(x, again)  # seeded by the batch
+    assert abs(float((x - reference).std()) - 0.3) < 0.02

@@ -310,3 +310,10 @@ def test_threads_auto_divides_the_cores_among_the_jobs_running_at_once(monkeypat
             train_module.set_threads("many")
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("experiment", ["study_cnn", "aami_ds1ds2"])
+def test_training_with_windows_cut_on_the_device(compose_cfg, experiment):
+    """data.cut_on_device=true through Lightning: batches are cut in on_after_batch_transfer (the CPU here)."""
+    metrics = train(compose_cfg(f"experiment={experiment}", "data.cut_on_device=true", "debug=fdr"))
+    assert np.isfinite(metrics["train/loss_step"])

@@ -30,6 +30,7 @@ from ecg_lightning.data.windows import (
     EpochShuffle,
     Shard,
     beat_templates,
+    cut_windows,
     index_beats,
     passthrough_collate,
 )
@@ -69,6 +70,9 @@ class MITBIHDataModule(L.LightningDataModule):
         same_subject: groups of records from one subject.
         cache_dir: where the read records are stored, memory-mapped (None: read into memory at every setup).
         cache_dtype: the store's sample type: float32, or float16 (half the disk; ~1e-3 relative rounding).
+        cut_on_device: keep the signals on the training device (e.g. the GPU: they must fit there) and cut each
+            batch's windows there with one gather (``windows.cut_windows``); the loaders then carry only each
+            batch's plan (starts, scales, labels), not its samples.
         seed: seeds shuffling and augmentation (per epoch and batch, independent of the global RNG).
     """
 
@@ -99,6 +103,7 @@ class MITBIHDataModule(L.LightningDataModule):
         same_subject: Sequence[Sequence[str]] = (("201", "202"),),
         cache_dir: str | Path | None = None,
         cache_dtype: str = "float32",
+        cut_on_device: bool = False,
         batch_size: int = 128,
         num_workers: int = 0,
         seed: int = 0,
@@ -137,6 +142,7 @@ class MITBIHDataModule(L.LightningDataModule):
         self.data_train: BeatWindowDataset | None = None
         self.data_val: BeatWindowDataset | None = None
         self.data_test: BeatWindowDataset | None = None
+        self._on_device: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -169,16 +175,17 @@ class MITBIHDataModule(L.LightningDataModule):
         self.beats = index_beats(self.records, labels, self.half_width, hp.pad_edges, rr=bool(self.rr_columns))
         self.templates = beat_templates(self.records, self.beats, self.half_width) if hp.templates else None
         self.train_records, self.val_records, self.test_records = self._split()
-        self.data_train = self._dataset(self._beats_of(self.train_records), train=True)
-        self.data_val = self._dataset(self._beats_of(self.val_records))
-        self.data_test = self._dataset(self._beats_of(self.test_records))
+        on_device = hp.cut_on_device
+        self.data_train = self._dataset(self._beats_of(self.train_records), train=True, plan_only=on_device)
+        self.data_val = self._dataset(self._beats_of(self.val_records), plan_only=on_device)
+        self.data_test = self._dataset(self._beats_of(self.test_records), plan_only=on_device)
         self._log_summary()
 
     def _beats_of(self, records: Sequence[str]) -> np.ndarray:
         """Mask of the indexed beats that belong to ``records`` (one lookup per record, not per beat)."""
         return np.isin(np.asarray(self.records.names), list(records))[self.beats.record]
 
-    def _dataset(self, mask: np.ndarray, train: bool = False) -> BeatWindowDataset:
+    def _dataset(self, mask: np.ndarray, train: bool = False, plan_only: bool = False) -> BeatWindowDataset:
         augment = self._augment() if train else None
         return BeatWindowDataset(
             self.records,
@@ -188,7 +195,19 @@ class MITBIHDataModule(L.LightningDataModule):
             augment,
             self.hparams.seed,
             self.templates,
+            plan_only,
         )
+
+    def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
+        """With ``cut_on_device``: the batch's windows, cut on its device from signals moved there once."""
+        if not isinstance(batch, dict):
+            return batch
+        device = batch["start"].device
+        if self._on_device is None or self._on_device[0].device != device:
+            signal = torch.from_numpy(np.array(self.records.signal, copy=True)).to(device)  # a writable copy
+            templates = None if self.templates is None else torch.as_tensor(self.templates).to(device)
+            self._on_device = (signal, templates)
+        return cut_windows(batch, *self._on_device, self.window_length)
 
     def _augment(self) -> Augment:
         spec = dict(self.hparams.augment or {})

@@ -152,7 +152,9 @@ class BeatWindowDataset(Dataset):
         augment: Augment | None = None,
         seed: int = 0,
         templates: np.ndarray | None = None,
+        plan_only: bool = False,
     ) -> None:
+        self.plan_only = plan_only
         self.signal = records.signal
         # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
         # than gathering sample positions)
@@ -174,15 +176,22 @@ class BeatWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
-        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x (batch, leads, window), y class indices."""
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
+        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x (batch, leads, window), y class indices.
+
+        With ``plan_only`` the batch's plan instead (``plan``): its windows are cut later, on the device
+        (``cut_windows``), from signals kept there.
+        """
         idx = np.asarray(indices, dtype=np.int64)
-        starts = self.starts[idx]
         aug = self.augment
         # seeded by the batch itself, so a resumed run augments exactly as an uninterrupted one
         rng = np.random.default_rng([self.seed, int(idx[0]), int(idx[-1]), len(idx)])
+        starts = self.starts[idx]
         if aug.jitter:
             starts = starts + rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
+        scales = (1 + aug.scale * rng.uniform(-1, 1, len(idx))).astype(np.float32) if aug.scale else None
+        if self.plan_only:
+            return self.plan(idx, starts, scales, rng)
         lo, hi = self.record_start[idx], self.record_end[idx]
         if ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
             windows = self.windows[:, starts]
@@ -191,8 +200,8 @@ class BeatWindowDataset(Dataset):
             lo, hi = lo[:, None], hi[:, None]
             windows = self.signal[:, np.clip(positions, lo, hi - 1)] * ((positions >= lo) & (positions < hi))
         windows = windows.transpose(1, 0, 2)  # (batch, leads, window)
-        if aug.scale:
-            windows = windows * (1 + aug.scale * rng.uniform(-1, 1, (len(idx), 1, 1))).astype(np.float32)
+        if scales is not None:
+            windows = windows * scales[:, None, None]
         if aug.noise:
             windows = windows + (aug.noise * rng.standard_normal(windows.shape)).astype(np.float32)
         if self.templates is not None:
@@ -201,7 +210,30 @@ class BeatWindowDataset(Dataset):
         y = torch.from_numpy(self.labels[idx])
         if not self.rr_columns:
             return x, y
-        return x, torch.from_numpy(np.ascontiguousarray(self.beats.rr[idx][:, self.rr_columns])), y
+        return x, self._rr(idx), y
+
+    def _rr(self, idx: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.beats.rr[idx][:, self.rr_columns]))
+
+    def plan(
+        self, idx: np.ndarray, starts: np.ndarray, scales: np.ndarray | None, rng: np.random.Generator
+    ) -> dict[str, torch.Tensor]:
+        """Everything a batch needs but its samples (a few numbers per window): window starts (jittered), record
+        bounds, amplitude scales, a noise seed, template rows, RR features, labels. Drawn from the same seeded
+        generator as a CPU-cut batch, so jitter and scale are the same; noise is drawn on the device."""
+        plan = {
+            "start": torch.from_numpy(starts),
+            "lo": torch.from_numpy(self.record_start[idx]),
+            "hi": torch.from_numpy(self.record_end[idx]),
+            "scale": torch.from_numpy(scales if scales is not None else np.ones(len(idx), np.float32)),
+            "noise": torch.tensor([self.augment.noise], dtype=torch.float32),
+            "noise_seed": torch.tensor([int(rng.integers(2**62))]),
+            "record": torch.from_numpy(self.beats.record[idx].astype(np.int64)),
+            "label": torch.from_numpy(self.labels[idx]),
+        }
+        if self.rr_columns:
+            plan["rr"] = self._rr(idx)
+        return plan
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         return tuple(t[0] for t in self.__getitems__([i]))
@@ -211,3 +243,26 @@ class BeatWindowDataset(Dataset):
         """Memory held by this dataset's own index (the shared signal is counted once, by the DataModule)."""
         arrays = (self.starts, self.labels, self.record_start, self.record_end, self.padded, *vars(self.beats).values())
         return sum(a.nbytes for a in arrays)
+
+
+def cut_windows(
+    plan: dict[str, torch.Tensor], signal: torch.Tensor, templates: torch.Tensor | None, width: int
+) -> tuple[torch.Tensor, ...]:
+    """A batch cut where ``signal`` (leads, samples) lives, e.g. on the GPU: one gather of every window's samples.
+
+    The same windows as ``BeatWindowDataset.__getitems__`` (zero outside the window's record, the plan's scales,
+    templates appended), with noise drawn on ``signal``'s device from the plan's seed.
+    """
+    lo, hi = plan["lo"][:, None], plan["hi"][:, None]
+    positions = plan["start"][:, None] + torch.arange(width, device=signal.device)
+    inside = (positions >= lo) & (positions < hi)
+    x = signal[:, torch.minimum(torch.maximum(positions, lo), hi - 1)] * inside  # (leads, batch, window)
+    x = x.transpose(0, 1).float() * plan["scale"][:, None, None]
+    noise = float(plan["noise"][0])
+    if noise:
+        generator = torch.Generator(signal.device).manual_seed(int(plan["noise_seed"][0]))
+        x = x + noise * torch.randn(x.shape, generator=generator, device=signal.device)
+    if templates is not None:
+        x = torch.cat([x, templates[plan["record"]]], dim=1)
+    x = x.contiguous()
+    return (x, plan["rr"], plan["label"]) if "rr" in plan else (x, plan["label"])
