@@ -49,8 +49,9 @@ def predict_proba(
 
 
 def predicted_class(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Class index per beat: P(abnormal) >= threshold for a binary model, else the most probable class."""
-    return (probs >= threshold).astype(np.int64) if probs.ndim == 1 else probs.argmax(axis=1)
+    """Class index per beat: P(abnormal) > threshold for a binary model (as torchmetrics decides, so tables and
+    metrics agree on a beat exactly at the threshold), else the most probable class."""
+    return (probs > threshold).astype(np.int64) if probs.ndim == 1 else probs.argmax(axis=1)
 
 
 def class_probabilities(probs: np.ndarray) -> np.ndarray:

@@ -125,3 +125,29 @@ def test_kappa_part_of_jk_on_a_one_beat_matrix():
     cm = torch.tensor([[0, 0, 0], [0, 0, 0], [0, 0, 1]])  # one V beat, found: observed = expected = 1
     j, jk = j_kappa_index(cm, s=1, v=2)
     assert float(j) == pytest.approx(2.0) and float(jk) == pytest.approx(0.25)  # kappa 0 (no agreement beyond chance)
+
+
+@pytest.mark.parametrize("threshold", [None, 0.35, 0.8])
+def test_confusion_figure_shows_the_thresholded_counts_and_the_class_names(threshold):
+    """The figure's cell texts are scikit-learn's confusion matrix of P > threshold (0.5 by default; "above",
+    as torchmetrics decides: 0.5 itself is normal), row-major (rows: reference), equal to the report's table, and
+    its axes are labelled with the class names."""
+    from sklearn.metrics import confusion_matrix
+
+    from ecg_lightning import report
+
+    probs = np.array([0.1, 0.4, 0.6, 0.9, 0.3, 0.7, 0.5, 0.85], dtype=np.float32)
+    labels = np.array([0, 0, 1, 1, 1, 0, 1, 0])
+    classes = ["normal", "abnormal"]
+    figs = (
+        report.figures(probs, labels, classes)
+        if threshold is None
+        else report.figures(probs, labels, classes, threshold)
+    )
+    ax = figs["confusion_matrix"].axes[0]
+    t = 0.5 if threshold is None else threshold
+    expected = confusion_matrix(labels, probs > t, labels=[0, 1])
+    assert [int(float(cell.get_text())) for cell in ax.texts] == expected.ravel().tolist()
+    assert report.metrics_report(probs, labels, classes, t)["confusion_matrix"] == expected.tolist()
+    assert [t.get_text() for t in ax.get_xticklabels()] == classes
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
