@@ -162,16 +162,19 @@ class BeatWindowDataset(Dataset):
         self.windows = sliding_window_view(self.signal, width, axis=-1) if self.signal.shape[-1] >= width else None
         self.templates = templates
         self.beats = beats
+        # per-beat arrays are kept small (a big database has millions of beats): record bounds are looked up per
+        # batch from the records' offsets, labels stay int8 until a batch is cut
+        self.offsets = records.offsets
         self.starts = records.offsets[beats.record] + beats.sample - half_width
-        self.labels = beats.label.astype(np.int64)
+        self.labels = beats.label
         self.steps = np.arange(2 * half_width, dtype=np.int64)
         self.rr_columns = list(rr_columns or [])
         self.augment = augment or Augment()
         self.seed = seed
-        self.record_start = records.offsets[beats.record]
-        self.record_end = records.offsets[beats.record + 1]
         # beats whose (unjittered) window runs past an edge of their record
-        self.padded = (self.starts < self.record_start) | (self.starts + 2 * half_width > self.record_end)
+        self.padded = (beats.sample < half_width) | (
+            beats.sample + half_width > records.offsets[beats.record + 1] - records.offsets[beats.record]
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -192,7 +195,7 @@ class BeatWindowDataset(Dataset):
         scales = (1 + aug.scale * rng.uniform(-1, 1, len(idx))).astype(np.float32) if aug.scale else None
         if self.plan_only:
             return self.plan(idx, starts, scales, rng)
-        lo, hi = self.record_start[idx], self.record_end[idx]
+        lo, hi = self._bounds(idx)
         if ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
             windows = self.windows[:, starts]
         else:  # some window runs past its record's edge: gather inside, zero outside
@@ -207,10 +210,15 @@ class BeatWindowDataset(Dataset):
         if self.templates is not None:
             windows = np.concatenate([windows, self.templates[self.beats.record[idx]]], axis=1)
         x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
-        y = torch.from_numpy(self.labels[idx])
+        y = torch.from_numpy(self.labels[idx].astype(np.int64))
         if not self.rr_columns:
             return x, y
         return x, self._rr(idx), y
+
+    def _bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First sample and end (exclusive) of each window's record, in the concatenated signal."""
+        record = self.beats.record[idx]
+        return self.offsets[record], self.offsets[record + 1]
 
     def _rr(self, idx: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(self.beats.rr[idx][:, self.rr_columns]))
@@ -221,15 +229,16 @@ class BeatWindowDataset(Dataset):
         """Everything a batch needs but its samples (a few numbers per window): window starts (jittered), record
         bounds, amplitude scales, a noise seed, template rows, RR features, labels. Drawn from the same seeded
         generator as a CPU-cut batch, so jitter and scale are the same; noise is drawn on the device."""
+        lo, hi = self._bounds(idx)
         plan = {
             "start": torch.from_numpy(starts),
-            "lo": torch.from_numpy(self.record_start[idx]),
-            "hi": torch.from_numpy(self.record_end[idx]),
+            "lo": torch.from_numpy(lo),
+            "hi": torch.from_numpy(hi),
             "scale": torch.from_numpy(scales if scales is not None else np.ones(len(idx), np.float32)),
             "noise": torch.tensor([self.augment.noise], dtype=torch.float32),
             "noise_seed": torch.tensor([int(rng.integers(2**62))]),
             "record": torch.from_numpy(self.beats.record[idx].astype(np.int64)),
-            "label": torch.from_numpy(self.labels[idx]),
+            "label": torch.from_numpy(self.labels[idx].astype(np.int64)),
         }
         if self.rr_columns:
             plan["rr"] = self._rr(idx)
@@ -241,7 +250,7 @@ class BeatWindowDataset(Dataset):
     @property
     def nbytes(self) -> int:
         """Memory held by this dataset's own index (the shared signal is counted once, by the DataModule)."""
-        arrays = (self.starts, self.labels, self.record_start, self.record_end, self.padded, *vars(self.beats).values())
+        arrays = (self.starts, self.padded, *vars(self.beats).values())
         return sum(a.nbytes for a in arrays)
 
 
