@@ -91,6 +91,7 @@ def test_bad_monitor_and_class_weight_are_named(compose_cfg):
         ("data.fs=0", r"data.fs=0"),
         ("data.split=kfold data.n_folds=40", r"data.n_folds=40 is more than the 11 subjects"),
         ("data.split=kfold data.fold=4", r"data.fold=4 is outside 0..3"),
+        ("data.cache_dtype=float64", r"data.cache_dtype='float64'; choose one of \('float32', 'float16'\)"),
     ],
 )
 def test_bad_config_values_name_the_key(compose_cfg, override, message):

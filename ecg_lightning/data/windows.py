@@ -172,9 +172,7 @@ class BeatWindowDataset(Dataset):
         self.augment = augment or Augment()
         self.seed = seed
         # beats whose (unjittered) window runs past an edge of their record
-        self.padded = (beats.sample < half_width) | (
-            beats.sample + half_width > records.offsets[beats.record + 1] - records.offsets[beats.record]
-        )
+        self.padded = (beats.sample < half_width) | (beats.sample + half_width > records.lengths[beats.record])
 
     def __len__(self) -> int:
         return len(self.labels)
