@@ -16,8 +16,14 @@ import torch
 import wfdb
 
 from ecg_lightning.config import configured_label_sets
-from ecg_lightning.data import MITBIHDataModule
+from ecg_lightning.data import BeatDataModule
 from ecg_lightning.data.records import list_records
+
+
+def mitdb(root: Path, **kwargs) -> BeatDataModule:
+    """MIT-BIH at ``root`` as configured by default (study settings)."""
+    spec = {"root": root, "download": False, "same_subject": [["201", "202"]]}
+    return BeatDataModule(catalog={"mitdb": spec}, label_sets=configured_label_sets(), **kwargs)
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -46,17 +52,17 @@ def main() -> None:
     t_bare, _ = timed(lambda: bare_wfdb_read(args.root), args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
 
-        def cold() -> MITBIHDataModule:
+        def cold() -> BeatDataModule:
             for entry in Path(tmp).iterdir():  # empty cache each time
                 for f in entry.iterdir():
                     f.unlink()
                 entry.rmdir()
-            dm = MITBIHDataModule(args.root, cache_dir=tmp, label_sets=configured_label_sets())
+            dm = mitdb(args.root, cache_dir=tmp)
             dm.setup()
             return dm
 
-        def warm() -> MITBIHDataModule:
-            dm = MITBIHDataModule(args.root, cache_dir=tmp, label_sets=configured_label_sets())
+        def warm() -> BeatDataModule:
+            dm = mitdb(args.root, cache_dir=tmp)
             dm.setup()
             return dm
 
@@ -66,7 +72,7 @@ def main() -> None:
         loader = dm.train_dataloader()
         t_epoch, n_batches = timed(lambda: sum(1 for _ in loader), 1)
         # data.cut_on_device: plans from the loader, windows cut where the signals are (args.device)
-        on_device = MITBIHDataModule(args.root, cache_dir=tmp, label_sets=configured_label_sets(), cut_on_device=True)
+        on_device = mitdb(args.root, cache_dir=tmp, cut_on_device=True)
         on_device.setup()
         device = torch.device(args.device)
 

@@ -42,7 +42,7 @@ def materialize(root: Path, out: Path, windows: int | None) -> int:
     from common import compose_train
     from hydra.utils import instantiate
 
-    dm = instantiate(compose_train([STUDY["cnn"], f"data.root={root}"]).data, _convert_="all")
+    dm = instantiate(compose_train([STUDY["cnn"], f"data.catalog.mitdb.root={root}"]).data, _convert_="all")
     dm.setup("fit")
     n = len(dm.data_train) if windows is None else min(windows, len(dm.data_train))
     x, y = dm.data_train.__getitems__(list(range(n)))

@@ -69,11 +69,11 @@ def write_database(root: Path, n_records: int, samples: int) -> int:
 
 def datamodule(root: Path, cache_dir: Path):
     from ecg_lightning.config import configured_label_sets
-    from ecg_lightning.data import MITBIHDataModule
+    from ecg_lightning.data import BeatDataModule
 
-    return MITBIHDataModule(
-        root, download=False, fs=FS, window_s=1.0, split="patient", cache_dir=cache_dir,
-        label_sets=configured_label_sets(), labels="study", same_subject=(),
+    return BeatDataModule(
+        databases=["icentia"], catalog={"icentia": {"root": root, "download": False}}, fs=FS, window_s=1.0,
+        split="patient", cache_dir=cache_dir, label_sets=configured_label_sets(), labels="study",
     )  # fmt: skip
 
 

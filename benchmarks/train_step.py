@@ -42,7 +42,7 @@ MODELS = {
 
 def build(model: str, root: Path, overrides: list[str] = ()) -> tuple[L.LightningModule, L.LightningDataModule]:
     """The composed run's LightningModule and DataModule (set up for fit)."""
-    cfg = compose_train([*MODELS[model], f"data.root={root}", *overrides])
+    cfg = compose_train([*MODELS[model], f"data.catalog.mitdb.root={root}", *overrides])
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     return instantiate(cfg.model, _convert_="all"), datamodule

@@ -38,12 +38,17 @@ AAMI_METRICS = (
 )
 REPEAT_KEYS = ("seed", "data.fold")  # what varies between repeats of one setting
 IGNORED_KEYS = ("hydra.", "callbacks.progress_bar", "paths.", "data.root", "data.cache_dir")
+IGNORED_SUFFIXES = (".root",)  # a database's folder (data.catalog.<name>.root) is where, not what
+
+
+def ignored(key: str) -> bool:
+    return key.startswith(REPEAT_KEYS + IGNORED_KEYS) or key.endswith(IGNORED_SUFFIXES)
 
 
 def job_setting(job: Path) -> str:
     """The job's overrides minus repeats and paths: jobs with the same setting are pooled."""
     overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
-    kept = [o for o in overrides if not o.split("=")[0].lstrip("+~").startswith(REPEAT_KEYS + IGNORED_KEYS)]
+    kept = [o for o in overrides if not ignored(o.split("=")[0].lstrip("+~"))]
     return " ".join(sorted(kept)) or "defaults"
 
 

@@ -15,7 +15,7 @@ _PACKAGE = Path(__file__).resolve().parent
 CONFIG_DIR = next(p for p in (_PACKAGE / "conf", _PACKAGE.parent / "conf") if p.is_dir())
 
 
-def configured_label_sets(data: str = "mitdb") -> dict:
+def configured_label_sets(data: str = "wfdb") -> dict:
     """The label sets of a data config (``conf/data/<data>.yaml``), for building a DataModule outside Hydra."""
     return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / f"{data}.yaml").label_sets)
 

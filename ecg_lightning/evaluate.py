@@ -28,7 +28,7 @@ from ecg_lightning.errors import exit_on_input_error, instantiate_checked
 
 log = logging.getLogger(__name__)
 
-MACHINE_KEYS = ("root", "cache_dir", "download")  # where the data is on this machine, not part of the run
+MACHINE_KEYS = ("root", "download")  # where a database is on this machine (and whether to fetch it), not the run's
 INPUT_KEYS = ("lead", "fs", "band", "window_s", "templates", "rr_features", "labels", "label_sets")
 
 
@@ -41,6 +41,22 @@ def data_overrides(cfg: DictConfig) -> list[str]:
     return [o.lstrip("+") for o in task if o.lstrip("+").startswith("data.")]
 
 
+def use_local_data(run: DictConfig, local: DictConfig) -> None:
+    """Point a checkpoint's data config at this machine's databases and cache (``local``: the composed config).
+
+    Checkpoints of the earlier one-folder data config (``data.root``: MIT-BIH) take MIT-BIH's folder.
+    """
+    run.cache_dir = local.cache_dir
+    if "catalog" not in run:
+        for key in MACHINE_KEYS:
+            run[key] = local.catalog.mitdb[key]
+        return
+    for name, spec in run.catalog.items():
+        if name in local.catalog:
+            for key in MACHINE_KEYS:
+                spec[key] = local.catalog[name][key]
+
+
 def load_models(cfg: DictConfig) -> tuple[DictConfig, list[BeatClassifier]]:
     """The run config of the (first) checkpoint with the user's data overrides, and every checkpoint's model.
 
@@ -51,8 +67,7 @@ def load_models(cfg: DictConfig) -> tuple[DictConfig, list[BeatClassifier]]:
     for path in paths:
         ckpt = load_checkpoint(path)
         run = checkpoint_config(ckpt, data_overrides(cfg))
-        for key in MACHINE_KEYS:
-            run.data[key] = cfg.data[key]
+        use_local_data(run.data, cfg.data)
         if cfg.get("model") is not None:
             run.model = cfg.model
         models.append(build_model(ckpt, run, path))

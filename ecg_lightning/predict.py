@@ -31,6 +31,7 @@ from ecg_lightning.checkpoint import (
 )
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
+from ecg_lightning.data.databases import configured_lead
 from ecg_lightning.data.labels import DROPPED, label_beats
 from ecg_lightning.data.records import (
     Record,
@@ -143,7 +144,7 @@ def classify_record(
     if annotation is not None and not annotated:
         log.info("%s.%s not found: detecting the beats", base, annotation)
     band = tuple(data.band) if data.get("band") else None
-    trained = lead_list(data.lead)
+    trained = lead_list(configured_lead(data))
     requested = trained if lead is None else lead_list(lead)
     if len(requested) != len(trained):
         raise RecordError(f"lead={requested}: the model takes {len(trained)} lead(s) ({trained}); give as many")

@@ -10,7 +10,7 @@ import pytest
 import wfdb
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecg_lightning.config import CONFIG_DIR, configured_label_sets
 
@@ -113,6 +113,20 @@ def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def database_spec(name: str, root: Path, **changes) -> dict:
+    """A database's settings as configured in conf/data/database/<name>.yaml, at ``root``."""
+    spec = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / "database" / f"{name}.yaml"))
+    return {**spec, "root": str(root), **changes}
+
+
+def beat_dm(root: Path, database: str = "mitdb", **kwargs):
+    """A BeatDataModule over one database at ``root`` (configured as ``database``), with the configured label sets."""
+    from ecg_lightning.data import BeatDataModule
+
+    kwargs = {"label_sets": LABEL_SETS, **kwargs}
+    return BeatDataModule(databases=[database], catalog={database: database_spec(database, root)}, **kwargs)
+
+
 def compose_config(name: str, out_dir: Path, overrides: list[str]) -> DictConfig:
     """Compose one of the real configs (train, evaluate, predict) as a Hydra run into ``out_dir`` would."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -126,7 +140,7 @@ def compose_config(name: str, out_dir: Path, overrides: list[str]) -> DictConfig
 def train_overrides(root: Path, tmp: Path, window_s: float = TEST_WINDOW_S) -> list[str]:
     """Small, quiet training on ``root`` with caches and logs under ``tmp``."""
     return [
-        f"data.root={root}",
+        f"data.catalog.mitdb.root={root}",
         f"paths.cache_dir={tmp / 'cache'}",
         f"paths.log_dir={tmp / 'outputs'}",
         f"data.window_s={window_s}",

@@ -18,8 +18,8 @@ def write_job(sweep, num, overrides, accuracy, epoch_s=10.0):
 
 
 def test_jobs_are_pooled_over_seeds_and_folds(tmp_path):
-    write_job(tmp_path, 0, ["model=cnn", "seed=0", "data.root=/x"], 0.80)
-    write_job(tmp_path, 1, ["model=cnn", "seed=1", "data.root=/y"], 0.84)
+    write_job(tmp_path, 0, ["model=cnn", "seed=0", "data.catalog.mitdb.root=/x"], 0.80)
+    write_job(tmp_path, 1, ["model=cnn", "seed=1", "data.catalog.mitdb.root=/y"], 0.84)
     write_job(tmp_path, 2, ["model=cnn", "seed=2"], 0.90)
     write_job(tmp_path, 3, ["model=resnet", "data.fold=0"], 0.95)
     write_job(tmp_path, 4, ["model=resnet", "data.fold=1"], 0.97)

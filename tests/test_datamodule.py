@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S
+from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S, beat_dm
 
-from ecg_lightning.data import MITBIHDataModule
 from ecg_lightning.errors import InputError
 
-# de Chazal 2004, written out here independently of conf/data/mitdb.yaml
+# de Chazal 2004, written out here independently of conf/data/wfdb.yaml
 DS1 = "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
 DS2 = "100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split()
 PACED = ["102", "104", "107", "217"]
@@ -18,8 +17,8 @@ AAMI_BEATS = ["N", "L", "R", "e", "j", "A", "a", "J", "S", "V", "E", "F", "/", "
 
 
 def make_dm(tiny_db, tmp_path, **kwargs):
-    kwargs = {"window_s": TEST_WINDOW_S, "cache_dir": tmp_path, "batch_size": 16, "label_sets": LABEL_SETS, **kwargs}
-    return MITBIHDataModule(tiny_db, **kwargs)
+    kwargs = {"window_s": TEST_WINDOW_S, "cache_dir": tmp_path, "batch_size": 16, **kwargs}
+    return beat_dm(tiny_db, **kwargs)
 
 
 def beats_of(root, names, symbols, half=180):
@@ -166,7 +165,10 @@ def test_bad_settings_are_named(tiny_db, tmp_path):
         dm.eval_dataset("test")
     with pytest.raises(InputError, match="side='dev'"):
         dm.eval_dataset("dev")
-    with pytest.raises(ValueError, match="^this split has no test set; train with data.split=ds1ds2$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^this split has no test set; train with data.split=ds1ds2 or data.test_databases=\[\.\.\.\]$",
+    ):
         dm.test_dataloader()
     assert dm.loader(dm.data_val, 7).batch_size == 7 and dm.loader(dm.data_val).batch_size == 16
     assert len(dm.eval_dataset("all")) == len(dm.data_train) + len(dm.data_val)
@@ -185,11 +187,11 @@ def test_a_missing_lead_is_reported_whether_the_cache_is_cold_or_warm(tiny_db, t
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             make_dm(tiny_db, tmp_path, lead=[0, "V9"]).setup()  # a channel index first: not checked, V9 still is
-        assert any(m.startswith("data.lead V9: 12 of 12 records lack it") for m in caplog.messages)
+        assert any(m.startswith("data.lead V9: 12 of 12 mitdb records lack it") for m in caplog.messages)
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             make_dm(tiny_db, tmp_path, lead=["MLII", "V9"]).setup()
-        assert "data.lead V9: 12 of 12 records lack it and give another lead there: 100 V1, 101 V1" in caplog.text
+        assert "data.lead V9: 12 of 12 mitdb records lack it and give another lead there: 100 V1, 101 V1" in caplog.text
         assert "data.lead MLII" not in caplog.text
 
 

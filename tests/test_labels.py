@@ -1,4 +1,4 @@
-"""Labels: the label sets in conf/data/mitdb.yaml are the spec, checked against the values written out here."""
+"""Labels: the label sets in conf/data/wfdb.yaml are the spec, checked against the values written out here."""
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ NOT_BEATS = ["+", "~", "|", "x", "!", "[", "]", '"']
 
 @pytest.fixture(scope="module")
 def label_sets():
-    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / "mitdb.yaml").label_sets)
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / "wfdb.yaml").label_sets)
 
 
 def test_config_label_sets_are_the_studys_and_aamis(label_sets):
@@ -46,7 +46,10 @@ def test_overlap_and_single_class_rejected():
 
 
 def test_config_split_settings_are_the_studys():
-    data = OmegaConf.load(CONFIG_DIR / "data" / "mitdb.yaml")
+    data = OmegaConf.load(CONFIG_DIR / "data" / "wfdb.yaml")
     assert list(data.bin_edges) == [0.0, 0.2, 0.6, 1.0] and data.val_fraction == 0.25 and data.split_seed == 42
     assert data.fs == 360 and data.window_s == 3 and data.lead == 0 and data.pad_edges is False
-    assert data.labels == "study" and list(data.same_subject) == [["201", "202"]]
+    assert data.labels == "study" and list(data.databases) == ["mitdb"] and list(data.test_databases) == []
+    mitdb = OmegaConf.load(CONFIG_DIR / "data" / "database" / "mitdb.yaml")
+    assert mitdb.physionet == "mitdb" and mitdb.annotation == "atr" and mitdb.lead is None
+    assert OmegaConf.to_container(mitdb.same_subject) == [["201", "202"]]

@@ -4,10 +4,9 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import LABEL_SETS, mitdb_dir
+from conftest import LABEL_SETS, beat_dm, mitdb_dir
 from hydra.core.hydra_config import HydraConfig
 
-from ecg_lightning.data import MITBIHDataModule
 from ecg_lightning.train import train
 
 MITDB = mitdb_dir()
@@ -22,7 +21,7 @@ def cache_dir(tmp_path_factory):
 
 
 def test_full_database_setup_and_study_split(cache_dir, caplog):
-    dm = MITBIHDataModule(MITDB, cache_dir=cache_dir, label_sets=LABEL_SETS)
+    dm = beat_dm(MITDB, cache_dir=cache_dir, label_sets=LABEL_SETS)
     with caplog.at_level(logging.INFO):
         dm.setup()
     assert len(dm.records.names) == 48 and len(dm.train_records) == 36 and len(dm.val_records) == 12
@@ -40,7 +39,7 @@ def test_full_database_setup_and_study_split(cache_dir, caplog):
 
 
 def test_ds1ds2_benchmark_scores_every_ds2_beat(cache_dir):
-    dm = MITBIHDataModule(
+    dm = beat_dm(
         MITDB,
         cache_dir=cache_dir,
         label_sets=LABEL_SETS,
@@ -62,7 +61,7 @@ def test_ds1ds2_benchmark_scores_every_ds2_beat(cache_dir):
 
 
 def test_patient_split_keeps_subject_201_202_together(cache_dir):
-    dm = MITBIHDataModule(MITDB, cache_dir=cache_dir, split="patient", lead="MLII", label_sets=LABEL_SETS)
+    dm = beat_dm(MITDB, cache_dir=cache_dir, split="patient", lead="MLII", label_sets=LABEL_SETS)
     dm.setup()
     assert ("201" in dm.train_records) == ("202" in dm.train_records)
     leads = dict(zip(dm.records.names, dm.records.leads))

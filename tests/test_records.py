@@ -13,6 +13,7 @@ from ecg_lightning.data.records import (
     list_records,
     read_database,
     read_record,
+    record_sources,
 )
 
 
@@ -121,7 +122,7 @@ def test_list_records_uses_RECORDS_order_or_headers(tiny_db, tmp_path):
 
 def test_read_database_concatenates_records(tiny_db):
     names = ["100", "105", "201"]
-    db = read_database(tiny_db, names, lead=0, fs=360)
+    db = read_database(record_sources("db", tiny_db, names, 0), 360)
     assert db.names == tuple(names)
     for i, name in enumerate(names):
         rec = read_record(tiny_db / name)
@@ -133,8 +134,11 @@ def test_empty_root_offline_fails_with_instructions(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("no network")
 
+    monkeypatch.setattr(records_mod.wfdb, "get_record_list", offline)
     monkeypatch.setattr(records_mod.wfdb, "dl_database", offline)
-    with pytest.raises(RecordError, match=r"Could not download mitdb.*Put the MIT-BIH files .* in "):
+    with pytest.raises(
+        RecordError, match=r"Could not download mitdb.*ConnectionError.*Put the database's files .* in "
+    ):
         ensure_database(tmp_path / "empty", download=True)
     assert not (tmp_path / "empty").exists()  # the failed download leaves no folder behind
     with pytest.raises(RecordError, match="data.download=false"):
@@ -148,11 +152,15 @@ def test_download_fetches_record_by_record(tmp_path, monkeypatch):
         calls.append((db, records))
         write_record(Path(dl_dir), records[0], 0.1, np.random.default_rng(7), duration_s=3)
 
-    monkeypatch.setattr(records_mod, "MITDB_RECORDS", ["100", "101", "102"])
+    listed = []
+    monkeypatch.setattr(records_mod.wfdb, "get_record_list", lambda db: listed.append(db) or ["I01", "I02", "I03"])
     monkeypatch.setattr(records_mod.wfdb, "dl_database", fake_dl)
-    assert ensure_database(tmp_path / "db", download=True) == ["100", "101", "102"]
-    assert calls == [("mitdb", ["100"]), ("mitdb", ["101"]), ("mitdb", ["102"])]
-    assert list_records(tmp_path / "db") == ["100", "101", "102"]
+    assert ensure_database(tmp_path / "db", download=True, db_name="incartdb") == ["I01", "I02", "I03"]
+    assert listed == ["incartdb"]  # the record list comes from PhysioNet, not from a list in the code
+    assert calls == [("incartdb", ["I01"]), ("incartdb", ["I02"]), ("incartdb", ["I03"])]
+    assert list_records(tmp_path / "db") == ["I01", "I02", "I03"]
+    with pytest.raises(RecordError, match="no PhysioNet name"):
+        ensure_database(tmp_path / "other", download=True, db_name=None)
 
 
 def test_band_pass_reading_is_a_zero_phase_second_order_butterworth(tiny_db):

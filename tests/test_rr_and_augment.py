@@ -4,7 +4,7 @@ import torch
 from conftest import STUDY
 
 from ecg_lightning.data.labels import label_beats
-from ecg_lightning.data.records import read_database
+from ecg_lightning.data.records import read_database, record_sources
 from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names, rr_features
 from ecg_lightning.data.windows import Augment, BeatWindowDataset, index_beats
 
@@ -54,7 +54,7 @@ def test_rr_feature_selection():
 
 
 def test_dataset_serves_rr_and_augments_only_when_asked(tiny_db):
-    db = read_database(tiny_db, ["100", "108"], 0, 360.0)
+    db = read_database(record_sources("db", tiny_db, ["100", "108"], 0), 360.0)
     beats = index_beats(db, label_beats(db.ann_symbol, STUDY), 180)
     plain = BeatWindowDataset(db, beats, 180, rr_columns=[4, 0])
     x, rr, y = plain.__getitems__(list(range(20)))

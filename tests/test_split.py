@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.model_selection import train_test_split
 
+from ecg_lightning.data.databases import Database
 from ecg_lightning.data.split import (
     abnormal_fraction,
     benchmark_split,
@@ -40,22 +43,29 @@ def test_seed_split_is_the_studys_train_test_split():
     assert holdout_split(NAMES, FRACTION, WINDOWS, 0.25, 7) != (train, val)
 
 
+def grouped(names, groups):
+    """Subject ids of ``names`` with ``groups`` of records from one subject, as the DataModule makes them."""
+    return subject_ids(Database("db", Path("."), same_subject=groups).subject_keys(names, [()] * len(names)))
+
+
 def test_subject_ids_group_records_of_one_subject():
-    ids = subject_ids(NAMES, [["201", "202"]])
+    ids = grouped(NAMES, [["201", "202"]])
     assert ids[NAMES.index("201")] == ids[NAMES.index("202")]
     assert len(set(ids)) == len(NAMES) - 1
+    # numbered in order of first appearance (the order train_test_split sees the subjects in), not by key
+    assert subject_ids(["b", "a", "b", "c"]).tolist() == [0, 1, 0, 2]
 
 
 @pytest.mark.parametrize("seed", range(10))
 def test_patient_split_never_separates_a_subject(seed):
-    subjects = subject_ids(NAMES, [["201", "202"]])
+    subjects = grouped(NAMES, [["201", "202"]])
     train, val = holdout_split(NAMES, FRACTION, WINDOWS, 0.25, seed, subjects)
     assert not set(train) & set(val) and sorted(train + val) == sorted(NAMES)
     assert ("201" in train) == ("202" in train)
 
 
 def test_kfold_partitions_subjects():
-    subjects = subject_ids(NAMES, [["201", "202"]])
+    subjects = grouped(NAMES, [["201", "202"]])
     vals = [kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42)[1] for k in range(3)]
     assert sorted(sum(vals, [])) == sorted(NAMES)  # every record validated exactly once
     for k, val in enumerate(vals):
@@ -75,7 +85,7 @@ def test_stratification_falls_back_when_bins_are_too_small(caplog):
 
 
 def test_kfold_is_stratified_by_subject_fraction():
-    subjects = subject_ids(NAMES, [["201", "202"]])
+    subjects = grouped(NAMES, [["201", "202"]])
     for k in range(3):
         _, val = kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 3, 42)
         bins = fraction_bins(FRACTION[[NAMES.index(n) for n in val]])
@@ -86,7 +96,7 @@ def test_kfold_is_stratified_by_subject_fraction():
 
 def test_benchmark_split_leaves_out_other_records_and_shared_subjects(caplog):
     names = ["100", "101", "102", "201", "202", "203"]
-    subjects = subject_ids(names, [["201", "202"]])
+    subjects = grouped(names, [["201", "202"]])
     with caplog.at_level("WARNING"):
         train, test = benchmark_split(names, ["101", "201", "203"], ["100", "202"], subjects)
     assert train == ["101", "203"] and test == ["100", "202"]  # 102 in neither; 201 shares 202's subject
@@ -96,7 +106,7 @@ def test_benchmark_split_leaves_out_other_records_and_shared_subjects(caplog):
 def test_kfold_folds_by_hand_against_scikit_learn():
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    subjects = subject_ids(NAMES, [["201", "202"]])
+    subjects = grouped(NAMES, [["201", "202"]])
     units = np.arange(subjects.max() + 1)
     subject_fraction = np.array([FRACTION[subjects == u].mean() for u in units])  # equal windows per record
     for edges in ([0.0, 0.2, 0.6, 1.0], [0.0, 0.5, 1.0]):
@@ -115,7 +125,7 @@ def test_kfold_folds_by_hand_against_scikit_learn():
 
 
 def test_kfold_limits_are_exact(caplog):
-    subjects = subject_ids(NAMES, [["201", "202"]])
+    subjects = grouped(NAMES, [["201", "202"]])
     with pytest.raises(ValueError, match=r"data.fold=3 is outside 0..2 \(data.n_folds=3\)"):
         kfold_split(NAMES, FRACTION, WINDOWS, subjects, 3, 3, 42)
     vals = [kfold_split(NAMES, FRACTION, WINDOWS, subjects, k, 13, 42)[1] for k in range(13)]  # one subject a fold
@@ -130,7 +140,7 @@ def test_kfold_limits_are_exact(caplog):
 
 
 def test_patient_split_is_stratified_by_subject_fraction():
-    subjects = subject_ids(NAMES, [["201", "202"]])
+    subjects = grouped(NAMES, [["201", "202"]])
     for seed in range(5):
         _, val = holdout_split(NAMES, FRACTION, WINDOWS, 0.25, seed, subjects)
         assert sorted(set(fraction_bins(FRACTION[[NAMES.index(n) for n in val]]))) == [0, 1, 2]
@@ -141,7 +151,7 @@ def test_patient_split_is_stratified_by_subject_fraction():
 def test_splits_partition_subjects_property(fractions, n_folds, seed):
     names = [f"r{i}" for i in range(len(fractions))]
     groups = [names[i : i + 2] for i in range(0, len(names) - 1, 5)]  # some two-record subjects
-    subjects = subject_ids(names, groups)
+    subjects = grouped(names, groups)
     fraction = np.array(fractions)
     train, val = holdout_split(names, fraction, np.ones(len(names)), 0.25, seed, subjects)
     assert sorted(train + val) == sorted(names) and not set(train) & set(val)

@@ -105,7 +105,7 @@ def test_ddp_on_two_cpu_processes_counts_every_window_once_and_resumes_exactly(t
     assert output.count("torch CPU threads: 1") == 2  # 2 cores shared by the 2 processes
     report = json.loads((whole / "metrics.json").read_text())
     # validation and test metrics of the 2-process run equal one process's on the same checkpoints
-    common = [f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    common = [f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
     last = whole / "checkpoints" / "last.ckpt"
     val = evaluate(compose_config("evaluate", tmp_path / "ev", [f"ckpt_path={last}", *common]))
     HydraConfig.instance().cfg = None

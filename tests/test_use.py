@@ -108,7 +108,7 @@ def test_training_learns_and_keeps_its_best_epoch(trained, tiny_db, tmp_path):
         compose_config(
             "evaluate",
             tmp_path / "e",
-            [f"ckpt_path={best_ckpt}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"],
+            [f"ckpt_path={best_ckpt}", f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"],
         )
     )
     assert again["balanced_accuracy"] == pytest.approx(max(curve), abs=1e-6)
@@ -153,7 +153,9 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     out = tmp_path / "eval"
     result = evaluate(
         compose_config(
-            "evaluate", out, [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+            "evaluate",
+            out,
+            [f"ckpt_path={trained}", f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"],
         )
     )
     saved = json.loads((out / "metrics.json").read_text())
@@ -176,7 +178,12 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
         compose_config(
             "evaluate",
             tmp_path / "eval2",
-            [f"ckpt_path={trained}", f"data.root={tiny_db}", "side=train", f"paths.cache_dir={tmp_path / 'c'}"],
+            [
+                f"ckpt_path={trained}",
+                f"data.catalog.mitdb.root={tiny_db}",
+                "side=train",
+                f"paths.cache_dir={tmp_path / 'c'}",
+            ],
         )
     )
     assert not set(train_side["records"]) & set(saved["records"])
@@ -186,14 +193,14 @@ def probabilities_of(ckpt: Path, tiny_db: Path, cache: Path) -> tuple[np.ndarray
     """P(abnormal) and labels of the validation windows, computed here from the checkpoint's own config."""
     blob = torch.load(ckpt, weights_only=False)
     run = checkpoint_config(blob)
-    run.data.root, run.data.cache_dir = str(tiny_db), str(cache)
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(cache)
     dm = instantiate(run.data, _convert_="all")
     dm.setup()
     return report.predict_proba(build_model(blob, run, ckpt), dm.loader(dm.data_val))
 
 
 def test_ensemble_averages_two_different_models(trained, tiny_db, tmp_path):
-    common = [f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    common = [f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
     second = tmp_path / "second"
     train(compose_config("train", second, [*train_overrides(tiny_db, tmp_path), *LEARN, "seed=11"]))
     other_ckpt = second / "checkpoints" / "last.ckpt"
@@ -274,7 +281,9 @@ def test_missing_and_foreign_checkpoints(tmp_path, tiny_db):
 def test_checkpoint_of_a_different_model(trained, tiny_db, tmp_path):
     with pytest.raises(CheckpointError, match=r"last\.ckpt: weights do not fit the configured model .*StudyCNNLSTM"):
         evaluate(
-            compose_config("evaluate", tmp_path, [f"ckpt_path={trained}", "model=cnn_lstm", f"data.root={tiny_db}"])
+            compose_config(
+                "evaluate", tmp_path, [f"ckpt_path={trained}", "model=cnn_lstm", f"data.catalog.mitdb.root={tiny_db}"]
+            )
         )
     assert not (tmp_path / "metrics.json").exists()
 
@@ -322,7 +331,7 @@ def test_cli_prints_one_clear_line_and_fails(tmp_path, tiny_db):
             sys.executable,
             "-m",
             "ecg_lightning.train",
-            "data.download=false",
+            "data.catalog.mitdb.download=false",
             "debug=fdr",
             f"hydra.run.dir={tmp_path / 'run2'}",
         ],
@@ -339,7 +348,7 @@ def test_cli_prints_one_clear_line_and_fails(tmp_path, tiny_db):
 
 
 def test_threshold_in_evaluate_and_predict(trained, tiny_db, tmp_path):
-    common = [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
+    common = [f"ckpt_path={trained}", f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
     everything = evaluate(compose_config("evaluate", tmp_path / "lo", [*common, "threshold=0.0"]))
     default = evaluate(compose_config("evaluate", tmp_path / "mid", common))
     strict = evaluate(compose_config("evaluate", tmp_path / "hi", [*common, "threshold=0.999"]))
@@ -363,7 +372,12 @@ def test_per_record_and_per_symbol_values_match_the_beats(trained, tiny_db, tmp_
         compose_config(
             "evaluate",
             out,
-            [f"ckpt_path={trained}", f"data.root={tiny_db}", "side=all", f"paths.cache_dir={tmp_path / 'c'}"],
+            [
+                f"ckpt_path={trained}",
+                f"data.catalog.mitdb.root={tiny_db}",
+                "side=all",
+                f"paths.cache_dir={tmp_path / 'c'}",
+            ],
         )
     )
     per_record = {r["record"]: r for r in csv.DictReader((out / "per_record.csv").open())}
@@ -390,7 +404,7 @@ def test_per_record_and_per_symbol_values_match_the_beats(trained, tiny_db, tmp_
 
 
 def test_data_overrides_in_evaluate_change_the_split(trained, tiny_db, tmp_path):
-    common = [f"ckpt_path={trained}", f"data.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
+    common = [f"ckpt_path={trained}", f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
     default = evaluate(compose_config("evaluate", tmp_path / "a", common))
     study = evaluate(compose_config("evaluate", tmp_path / "b", [*common, "data.split=seed"]))
     seed_fold = evaluate(
@@ -398,7 +412,7 @@ def test_data_overrides_in_evaluate_change_the_split(trained, tiny_db, tmp_path)
     )
     blob = torch.load(trained, weights_only=False)
     run = checkpoint_config(blob, ["data.split=seed"])
-    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "c")
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "c")
     dm = instantiate(run.data, _convert_="all")
     dm.setup()
     assert study["records"] == sorted(dm.val_records) and len(study["records"]) == 3
@@ -419,7 +433,12 @@ def test_predict_with_annotation_null_detects_the_beats(trained, tiny_db, tmp_pa
 
 
 def evaluate_test_side(ckpt: Path, tiny_db: Path, tmp_path: Path, out: Path) -> dict:
-    overrides = [f"ckpt_path={ckpt}", f"data.root={tiny_db}", "side=test", f"paths.cache_dir={tmp_path / 'c'}"]
+    overrides = [
+        f"ckpt_path={ckpt}",
+        f"data.catalog.mitdb.root={tiny_db}",
+        "side=test",
+        f"paths.cache_dir={tmp_path / 'c'}",
+    ]
     return evaluate(compose_config("evaluate", out, overrides))
 
 
@@ -529,7 +548,7 @@ def test_lightning_predict_gives_the_report_probabilities(trained, tiny_db, tmp_
     probs, _ = probabilities_of(trained, tiny_db, tmp_path / "cache")
     blob = torch.load(trained, weights_only=False)
     run = checkpoint_config(blob)
-    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
     dm = instantiate(run.data, _convert_="all")
     dm.setup()
     out = L.Trainer(logger=False, enable_progress_bar=False).predict(
@@ -584,7 +603,7 @@ def test_exported_model_gives_the_checkpoints_probabilities(trained_aami, tiny_d
     assert spec["classes"] == list("NSVFQ") and spec["channels"] == 2 and spec["inputs"] == ["x"]
     blob = torch.load(trained_aami, weights_only=False)
     run = checkpoint_config(blob)
-    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
     dm = instantiate(run.data, _convert_="all")
     dm.setup()
     x, _ = dm.data_test.__getitems__(list(range(40)))  # real windows of held-out records, edge ones included
@@ -625,7 +644,7 @@ def test_export_of_the_benchmark_model_takes_templates_and_rr(tiny_db, tmp_path)
     assert spec["leads_seen_in_training"] == [["MLII"], ["V1"]] and spec["window_samples"] == 720
     blob = torch.load(ckpt, weights_only=False)
     run = checkpoint_config(blob)
-    run.data.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
     dm = instantiate(run.data, _convert_="all")
     dm.setup()
     x, rr, _ = dm.data_test.__getitems__(list(range(30)))

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecg_lightning.data.labels import label_beats
-from ecg_lightning.data.records import Record, RecordSet, read_database
+from ecg_lightning.data.records import Record, RecordSet, read_database, record_sources
 from ecg_lightning.data.windows import (
     Augment,
     BeatWindowDataset,
@@ -25,7 +25,7 @@ def standardized(raw: np.ndarray) -> np.ndarray:
 
 
 def test_index_keeps_labelled_beats_whose_window_fits(tiny_db):
-    db = read_database(tiny_db, ["100", "106"], 0, 360.0)
+    db = read_database(record_sources("db", tiny_db, ["100", "106"], 0), 360.0)
     beats = index_beats(db, label_beats(db.ann_symbol, STUDY), HALF)
     for i, name in enumerate(db.names):
         ann = wfdb.rdann(str(tiny_db / name), "atr")
@@ -57,7 +57,7 @@ def test_edge_filter_boundary_is_exact():
 
 
 def test_window_equals_the_slice_of_the_record_signal(tiny_db):
-    db = read_database(tiny_db, ["100", "106", "201"], 0, 360.0)
+    db = read_database(record_sources("db", tiny_db, ["100", "106", "201"], 0), 360.0)
     beats = index_beats(db, label_beats(db.ann_symbol, STUDY), HALF)
     data = BeatWindowDataset(db, beats, HALF)
     picks = [0, 5, len(data) // 2, len(data) - 1]
@@ -74,7 +74,7 @@ def test_window_equals_the_slice_of_the_record_signal(tiny_db):
 
 
 def test_two_leads_and_padded_edges(tiny_db):
-    db = read_database(tiny_db, ["105", "106"], ["MLII", "V1"], 360.0)
+    db = read_database(record_sources("db", tiny_db, ["105", "106"], ["MLII", "V1"]), 360.0)
     beats = index_beats(db, label_beats(db.ann_symbol, AAMI), HALF, pad_edges=True)
     data = BeatWindowDataset(db, beats, HALF)
     first = 0  # record 105's first beat, at 0.3 s = 108 samples: 72 samples of padding on the left

@@ -1,5 +1,5 @@
-"""From WFDB files to batches: records -> labelled beats -> patient split -> windows cut at batch time."""
+"""From WFDB files to batches: records -> labelled beats -> subject split -> windows cut at batch time."""
 
-from ecg_lightning.data.datamodule import MITBIHDataModule
+from ecg_lightning.data.datamodule import BeatDataModule, MITBIHDataModule
 
-__all__ = ["MITBIHDataModule"]
+__all__ = ["BeatDataModule", "MITBIHDataModule"]

@@ -1,13 +1,13 @@
 """On-disk store of read records, built one record at a time, so memory does not grow with the database.
 
-Records are read one by one and appended to ``signal.bin``, a raw time-major (samples, leads) array that is
-memory-mapped afterwards (float32, or float16 to halve the disk); annotations and record offsets go to
-``index.npz``; ``meta.json`` (names, leads, rate, shape and file fingerprints) is written last. Setup and
-training then touch only the pages they use. The store's key covers everything that shapes it (record files'
-sizes and mtimes, from one scan of the folder; lead, sampling rate, band-pass, storage type, format version);
-labelling, windows and splits are computed from it at setup. A store is built in a temporary folder and
-renamed into place, so an interrupted build leaves nothing; on load it is checked against its metadata, and a
-damaged one is rebuilt.
+Records (of one database or several) are read one by one and appended to ``signal.bin``, a raw time-major
+(samples, leads) array that is memory-mapped afterwards (float32, or float16 to halve the disk); annotations and
+record offsets go to ``index.npz``; ``meta.json`` (names, databases, leads, header comments, rate, shape and file
+fingerprints) is written last. Setup and training then touch only the pages they use. The store's key covers
+everything that shapes it (every record's database, folder, lead and annotation file; the files' sizes and mtimes,
+from one scan of each folder; sampling rate, band-pass, storage type, format version); labelling, windows and
+splits are computed from it at setup. A store is built in a temporary folder and renamed into place, so an
+interrupted build leaves nothing; on load it is checked against its metadata, and a damaged one is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ecg_lightning.data.records import Lead, RecordError, RecordSet, read_database, read_record
+from ecg_lightning.data.records import RecordError, RecordSet, RecordSource, read_database, read_source
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4  # 2: signal is (n_leads, samples); 3: file fingerprints in meta.json; 4: appended store
+CACHE_VERSION = 5  # 2: (n_leads, samples); 3: file fingerprints; 4: appended store; 5: several databases
 _ARRAYS = ("offsets", "ann_record", "ann_sample", "ann_symbol")
 _FILES = ("signal.bin", "index.npz")
 DTYPES = ("float32", "float16")
@@ -55,20 +55,19 @@ def record_files(root: Path, names: list[str]) -> dict[str, tuple[int, int]]:
 
 
 def cache_key(
-    root: Path,
-    names: list[str],
-    lead: Lead | list[Lead],
-    fs: float,
-    band: tuple[float, float] | None = None,
-    dtype: str = "float32",
+    sources: list[RecordSource], fs: float, band: tuple[float, float] | None = None, dtype: str = "float32"
 ) -> str:
+    """What shapes the store: every record's database, folder, name, lead(s) and annotation file; the files' sizes
+    and mtimes (one scan per folder); the sampling rate, band-pass and storage type."""
+    roots: dict[Path, list[str]] = {}
+    for source in sources:
+        roots.setdefault(Path(source.root), []).append(source.name)
+    folder = {root: i for i, root in enumerate(roots)}
     spec = {
         "version": CACHE_VERSION,
-        "root": str(root.resolve()),
-        "names": names,
-        "lead": lead,
+        "records": [[s.database, folder[Path(s.root)], s.name, s.lead, s.annotation] for s in sources],
+        "roots": [[str(root.resolve()), record_files(root, names)] for root, names in roots.items()],
         "fs": fs,
-        "files": record_files(root, names),
     }
     if band is not None:
         spec["band"] = [float(f) for f in band]
@@ -91,46 +90,50 @@ def fingerprint(path: Path, blocks: int = 64, block_size: int = 4096) -> str:
 
 
 def build(
-    root: Path,
-    names: list[str],
-    lead: Lead | list[Lead],
+    sources: list[RecordSource],
     fs: float,
     entry: Path,
     band: tuple[float, float] | None = None,
     dtype: str = "float32",
 ) -> None:
-    """Read the named records one at a time into the store ``entry`` (atomically: temporary folder, then rename).
+    """Read the records one at a time into the store ``entry`` (atomically: temporary folder, then rename).
 
     Memory holds one record and the annotations, never the database's signal.
     """
     if dtype not in DTYPES:
         raise ValueError(f"cache dtype {dtype!r}; choose one of {DTYPES}")
-    if not names:
-        raise RecordError(f"{root}: no records to build a database from")
+    if not sources:
+        raise RecordError("no records to build a database from")
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}-"))
     try:
-        lengths, leads, samples, symbols, rate, n_leads = [], [], [], [], None, None
+        lengths, leads, samples, symbols, comments, rate, n_leads = [], [], [], [], [], None, None
         with (tmp / "signal.bin").open("wb") as out:
-            for name in tqdm(names, desc=f"Reading {root}", unit="record", leave=False):
-                record = read_record(root / name, lead=lead, fs=fs, band=band)
+            for source in tqdm(sources, desc="Reading records", unit="record", leave=False):
+                record = read_source(source, fs, band)
                 if n_leads not in (None, record.signal.shape[0]):
-                    raise RecordError(f"{root / name}: {record.signal.shape[0]} leads where others have {n_leads}")
+                    raise RecordError(
+                        f"{source.path}: {record.signal.shape[0]} leads where others have {n_leads}; "
+                        f"give every database as many leads (data.catalog.{source.database}.lead)"
+                    )
                 rate, n_leads = record.fs, record.signal.shape[0]
                 np.ascontiguousarray(record.signal.T, dtype=dtype).tofile(out)  # appended, time-major
                 lengths.append(record.signal.shape[1])
                 leads.append(record.leads)
                 samples.append(record.ann_sample)
                 symbols.append(record.ann_symbol)
+                comments.append(record.comments)
         np.savez(
             tmp / "index.npz",
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            ann_record=np.repeat(np.arange(len(names), dtype=np.int32), [len(a) for a in samples]),
+            ann_record=np.repeat(np.arange(len(sources), dtype=np.int32), [len(a) for a in samples]),
             ann_sample=np.concatenate(samples).astype(np.int64),
             ann_symbol=np.concatenate(symbols).astype("<U2"),
         )
         meta = {
-            "names": list(names),
+            "names": [s.name for s in sources],
+            "databases": [s.database for s in sources],
+            "comments": comments,
             "leads": leads,
             "fs": rate,
             "dtype": dtype,
@@ -167,6 +170,8 @@ def load(entry: Path) -> RecordSet:
             fs=float(meta["fs"]),
             signal=signal.T,
             **arrays,
+            databases=tuple(meta["databases"]),
+            comments=tuple(tuple(c) for c in meta["comments"]),
         )
     except DamagedEntry:
         raise
@@ -178,21 +183,19 @@ def load(entry: Path) -> RecordSet:
 
 
 def load_or_read(
-    root: Path,
-    names: list[str],
-    lead: Lead | list[Lead],
+    sources: list[RecordSource],
     fs: float,
     cache_dir: Path | None,
     band: tuple[float, float] | None = None,
     dtype: str = "float32",
 ) -> RecordSet:
-    """The RecordSet of ``names`` in ``root``: from the store when valid, else built (then opened) from the records.
+    """The RecordSet of ``sources``: from the store when valid, else built (then opened) from the records.
 
     Without ``cache_dir`` (or where it cannot be written) the records are read into memory instead.
     """
     if cache_dir is None:
-        return read_database(root, names, lead, fs, band)
-    entry = Path(cache_dir) / cache_key(root, names, lead, fs, band, dtype)
+        return read_database(sources, fs, band)
+    entry = Path(cache_dir) / cache_key(sources, fs, band, dtype)
     if entry.is_dir():
         try:
             log.debug("Loading records from cache %s", entry)
@@ -201,9 +204,9 @@ def load_or_read(
             log.warning("Record cache %s is damaged (%s); reading the records again", entry, err)
             shutil.rmtree(entry, ignore_errors=True)
     try:
-        build(root, names, lead, fs, entry, band, dtype)
+        build(sources, fs, entry, band, dtype)
     except OSError as err:  # a read-only or full cache must not stop training
         log.warning("Could not write the record cache %s (%s); reading the records into memory", entry, err)
-        return read_database(root, names, lead, fs, band)
-    log.info("Cached %d records in %s", len(names), entry)
+        return read_database(sources, fs, band)
+    log.info("Cached %d records in %s", len(sources), entry)
     return load(entry)

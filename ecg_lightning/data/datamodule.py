@@ -1,4 +1,4 @@
-"""LightningDataModule serving patient-split MIT-BIH beat windows."""
+"""LightningDataModule serving beat windows of one or more WFDB databases, split by subject."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ecg_lightning.data import cache
+from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
-from ecg_lightning.data.records import Lead, RecordSet, ensure_database, lead_key, lead_list
+from ecg_lightning.data.records import Lead, RecordSet, lead_key, lead_list
 from ecg_lightning.data.rr import rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
@@ -43,15 +44,19 @@ INNER_SPLITS = ("seed", "patient", "kfold")
 SIDES = ("train", "val", "test", "all")
 
 
-class MITBIHDataModule(L.LightningDataModule):
-    """Beat windows of a WFDB arrhythmia database, split by patient.
+class BeatDataModule(L.LightningDataModule):
+    """Beat windows of one or more beat-annotated WFDB databases, split by subject.
 
     Args:
-        root: database folder (RECORDS, *.hea, *.dat, *.atr).
-        download: fetch MIT-BIH into ``root`` when it has no records.
-        records: record names to use (default: all in RECORDS).
-        lead: channel index (the study: 0), signal name (e.g. "MLII"), or a list of them (one input channel each).
-        fs: sampling rate the records must have (or are resampled to).
+        databases: the catalog's databases to train and validate on (e.g. ["mitdb", "incartdb"]).
+        catalog: database name -> its settings (databases.Database: root, physionet, download, annotation, lead,
+            same_subject, subject_pattern); ``conf/data/database/*.yaml``.
+        test_databases: databases that are the test set (cross-database evaluation: train and validation come from
+            ``databases``); empty: no test set except with ``split="ds1ds2"``.
+        records: record names to use, in this order (default: every record of the databases, in RECORDS order).
+        lead: channel index (the study: 0), signal name (e.g. "MLII"), or a list of them (one input channel each);
+            a database's own ``lead`` replaces it there.
+        fs: the sampling rate every record is resampled to (annotations follow).
         band: band-pass (low, high) in Hz applied before standardization (None: raw, as in the study).
         window_s: seconds of signal on each side of the beat.
         pad_edges: keep beats whose window runs past the record's edge, zero-padded (False: drop them, as the study).
@@ -67,7 +72,6 @@ class MITBIHDataModule(L.LightningDataModule):
         inner_split: how "ds1ds2" carves validation subjects out of DS1: "patient" or "kfold".
         val_fraction, split_seed, bin_edges: the stratified hold-out split.
         fold, n_folds: which fold of the subject-grouped k-fold is validation.
-        same_subject: groups of records from one subject.
         cache_dir: where the read records are stored, memory-mapped (None: read into memory at every setup).
         cache_dtype: the store's sample type: float32, or float16 (half the disk; ~1e-3 relative rounding).
         cut_on_device: keep the signals on the training device (e.g. the GPU: they must fit there) and cut each
@@ -78,8 +82,9 @@ class MITBIHDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        root: str | Path,
-        download: bool = True,
+        databases: Sequence[str] = ("mitdb",),
+        catalog: Mapping[str, Mapping] | None = None,
+        test_databases: Sequence[str] = (),
         records: Sequence[str] | None = None,
         lead: Lead | Sequence[Lead] = 0,
         fs: float = 360.0,
@@ -100,7 +105,6 @@ class MITBIHDataModule(L.LightningDataModule):
         bin_edges: Sequence[float] = STUDY_BIN_EDGES,
         fold: int = 0,
         n_folds: int = 4,
-        same_subject: Sequence[Sequence[str]] = (("201", "202"),),
         cache_dir: str | Path | None = None,
         cache_dtype: str = "float32",
         cut_on_device: bool = False,
@@ -115,6 +119,13 @@ class MITBIHDataModule(L.LightningDataModule):
             raise ConfigError(f"data.inner_split={inner_split!r}; choose one of {INNER_SPLITS}")
         if split == "ds1ds2" and not (ds1 and ds2):
             raise ConfigError("data.split=ds1ds2 needs the record lists data.ds1 (training) and data.ds2 (test)")
+        if split == "ds1ds2" and test_databases:
+            raise ConfigError("data.split=ds1ds2 has its own test set (data.ds2); leave data.test_databases empty")
+        if not databases:
+            raise ConfigError("data.databases is empty; name at least one database of data.catalog to train on")
+        both = sorted(set(map(str, databases)) & set(map(str, test_databases)))
+        if both:
+            raise ConfigError(f"{both} in both data.databases and data.test_databases; a test database is unseen")
         if cache_dtype not in cache.DTYPES:
             raise ConfigError(f"data.cache_dtype={cache_dtype!r}; choose one of {cache.DTYPES}")
         if not label_sets or labels not in label_sets:
@@ -131,7 +142,9 @@ class MITBIHDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.classes = check_classes(label_sets[labels])
         self.rr_columns = rr_columns(rr_features)
-        self.root = Path(root).expanduser()
+        self.databases: list[Database] = catalog_databases(databases, catalog or {})
+        self.test_databases: list[Database] = catalog_databases(test_databases, catalog or {}, "data.test_databases")
+        check_leads(self.databases + self.test_databases, lead)
         self.half_width = int(round(window_s * fs))
         self.records: RecordSet | None = None
         self.beats: BeatIndex | None = None
@@ -161,16 +174,36 @@ class MITBIHDataModule(L.LightningDataModule):
         return 2 * self.half_width
 
     def prepare_data(self) -> None:
-        ensure_database(self.root, self.hparams.download)
+        for db in self.databases + self.test_databases:
+            db.record_names()
+
+    def _sources(self) -> list:
+        """Every record to read, database by database (or in ``records`` order), each with its database's lead."""
+        hp, listed = self.hparams, {}
+        for db in self.databases + self.test_databases:
+            for name in db.record_names():
+                if name in listed:
+                    raise ConfigError(
+                        f"record {name} is in both {listed[name].name} ({listed[name].root}) and {db.name} "
+                        f"({db.root}); record names must be unique across data.databases and data.test_databases"
+                    )
+                listed[name] = db
+        names = [str(r) for r in hp.records] if hp.records else list(listed)
+        unknown = [n for n in names if n not in listed]
+        if unknown:
+            raise ConfigError(
+                f"data.records: {unknown[:10]} not in the records of {[db.name for db in self.databases]} "
+                f"({', '.join(str(db.root) for db in self.databases)})"
+            )
+        return [source for n in names for source in listed[n].sources([n], hp.lead)]
 
     def setup(self, stage: str | None = None) -> None:
         if self.data_train is not None:
             return
         hp = self.hparams
-        names = [str(r) for r in hp.records] if hp.records else ensure_database(self.root, hp.download)
         cache_dir = Path(hp.cache_dir).expanduser() if hp.cache_dir else None
         band = tuple(float(f) for f in hp.band) if hp.band else None
-        self.records = cache.load_or_read(self.root, names, hp.lead, float(hp.fs), cache_dir, band, hp.cache_dtype)
+        self.records = cache.load_or_read(self._sources(), float(hp.fs), cache_dir, band, hp.cache_dtype)
         labels = label_beats(self.records.ann_symbol, self.classes)
         self.beats = index_beats(self.records, labels, self.half_width, hp.pad_edges, rr=bool(self.rr_columns))
         self.templates = beat_templates(self.records, self.beats, self.half_width) if hp.templates else None
@@ -209,6 +242,15 @@ class MITBIHDataModule(L.LightningDataModule):
             self._on_device = (signal, templates)
         return cut_windows(batch, *self._on_device, self.window_length)
 
+    def subjects(self) -> np.ndarray:
+        """Each record's subject key, ``<database>:<subject>`` (Database.subject_keys), in record order."""
+        keys = np.empty(len(self.records.names), dtype=object)
+        dbs = np.asarray(self.records.databases)
+        for db in self.databases + self.test_databases:
+            at = np.flatnonzero(dbs == db.name)
+            keys[at] = db.subject_keys([self.records.names[i] for i in at], [self.records.comments[i] for i in at])
+        return keys.astype(str)
+
     def _augment(self) -> Augment:
         spec = dict(self.hparams.augment or {})
         jitter = int(round(float(spec.pop("jitter_s", 0.0)) * self.hparams.fs))
@@ -219,50 +261,54 @@ class MITBIHDataModule(L.LightningDataModule):
         return np.bincount(self.data_train.labels, minlength=len(self.classes))
 
     def _split(self) -> tuple[list[str], list[str], list[str]]:
-        """Train, validation and test records (the test set is empty except for the benchmark split)."""
-        hp, names = self.hparams, list(self.records.names)
+        """Train, validation and test records. The test set is DS2 (``split="ds1ds2"``) or the test databases;
+        otherwise empty. Validation subjects come from the training pool only."""
+        hp, names = self.hparams, np.asarray(self.records.names)
         fraction = abnormal_fraction(self.beats.record, self.beats.label, len(names))
         windows = np.bincount(self.beats.record, minlength=len(names)).astype(np.float64)
-        mode, test = hp.split, []
+        keys, mode = self.subjects(), hp.split
+        in_test = np.isin(self.records.databases, [db.name for db in self.test_databases])
         if hp.split == "ds1ds2":
-            pool, test = benchmark_split(names, hp.ds1, hp.ds2, subject_ids(names, hp.same_subject))
-            mode = hp.inner_split
+            pool, test = benchmark_split(names.tolist(), hp.ds1, hp.ds2, subject_ids(keys))
             if not pool or not test:
                 raise ValueError(f"data.split=ds1ds2: no DS1 or no DS2 record among the {len(names)} records read")
-            keep = np.isin(names, pool)
-            names, fraction, windows = pool, fraction[keep], windows[keep]
+            keep, mode = np.isin(names, pool), hp.inner_split
+        else:
+            keep, test = ~in_test, names[in_test].tolist()
+        names, fraction, windows, keys = names[keep].tolist(), fraction[keep], windows[keep], keys[keep]
+        subjects = subject_ids(keys)
         if mode == "seed":
             train, val = holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, None, hp.bin_edges)
+        elif mode == "patient":
+            train, val = holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, subjects, hp.bin_edges)
         else:
-            subjects = subject_ids(names, hp.same_subject)
-            if mode == "patient":
-                train, val = holdout_split(
-                    names, fraction, windows, hp.val_fraction, hp.split_seed, subjects, hp.bin_edges
-                )
-            else:
-                train, val = kfold_split(
-                    names, fraction, windows, subjects, hp.fold, hp.n_folds, hp.split_seed, hp.bin_edges
-                )
+            train, val = kfold_split(
+                names, fraction, windows, subjects, hp.fold, hp.n_folds, hp.split_seed, hp.bin_edges
+            )
         return list(train), list(val), test
 
     def _warn_lead_fallbacks(self) -> None:
         """Say, at every setup (cached or not), which records lacked a lead asked for by name and what was read."""
-        for i, want in enumerate(lead_list(self.hparams.lead)):
-            if not isinstance(want, str):
-                continue
-            other = {
-                n: leads[i]
-                for n, leads in zip(self.records.names, self.records.leads)
-                if lead_key(leads[i]) != lead_key(want)
-            }
-            if other:
-                log.warning(
-                    "data.lead %s: %d of %d records lack it and give another lead there: %s",
-                    want,
-                    len(other),
-                    len(self.records.names),
-                    ", ".join(f"{n} {g}" for n, g in other.items()),
-                )
+        for db in self.databases + self.test_databases:
+            mine = [i for i, d in enumerate(self.records.databases) if d == db.name]
+            for k, want in enumerate(lead_list(db.lead_for(self.hparams.lead))):
+                if not isinstance(want, str):
+                    continue
+                other = {
+                    self.records.names[i]: self.records.leads[i][k]
+                    for i in mine
+                    if lead_key(self.records.leads[i][k]) != lead_key(want)
+                }
+                if other:
+                    log.warning(
+                        "%s %s: %d of %d %s records lack it and give another lead there: %s",
+                        "data.lead" if db.lead is None else f"data.catalog.{db.name}.lead",
+                        want,
+                        len(other),
+                        len(mine),
+                        db.name,
+                        ", ".join(f"{n} {g}" for n, g in other.items()),
+                    )
 
     def _log_summary(self) -> None:
         self._warn_lead_fallbacks()
@@ -293,7 +339,10 @@ class MITBIHDataModule(L.LightningDataModule):
         if side not in SIDES:
             raise InputError(f"side={side!r}; choose one of {SIDES}")
         if side == "test" and not self.test_records:
-            raise InputError("side=test: this split has no test set; use data.split=ds1ds2 (or evaluate side=val)")
+            raise InputError(
+                "side=test: this split has no test set; use data.split=ds1ds2 or data.test_databases=[...] "
+                "(or evaluate side=val)"
+            )
         chosen = {"train": self.train_records, "val": self.val_records, "test": self.test_records}.get(side)
         return self._dataset(np.ones(len(self.beats), bool) if chosen is None else self._beats_of(chosen))
 
@@ -342,5 +391,20 @@ class MITBIHDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         if not self.test_records:
-            raise ValueError("this split has no test set; train with data.split=ds1ds2")
+            raise ValueError("this split has no test set; train with data.split=ds1ds2 or data.test_databases=[...]")
         return self._loader(self.data_test, Shard(np.arange(len(self.data_test)), *self._rank_and_world()))
+
+
+class MITBIHDataModule(BeatDataModule):
+    """The earlier one-folder form (``root``, ``download``, ``same_subject``) over MIT-BIH, kept so that checkpoints
+    trained with it still evaluate and predict."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        download: bool = True,
+        same_subject: Sequence[Sequence[str]] = (("201", "202"),),
+        **kwargs: object,
+    ) -> None:  # pragma: no mutate block
+        spec = {"root": root, "physionet": "mitdb", "download": download, "same_subject": same_subject}
+        super().__init__(databases=["mitdb"], catalog={"mitdb": spec}, **kwargs)

@@ -17,12 +17,6 @@ from ecg_lightning.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# The 48 records of the MIT-BIH Arrhythmia Database, in PhysioNet's RECORDS order.
-MITDB_RECORDS = (
-    "100 101 102 103 104 105 106 107 108 109 111 112 113 114 115 116 117 118 119 121 122 123 124 "
-    "200 201 202 203 205 207 208 209 210 212 213 214 215 217 219 220 221 222 223 228 230 231 232 233 234"
-).split()
-
 
 class RecordError(InputError):
     """A record (or the database folder) cannot be used; the message names the file and what to do."""
@@ -46,6 +40,30 @@ class Record:
     ann_sample: np.ndarray  # int64 sample index of each annotation
     ann_symbol: np.ndarray  # annotation symbols (str)
     source_fs: float | None = None  # the file's own rate, when resampled to ``fs``
+    comments: tuple[str, ...] = ()  # the header's comment lines (INCART names the patient there)
+
+
+@dataclass(frozen=True)
+class RecordSource:
+    """Where one record is and how to read it: its database, folder, name, lead(s) and annotation extension."""
+
+    database: str
+    root: Path
+    name: str
+    lead: Lead | tuple[Lead, ...] = 0
+    annotation: str = "atr"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / self.name
+
+
+def record_sources(
+    database: str, root: Path, names: Sequence[str], lead: Lead | Sequence[Lead] = 0, annotation: str = "atr"
+) -> list[RecordSource]:
+    """The named records of one database folder, each read with ``lead`` and its ``annotation`` file."""
+    lead = lead if isinstance(lead, (int, str)) else tuple(lead)
+    return [RecordSource(database, Path(root), str(name), lead, annotation) for name in names]
 
 
 @dataclass(frozen=True)
@@ -64,13 +82,15 @@ class RecordSet:
     ann_record: np.ndarray  # int32
     ann_sample: np.ndarray  # int64
     ann_symbol: np.ndarray  # <U2
+    databases: tuple[str, ...] = ()  # per record, the database it came from (empty: not known)
+    comments: tuple[tuple[str, ...], ...] = ()  # per record, its header's comment lines
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
     @classmethod
-    def from_records(cls, records: list[Record]) -> RecordSet:
+    def from_records(cls, records: list[Record], databases: Sequence[str] = ()) -> RecordSet:
         if not records:
             raise RecordError("No records to build a database from")
         fs = {r.fs for r in records}
@@ -94,6 +114,8 @@ class RecordSet:
             ann_record=np.repeat(np.arange(len(records), dtype=np.int32), n_ann),
             ann_sample=np.concatenate([r.ann_sample for r in records]).astype(np.int64),
             ann_symbol=np.concatenate([r.ann_symbol for r in records]).astype("<U2"),
+            databases=tuple(databases),
+            comments=tuple(r.comments for r in records),
         )
 
 
@@ -105,30 +127,42 @@ def list_records(root: Path) -> list[str]:
     return sorted(p.stem for p in root.glob("*.hea"))
 
 
-def ensure_database(root: Path, download: bool, db_name: str = "mitdb") -> list[str]:
-    """Return the folder's record names, downloading the database first when the folder has none."""
+def ensure_database(
+    root: Path, download: bool, db_name: str | None = "mitdb", root_key: str = "data.root"
+) -> list[str]:
+    """Return the folder's record names, downloading PhysioNet database ``db_name`` first when the folder has none.
+
+    The record list comes from PhysioNet (``wfdb.get_record_list``); records are fetched one by one (with progress),
+    and RECORDS is written last, so an interrupted download is resumed by the next call. ``root_key`` is the config
+    key that names the folder, for the messages.
+    """
     names = list_records(root) if root.is_dir() else []
     if names:
         return names
     how_to = (
-        f"Put the MIT-BIH files (RECORDS, *.hea, *.dat, *.atr) in {root}, or point data.root "
-        f"(or the MITDB_DIR environment variable) at a folder that has them. They can be fetched with "
-        f"wfdb.dl_database('{db_name}', '{root}') on a machine with internet access."
+        f"Put the database's files (RECORDS, *.hea, *.dat and the annotation files) in {root}, or point {root_key} "
+        "at a folder that has them."
     )
-    if not download:
-        raise RecordError(f"No WFDB records in {root} and data.download=false. {how_to}")
+    if db_name:
+        how_to += (
+            f" They can be fetched with wfdb.dl_database('{db_name}', '{root}') on a machine with internet access."
+        )
+    if not download or not db_name:
+        why = "data.download=false" if db_name else "no PhysioNet name to download it from"
+        raise RecordError(f"No WFDB records in {root} and {why}. {how_to}")
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     log.info("No records in %s: downloading %s from PhysioNet", root, db_name)
     try:
-        for name in tqdm(MITDB_RECORDS, desc=f"Downloading {db_name}", unit="record"):
+        names = [str(n) for n in wfdb.get_record_list(db_name)]
+        for name in tqdm(names, desc=f"Downloading {db_name}", unit="record"):
             wfdb.dl_database(db_name, str(root), records=[name])
     except Exception as err:  # wfdb raises bare requests/OS errors when offline
         if created and not any(root.iterdir()):
             root.rmdir()  # leave no empty folder behind
         raise RecordError(f"Could not download {db_name} into {root} ({type(err).__name__}: {err}). {how_to}") from err
-    (root / "RECORDS").write_text("\n".join(MITDB_RECORDS) + "\n")
-    return list(MITDB_RECORDS)
+    (root / "RECORDS").write_text("\n".join(names) + "\n")
+    return names
 
 
 def lead_key(name: str) -> str:
@@ -375,14 +409,17 @@ def read_record(
         ann_sample = np.round(ann_sample * (fs / record_fs)).astype(np.int64)
         log.info("%s: resampled from %g Hz to %g Hz", base, record_fs, fs)
         record_fs = float(fs)
-    return Record(base.name, signal, names, record_fs, ann_sample, ann_symbol, source_fs)
+    comments = tuple(str(c) for c in (meta.comments or ()))
+    return Record(base.name, signal, names, record_fs, ann_sample, ann_symbol, source_fs, comments)
 
 
-def read_database(
-    root: Path, names: list[str], lead: Lead | list[Lead], fs: float, band: tuple[float, float] | None = None
-) -> RecordSet:
-    """Read every named record of ``root`` (with progress) into one RecordSet, resampled to ``fs`` Hz."""
-    records = []
-    for name in tqdm(names, desc=f"Reading {root}", unit="record", leave=False):
-        records.append(read_record(root / name, lead=lead, fs=fs, band=band))
-    return RecordSet.from_records(records)
+def read_source(source: RecordSource, fs: float, band: tuple[float, float] | None = None) -> Record:
+    """One record of a database, as its source says to read it, resampled to ``fs`` Hz."""
+    lead = source.lead if isinstance(source.lead, (int, str)) else list(source.lead)
+    return read_record(source.path, lead=lead, annotation=source.annotation, fs=fs, band=band)
+
+
+def read_database(sources: Sequence[RecordSource], fs: float, band: tuple[float, float] | None = None) -> RecordSet:
+    """Read every record (with progress) into one RecordSet in memory, resampled to ``fs`` Hz."""
+    records = [read_source(s, fs, band) for s in tqdm(sources, desc="Reading records", unit="record", leave=False)]
+    return RecordSet.from_records(records, [s.database for s in sources])

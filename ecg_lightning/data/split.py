@@ -29,15 +29,11 @@ def fraction_bins(fraction: np.ndarray, edges: Sequence[float] = STUDY_BIN_EDGES
     return np.digitize(fraction, edges[1:-1], right=True)
 
 
-def subject_ids(names: Sequence[str], same_subject: Sequence[Sequence[str]] = ()) -> np.ndarray:
-    """Subject of each record: records listed together in ``same_subject`` share one (e.g. 201 and 202)."""
-    subject_of = {name: i for i, name in enumerate(names)}
-    for group in same_subject:
-        present = [str(r) for r in group if str(r) in subject_of]
-        for name in present[1:]:
-            subject_of[name] = subject_of[present[0]]
-    _, ids = np.unique([subject_of[n] for n in names], return_inverse=True)
-    return ids
+def subject_ids(keys: Sequence[str]) -> np.ndarray:
+    """Subject index of each record from its subject key (databases.Database.subject_keys): records with one key
+    share an index; indices are numbered in order of first appearance, so splits follow the record order."""
+    _, first, inverse = np.unique(np.asarray(keys, dtype=str), return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
 
 
 def _subject_fraction(subjects: np.ndarray, record_fraction: np.ndarray, record_weight: np.ndarray) -> np.ndarray:

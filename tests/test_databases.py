@@ -1,0 +1,237 @@
+"""Several WFDB databases at once: INCART-like (257 Hz, several records per patient named in the headers) and
+SVDB-like (128 Hz, unnamed leads) databases written here, beside the tiny MIT-BIH-like one."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wfdb
+from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S, beat_dm, database_spec, synthetic_signal
+from omegaconf import OmegaConf
+
+from ecg_lightning.data import BeatDataModule, MITBIHDataModule, cache
+from ecg_lightning.data.databases import Database, configured_lead
+from ecg_lightning.data.records import record_sources
+from ecg_lightning.errors import ConfigError
+from ecg_lightning.evaluate import use_local_data
+
+# INCART-like: record -> patient (as in the real headers' "# patient N" line); 3 patients, 7 records
+INCART_PATIENTS = {"I01": 1, "I02": 1, "I03": 2, "I04": 2, "I05": 2, "I06": 3, "I07": 4, "I08": 5}
+SVDB_RECORDS = ["800", "801", "802", "803"]
+ABNORMAL_EVERY = 4  # every 4th beat is a V beat
+
+
+def write_database(root: Path, names: list[str], fs: int, sig_name: list[str], comments=None, seed: int = 0) -> None:
+    """Records of 20 s at ``fs`` Hz with a beat every 0.8 s (every 4th one V), headers with ``comments[name]``."""
+    rng = np.random.default_rng(seed)
+    for name in names:
+        n = 20 * fs
+        beats = np.arange(int(0.5 * fs), n - int(0.3 * fs), int(0.8 * fs))
+        symbols = np.where(np.arange(len(beats)) % ABNORMAL_EVERY == 1, "V", "N")
+        two = synthetic_signal(n, fs, beats, symbols, rng)
+        signal = np.column_stack([two[:, 0] * 0.5, two[:, 0], two[:, 1]])[:, : len(sig_name)]
+        wfdb.wrsamp(
+            name,
+            fs=fs,
+            units=["mV"] * len(sig_name),
+            sig_name=sig_name,
+            p_signal=signal,
+            fmt=["16"] * len(sig_name),
+            comments=(comments or {}).get(name, []),
+            write_dir=str(root),
+        )
+        wfdb.wrann(name, "atr", beats, symbol=list(symbols), write_dir=str(root))
+    (root / "RECORDS").write_text("\n".join(names) + "\n")
+
+
+@pytest.fixture(scope="module")
+def incart_db(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("incartdb")
+    comments = {r: ["<age>: 65 <sex>: F ", f"patient {p}", "PVCs"] for r, p in INCART_PATIENTS.items()}
+    write_database(root, list(INCART_PATIENTS), 257, ["I", "II", "V1"], comments, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def svdb_db(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("svdb")
+    write_database(root, SVDB_RECORDS, 128, ["ECG1", "ECG2"], seed=2)
+    return root
+
+
+def catalog(tiny_db, incart_db, svdb_db) -> dict:
+    """The three configured databases (conf/data/database/*.yaml) at the test folders, never downloaded."""
+    return {
+        "mitdb": database_spec("mitdb", tiny_db, download=False),
+        "incartdb": database_spec("incartdb", incart_db, download=False),
+        "svdb": database_spec("svdb", svdb_db, download=False),
+    }
+
+
+def make(tiny_db, incart_db, svdb_db, tmp_path, **kwargs) -> BeatDataModule:
+    kwargs = {"window_s": TEST_WINDOW_S, "cache_dir": tmp_path, "batch_size": 16, "label_sets": LABEL_SETS, **kwargs}
+    return BeatDataModule(catalog=catalog(tiny_db, incart_db, svdb_db), **kwargs)
+
+
+def test_incart_subjects_come_from_the_headers():
+    db = Database("incartdb", Path("."), subject_pattern=r"patient\s+(\d+)", same_subject=(("a", "b"),))
+    comments = [["<age>: 65", "patient 1"], ["patient 1"], ["patient 12"], [], ["no patient here"], []]
+    keys = db.subject_keys(["I01", "I02", "I03", "a", "x", "b"], comments)
+    assert keys == [
+        "incartdb:subject 1",
+        "incartdb:subject 1",
+        "incartdb:subject 12",
+        "incartdb:a",
+        "incartdb:x",
+        "incartdb:a",
+    ]
+    # the configured pattern (conf/data/database/incartdb.yaml) reads the real header's line
+    spec = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/data/database/incartdb.yaml"))
+    assert Database.from_config("incartdb", {**spec, "root": "."}).subject_keys(["I08"], [["# patient 4"]]) == [
+        "incartdb:subject 4"
+    ]
+
+
+def test_two_databases_at_other_rates_are_resampled_and_split_by_subject(tiny_db, incart_db, svdb_db, tmp_path):
+    dm = make(tiny_db, incart_db, svdb_db, tmp_path, databases=["mitdb", "incartdb"], split="patient")
+    dm.setup()
+    assert dm.records.names == tuple(FRACTIONS) + tuple(INCART_PATIENTS)
+    assert dm.records.databases == ("mitdb",) * len(FRACTIONS) + ("incartdb",) * len(INCART_PATIENTS)
+    assert dm.records.fs == 360.0 and dm.test_records == []
+    # INCART's lead II (conf: lead: II), matched by name; MIT-BIH's channel 0 (data.lead)
+    leads = dict(zip(dm.records.names, dm.records.leads))
+    assert leads["I03"] == ("II",) and leads["100"] == ("MLII",)
+    # every INCART beat, its annotation moved from 257 Hz to 360 Hz samples (rounded), read here with wfdb
+    for name in INCART_PATIENTS:
+        ann = wfdb.rdann(str(incart_db / name), "atr")
+        length = wfdb.rdheader(str(incart_db / name)).sig_len
+        start = dm.records.offsets[dm.records.names.index(name)]
+        assert dm.records.lengths[dm.records.names.index(name)] == int(np.ceil(length * 360 / 257))
+        got = dm.records.ann_sample[dm.records.ann_record == dm.records.names.index(name)]
+        np.testing.assert_array_equal(got, np.round(np.asarray(ann.sample) * 360 / 257).astype(int))
+        # the resampled beat is still on its QRS peak (lead II's tallest sample within 10 ms)
+        lead = np.asarray(dm.records.signal[0, start : start + dm.records.lengths[dm.records.names.index(name)]])
+        normal = got[np.asarray(ann.symbol) == "N"][1:-1]
+        peaks = [np.argmax(lead[s - 20 : s + 21]) - 20 for s in normal]
+        assert np.abs(peaks).max() <= 4, name
+    # every patient's records on one side
+    for patient in set(INCART_PATIENTS.values()):
+        records = {r for r, p in INCART_PATIENTS.items() if p == patient}
+        assert records <= set(dm.train_records) or records <= set(dm.val_records), patient
+    assert set(dm.train_records) & set(INCART_PATIENTS) and set(dm.train_records) & set(FRACTIONS)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_subjects_of_every_database_stay_on_one_side_of_every_split(tiny_db, incart_db, svdb_db, tmp_path, seed):
+    for split in ("patient", "kfold"):
+        dm = make(tiny_db, incart_db, svdb_db, tmp_path, databases=["incartdb", "mitdb"], split=split, split_seed=seed)
+        dm.setup()
+        train = set(dm.train_records)
+        assert not train & set(dm.val_records)
+        assert sorted(train | set(dm.val_records)) == sorted([*INCART_PATIENTS, *FRACTIONS])
+        assert ("201" in train) == ("202" in train)
+        for patient in set(INCART_PATIENTS.values()):
+            together = {r in train for r, p in INCART_PATIENTS.items() if p == patient}
+            assert len(together) == 1, (split, seed, patient)
+
+
+def test_cross_database_evaluation_tests_on_the_unseen_database(tiny_db, incart_db, svdb_db, tmp_path):
+    dm = make(tiny_db, incart_db, svdb_db, tmp_path, databases=["mitdb", "incartdb"], test_databases=["svdb"])
+    dm.setup()
+    assert dm.test_records == SVDB_RECORDS
+    assert not set(dm.train_records + dm.val_records) & set(SVDB_RECORDS)
+    # every SVDB beat whose window fits (at 360 Hz) is a test window, labelled by its symbol (V abnormal)
+    half = int(TEST_WINDOW_S * 360)
+    expected = []
+    for name in SVDB_RECORDS:
+        ann = wfdb.rdann(str(svdb_db / name), "atr")
+        n = int(np.ceil(wfdb.rdheader(str(svdb_db / name)).sig_len * 360 / 128))
+        at = np.round(np.asarray(ann.sample) * 360 / 128).astype(int)
+        fits = (at >= half) & (at + half <= n)
+        expected += [int(s == "V") for s in np.asarray(ann.symbol)[fits]]
+    ys = [int(y) for _, batch_y in dm.test_dataloader() for y in batch_y]
+    assert ys == expected and sum(ys) > 0
+
+
+def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.databases: \['ptbdb'\] not in data.catalog"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, databases=["ptbdb"])
+    with pytest.raises(ConfigError, match=r"\['svdb'\] in both data.databases and data.test_databases"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, databases=["svdb"], test_databases=["svdb"])
+    with pytest.raises(ConfigError, match="ds1ds2 has its own test set"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, split="ds1ds2", ds1=["100"], ds2=["101"], test_databases=["svdb"])
+    with pytest.raises(ConfigError, match=r"data.catalog.incartdb.lead=II gives 1 lead\(s\) where .* gives 2"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, databases=["mitdb", "incartdb"], lead=["MLII", "V1"])
+    with pytest.raises(ConfigError, match="data.databases is empty"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, databases=[])
+    twin = {**catalog(tiny_db, incart_db, svdb_db), "copy": database_spec("mitdb", tiny_db, download=False)}
+    dm = BeatDataModule(databases=["mitdb", "copy"], catalog=twin, label_sets=LABEL_SETS, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"record 100 is in both mitdb .* and copy .*; record names must be unique"):
+        dm.setup()
+    dm = make(tiny_db, incart_db, svdb_db, tmp_path, records=["I01", "999"], databases=["incartdb"])
+    with pytest.raises(ConfigError, match=r"data.records: \['999'\] not in the records of \['incartdb'\]"):
+        dm.setup()
+
+
+def test_unnamed_leads_fall_back_with_a_warning_naming_the_database(tiny_db, incart_db, svdb_db, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        make(tiny_db, incart_db, svdb_db, tmp_path, databases=["svdb"], lead="MLII").setup()
+    assert "data.lead MLII: 4 of 4 svdb records lack it and give another lead there: 800 ECG1" in caplog.text
+
+
+def test_one_store_holds_the_records_of_several_folders(tiny_db, incart_db, tmp_path):
+    sources = record_sources("mitdb", tiny_db, ["100", "101"], 0) + record_sources(
+        "incartdb", incart_db, ["I01", "I06"], "II"
+    )
+    cold = cache.load_or_read(sources, 360.0, tmp_path)
+    warm = cache.load_or_read(sources, 360.0, tmp_path)
+    assert len(list(tmp_path.iterdir())) == 1 and warm.databases == ("mitdb", "mitdb", "incartdb", "incartdb")
+    assert warm.comments[2] == ("<age>: 65 <sex>: F", "patient 1", "PVCs") and warm.comments[0] == ()
+    np.testing.assert_array_equal(warm.signal, cold.signal)
+    assert warm.leads == (("MLII",), ("MLII",), ("II",), ("II",))
+    # which folder a record comes from and its annotation file shape the store
+    key = cache.cache_key(sources, 360.0)
+    moved = [*sources[:2], *record_sources("incartdb", incart_db, ["I01", "I06"], "II", "qrs")]
+    assert cache.cache_key(moved, 360.0) != key
+    renamed = [*sources[:2], *record_sources("other", incart_db, ["I01", "I06"], "II")]
+    assert cache.cache_key(renamed, 360.0) != key
+
+
+def test_a_cross_database_run_is_one_override(tiny_db, incart_db, svdb_db, tmp_path, compose_cfg):
+    from ecg_lightning.train import train
+
+    cfg = compose_cfg(
+        f"data.catalog.incartdb.root={incart_db}",
+        f"data.catalog.svdb.root={svdb_db}",
+        "data.catalog.svdb.download=false",
+        "data.databases=[mitdb,incartdb]",
+        "data.test_databases=[svdb]",
+        "trainer.max_epochs=1",
+        "logger=none",
+    )
+    metrics = train(cfg)
+    # learnt on MIT-BIH + INCART, scored on SVDB, which it never saw (V beats are learnable in one epoch here)
+    assert metrics["test/balanced_accuracy"] > 0.8 and metrics["val/balanced_accuracy"] > 0.6
+    # the run's checkpoint config says where each record came from
+    assert OmegaConf.to_container(cfg.data.test_databases) == ["svdb"]
+
+
+def test_checkpoints_of_the_one_folder_config_still_build_their_data(tiny_db, tmp_path):
+    old = MITBIHDataModule(tiny_db, window_s=TEST_WINDOW_S, label_sets=LABEL_SETS, cache_dir=tmp_path)
+    new = beat_dm(tiny_db, window_s=TEST_WINDOW_S, cache_dir=tmp_path)
+    old.setup(), new.setup()
+    assert (old.train_records, old.val_records) == (new.train_records, new.val_records)
+    run = OmegaConf.create({"root": "/gone", "download": True, "cache_dir": "/gone", "lead": 0})
+    local = OmegaConf.create({"cache_dir": "/c", "catalog": {"mitdb": {"root": "/here", "download": False}}})
+    use_local_data(run, local)
+    assert (run.root, run.download, run.cache_dir) == ("/here", False, "/c")
+    run = OmegaConf.create({"cache_dir": "/x", "catalog": {"mitdb": {"root": "/a", "download": True, "lead": None}}})
+    use_local_data(run, local)
+    assert run.catalog.mitdb.root == "/here" and run.catalog.mitdb.download is False
+    # predict reads the first training database's own lead, else data.lead
+    assert configured_lead({"lead": 0, "databases": ["incartdb"], "catalog": {"incartdb": {"lead": "II"}}}) == "II"
+    assert configured_lead({"lead": 0, "databases": ["mitdb"], "catalog": {"mitdb": {"lead": None}}}) == 0
+    assert configured_lead({"lead": "MLII"}) == "MLII"
