@@ -88,6 +88,13 @@ def test_incart_subjects_come_from_the_headers():
         "incartdb:x",
         "incartdb:a",
     ]
+    # a pattern can name the subject in the record name instead (Icentia11k: p<patient>_s<segment>)
+    icentia = Database("icentia", Path("."), subject_pattern=r"^(p\d+)_s\d+$")
+    assert icentia.subject_keys(["p00001_s00", "p00001_s07", "p00002_s00"], [["patient 9"]] * 3) == [
+        "icentia:subject p00001",
+        "icentia:subject p00001",
+        "icentia:subject p00002",
+    ]
     # the configured pattern (conf/data/database/incartdb.yaml) reads the real header's line
     spec = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/data/database/incartdb.yaml"))
     assert Database.from_config("incartdb", {**spec, "root": "."}).subject_keys(["I08"], [["# patient 4"]]) == [

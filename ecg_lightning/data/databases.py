@@ -25,8 +25,9 @@ class Database:
         annotation: the beat annotation file's extension (MIT-BIH, INCART, SVDB: atr).
         lead: the lead(s) read from this database, as ``data.lead`` (None: ``data.lead`` itself).
         same_subject: groups of records from one subject (MIT-BIH: 201 and 202).
-        subject_pattern: a regular expression over the header's comment lines whose first group names the subject
-            (INCART: ``patient\\s+(\\d+)``); records whose headers do not match are their own subject.
+        subject_pattern: a regular expression searched in the record's name, then in its header's comment lines,
+            whose first group names the subject (INCART's headers: ``patient\\s+(\\d+)``; Icentia11k's names
+            ``p00000_s00``: ``^(p\\d+)_s``); records where it matches nothing are their own subject.
     """
 
     name: str
@@ -71,13 +72,13 @@ class Database:
         return record_sources(self.name, self.root, names, self.lead_for(default_lead), self.annotation)
 
     def subject_keys(self, names: Sequence[str], comments: Sequence[Sequence[str]]) -> list[str]:
-        """Each record's subject, as ``<database>:<subject>``: from ``subject_pattern`` in its header comments,
-        else its ``same_subject`` group (named by the group's first record), else the record itself."""
+        """Each record's subject, as ``<database>:<subject>``: from ``subject_pattern`` in its name or header
+        comments, else its ``same_subject`` group (named by the group's first record), else the record itself."""
         group_of = {name: group[0] for group in self.same_subject for name in group}
         pattern = re.compile(self.subject_pattern) if self.subject_pattern else None
         keys = []
         for name, lines in zip(names, comments):  # one per record, never per beat
-            match = next((m for m in map(pattern.search, lines) if m), None) if pattern else None
+            match = next((m for m in map(pattern.search, [name, *lines]) if m), None) if pattern else None
             if match is not None:
                 keys.append(f"{self.name}:subject {match.group(1) if match.groups() else match.group(0)}")
             else:
