@@ -201,3 +201,20 @@ def test_evaluation_shards_cover_every_window_exactly_once(n, world):
     shards = [list(Shard(order, rank, world)) for rank in range(world)]
     assert sorted(sum(shards, [])) == list(range(n))  # no window twice, none left out
     assert list(Shard(order)) == order.tolist()
+
+
+def test_templates_take_the_median_over_every_beat_of_a_record():
+    """60 beats, 31 of shape a and 29 of b: the template is a. The a beats sit where an even pick of 50 of the 60
+    would skip (so a template from 50 picks would be b)."""
+    h, n = 20, 60
+    shape_a, shape_b = np.hanning(2 * h), -np.hanning(2 * h)
+    skipped = sorted(set(range(n)) - set(np.linspace(0, n - 1, 50).astype(np.int64).tolist()))
+    a_beats = set(skipped) | set([i for i in range(n) if i not in skipped][: 31 - len(skipped)])
+    assert len(a_beats) == 31
+    beats = 50 + 50 * np.arange(n)
+    signal = np.zeros((1, 50 * n + 100), np.float32)
+    for i, c in enumerate(beats):
+        signal[0, c - h : c + h] = shape_a if i in a_beats else shape_b
+    db = RecordSet.from_records([Record("a", signal, ("MLII",), 360.0, beats, np.array(["N"] * n))])
+    index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
+    np.testing.assert_allclose(beat_templates(db, index, h)[0, 0], shape_a, atol=1e-6)
