@@ -100,12 +100,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     classes = datamodule.class_names
     metrics = report.metrics_report(probs, labels, classes, threshold)
-    rows = report.per_record(data.beats.record, datamodule.records.names, probs, labels, classes, threshold)
+    names, databases = datamodule.records.names, datamodule.records.databases
+    rows = report.per_record(data.beats.record, names, probs, labels, classes, threshold, databases)
     records = sorted({r["record"] for r in rows})
     paths = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
     result = {"checkpoint": paths, "side": cfg.side, "records": records, **metrics}
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
-    report.write_atomic(out_dir / "per_record.csv", report.rows_to_csv(rows, report.per_record_columns(classes)))
+    report.write_atomic(
+        out_dir / "per_record.csv", report.rows_to_csv(rows, report.per_record_columns(classes, bool(databases)))
+    )
     symbols = report.per_symbol(data.beats.symbol, probs, labels, classes, threshold)
     report.write_atomic(out_dir / "per_symbol.csv", report.rows_to_csv(symbols, report.per_symbol_columns(classes)))
     logger = TensorBoardLogger(save_dir=str(out_dir), name="", version="", default_hp_metric=False)

@@ -81,8 +81,10 @@ def per_record(
     labels: np.ndarray,
     classes: Sequence[str],
     threshold: float = 0.5,
+    databases: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Per record: beats, abnormal fraction, accuracy, and per class its beats and sensitivity (NaN where undefined)."""
+    """Per record (and its database, when ``databases`` names each record's): beats, abnormal fraction, accuracy,
+    and per class its beats and sensitivity (NaN where undefined)."""
     n = len(names)
     correct = predicted_class(probs, threshold) == labels
 
@@ -101,15 +103,17 @@ def per_record(
             columns[f"se_{name}"] = count(correct & (labels == k)) / of_class
     rows = []
     for i in np.flatnonzero(beats > 0):
-        row: dict[str, Any] = {"record": names[i], "beats": int(beats[i])}
+        row: dict[str, Any] = {"record": names[i], **({"database": databases[i]} if databases else {})}
+        row["beats"] = int(beats[i])
         row.update({c: int(v[i]) if c.startswith("n_") else round(float(v[i]), 4) for c, v in columns.items()})
         rows.append(row)
     return rows
 
 
-def per_record_columns(classes: Sequence[str]) -> tuple[str, ...]:
+def per_record_columns(classes: Sequence[str], databases: bool = False) -> tuple[str, ...]:
     return (
         "record",
+        *(["database"] if databases else []),
         "beats",
         "abnormal_fraction",
         "accuracy",

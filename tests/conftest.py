@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tqdm.std
 import wfdb
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecg_lightning.config import CONFIG_DIR, configured_label_sets
+
+# Progress bars take a per-process lock and no monitor thread: mutation testing (mutmut) runs each mutant in a
+# process forked from the test session, and tqdm's default lock (a semaphore shared across processes, also taken by
+# its monitor thread) deadlocks a forked child once another process died holding it.
+tqdm.std.tqdm.set_lock(threading.RLock())
+tqdm.std.tqdm.monitor_interval = 0
 
 FS = 360
 DURATION_S = 30

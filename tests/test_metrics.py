@@ -84,6 +84,10 @@ def test_per_record_and_per_symbol_tables_by_hand():
     assert (d["beats"], d["abnormal_fraction"], d["accuracy"]) == (1, 1.0, 1.0) and np.isnan(d["se_normal"])
     strict = report.per_record(record, ("a", "b", "c", "d"), probs, labels, ["normal", "abnormal"], threshold=0.85)
     assert strict[0]["se_abnormal"] == 1.0 and strict[1]["se_abnormal"] == 0.0
+    dbs = ("mitdb", "mitdb", "svdb", "incartdb")  # each record's database, for cross-database tables
+    tagged = report.per_record(record, ("a", "b", "c", "d"), probs, labels, ["normal", "abnormal"], 0.5, dbs)
+    assert [(r["record"], r["database"]) for r in tagged] == [("a", "mitdb"), ("c", "svdb"), ("d", "incartdb")]
+    assert report.per_record_columns(["n", "v"], databases=True)[:3] == ("record", "database", "beats")
     symbols = report.per_symbol(
         np.array(["V", "N", "N", "N", "V", "A", "A", "V"]), probs, labels, ["normal", "abnormal"]
     )

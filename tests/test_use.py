@@ -166,6 +166,7 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     assert saved["balanced_accuracy"] == pytest.approx((saved["sensitivity"] + saved["specificity"]) / 2, abs=1e-6)
     rows = list(csv.DictReader((out / "per_record.csv").open()))
     assert [r["record"] for r in rows] == saved["records"] and len(rows) >= 3
+    assert {r["database"] for r in rows} == {"mitdb"} and list(rows[0])[:3] == ["record", "database", "beats"]
     assert sum(int(r["beats"]) for r in rows) == saved["beats"]
     types = {r["symbol"]: r for r in csv.DictReader((out / "per_symbol.csv").open())}
     assert types["N"]["class"] == "normal" and sum(int(r["beats"]) for r in types.values()) == saved["beats"]
