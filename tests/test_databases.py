@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wfdb
-from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S, beat_dm, database_spec, synthetic_signal
+from conftest import (
+    FRACTIONS,
+    LABEL_SETS,
+    TEST_WINDOW_S,
+    beat_dm,
+    compose_config,
+    database_spec,
+    synthetic_signal,
+)
 from omegaconf import OmegaConf
 
 from ecg_lightning.data import BeatDataModule, MITBIHDataModule, cache
@@ -222,6 +230,18 @@ def test_a_cross_database_run_is_one_override(tiny_db, incart_db, svdb_db, tmp_p
     metrics = train(cfg)
     # learnt on MIT-BIH + INCART, scored on SVDB, which it never saw (V beats are learnable in one epoch here)
     assert metrics["test/balanced_accuracy"] > 0.8 and metrics["val/balanced_accuracy"] > 0.6
+    # evaluate side=test rebuilds the same cross-database test set from the checkpoint and scores it the same
+    from ecg_lightning.evaluate import evaluate
+
+    out = tmp_path / "eval"
+    ckpt = next((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))
+    overrides = [f"ckpt_path={ckpt}", "side=test", f"paths.cache_dir={tmp_path / 'cache'}"]
+    roots = [f"data.catalog.{n}.root={r}" for n, r in (("mitdb", tiny_db), ("incartdb", incart_db), ("svdb", svdb_db))]
+    report = evaluate(compose_config("evaluate", out, [*overrides, *roots]))
+    assert report["records"] == SVDB_RECORDS
+    assert report["balanced_accuracy"] == pytest.approx(metrics["test/balanced_accuracy"], abs=1e-6)
+    rows = (out / "per_record.csv").read_text().splitlines()
+    assert rows[0].startswith("record,database,beats") and all(",svdb," in r for r in rows[1:])
     # the run's checkpoint config says where each record came from
     assert OmegaConf.to_container(cfg.data.test_databases) == ["svdb"]
 
