@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from ecg_lightning.data import BeatDataModule, MITBIHDataModule, cache
 from ecg_lightning.data.databases import Database, configured_lead
-from ecg_lightning.data.records import record_sources
+from ecg_lightning.data.records import RecordError, record_sources
 from ecg_lightning.errors import ConfigError
 from ecg_lightning.evaluate import use_local_data
 
@@ -186,15 +186,75 @@ def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_pat
     dm = BeatDataModule(databases=["mitdb", "copy"], catalog=twin, label_sets=LABEL_SETS, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"record 100 is in both mitdb .* and copy .*; record names must be unique"):
         dm.setup()
-    dm = make(tiny_db, incart_db, svdb_db, tmp_path, records=["I01", "999"], databases=["incartdb"])
-    with pytest.raises(ConfigError, match=r"data.records: \['999'\] not in the records of \['incartdb'\]"):
+    missing = [f"X{i:02d}" for i in range(12)]  # the first ten are named, with the folders looked in
+    dm = make(tiny_db, incart_db, svdb_db, tmp_path, records=["I01", *missing], databases=["incartdb"])
+    with pytest.raises(ConfigError) as err:
         dm.setup()
+    assert str(err.value) == f"data.records: {missing[:10]} not in the records of ['incartdb'] ({incart_db})"
+    spec = database_spec("incartdb", incart_db)
+    with pytest.raises(ConfigError, match=r"^data.catalog.incartdb: unknown keys \['leads', 'name'\]$"):
+        Database.from_config("incartdb", {**spec, "leads": "II", "name": "x"})
+    with pytest.raises(ConfigError, match=r"^data.catalog.incartdb.root is not set: give the folder of the incartdb"):
+        Database.from_config("incartdb", {**spec, "root": None})
+    db = Database.from_config("x", {"root": "/r", "annotation": "qrs", "physionet": "x-db", "download": False})
+    assert (db.annotation, db.physionet, db.download, db.lead) == ("qrs", "x-db", False, None)
+    assert db.sources(["a"], [0, 1]) == record_sources("x", Path("/r"), ["a"], (0, 1), "qrs")
+    defaults = Database.from_config("y", {"root": "/r"})
+    assert (defaults.annotation, defaults.physionet, defaults.download) == ("atr", None, True)
 
 
 def test_unnamed_leads_fall_back_with_a_warning_naming_the_database(tiny_db, incart_db, svdb_db, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         make(tiny_db, incart_db, svdb_db, tmp_path, databases=["svdb"], lead="MLII").setup()
     assert "data.lead MLII: 4 of 4 svdb records lack it and give another lead there: 800 ECG1" in caplog.text
+    caplog.clear()
+    own = catalog(tiny_db, incart_db, svdb_db)
+    own["incartdb"]["lead"] = "V5"  # a database's own lead that its records lack: the warning names that key
+    with caplog.at_level(logging.WARNING):
+        BeatDataModule(databases=["incartdb"], catalog=own, label_sets=LABEL_SETS, cache_dir=tmp_path).setup()
+    assert "data.catalog.incartdb.lead V5: 8 of 8 incartdb records lack it and give another lead there: I01 I" in (
+        caplog.text
+    )
+
+
+def test_split_settings_reach_the_split(tiny_db, incart_db, svdb_db, tmp_path):
+    """val_fraction and bin_edges of the config are the ones the splits use (scikit-learn's split as the oracle)."""
+    from sklearn.model_selection import train_test_split
+
+    from ecg_lightning.data.split import abnormal_fraction, fraction_bins
+
+    for split in ("seed", "patient"):
+        dm = make(tiny_db, incart_db, svdb_db, tmp_path, split=split, val_fraction=0.5, bin_edges=[0.0, 0.5, 1.0])
+        dm.setup()
+        names = list(dm.records.names)
+        fraction = abnormal_fraction(dm.beats.record, dm.beats.label, len(names))
+        if split == "seed":
+            bins = fraction_bins(fraction, [0.0, 0.5, 1.0])
+            _, val = train_test_split(names, test_size=0.5, stratify=bins, random_state=42)
+            assert dm.val_records == val
+        else:  # 11 subjects (201 and 202 are one): half of them, rounded up, are validation
+            assert len({"201" if r == "202" else r for r in dm.val_records}) == 6
+    with pytest.raises(ValueError, match=r"^data.split=ds1ds2: no DS1 or no DS2 record among the 12 records read$"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, split="ds1ds2", ds1=["100", "101"], ds2=["999"]).setup()
+
+
+def test_a_record_without_beats_last_still_splits(tmp_path, tiny_db, incart_db, svdb_db):
+    """A database whose last record has no beat annotations (only rhythm/noise marks): it is read and split."""
+    import shutil
+
+    root = tmp_path / "db"
+    root.mkdir()
+    for name in ("I01", "I02", "I03", "I04"):
+        for ext in ("hea", "dat", "atr"):
+            shutil.copy(incart_db / f"{name}.{ext}", root / f"{name}.{ext}")
+    wfdb.wrann("I04", "atr", np.array([100, 2000]), symbol=["+", "~"], write_dir=str(root))
+    (root / "RECORDS").write_text("I01\nI02\nI03\nI04\n")
+    spec = database_spec("incartdb", root, download=False)
+    dm = BeatDataModule(
+        databases=["incartdb"], catalog={"incartdb": spec}, label_sets=LABEL_SETS, window_s=TEST_WINDOW_S
+    )
+    dm.setup()
+    assert sorted(dm.train_records + dm.val_records) == ["I01", "I02", "I03", "I04"]
 
 
 def test_one_store_holds_the_records_of_several_folders(tiny_db, incart_db, tmp_path):
@@ -262,3 +322,46 @@ def test_checkpoints_of_the_one_folder_config_still_build_their_data(tiny_db, tm
     assert configured_lead({"lead": 0, "databases": ["incartdb"], "catalog": {"incartdb": {"lead": "II"}}}) == "II"
     assert configured_lead({"lead": 0, "databases": ["mitdb"], "catalog": {"mitdb": {"lead": None}}}) == 0
     assert configured_lead({"lead": "MLII"}) == "MLII"
+
+
+def test_without_a_cache_the_records_read_the_same(tiny_db, incart_db, svdb_db, tmp_path):
+    """cache_dir=None reads every record into memory: the same resampled signals, annotations, databases, comments
+    and split as the memory-mapped store."""
+    kwargs = {"databases": ["mitdb", "incartdb"], "test_databases": ["svdb"], "split": "patient"}
+    stored = make(tiny_db, incart_db, svdb_db, tmp_path, **kwargs)
+    memory = make(tiny_db, incart_db, svdb_db, tmp_path, **{**kwargs, "cache_dir": None})
+    stored.setup(), memory.setup()
+    assert not isinstance(memory.records.signal, np.memmap) and memory.records.fs == 360.0
+    np.testing.assert_array_equal(memory.records.signal, stored.records.signal)
+    for field in ("offsets", "ann_record", "ann_sample", "ann_symbol"):
+        np.testing.assert_array_equal(getattr(memory.records, field), getattr(stored.records, field))
+    assert memory.records.databases == stored.records.databases and memory.records.leads == stored.records.leads
+    assert memory.records.comments == stored.records.comments and memory.records.names == stored.records.names
+    assert (memory.train_records, memory.val_records, memory.test_records) == (
+        stored.train_records,
+        stored.val_records,
+        stored.test_records,
+    )
+
+
+def test_an_empty_database_folder_is_downloaded_by_its_physionet_name(tmp_path, monkeypatch, incart_db):
+    import shutil
+
+    from ecg_lightning.data import records as records_mod
+
+    fetched = []
+
+    def fake_dl(db, dl_dir, records):
+        fetched.append((db, records[0]))
+        for ext in ("hea", "dat", "atr"):
+            shutil.copy(incart_db / f"{records[0]}.{ext}", Path(dl_dir) / f"{records[0]}.{ext}")
+
+    monkeypatch.setattr(records_mod.wfdb, "get_record_list", lambda db: ["I01", "I02"])
+    monkeypatch.setattr(records_mod.wfdb, "dl_database", fake_dl)
+    spec = database_spec("incartdb", tmp_path / "fresh")
+    assert Database.from_config("incartdb", spec).record_names() == ["I01", "I02"]
+    assert fetched == [("incartdb", "I01"), ("incartdb", "I02")]
+    with pytest.raises(RecordError, match=r"data.download=false.* point data.catalog.incartdb.root at a folder"):
+        Database.from_config("incartdb", {**spec, "root": tmp_path / "none", "download": False}).record_names()
+    with pytest.raises(RecordError, match=r"No WFDB records in .*no PhysioNet name"):
+        Database.from_config("mine", {"root": tmp_path / "none", "physionet": None}).record_names()
