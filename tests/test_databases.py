@@ -103,6 +103,9 @@ def test_incart_subjects_come_from_the_headers():
         "icentia:subject p00001",
         "icentia:subject p00002",
     ]
+    # a pattern without a group names the subject by its whole match
+    whole = Database("db", Path("."), subject_pattern=r"p\d+")
+    assert whole.subject_keys(["p1_s0", "p1_s1", "x"], [[], [], []]) == ["db:subject p1", "db:subject p1", "db:x"]
     # the configured pattern (conf/data/database/incartdb.yaml) reads the real header's line
     spec = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/data/database/incartdb.yaml"))
     assert Database.from_config("incartdb", {**spec, "root": "."}).subject_keys(["I08"], [["# patient 4"]]) == [
@@ -187,10 +190,12 @@ def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_pat
     with pytest.raises(ConfigError, match=r"record 100 is in both mitdb .* and copy .*; record names must be unique"):
         dm.setup()
     missing = [f"X{i:02d}" for i in range(12)]  # the first ten are named, with the folders looked in
-    dm = make(tiny_db, incart_db, svdb_db, tmp_path, records=["I01", *missing], databases=["incartdb"])
+    dm = make(tiny_db, incart_db, svdb_db, tmp_path, records=["I01", *missing], databases=["incartdb", "svdb"])
     with pytest.raises(ConfigError) as err:
         dm.setup()
-    assert str(err.value) == f"data.records: {missing[:10]} not in the records of ['incartdb'] ({incart_db})"
+    assert str(err.value) == (
+        f"data.records: {missing[:10]} not in the records of ['incartdb', 'svdb'] ({incart_db}, {svdb_db})"
+    )
     spec = database_spec("incartdb", incart_db)
     with pytest.raises(ConfigError, match=r"^data.catalog.incartdb: unknown keys \['leads', 'name'\]$"):
         Database.from_config("incartdb", {**spec, "leads": "II", "name": "x"})
@@ -199,6 +204,7 @@ def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_pat
     db = Database.from_config("x", {"root": "/r", "annotation": "qrs", "physionet": "x-db", "download": False})
     assert (db.annotation, db.physionet, db.download, db.lead) == ("qrs", "x-db", False, None)
     assert db.sources(["a"], [0, 1]) == record_sources("x", Path("/r"), ["a"], (0, 1), "qrs")
+    assert Database.from_config("z", {"root": "/r", "lead": ["II", "V1"]}).lead == ("II", "V1")
     defaults = Database.from_config("y", {"root": "/r"})
     assert (defaults.annotation, defaults.physionet, defaults.download) == ("atr", None, True)
 
@@ -234,6 +240,23 @@ def test_split_settings_reach_the_split(tiny_db, incart_db, svdb_db, tmp_path):
             assert dm.val_records == val
         else:  # 11 subjects (201 and 202 are one): half of them, rounded up, are validation
             assert len({"201" if r == "202" else r for r in dm.val_records}) == 6
+    # the subject-grouped splits take bin_edges from the config too (the split module, tested against
+    # scikit-learn in test_split.py, as the oracle; the default edges would split otherwise)
+    from ecg_lightning.data.split import holdout_split, kfold_split, subject_ids
+
+    edges = [0.0, 0.1, 1.0]
+    dm = make(tiny_db, incart_db, svdb_db, tmp_path, split="patient", bin_edges=edges)
+    dm.setup()
+    names = list(dm.records.names)
+    fraction = abnormal_fraction(dm.beats.record, dm.beats.label, len(names))
+    windows = np.bincount(dm.beats.record, minlength=len(names)).astype(float)
+    subjects = subject_ids(dm.subjects())
+    expected = holdout_split(names, fraction, windows, 0.25, 42, subjects, edges)[1]
+    assert dm.val_records == expected != holdout_split(names, fraction, windows, 0.25, 42, subjects)[1]
+    dm = make(tiny_db, incart_db, svdb_db, tmp_path, split="kfold", n_folds=3, bin_edges=edges)
+    dm.setup()
+    expected = kfold_split(names, fraction, windows, subjects, 0, 3, 42, edges)[1]
+    assert dm.val_records == expected != kfold_split(names, fraction, windows, subjects, 0, 3, 42)[1]
     with pytest.raises(ValueError, match=r"^data.split=ds1ds2: no DS1 or no DS2 record among the 12 records read$"):
         make(tiny_db, incart_db, svdb_db, tmp_path, split="ds1ds2", ds1=["100", "101"], ds2=["999"]).setup()
 
@@ -327,11 +350,12 @@ def test_checkpoints_of_the_one_folder_config_still_build_their_data(tiny_db, tm
 def test_without_a_cache_the_records_read_the_same(tiny_db, incart_db, svdb_db, tmp_path):
     """cache_dir=None reads every record into memory: the same resampled signals, annotations, databases, comments
     and split as the memory-mapped store."""
-    kwargs = {"databases": ["mitdb", "incartdb"], "test_databases": ["svdb"], "split": "patient"}
+    kwargs = {"databases": ["mitdb", "incartdb"], "test_databases": ["svdb"], "split": "patient", "band": [0.5, 40]}
     stored = make(tiny_db, incart_db, svdb_db, tmp_path, **kwargs)
     memory = make(tiny_db, incart_db, svdb_db, tmp_path, **{**kwargs, "cache_dir": None})
     stored.setup(), memory.setup()
     assert not isinstance(memory.records.signal, np.memmap) and memory.records.fs == 360.0
+    assert memory.records.signal.dtype == np.float32 and memory.records.ann_record.dtype == np.int32
     np.testing.assert_array_equal(memory.records.signal, stored.records.signal)
     for field in ("offsets", "ann_record", "ann_sample", "ann_symbol"):
         np.testing.assert_array_equal(getattr(memory.records, field), getattr(stored.records, field))
@@ -344,7 +368,7 @@ def test_without_a_cache_the_records_read_the_same(tiny_db, incart_db, svdb_db, 
     )
 
 
-def test_an_empty_database_folder_is_downloaded_by_its_physionet_name(tmp_path, monkeypatch, incart_db):
+def test_an_empty_database_folder_is_downloaded_by_its_physionet_name(tmp_path, monkeypatch, incart_db, caplog):
     import shutil
 
     from ecg_lightning.data import records as records_mod
@@ -361,7 +385,37 @@ def test_an_empty_database_folder_is_downloaded_by_its_physionet_name(tmp_path, 
     spec = database_spec("incartdb", tmp_path / "fresh")
     assert Database.from_config("incartdb", spec).record_names() == ["I01", "I02"]
     assert fetched == [("incartdb", "I01"), ("incartdb", "I02")]
-    with pytest.raises(RecordError, match=r"data.download=false.* point data.catalog.incartdb.root at a folder"):
+    assert (tmp_path / "fresh" / "RECORDS").read_text() == "I01\nI02\n"
+    # into a nested folder that does not exist yet, and into an existing empty one
+    nested, empty = tmp_path / "a" / "b" / "incart", tmp_path / "empty"
+    empty.mkdir()
+    with caplog.at_level(logging.INFO):
+        for root in (nested, empty):
+            assert Database.from_config("incartdb", {**spec, "root": root}).record_names() == ["I01", "I02"]
+    assert f"No records in {empty}: downloading incartdb from PhysioNet" in caplog.messages
+    with pytest.raises(RecordError, match=r"data.catalog.incartdb.download=false. .* point data.catalog.incartdb.root"):
         Database.from_config("incartdb", {**spec, "root": tmp_path / "none", "download": False}).record_names()
-    with pytest.raises(RecordError, match=r"No WFDB records in .*no PhysioNet name"):
+    with pytest.raises(RecordError) as err:
         Database.from_config("mine", {"root": tmp_path / "none", "physionet": None}).record_names()
+    assert str(err.value) == (
+        f"No WFDB records in {tmp_path / 'none'} and no PhysioNet name (data.catalog.mine.physionet) to download it "
+        f"from. Put the database's files (RECORDS, *.hea, *.dat and the annotation files) in {tmp_path / 'none'}, or "
+        "point data.catalog.mine.root at a folder that has them."
+    )
+
+
+def test_a_database_reads_its_own_annotation_extension(tmp_path, incart_db):
+    """annotation: ann reads <record>.ann (the folder has no .atr): beats come from it."""
+    import shutil
+
+    root = tmp_path / "db"
+    root.mkdir()
+    for name in ("I01", "I06"):
+        shutil.copy(incart_db / f"{name}.hea", root / f"{name}.hea")
+        shutil.copy(incart_db / f"{name}.dat", root / f"{name}.dat")
+        shutil.copy(incart_db / f"{name}.atr", root / f"{name}.ann")
+    spec = {"root": str(root), "annotation": "ann", "lead": "II"}
+    dm = BeatDataModule(databases=["x"], catalog={"x": spec}, label_sets=LABEL_SETS, window_s=TEST_WINDOW_S)
+    dm.setup()
+    n = sum(len(wfdb.rdann(str(incart_db / r), "atr").sample) for r in ("I01", "I06"))
+    assert len(dm.records.ann_sample) == n and (dm.records.ann_symbol == "V").sum() > 0

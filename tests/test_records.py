@@ -141,8 +141,18 @@ def test_empty_root_offline_fails_with_instructions(tmp_path, monkeypatch):
     ):
         ensure_database(tmp_path / "empty", download=True)
     assert not (tmp_path / "empty").exists()  # the failed download leaves no folder behind
-    with pytest.raises(RecordError, match="data.download=false"):
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, even empty
+    with pytest.raises(RecordError, match="Could not download mitdb"):
+        ensure_database(tmp_path / "mine", download=True)
+    assert (tmp_path / "mine").is_dir()
+    with pytest.raises(RecordError) as err:
         ensure_database(tmp_path / "empty", download=False)
+    assert str(err.value) == (
+        f"No WFDB records in {tmp_path / 'empty'} and data.catalog.mitdb.download=false. Put the database's files "
+        f"(RECORDS, *.hea, *.dat and the annotation files) in {tmp_path / 'empty'}, or point data.catalog.mitdb.root "
+        f"at a folder that has them. They can be fetched with wfdb.dl_database('mitdb', '{tmp_path / 'empty'}') on "
+        "a machine with internet access."
+    )
 
 
 def test_download_fetches_record_by_record(tmp_path, monkeypatch):
@@ -201,7 +211,7 @@ def test_record_sets_refuse_mixed_rates_leads_and_emptiness():
         records_mod.RecordSet.from_records([one, other_rate])
     with pytest.raises(RecordError, match=r"different numbers of leads \[1, 2\]"):
         records_mod.RecordSet.from_records([one, two_leads])
-    with pytest.raises(RecordError, match="No records"):
+    with pytest.raises(RecordError, match="^No records to build a database from$"):
         records_mod.RecordSet.from_records([])
 
 

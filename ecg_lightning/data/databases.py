@@ -61,7 +61,7 @@ class Database:
 
     def record_names(self) -> list[str]:
         """The folder's records (RECORDS order), downloaded first when the folder has none."""
-        return ensure_database(self.root, self.download, self.physionet, f"data.catalog.{self.name}.root")
+        return ensure_database(self.root, self.download, self.physionet, f"data.catalog.{self.name}")
 
     def lead_for(self, default: Lead | Sequence[Lead]) -> Lead | tuple[Lead, ...]:
         """The lead(s) read from this database: its own ``lead``, else ``data.lead``."""

@@ -127,20 +127,19 @@ def list_records(root: Path) -> list[str]:
     return sorted(p.stem for p in root.glob("*.hea"))
 
 
-def ensure_database(
-    root: Path, download: bool, db_name: str | None = "mitdb", root_key: str = "data.root"
-) -> list[str]:
+def ensure_database(root: Path, download: bool, db_name: str | None = "mitdb", key: str | None = None) -> list[str]:
     """Return the folder's record names, downloading PhysioNet database ``db_name`` first when the folder has none.
 
     The record list comes from PhysioNet (``wfdb.get_record_list``); records are fetched one by one (with progress),
-    and RECORDS is written last, so an interrupted download is resumed by the next call. ``root_key`` is the config
-    key that names the folder, for the messages.
+    and RECORDS is written last, so an interrupted download is resumed by the next call. ``key`` is the database's
+    config entry (default ``data.catalog.<db_name>``), named in the messages.
     """
+    key = key or f"data.catalog.{db_name}"
     names = list_records(root) if root.is_dir() else []
     if names:
         return names
     how_to = (
-        f"Put the database's files (RECORDS, *.hea, *.dat and the annotation files) in {root}, or point {root_key} "
+        f"Put the database's files (RECORDS, *.hea, *.dat and the annotation files) in {root}, or point {key}.root "
         "at a folder that has them."
     )
     if db_name:
@@ -148,7 +147,7 @@ def ensure_database(
             f" They can be fetched with wfdb.dl_database('{db_name}', '{root}') on a machine with internet access."
         )
     if not download or not db_name:
-        why = "data.download=false" if db_name else "no PhysioNet name to download it from"
+        why = f"{key}.download=false" if db_name else f"no PhysioNet name ({key}.physionet) to download it from"
         raise RecordError(f"No WFDB records in {root} and {why}. {how_to}")
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
