@@ -215,6 +215,18 @@ def test_record_sets_refuse_mixed_rates_leads_and_emptiness():
         records_mod.RecordSet.from_records([])
 
 
+def test_a_single_record_set_keeps_the_records_own_float32_array():
+    """predict's one (possibly 24-hour) recording: the set views its signal, no copy; several are concatenated."""
+    signal = np.arange(20, dtype=np.float32).reshape(1, 20)
+    one = records_mod.Record("a", signal, ("MLII",), 360.0, np.array([5]), np.array(["N"]))
+    single = records_mod.RecordSet.from_records([one])
+    assert single.signal.dtype == np.float32 and np.shares_memory(single.signal, signal)
+    two = records_mod.RecordSet.from_records([one, one], ["db", "db"])
+    assert two.signal.dtype == np.float32 and not np.shares_memory(two.signal, signal)
+    np.testing.assert_array_equal(two.signal, np.concatenate([signal, signal], axis=1))
+    assert two.databases == ("db", "db") and two.offsets.tolist() == [0, 20, 40]
+
+
 @pytest.mark.parametrize("fs", [128, 250, 257])
 def test_resampling_keeps_every_beat_inside_the_record(tmp_path, fs):
     write_record(tmp_path, f"r{fs}", 0.3, np.random.default_rng(fs), fs=fs, duration_s=12)
