@@ -228,3 +228,24 @@ def test_cut_on_device_draws_seeded_noise_of_the_configured_size(tiny_db, tmp_pa
     reference, _ = clean.on_after_batch_transfer(next(iter(clean.train_dataloader())), 0)
     assert torch.equal(x, again)  # seeded by the batch
     assert abs(float((x - reference).std()) - 0.3) < 0.02
+
+
+def test_without_augment_settings_training_windows_are_the_plain_ones(tiny_db, tmp_path):
+    """augment=None (no settings at all): training serves exactly the evaluation windows, no jitter, scale or noise."""
+    dm = make_dm(tiny_db, tmp_path, augment=None)
+    dm.setup()
+    idx = list(range(min(64, len(dm.data_train))))
+    x, y = dm.data_train.__getitems__(idx)
+    x0, y0 = dm.eval_dataset("train").__getitems__(idx)
+    assert torch.equal(x, x0) and torch.equal(y, y0)
+
+
+def test_a_limited_validation_takes_the_same_shuffled_windows_every_time(tiny_db, tmp_path):
+    """limit_val_batches < 1: a fixed shuffle of every record's windows, the same in every process and call."""
+    orders = []
+    for _ in range(2):
+        dm = make_dm(tiny_db, tmp_path)
+        dm.setup()
+        dm.trainer = SimpleNamespace(global_rank=0, world_size=1, current_epoch=0, limit_val_batches=0.5)
+        orders += [list(dm.val_dataloader().sampler), list(dm.val_dataloader().sampler)]
+    assert orders[0] == orders[1] == orders[2] == orders[3] != sorted(orders[0])

@@ -30,6 +30,7 @@ def test_study_labelling_of_every_symbol(label_sets):
     symbols = np.array([*STUDY_NORMAL, *STUDY_ABNORMAL, *NOT_BEATS])
     expected = [0] * 2 + [1] * len(STUDY_ABNORMAL) + [DROPPED] * len(NOT_BEATS)
     np.testing.assert_array_equal(label_beats(symbols, label_sets["study"]), expected)
+    assert label_beats(symbols, label_sets["study"]).dtype == np.int8  # a byte a beat in the per-beat index
 
 
 def test_aami_labelling_by_hand(label_sets):

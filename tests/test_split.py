@@ -29,6 +29,11 @@ def test_abnormal_fraction_per_record():
     record = np.array([0, 0, 0, 0, 2, 2])
     label = np.array([1, 0, 0, 0, 1, 1])
     np.testing.assert_allclose(abnormal_fraction(record, label, 3), [0.25, 0.0, 1.0])
+    # records without windows are 0 exactly, never leftover memory (a ones-filled block of that size freed first)
+    junk = np.ones(5000)
+    del junk
+    fraction = abnormal_fraction(np.array([4999]), np.array([1]), 5000)
+    assert fraction[4999] == 1.0 and not fraction[:4999].any()
 
 
 def test_seed_split_is_the_studys_train_test_split():
