@@ -34,6 +34,16 @@ def test_two_leads_are_two_standardized_channels(tiny_db):
     assert rec.leads == ("V1", "MLII") and rec.signal.shape == (2, len(raw))
     expected = (raw - raw.mean(0)) / raw.std(0)
     np.testing.assert_allclose(rec.signal, expected[:, [1, 0]].T, atol=1e-5)
+    # standardize itself works per lead on a (leads, samples) array, in pieces shorter than the record
+    both = raw.T * np.array([[3.0], [0.5]]) + np.array([[2.0], [-1.0]])
+    np.testing.assert_allclose(
+        records_mod.standardize(both, piece=1000),
+        (both - both.mean(1, keepdims=True)) / both.std(1, keepdims=True),
+        atol=1e-5,
+    )
+    # no annotation file asked for: empty annotation arrays, not None
+    bare = read_record(tiny_db / "104", annotation=None)
+    assert bare.ann_sample.shape == bare.ann_symbol.shape == (0,) and bare.ann_symbol.dtype.kind == "U"
 
 
 def test_lead_names_match_case_insensitively_and_through_equivalents(tmp_path, caplog):
