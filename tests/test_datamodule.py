@@ -45,6 +45,12 @@ def test_setup_serves_split_windows(tiny_db, tmp_path, caplog):
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 1, 360) and y.shape == (16,) and y.dtype == torch.int64 and set(y.tolist()) <= {0, 1}
     assert "train: 9 records" in caplog.text and "val: 3 records" in caplog.text and "abnormal" in caplog.text
+    labels = np.array([int(sym not in ("N", ".")) for _, _, sym in beats_of(tiny_db, dm.train_records, symbols)])
+    n, share = len(labels), 100 * labels.mean()
+    assert (
+        f"train: 9 records, {n} windows, {share:.1f}% abnormal (normal {100 - share:.1f}%, abnormal {share:.1f}%)"
+        in caplog.messages
+    )
 
 
 def test_val_loader_is_ordered_and_complete(tiny_db, tmp_path):

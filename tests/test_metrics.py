@@ -155,3 +155,29 @@ def test_confusion_figure_shows_the_thresholded_counts_and_the_class_names(thres
     assert report.metrics_report(probs, labels, classes, t)["confusion_matrix"] == expected.tolist()
     assert [t.get_text() for t in ax.get_xticklabels()] == classes
     assert [t.get_text() for t in ax.get_yticklabels()] == classes
+
+
+@pytest.mark.parametrize("classes", [["normal", "abnormal"], ["N", "S", "V"]])
+def test_roc_figure_titles_its_task_and_gives_each_curves_auc(classes):
+    """The ROC figure says what is plotted and, per curve, its AUC (scikit-learn as the oracle), by class name."""
+    from sklearn.metrics import roc_auc_score
+
+    from ecg_lightning import report
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(60) % len(classes)
+    if len(classes) == 2:
+        probs = np.clip(labels * 0.5 + rng.uniform(0, 0.6, 60), 0, 1).astype(np.float32)
+        aucs = {None: roc_auc_score(labels, probs)}
+        title = "ROC: abnormal vs normal beats"
+    else:
+        logits = np.eye(3)[labels] + rng.normal(0, 0.8, (60, 3))
+        probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+        aucs = {c: roc_auc_score(labels == k, probs[:, k]) for k, c in enumerate(classes)}
+        title = "ROC: each class vs the rest"
+    ax = report.figures(probs, labels, classes)["roc"].axes[0]
+    assert ax.get_title() == title
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(legend) == len(aucs)
+    for text, (name, auc) in zip(legend, aucs.items()):  # e.g. "N AUC=0.822" (3 decimals, float32 scores)
+        assert float(text.split("AUC=")[1]) == pytest.approx(auc, abs=1.5e-3) and (name is None or name in text), text
