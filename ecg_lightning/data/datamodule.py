@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from ecg_lightning.data import cache
 from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
-from ecg_lightning.data.records import Lead, RecordSet, lead_key, lead_list
+from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list
 from ecg_lightning.data.rr import rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
@@ -177,10 +177,10 @@ class BeatDataModule(L.LightningDataModule):
         for db in self.databases + self.test_databases:
             db.record_names()
 
-    def _sources(self) -> list:
+    def _sources(self) -> list[RecordSource]:
         """Every record to read, database by database (or in ``records`` order), each with its database's lead."""
-        hp, listed = self.hparams, {}
-        for db in self.databases + self.test_databases:
+        hp, listed, every = self.hparams, {}, self.databases + self.test_databases
+        for db in every:
             for name in db.record_names():
                 if name in listed:
                     raise ConfigError(
@@ -192,8 +192,8 @@ class BeatDataModule(L.LightningDataModule):
         unknown = [n for n in names if n not in listed]
         if unknown:
             raise ConfigError(
-                f"data.records: {unknown[:10]} not in the records of {[db.name for db in self.databases]} "
-                f"({', '.join(str(db.root) for db in self.databases)})"
+                f"data.records: {unknown[:10]} not in the records of {[db.name for db in every]} "
+                f"({', '.join(str(db.root) for db in every)})"
             )
         return [source for n in names for source in listed[n].sources([n], hp.lead)]
 
