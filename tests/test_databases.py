@@ -201,6 +201,8 @@ def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_pat
         Database.from_config("incartdb", {**spec, "leads": "II", "name": "x"})
     with pytest.raises(ConfigError, match=r"^data.catalog.incartdb.root is not set: give the folder of the incartdb"):
         Database.from_config("incartdb", {**spec, "root": None})
+    with pytest.raises(ConfigError, match=r"^data.catalog.incartdb.subject_pattern='patient \(' is not a regular"):
+        Database.from_config("incartdb", {**spec, "subject_pattern": "patient ("})
     db = Database.from_config("x", {"root": "/r", "annotation": "qrs", "physionet": "x-db", "download": False})
     assert (db.annotation, db.physionet, db.download, db.lead) == ("qrs", "x-db", False, None)
     assert db.sources(["a"], [0, 1]) == record_sources("x", Path("/r"), ["a"], (0, 1), "qrs")
@@ -342,8 +344,9 @@ def test_checkpoints_of_the_one_folder_config_still_build_their_data(tiny_db, tm
     use_local_data(run, local)
     assert run.catalog.mitdb.root == "/here" and run.catalog.mitdb.download is False
     # predict reads the first training database's own lead, else data.lead
-    assert configured_lead({"lead": 0, "databases": ["incartdb"], "catalog": {"incartdb": {"lead": "II"}}}) == "II"
-    assert configured_lead({"lead": 0, "databases": ["mitdb"], "catalog": {"mitdb": {"lead": None}}}) == 0
+    incart = {"lead": 0, "databases": ["incartdb"], "catalog": {"incartdb": {"root": "/r", "lead": "II"}}}
+    assert configured_lead(incart) == "II"
+    assert configured_lead({"lead": 0, "databases": ["mitdb"], "catalog": {"mitdb": {"root": "/r", "lead": None}}}) == 0
     assert configured_lead({"lead": "MLII"}) == "MLII"
 
 

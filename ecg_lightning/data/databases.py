@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecg_lightning.data.records import Lead, RecordSource, ensure_database, lead_list, record_sources
+from ecg_lightning.data.records import Lead, RecordSource, as_lead, ensure_database, lead_list, record_sources
 from ecg_lightning.errors import ConfigError
 
 
@@ -47,16 +47,22 @@ class Database:
             raise ConfigError(f"data.catalog.{name}: unknown keys {sorted(unknown)}")
         if spec.get("root") is None:
             raise ConfigError(f"data.catalog.{name}.root is not set: give the folder of the {name} records")
-        lead = spec.get("lead")
+        pattern, lead = spec.get("subject_pattern"), spec.get("lead")
+        try:
+            re.compile(pattern or "")
+        except re.error as err:
+            raise ConfigError(
+                f"data.catalog.{name}.subject_pattern={pattern!r} is not a regular expression ({err})"
+            ) from None
         return cls(
             name=name,
             root=Path(spec["root"]).expanduser(),
             physionet=spec.get("physionet"),
             download=bool(spec.get("download", True)),
             annotation=str(spec.get("annotation", "atr")),
-            lead=lead if lead is None or isinstance(lead, (int, str)) else tuple(lead),
+            lead=None if lead is None else as_lead(lead),
             same_subject=tuple(tuple(str(r) for r in group) for group in spec.get("same_subject") or ()),
-            subject_pattern=spec.get("subject_pattern"),
+            subject_pattern=pattern,
         )
 
     def record_names(self) -> list[str]:
@@ -65,8 +71,7 @@ class Database:
 
     def lead_for(self, default: Lead | Sequence[Lead]) -> Lead | tuple[Lead, ...]:
         """The lead(s) read from this database: its own ``lead``, else ``data.lead``."""
-        lead = default if self.lead is None else self.lead
-        return lead if isinstance(lead, (int, str)) else tuple(lead)
+        return as_lead(default if self.lead is None else self.lead)
 
     def sources(self, names: Sequence[str], default_lead: Lead | Sequence[Lead]) -> list[RecordSource]:
         return record_sources(self.name, self.root, names, self.lead_for(default_lead), self.annotation)
@@ -108,9 +113,10 @@ def check_leads(databases: Sequence[Database], lead: Lead | Sequence[Lead]) -> N
             )
 
 
-def configured_lead(data: Mapping[str, Any]) -> Lead | list[Lead]:
+def configured_lead(data: Mapping[str, Any]) -> Lead | Sequence[Lead]:
     """The lead(s) a run's data config reads from its first training database (its own ``lead``, else
     ``data.lead``): what ``predict`` reads from a new recording by default."""
     catalog, names = data.get("catalog") or {}, data.get("databases") or ()
-    own = (catalog.get(names[0]) or {}).get("lead") if names else None
-    return data["lead"] if own is None else own
+    if not names or names[0] not in catalog:  # the earlier one-folder config: data.lead only
+        return data["lead"]
+    return Database.from_config(names[0], catalog[names[0]]).lead_for(data["lead"])

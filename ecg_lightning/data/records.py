@@ -62,8 +62,7 @@ def record_sources(
     database: str, root: Path, names: Sequence[str], lead: Lead | Sequence[Lead] = 0, annotation: str = "atr"
 ) -> list[RecordSource]:
     """The named records of one database folder, each read with ``lead`` and its ``annotation`` file."""
-    lead = lead if isinstance(lead, (int, str)) else tuple(lead)
-    return [RecordSource(database, Path(root), str(name), lead, annotation) for name in names]
+    return [RecordSource(database, Path(root), str(name), as_lead(lead), annotation) for name in names]
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,12 @@ def lead_list(lead: Lead | Sequence[Lead]) -> list[Lead]:
     return [lead] if isinstance(lead, (int, str)) else list(lead)
 
 
-def select_leads(sig_names: list[str], leads: Lead | list[Lead], record: str) -> list[int]:
+def as_lead(lead: Lead | Sequence[Lead]) -> Lead | tuple[Lead, ...]:
+    """``data.lead`` in a fixed, hashable form: one lead as it is, several as a tuple."""
+    return lead if isinstance(lead, (int, str)) else tuple(lead)
+
+
+def select_leads(sig_names: list[str], leads: Lead | Sequence[Lead], record: str) -> list[int]:
     """Channel indices for ``leads``: indices, or names matched case-insensitively and through LEAD_EQUIVALENTS.
 
     A name the record lacks falls back, with a warning naming the record, to its first channel not chosen yet
@@ -339,7 +343,7 @@ def read_lead(
 
 def read_record(
     path: Path,
-    lead: Lead | list[Lead] = 0,
+    lead: Lead | Sequence[Lead] = 0,
     annotation: str | None = "atr",
     fs: float | None = None,
     band: tuple[float, float] | None = None,
@@ -414,8 +418,7 @@ def read_record(
 
 def read_source(source: RecordSource, fs: float, band: tuple[float, float] | None = None) -> Record:
     """One record of a database, as its source says to read it, resampled to ``fs`` Hz."""
-    lead = source.lead if isinstance(source.lead, (int, str)) else list(source.lead)
-    return read_record(source.path, lead=lead, annotation=source.annotation, fs=fs, band=band)
+    return read_record(source.path, lead=source.lead, annotation=source.annotation, fs=fs, band=band)
 
 
 def read_database(sources: Sequence[RecordSource], fs: float, band: tuple[float, float] | None = None) -> RecordSet:
