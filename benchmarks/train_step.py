@@ -31,6 +31,7 @@ from hydra.utils import instantiate
 from torch.profiler import ProfilerActivity, profile
 
 from ecg_lightning.callbacks import EpochSeed
+from ecg_lightning.runtime import reuse_freed_memory
 
 MODELS = {
     "cnn": ["experiment=study_cnn"],
@@ -43,6 +44,8 @@ MODELS = {
 def build(model: str, root: Path, overrides: list[str] = ()) -> tuple[L.LightningModule, L.LightningDataModule]:
     """The composed run's LightningModule and DataModule (set up for fit)."""
     cfg = compose_train([*MODELS[model], f"data.catalog.mitdb.root={root}", *overrides])
+    if cfg.reuse_freed_memory:  # as a training run does (process-wide: compare in separate processes)
+        reuse_freed_memory()
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     return instantiate(cfg.model, _convert_="all"), datamodule

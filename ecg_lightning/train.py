@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import warnings
 from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.core.saving import save_hparams_to_yaml
@@ -22,7 +19,8 @@ from omegaconf import DictConfig, open_dict
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, load_checkpoint, run_config
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import ConfigError, exit_on_input_error, instantiate_checked
+from ecg_lightning.errors import exit_on_input_error, instantiate_checked
+from ecg_lightning.runtime import cpu_processes, reuse_freed_memory, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -60,48 +58,6 @@ def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float
         # Lightning writes hparams.yaml once, empty, at the first save; write the real one (one process of DDP)
         if logger.log_dir and rank_zero_only.rank == 0:
             save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", params)
-
-
-def launcher_setting(key: str) -> int | None:
-    """A setting of the Hydra launcher running this job (e.g. joblib's n_jobs, submitit's cpus_per_task)."""
-    if not HydraConfig.initialized():
-        return None
-    return (HydraConfig.get().get("launcher") or {}).get(key)
-
-
-def cpu_processes(trainer: DictConfig) -> int:
-    """Training processes sharing this machine's CPU: the devices of a DDP run on the CPU, else 1."""
-    distributed = str(trainer.get("strategy", "auto")).startswith("ddp")
-    devices = trainer.get("devices")
-    return devices if distributed and trainer.get("accelerator") == "cpu" and isinstance(devices, int) else 1
-
-
-def set_threads(setting: int | str | None, processes: int = 1) -> None:
-    """torch's CPU threads for this training process.
-
-    ``auto``: the cores this process may run on (its CPU affinity: under SLURM, the cores it was given) divided
-    among the sweep jobs running at once, so jobs x threads never exceeds the cores: joblib's ``n_jobs`` (-1:
-    one per core) or submitit's ``cpus_per_task`` set the share, and so does ``processes`` (DDP on the CPU: one
-    process per device); a number: that many; null: torch's default.
-    Where OMP_NUM_THREADS is set, ``auto`` keeps it: the user's choice, or the one Lightning's DDP on CPU and
-    joblib's workers make themselves (cores divided among the processes).
-    """
-    if setting is None:
-        return
-    if setting == "auto" and "OMP_NUM_THREADS" in os.environ:
-        log.info("torch CPU threads: %d (OMP_NUM_THREADS)", torch.get_num_threads())
-        return
-    if setting == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        n_jobs = launcher_setting("n_jobs") or 1
-        share = launcher_setting("cpus_per_task") or max(1, cores // (cores if n_jobs < 0 else n_jobs))
-        threads = max(1, share // processes)
-    elif isinstance(setting, int) and setting >= 1:
-        threads = setting
-    else:
-        raise ConfigError(f"threads={setting!r}: use auto, a number >= 1, or null (torch's default)")
-    torch.set_num_threads(threads)
-    log.info("torch CPU threads: %d", threads)
 
 
 def resume_into_run_dir(cfg: DictConfig) -> Path | None:
@@ -149,6 +105,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     set_threads(cfg.get("threads", "auto"), cpu_processes(cfg.trainer))
+    if cfg.get("reuse_freed_memory", True):
+        reuse_freed_memory()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")

@@ -3,7 +3,7 @@ import torch
 
 from ecg_lightning.models import StudyCNN, StudyCNNLSTM
 from ecg_lightning.models.cnn import MatmulConv1d, study_conv_features
-from ecg_lightning.models.dropout import FastDropout, below_threshold, mask_bits
+from ecg_lightning.models.dropout import FastDropout, ReluDropoutLinear, below_threshold, byte_table, mask_bits
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -114,7 +114,7 @@ def test_cnn_lstm_lstm_is_initialized_like_keras():
     assert torch_default.lstm.weight_ih_l0.abs().max() > 10 * glorot
 
 
-@pytest.mark.parametrize("p", [0.5, 0.2, 0.25])
+@pytest.mark.parametrize("p", [0.5, 0.2, 0.25, 0.625])
 def test_fast_dropout_keeps_one_minus_p_and_scales_by_its_inverse(p):
     """Keep rate within 5 sd of 1 - p over 2 M elements; kept values x / (1 - p), dropped ones exactly 0."""
     drop = FastDropout(p).train()
@@ -130,13 +130,26 @@ def test_fast_dropout_keeps_one_minus_p_and_scales_by_its_inverse(p):
 
 
 def test_fast_dropout_threshold_is_exact_on_every_bit_pattern():
-    """The mask's threshold rule, applied to every 8- or 16-bit integer, keeps exactly keep * 2**bits of them."""
-    for keep, bits in ((0.5, 8), (0.75, 8), (0.25, 8), (1 - 2**-12, 16), (2**-16, 16)):
-        assert mask_bits(keep) == bits
-        dtype = {8: torch.int8, 16: torch.int16}[bits]
-        every = torch.arange(-(2 ** (bits - 1)), 2 ** (bits - 1), dtype=torch.int32).to(dtype)
-        assert int(below_threshold(every, keep).sum()) == keep * 2**bits
+    """The mask's threshold rule, applied to every 16-bit integer, keeps exactly keep * 2**16 of them."""
+    for keep in (1 - 2**-12, 2**-16, 3 * 2**-16):
+        assert mask_bits(keep) == 16
+        every = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+        assert int(below_threshold(every, keep).sum()) == keep * 2**16
     assert mask_bits(0.8) == 32
+
+
+@pytest.mark.parametrize(("keep", "bits"), [(0.5, 1), (0.75, 2), (0.25, 2), (0.375, 4), (5 / 32, 8), (1 - 2**-8, 8)])
+def test_fast_dropout_byte_table_keeps_exactly_keep_of_every_byte_pattern(keep, bits):
+    """Over all 256 bytes each of a byte's 8 / bits elements is kept by exactly keep * 256 of them (so a uniform
+    random byte keeps each with probability keep), with multiplier 1 / keep, else 0."""
+    assert mask_bits(keep) == bits
+    table = byte_table(keep, bits)
+    assert table.shape == (256, 8 // bits)
+    assert (table != 0).sum(0).tolist() == [keep * 256] * (8 // bits)
+    torch.testing.assert_close(table.unique(), torch.tensor([0.0, 1 / keep]))
+    # the elements of one byte are its independent bit fields: every combination of kept/dropped occurs
+    assert len({tuple(row) for row in (table != 0).tolist()}) == 2 ** (8 // bits)
+    assert byte_table(keep, bits, torch.float64).dtype == torch.float64
 
 
 def test_fast_dropout_is_seeded_identity_in_eval_and_refuses_bad_p():
@@ -159,6 +172,65 @@ def test_fast_dropout_gradient_is_the_mask_times_the_scale():
     y = drop(x)
     y.sum().backward()
     torch.testing.assert_close(x.grad, (y != 0).float() * 2.0)
+
+
+@pytest.mark.parametrize(("p", "in_channels", "n_outputs"), [(0.5, 1, 1), (0.25, 2, 3), (0.2, 1, 1)])
+def test_study_cnn_fused_head_equals_relu_dropout_linear_modules(p, in_channels, n_outputs):
+    """The CPU training path (one ReluDropoutLinear node) gives the same logits and gradients as the separate
+    modules (ReLU, flatten, FastDropout, Linear) drawing the same mask from the same seed."""
+    torch.manual_seed(0)
+    fused = StudyCNN(input_length=300, dropout=p, in_channels=in_channels, n_outputs=n_outputs).train()
+    plain = StudyCNN(input_length=300, dropout=p, in_channels=in_channels, n_outputs=n_outputs).train()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(16, in_channels, 300)
+    target = torch.randn(16, n_outputs).squeeze(-1)
+    torch.manual_seed(7)
+    out = fused(x)
+    torch.manual_seed(7)
+    reference = plain.head(plain.features(x)).squeeze(-1)
+    torch.testing.assert_close(out, reference)
+    ((out - target) ** 2).sum().backward()
+    ((reference - target) ** 2).sum().backward()
+    for (name, a), b in zip(fused.named_parameters(), plain.parameters()):
+        assert a.grad.abs().sum() > 0, name
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_study_cnn_fused_head_under_bf16_autocast_equals_the_modules():
+    """bf16-mixed training on the CPU: the fused node follows autocast in its forward and backward."""
+    torch.manual_seed(0)
+    fused, plain = StudyCNN(input_length=300).train(), StudyCNN(input_length=300).train()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(16, 1, 300)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.manual_seed(1)
+        out = fused(x)
+        torch.manual_seed(1)
+        reference = plain.head(plain.features(x)).squeeze(-1)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, reference)
+    out.float().sum().backward()
+    reference.float().sum().backward()
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        assert a.grad.dtype == torch.float32
+        torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_relu_dropout_linear_gradient_matches_finite_differences():
+    """torch.autograd.gradcheck in float64 with a fixed mask (the seed set before every evaluation)."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 20, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 40, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    def head(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(11)
+        return ReluDropoutLinear.apply(x, weight, bias, 0.75)
+
+    assert torch.autograd.gradcheck(head, (x, weight, bias))
+    torch.manual_seed(11)
+    dropped = (ReluDropoutLinear.apply(x, weight, bias, 0.75) - bias) != (x.relu().flatten(1) / 0.75) @ weight.T
+    assert dropped.any()  # the mask drops something (the check is not of a plain ReLU-linear)
 
 
 def _train_steps(seed: int, steps: int = 20) -> dict[str, torch.Tensor]:

@@ -8,7 +8,6 @@ import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ecg_lightning.classifier import BeatClassifier
@@ -278,39 +277,6 @@ def test_bf16_mixed_precision_trains_on_cpu(compose_cfg, model):
     assert all(torch.isfinite(v).all() for v in module.state_dict().values())
     assert any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
     assert 0.0 <= float(trainer.callback_metrics["val/balanced_accuracy"]) <= 1.0
-
-
-def test_threads_auto_divides_the_cores_among_the_jobs_running_at_once(monkeypatch):
-    from ecg_lightning import train as train_module
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    launcher: dict = {"n_jobs": 2}
-    monkeypatch.setattr(train_module, "launcher_setting", launcher.get)
-    before = torch.get_num_threads()
-    try:
-        for settings, expected in (({"n_jobs": 2}, 2), ({"n_jobs": -1}, 1), ({}, 4), ({"cpus_per_task": 3}, 3)):
-            launcher.clear()
-            launcher.update(settings)
-            train_module.set_threads("auto")
-            assert torch.get_num_threads() == expected, settings
-        launcher.clear()
-        train_module.set_threads("auto", processes=2)  # DDP on the CPU: 2 processes share the 4 cores
-        assert torch.get_num_threads() == 2
-        ddp = OmegaConf.create({"strategy": "ddp", "accelerator": "cpu", "devices": 2})
-        assert train_module.cpu_processes(ddp) == 2
-        assert train_module.cpu_processes(OmegaConf.merge(ddp, {"accelerator": "gpu"})) == 1
-        assert train_module.cpu_processes(OmegaConf.merge(ddp, {"strategy": "auto"})) == 1
-        train_module.set_threads(5)
-        assert torch.get_num_threads() == 5
-        monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        torch.set_num_threads(2)
-        train_module.set_threads("auto")  # the environment's choice stands
-        assert torch.get_num_threads() == 2
-        with pytest.raises(ConfigError, match="threads='many'"):
-            train_module.set_threads("many")
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("experiment", ["study_cnn", "aami_ds1ds2"])

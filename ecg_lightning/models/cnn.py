@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ecg_lightning.models.dropout import FastDropout
+from ecg_lightning.models.dropout import FastDropout, ReluDropoutLinear
 
 
 class MatmulConv1d(nn.Conv1d):
@@ -33,7 +33,9 @@ class MatmulConv1d(nn.Conv1d):
         # windows[b, c * k + j, t] = x[b, c, stride * t + j]
         windows = x.unfold(-1, self.kernel_size[0], stride).transpose(-1, -2)
         positions = windows.shape[-1]
-        windows = windows.reshape(batch, -1, positions)
+        # contiguous: for one input channel the reshape is a view with overlapping strides, which sends both bmm
+        # passes through a per-window loop of copies (2.9 ms a study-CNN batch on 2 threads; 1.4 ms contiguous)
+        windows = windows.reshape(batch, -1, positions).contiguous()
         weight = self.weight.reshape(1, self.out_channels, -1).expand(batch, -1, -1)
         if self.bias is None:
             return torch.bmm(weight, windows)
@@ -76,4 +78,9 @@ class StudyCNN(nn.Module):
         self.head = nn.Sequential(FastDropout(dropout), nn.Linear(channels * input_length, n_outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad, conv, _relu, _flatten = self.features
+        dropout, linear = self.head
+        if self.training and dropout.p > 0.0 and x.device.type == "cpu" and torch.is_grad_enabled():
+            # the same operations, ReLU -> flatten -> dropout -> linear as one autograd node (fewer passes)
+            return logits_out(ReluDropoutLinear.apply(conv(pad(x)), linear.weight, linear.bias, 1.0 - dropout.p))
         return logits_out(self.head(self.features(x)))
