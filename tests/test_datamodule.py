@@ -203,10 +203,10 @@ def test_a_missing_lead_is_reported_whether_the_cache_is_cold_or_warm(tiny_db, t
 
 def test_cut_on_device_gives_the_cpu_path_batches(tiny_db, tmp_path):
     """data.cut_on_device: the loaders carry plans; cut on the device (the CPU here: no GPU needed) they give the
-    CPU path's windows exactly: edge padding, jitter, scale, templates, two leads and RR features included."""
+    CPU path's windows exactly: edge padding, jitter, scale, noise, templates, two leads and RR features included."""
     settings = dict(
         lead=["MLII", "V1"], pad_edges=True, templates=True, rr_features=True,
-        augment={"jitter_s": 0.05, "scale": 0.2},
+        augment={"jitter_s": 0.05, "scale": 0.2, "noise": 0.1},
     )  # fmt: skip
     cpu = make_dm(tiny_db, tmp_path, **settings)
     device = make_dm(tiny_db, tmp_path, cut_on_device=True, **settings)

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -259,6 +260,48 @@ def test_metrics_json_keeps_the_best_in_either_direction(tmp_path):
     lowest = MetricsJson(tmp_path / "b.json", "val/loss", mode="min")
     lowest.best = {"val/loss": 0.5}
     assert lowest._improved(0.4) and not lowest._improved(0.6)
+
+
+def test_training_loss_is_logged_every_n_steps_and_as_the_epochs_window_weighted_mean(compose_cfg):
+    """train/loss_step on the steps the loggers write (log_every_n_steps), train/loss_epoch the mean over the
+    epoch's windows (a short last batch weighs less), both from the losses training_step returned."""
+    from lightning.pytorch.loggers import Logger
+
+    class Recorder(Logger):
+        name, version = "recorder", 0
+        logged: list[tuple[int, dict]] = []
+
+        def log_metrics(self, metrics, step=None):
+            self.logged.append((step, dict(metrics)))
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            pass
+
+    class Losses(L.Callback):
+        steps: list[tuple[float, int]] = []
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.steps.append((float(outputs["loss"]), len(batch[-1])))
+
+    cfg = compose_cfg("trainer.max_epochs=1", "trainer.log_every_n_steps=2", "trainer.limit_val_batches=1")
+    module = instantiate(cfg.model, _convert_="all")
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.setup("fit")
+    n = len(datamodule.data_train)
+    datamodule.hparams.batch_size = next(size for size in range(n // 4, 1, -1) if n % size)  # a short last batch
+    recorder, losses = Recorder(), Losses()
+    trainer = instantiate(cfg.trainer, logger=recorder, callbacks=[losses], enable_checkpointing=False)
+    trainer.fit(module, datamodule=datamodule)
+    sizes = [n for _, n in losses.steps]
+    assert len(sizes) >= 3 and sizes[-1] < sizes[0]  # a short last batch
+    step_logs = {step: m["train/loss_step"] for step, m in recorder.logged if "train/loss_step" in m}
+    assert sorted(step_logs) == list(range(1, len(sizes), 2))  # after optimizer steps 2, 4, ... (0-based 1, 3, ...)
+    for step, value in step_logs.items():
+        assert value == pytest.approx(losses.steps[step][0])
+    expected = sum(loss * n for loss, n in losses.steps) / sum(sizes)
+    epoch = [m["train/loss_epoch"] for _, m in recorder.logged if "train/loss_epoch" in m]
+    assert epoch == [pytest.approx(expected, rel=1e-5)]
+    assert float(trainer.callback_metrics["train/loss_epoch"]) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("model", ["cnn", "resnet"])

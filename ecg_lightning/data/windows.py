@@ -203,11 +203,11 @@ class BeatWindowDataset(Dataset):
         windows = windows.transpose(1, 0, 2)  # (batch, leads, window)
         if scales is not None:
             windows = windows * scales[:, None, None]
-        if aug.noise:
-            windows = windows + (aug.noise * rng.standard_normal(windows.shape)).astype(np.float32)
-        if self.templates is not None:
-            windows = np.concatenate([windows, self.templates[self.beats.record[idx]]], axis=1)
         x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+        if aug.noise:
+            x = add_noise(x, aug.noise, int(rng.integers(2**62)))
+        if self.templates is not None:
+            x = torch.cat([x, torch.from_numpy(self.templates[self.beats.record[idx]])], dim=1)
         y = torch.from_numpy(self.labels[idx].astype(np.int64))
         if not self.rr_columns:
             return x, y
@@ -226,7 +226,8 @@ class BeatWindowDataset(Dataset):
     ) -> dict[str, torch.Tensor]:
         """Everything a batch needs but its samples (a few numbers per window): window starts (jittered), record
         bounds, amplitude scales, a noise seed, template rows, RR features, labels. Drawn from the same seeded
-        generator as a CPU-cut batch, so jitter and scale are the same; noise is drawn on the device."""
+        generator as a CPU-cut batch, so jitter, scale and the noise seed are the same; noise is drawn on the
+        device (``add_noise``)."""
         lo, hi = self._bounds(idx)
         plan = {
             "start": torch.from_numpy(starts),
@@ -252,6 +253,14 @@ class BeatWindowDataset(Dataset):
         return sum(a.nbytes for a in arrays)
 
 
+def add_noise(x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
+    """``x`` plus Gaussian noise of standard deviation ``std``, drawn on x's device from ``seed`` (a number the
+    batch's own generator draws): a batch cut on the CPU and its plan cut on the CPU get the same noise. torch's
+    normals: ~4x faster than numpy's (a tenth of an AAMI training step otherwise)."""
+    generator = torch.Generator(x.device).manual_seed(seed)
+    return x + std * torch.randn(x.shape, generator=generator, device=x.device)
+
+
 def cut_windows(
     plan: dict[str, torch.Tensor], signal: torch.Tensor, templates: torch.Tensor | None, width: int
 ) -> tuple[torch.Tensor, ...]:
@@ -267,8 +276,7 @@ def cut_windows(
     x = x.transpose(0, 1).float() * plan["scale"][:, None, None]
     noise = float(plan["noise"][0])
     if noise:
-        generator = torch.Generator(signal.device).manual_seed(int(plan["noise_seed"][0]))
-        x = x + noise * torch.randn(x.shape, generator=generator, device=signal.device)
+        x = add_noise(x, noise, int(plan["noise_seed"][0]))
     if templates is not None:
         x = torch.cat([x, templates[plan["record"]]], dim=1)
     x = x.contiguous()
