@@ -79,5 +79,6 @@ def reuse_freed_memory(keep_bytes: int = 1 << 30) -> bool:
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     done = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) == 1 and libc.mallopt(M_TRIM_THRESHOLD, keep_bytes) == 1
-    log.debug("malloc: mmap threshold %d B, trim threshold %d B: %s", MMAP_THRESHOLD_MAX, keep_bytes, done)
+    if done:
+        log.info("malloc keeps freed memory for reuse (up to %d MiB; reuse_freed_memory=false: off)", keep_bytes >> 20)
     return done
