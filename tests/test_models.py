@@ -1,7 +1,9 @@
+import copy
+
 import pytest
 import torch
 
-from ecg_lightning.models import StudyCNN, StudyCNNLSTM
+from ecg_lightning.models import BeatResNet, StudyCNN, StudyCNNLSTM
 from ecg_lightning.models.cnn import MatmulConv1d, study_conv_features
 from ecg_lightning.models.dropout import FastDropout, ReluDropoutLinear, below_threshold, byte_table, mask_bits
 
@@ -87,6 +89,37 @@ def test_resnet_pools_the_centre_beat():
     edge_effect = (pooled[1] - pooled[0]).abs().sum()
     centre_effect = (pooled[2] - pooled[0]).abs().sum()
     assert centre_effect > 50 * edge_effect  # only the receptive field's far tail reaches the edges
+
+
+def test_resnet_channels_last_path_equals_the_one_dimensional_modules():
+    """BeatResNet runs its stages on (batch, channels, 1, time) channels-last tensors; the same modules on the
+    (batch, channels, time) input give the same logits and gradients (float rounding apart), and the parameters
+    keep nn.Conv1d / nn.BatchNorm1d shapes, so checkpoints of either layout load into the other."""
+    torch.manual_seed(0)
+    net = BeatResNet(input_length=720, in_channels=4, n_rr=8, n_outputs=5).train()
+    reference = copy.deepcopy(net)
+    x, rr = torch.randn(16, 4, 720), torch.randn(16, 8)
+
+    def one_dimensional(model: BeatResNet) -> torch.Tensor:
+        z = model.stages(model.stem(x))  # 3-D all the way
+        mid, half = z.shape[-1] // 2, model.center_steps // 2
+        center = z[..., mid - half : mid - half + model.center_steps].mean(-1)
+        return model.head(torch.cat([center, z.mean(-1), model.rr(rr)], dim=1))
+
+    torch.manual_seed(3)
+    out = net(x, rr)
+    torch.manual_seed(3)
+    expected = one_dimensional(reference)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    for (name, a), b in zip(net.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-3, msg=name)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert len(convs) >= 9 and all(m.weight.dim() == 3 for m in convs)
+    assert all(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules() if "BatchNorm" in type(m).__name__)
+    with pytest.raises(ValueError, match="5-D"):
+        net.stem[1](torch.zeros(2, 16, 1, 1, 8))
 
 
 def test_resnet_with_and_without_rr():
