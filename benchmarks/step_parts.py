@@ -10,6 +10,8 @@ first, the current one second, in milliseconds (median of repeats) at each threa
   one ``ReluDropoutLinear`` node;
 - that step with glibc's default malloc vs ``reuse_freed_memory`` (each in a fresh process);
 - BeatResNet's AdamW step (AAMI shapes), per-parameter loop vs ``fused=True``;
+- BeatResNet's whole step (AAMI shapes), its modules on (batch, channels, time) tensors vs channels-last
+  (batch, channels, 1, time) ones (``TimeConv``);
 - an AAMI batch's augmentation noise (128 x 2 x 720), numpy float64 vs torch (``add_noise``).
 
     python benchmarks/step_parts.py [--threads 1 2] [--out results/benchmark_step_parts.txt]
@@ -97,6 +99,29 @@ def adam_ms(fused: bool) -> float:
     return ms(optimizer.step)
 
 
+def resnet_step_ms(channels_last: bool) -> float:
+    """One BeatResNet training step at AAMI shapes: its stages on channels-last (batch, channels, 1, time) tensors
+    (the model's forward) or the same modules on (batch, channels, time) tensors (the earlier layout)."""
+    torch.manual_seed(0)
+    net = BeatResNet(input_length=720, in_channels=4, n_rr=8, n_outputs=5).train()
+    x, rr, y = torch.randn(BATCH, 4, 720), torch.randn(BATCH, 8), torch.randint(0, 5, (BATCH,))
+    optimizer = torch.optim.AdamW(net.parameters(), 1e-3, fused=True)
+
+    def one_dimensional() -> torch.Tensor:
+        z = net.stages(net.stem(x))
+        mid, half = z.shape[-1] // 2, net.center_steps // 2
+        center = z[..., mid - half : mid - half + net.center_steps].mean(-1)
+        return net.head(torch.cat([center, z.mean(-1), net.rr(rr)], dim=1))
+
+    def step() -> None:
+        loss = F.cross_entropy(net(x, rr) if channels_last else one_dimensional(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return ms(step, repeats=5, number=5)
+
+
 def parts(threads: int) -> list[str]:
     torch.set_num_threads(threads)
     shape, lines = (BATCH, 8 * WINDOW), []
@@ -117,6 +142,7 @@ def parts(threads: int) -> list[str]:
     line("study CNN step: default malloc -> reuse_freed_memory", malloc_step_ms(threads, False),
          malloc_step_ms(threads, True))  # fmt: skip
     line("BeatResNet AdamW step: per-parameter -> fused", adam_ms(False), adam_ms(True))
+    line("BeatResNet step (AAMI shapes): 1-D -> channels-last", resnet_step_ms(False), resnet_step_ms(True))
     rng, batch = np.random.default_rng(0), torch.zeros(BATCH, 2, 720)
     line("AAMI batch noise: numpy float64 -> torch",
          ms(lambda: batch + torch.from_numpy((0.05 * rng.standard_normal(batch.shape)).astype(np.float32))),
