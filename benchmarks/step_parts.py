@@ -107,14 +107,9 @@ def resnet_step_ms(channels_last: bool) -> float:
     x, rr, y = torch.randn(BATCH, 4, 720), torch.randn(BATCH, 8), torch.randint(0, 5, (BATCH,))
     optimizer = torch.optim.AdamW(net.parameters(), 1e-3, fused=True)
 
-    def one_dimensional() -> torch.Tensor:
-        z = net.stages(net.stem(x))
-        mid, half = z.shape[-1] // 2, net.center_steps // 2
-        center = z[..., mid - half : mid - half + net.center_steps].mean(-1)
-        return net.head(torch.cat([center, z.mean(-1), net.rr(rr)], dim=1))
-
     def step() -> None:
-        loss = F.cross_entropy(net(x, rr) if channels_last else one_dimensional(), y)
+        logits = net(x, rr) if channels_last else net.classify(net.stages(net.stem(x)), rr)
+        loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

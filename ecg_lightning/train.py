@@ -19,7 +19,7 @@ from omegaconf import DictConfig, open_dict
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, load_checkpoint, run_config
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import exit_on_input_error, instantiate_checked
+from ecg_lightning.errors import ConfigError, exit_on_input_error, instantiate_checked
 from ecg_lightning.runtime import cpu_processes, reuse_freed_memory, set_threads
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     set_threads(cfg.get("threads", "auto"), cpu_processes(cfg.trainer))
-    if cfg.get("reuse_freed_memory", True):
+    reuse = cfg.get("reuse_freed_memory", True)
+    if not isinstance(reuse, bool):
+        raise ConfigError(f"reuse_freed_memory={reuse!r}: use true or false")
+    if reuse:
         reuse_freed_memory()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)

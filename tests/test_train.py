@@ -92,6 +92,7 @@ def test_bad_monitor_and_class_weight_are_named(compose_cfg):
         ("data.split=kfold data.n_folds=40", r"data.n_folds=40 is more than the 11 subjects"),
         ("data.split=kfold data.fold=4", r"data.fold=4 is outside 0..3"),
         ("data.cache_dtype=float64", r"data.cache_dtype='float64'; choose one of \('float32', 'float16'\)"),
+        ("reuse_freed_memory=yes", r"reuse_freed_memory='yes': use true or false"),
     ],
 )
 def test_bad_config_values_name_the_key(compose_cfg, override, message):

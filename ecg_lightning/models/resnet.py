@@ -124,7 +124,10 @@ class BeatResNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
-        z = self.stages(self.stem[1:](time_layout(self.stem[0](x)))).squeeze(2)
+        return self.classify(self.stages(self.stem[1:](time_layout(self.stem[0](x)))).squeeze(2), rr)
+
+    def classify(self, z: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from the stages' feature map z (batch, channels, time): centre beat, whole window, RR."""
         mid, half = z.shape[-1] // 2, self.center_steps // 2
         center = z[..., mid - half : mid - half + self.center_steps].mean(-1)
         parts = [center, z.mean(-1)]
