@@ -82,6 +82,35 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
     return summary
 
 
+def pooled(sweep_dirs: list[Path]) -> dict[str, dict]:
+    """{setting: metrics over the concatenated validation beats of its jobs} (``val_predictions.npz``): for a
+    subject-grouped k-fold, every beat of the pool is validated once, by the model that did not train on it;
+    ``folds`` holds the per-fold means ± sd of the headline metrics beside it."""
+    from ecg_lightning.callbacks import VAL_PREDICTIONS
+    from ecg_lightning.report import metrics_report
+
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted(p for d in sweep_dirs for p in d.glob(f"*/{VAL_PREDICTIONS}")):
+        groups[job_setting(path.parent)].append(path)
+    if not groups:
+        raise SystemExit(f"No <job>/{VAL_PREDICTIONS} under {', '.join(map(str, sweep_dirs))}")
+    summary = {}
+    for setting, paths in groups.items():
+        parts = [np.load(p) for p in paths]
+        records = [set(part["record"].tolist()) for part in parts]
+        overlap = set.intersection(*records) if len(records) > 1 else set()
+        if overlap:
+            raise SystemExit(f"{setting}: records {sorted(overlap)} validated by several jobs; not folds of one split")
+        probs = np.concatenate([part["probs"] for part in parts])
+        labels = np.concatenate([part["labels"] for part in parts])
+        classes = [str(c) for c in parts[0]["classes"]]
+        row = metrics_report(probs, labels, classes, float(parts[0]["threshold"]))
+        row["jobs"] = len(parts)
+        row["records"] = sorted(set().union(*records))
+        summary[setting] = row
+    return summary
+
+
 def markdown(summary: dict[str, dict]) -> str:
     cols = [m for m in dict.fromkeys((*METRICS, *AAMI_METRICS, "epoch_s")) if any(m in row for row in summary.values())]
     lines = ["| setting | jobs | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
@@ -100,15 +129,21 @@ def main() -> None:
     parser.add_argument("sweep_dirs", type=Path, nargs="+", help="multirun folders; jobs of one setting are pooled")
     parser.add_argument(
         "--which",
-        choices=("final", "best", "test"),
+        choices=("final", "best", "test", "pooled"),
         default="final",
-        help="final epoch (default, not chosen on val), the best val epoch, or the test set (scored "
-        "with the best-on-validation checkpoint)",
+        help="final epoch (default, not chosen on val), the best val epoch, the test set (scored "
+        "with the best-on-validation checkpoint), or pooled: the final models' validation beats of all jobs of a "
+        "setting joined (a k-fold: every beat validated once)",
     )
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
-    summary = summarize(args.sweep_dirs, args.which)
-    print(markdown(summary))
+    if args.which == "pooled":
+        summary = pooled(args.sweep_dirs)
+        print(markdown({k: {m: [v[m], 0.0] for m in AAMI_METRICS + METRICS if m in v} | {"jobs": v["jobs"]}
+                        for k, v in summary.items()}))
+    else:
+        summary = summarize(args.sweep_dirs, args.which)
+        print(markdown(summary))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         sweeps = [str(d) for d in args.sweep_dirs]

@@ -61,8 +61,13 @@ class RunConfigInCheckpoint(L.Callback):
             checkpoint[LEADS_KEY] = seen
 
 
+VAL_PREDICTIONS = "val_predictions.npz"
+
+
 class ValidationFigures(L.Callback):
-    """At the end of fit: confusion matrix and ROC of the final model on the validation set (PNG and TensorBoard)."""
+    """At the end of fit: confusion matrix and ROC of the final model on the validation set (PNG and TensorBoard),
+    and its per-beat probabilities (``val_predictions.npz``: probs, labels, record, classes, threshold), which
+    ``aggregate --which pooled`` joins across the folds of a cross-validation (every beat validated once)."""
 
     def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
@@ -75,6 +80,18 @@ class ValidationFigures(L.Callback):
         probs, labels = report.predict_proba(
             pl_module, trainer.datamodule.val_dataloader(), "Validation figures", int(seen) if seen else None
         )
+        data = trainer.datamodule.data_val
+        if len(labels) == len(data.labels):  # the whole validation set, in beat order
+            names = np.asarray(trainer.datamodule.records.names)[data.beats.record]
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(
+                self.out_dir / VAL_PREDICTIONS,
+                probs=probs,
+                labels=labels,
+                record=names,
+                classes=np.asarray(pl_module.hparams.classes),
+                threshold=pl_module.hparams.threshold,
+            )
         for name, fig in report.figures(probs, labels, pl_module.hparams.classes, pl_module.hparams.threshold).items():
             report.save_figure(fig, self.out_dir / f"val_{name}.png")
             for logger in trainer.loggers:

@@ -25,6 +25,15 @@ def balanced_weights(counts: torch.Tensor, how: str) -> torch.Tensor:
     return (weight / weight[0]).float()
 
 
+def beats_of_runs(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One row per beat: runs of beats (target (batch, beats), output (batch, beats[, classes])) are flattened in
+    run order and their padding (target -1) dropped; single-beat batches pass through unchanged."""
+    if target.dim() < 2:
+        return output, target
+    keep = target.reshape(-1) >= 0
+    return output.reshape(-1, *output.shape[2:])[keep], target.reshape(-1)[keep]
+
+
 def probabilities(logits: torch.Tensor, binary: bool) -> torch.Tensor:
     """Logits to probabilities: sigmoid of the one logit (P(abnormal)) or softmax over the classes."""
     return torch.sigmoid(logits) if binary else torch.softmax(logits, dim=-1)
@@ -109,7 +118,7 @@ class BeatClassifier(L.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         *inputs, y = batch
-        logits = self(*inputs)
+        logits, y = beats_of_runs(self(*inputs), y)
         # probabilities in float32 whatever the training precision (bf16-mixed): the metrics sort and sum them
         return self.loss(logits, y), self.probabilities(logits.detach().float()), y
 
@@ -171,8 +180,8 @@ class BeatClassifier(L.LightningModule):
         self.test_metrics.reset()
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        *inputs, _ = batch
-        return self.probabilities(self(*inputs).float())
+        *inputs, y = batch
+        return self.probabilities(beats_of_runs(self(*inputs), y)[0].float())
 
     def configure_optimizers(self) -> dict:
         optimizer = self.optimizer_factory(params=self.parameters())

@@ -25,6 +25,7 @@ from torchmetrics.classification import (  # noqa: E402
 )
 from tqdm.auto import tqdm  # noqa: E402
 
+from ecg_lightning.classifier import beats_of_runs  # noqa: E402
 from ecg_lightning.metrics import beat_metrics  # noqa: E402
 
 
@@ -34,7 +35,8 @@ def predict_proba(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and the label of every window of ``loader`` (of its first ``max_batches``), in loader order.
 
-    Probabilities are P(abnormal) per window for a binary model, (windows, classes) otherwise.
+    Probabilities are P(abnormal) per window for a binary model, (windows, classes) otherwise; runs of beats give
+    one row per beat, in run order, padding dropped.
     """
     was_training = module.training
     module.eval()
@@ -42,7 +44,8 @@ def predict_proba(
     probs, labels = [], []
     for batch in tqdm(itertools.islice(loader, max_batches), desc=desc, unit="batch", leave=False):
         *inputs, y = batch
-        probs.append(module.probabilities(module(*(t.to(device) for t in inputs))).float().cpu())
+        logits, y = beats_of_runs(module(*(t.to(device) for t in inputs)).cpu(), y)
+        probs.append(module.probabilities(logits).float())
         labels.append(y)
     module.train(was_training)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)

@@ -110,6 +110,8 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(f"reuse_freed_memory={reuse!r}: use true or false")
     if reuse:
         reuse_freed_memory()
+    if cfg.get("test_weights", "best") not in TEST_WEIGHTS:
+        raise ConfigError(f"test_weights={cfg.test_weights!r}; choose one of {TEST_WEIGHTS}")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")
@@ -125,15 +127,25 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     log_hparams(loggers, cfg, metrics)
     log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")})
-    if getattr(datamodule, "test_records", None):
-        metrics.update(test_best(trainer, model, datamodule))
+    if getattr(datamodule, "test_records", None) and cfg.get("score_test", True):
+        metrics.update(score_test(trainer, model, datamodule, cfg.get("test_weights", "best")))
+    elif getattr(datamodule, "test_records", None):
+        log.info("score_test=false: the %d test records were not scored", len(datamodule.test_records))
     log.info("Outputs (checkpoints, metrics.json, figures, TensorBoard events) are in %s", cfg.paths.output_dir)
     return metrics
 
 
-def test_best(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
-    """Score the test set (e.g. DS2) once, with the checkpoint that was best on validation (else the final weights)."""
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+TEST_WEIGHTS = ("best", "last")
+
+
+def score_test(
+    trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, weights: str = "best"
+) -> dict[str, float]:
+    """Score the test set (e.g. DS2) once, with the checkpoint that was best on validation (else the final weights),
+    or with the final weights (``weights="last"``: a number of epochs fixed beforehand)."""
+    if weights not in TEST_WEIGHTS:
+        raise ConfigError(f"test_weights={weights!r}; choose one of {TEST_WEIGHTS}")
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and weights == "best" else ""
     log.info("Testing %s on %d test records", best or "the final weights", len(datamodule.test_records))
     results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     return {k: float(v) for k, v in results[0].items()}

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("seed", "patient", "kfold", "ds1ds2")
 INNER_SPLITS = ("seed", "patient", "kfold")
 SIDES = ("train", "val", "test", "all")
+PROTOCOLS = ("strict", "published")
 
 
 class BeatDataModule(L.LightningDataModule):
@@ -70,6 +71,9 @@ class BeatDataModule(L.LightningDataModule):
             "ds1ds2" (the inter-patient benchmark: ``ds1`` trains, ``ds2`` is the test set, records in neither
             are left out; validation is carved out of DS1 by ``inner_split``).
         inner_split: how "ds1ds2" carves validation subjects out of DS1: "patient" or "kfold".
+        benchmark_protocol: with "ds1ds2", "strict" leaves out of training every DS1 record whose subject has a DS2
+            record (MIT-BIH's 201, the man of 202), so no subject is on both sides; "published" trains on the whole
+            published DS1 list, as de Chazal et al. (2004) and the rows that quote them did.
         val_fraction, split_seed, bin_edges: the stratified hold-out split.
         fold, n_folds: which fold of the subject-grouped k-fold is validation.
         cache_dir: where the read records are stored, memory-mapped (None: read into memory at every setup).
@@ -77,6 +81,9 @@ class BeatDataModule(L.LightningDataModule):
         cut_on_device: keep the signals on the training device (e.g. the GPU: they must fit there) and cut each
             batch's windows there with one gather (``windows.cut_windows``); the loaders then carry only each
             batch's plan (starts, scales, labels), not its samples.
+        run_beats: beats per item: 1 serves single beats; more serves runs of that many consecutive beats of one
+            record (beat-sequence models, ``windows.beat_runs``): every beat of a validation or test record in
+            exactly one run, training runs starting every ``run_stride`` beats (default: half a run).
         seed: seeds shuffling and augmentation (per epoch and batch, independent of the global RNG).
     """
 
@@ -98,6 +105,7 @@ class BeatDataModule(L.LightningDataModule):
         label_sets: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
         split: str = "seed",
         inner_split: str = "patient",
+        benchmark_protocol: str = "strict",
         ds1: Sequence[str] = (),
         ds2: Sequence[str] = (),
         val_fraction: float = 0.25,
@@ -110,6 +118,8 @@ class BeatDataModule(L.LightningDataModule):
         cut_on_device: bool = False,
         batch_size: int = 128,
         num_workers: int = 0,
+        run_beats: int = 1,
+        run_stride: int | None = None,
         seed: int = 0,
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
         super().__init__()
@@ -117,6 +127,10 @@ class BeatDataModule(L.LightningDataModule):
             raise ConfigError(f"data.split={split!r}; choose one of {SPLITS}")
         if inner_split not in INNER_SPLITS:
             raise ConfigError(f"data.inner_split={inner_split!r}; choose one of {INNER_SPLITS}")
+        if benchmark_protocol not in PROTOCOLS:
+            raise ConfigError(f"data.benchmark_protocol={benchmark_protocol!r}; choose one of {PROTOCOLS}")
+        if run_beats > 1 and cut_on_device:
+            raise ConfigError("data.run_beats > 1 (runs of beats) is cut on the CPU; set data.cut_on_device=false")
         if split == "ds1ds2" and not (ds1 and ds2):
             raise ConfigError("data.split=ds1ds2 needs the record lists data.ds1 (training) and data.ds2 (test)")
         if split == "ds1ds2" and test_databases:
@@ -136,6 +150,8 @@ class BeatDataModule(L.LightningDataModule):
             ("batch_size", batch_size, batch_size >= 1, ">= 1"),
             ("val_fraction", val_fraction, 0 < val_fraction < 1, "in (0, 1)"),
             ("n_folds", n_folds, n_folds >= 2, ">= 2"),
+            ("run_beats", run_beats, run_beats >= 1, ">= 1"),
+            ("run_stride", run_stride, run_stride is None or 1 <= run_stride <= run_beats, "in [1, run_beats]"),
         ):
             if not ok:
                 raise ConfigError(f"data.{key}={value}: must be {allowed}")
@@ -220,6 +236,8 @@ class BeatDataModule(L.LightningDataModule):
 
     def _dataset(self, mask: np.ndarray, train: bool = False, plan_only: bool = False) -> BeatWindowDataset:
         augment = self._augment() if train else None
+        runs = self.hparams.run_beats
+        stride = (self.hparams.run_stride or max(1, runs // 2)) if train else runs
         return BeatWindowDataset(
             self.records,
             self.beats.subset(mask),
@@ -229,6 +247,8 @@ class BeatDataModule(L.LightningDataModule):
             self.hparams.seed,
             self.templates,
             plan_only,
+            runs,
+            stride,
         )
 
     def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
@@ -269,7 +289,8 @@ class BeatDataModule(L.LightningDataModule):
         keys, mode = self.subjects(), hp.split
         in_test = np.isin(self.records.databases, [db.name for db in self.test_databases])
         if hp.split == "ds1ds2":
-            pool, test = benchmark_split(names.tolist(), hp.ds1, hp.ds2, subject_ids(keys))
+            shared = hp.benchmark_protocol == "published"
+            pool, test = benchmark_split(names.tolist(), hp.ds1, hp.ds2, subject_ids(keys), shared)
             if not pool or not test:
                 raise ValueError(f"data.split=ds1ds2: no DS1 or no DS2 record among the {len(names)} records read")
             keep, mode = np.isin(names, pool), hp.inner_split
@@ -321,13 +342,13 @@ class BeatDataModule(L.LightningDataModule):
             if not records:
                 continue
             counts = np.bincount(data.labels, minlength=len(self.classes))
-            share = ", ".join(f"{c} {100 * n / max(len(data), 1):.1f}%" for c, n in zip(self.classes, counts))
+            share = ", ".join(f"{c} {100 * n / max(len(data.labels), 1):.1f}%" for c, n in zip(self.classes, counts))
             log.info(
                 "%s: %d records, %d windows, %.1f%% abnormal (%s)",
                 side,
                 len(records),
-                len(data),
-                100 * float((data.labels != 0).mean()) if len(data) else 0.0,
+                len(data.labels),
+                100 * float((data.labels != 0).mean()) if len(data.labels) else 0.0,
                 share,
             )
         log.info("val records: %s", " ".join(self.val_records))

@@ -111,19 +111,23 @@ def _stratified_holdout(units: list, bins: np.ndarray, test_size: float, random_
 
 
 def benchmark_split(
-    names: Sequence[str], train: Sequence[str], test: Sequence[str], subjects: np.ndarray
+    names: Sequence[str], train: Sequence[str], test: Sequence[str], subjects: np.ndarray, keep_shared: bool = False
 ) -> tuple[list[str], list[str]]:
     """Records of a fixed train/test benchmark (e.g. DS1/DS2); records in neither (MIT-BIH's paced ones) are left out.
 
     A training record whose subject also has a test record is dropped from training (MIT-BIH: 201 is in DS1, 202
-    of the same man in DS2), so no subject is on both sides while the test set stays the published one.
+    of the same man in DS2), so no subject is on both sides while the test set stays the published one; with
+    ``keep_shared`` it stays (the published protocol), and the warning says the subject is on both sides.
     """
     names = list(names)
     train_set, test_set = {str(r) for r in train}, {str(r) for r in test}
     test_names = [n for n in names if n in test_set]
     test_subjects = {subjects[i] for i, n in enumerate(names) if n in test_set}
     leaking = [n for i, n in enumerate(names) if n in train_set and subjects[i] in test_subjects]
-    if leaking:
+    if leaking and keep_shared:
+        log.warning("Training records %s share a subject with test records: kept (the published protocol)", leaking)
+        leaking = []
+    elif leaking:
         log.warning("Training records %s share a subject with test records: left out of training", leaking)
     train_names = [n for n in names if n in train_set and n not in leaking]
     return train_names, test_names

@@ -115,6 +115,26 @@ def passthrough_collate(batch):
     return batch
 
 
+def beat_runs(record: np.ndarray, length: int, stride: int) -> np.ndarray:
+    """Runs of ``length`` consecutive beats of one record each, a run starting every ``stride`` beats.
+
+    ``record``: each beat's record (beats sorted by record, then time). Returns int64 (runs, length) positions into
+    the beats, -1 past a record's last beat. Runs stop at the first that reaches the record's end, so with
+    ``stride == length`` (evaluation) every beat is in exactly one run, in order; a smaller stride (training) lets
+    runs overlap, each beat then seen at several positions of a run. One loop step per record, none per beat.
+    """
+    if length < 1 or not 1 <= stride <= length:
+        raise ValueError(f"runs of {length} beats every {stride}: need length >= 1 and 1 <= stride <= length")
+    bounds = np.flatnonzero(np.r_[True, record[1:] != record[:-1], True]) if len(record) else np.zeros(1, np.int64)
+    runs = [np.zeros((0, length), dtype=np.int64)]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        starts = np.arange(lo, hi, stride)
+        starts = starts[: int(np.argmax(starts + length >= hi)) + 1]
+        run = starts[:, None] + np.arange(length)
+        runs.append(np.where(run < hi, run, -1))
+    return np.concatenate(runs)
+
+
 def beat_templates(records: RecordSet, beats: BeatIndex, half_width: int, max_beats: int = 400) -> np.ndarray:
     """Each record's typical beat: the median window (per lead) over up to ``max_beats`` of its beats.
 
@@ -153,7 +173,11 @@ class BeatWindowDataset(Dataset):
         seed: int = 0,
         templates: np.ndarray | None = None,
         plan_only: bool = False,
+        run_beats: int = 1,
+        run_stride: int | None = None,
     ) -> None:
+        if run_beats > 1 and plan_only:
+            raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
         self.plan_only = plan_only
         self.signal = records.signal
         # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
@@ -173,20 +197,36 @@ class BeatWindowDataset(Dataset):
         self.seed = seed
         # beats whose (unjittered) window runs past an edge of their record
         self.padded = (beats.sample < half_width) | (beats.sample + half_width > records.lengths[beats.record])
+        # runs of consecutive beats of one record (beat-sequence models): an item is a run, not a beat
+        self.runs = beat_runs(beats.record, run_beats, run_stride or run_beats) if run_beats > 1 else None
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.labels) if self.runs is None else len(self.runs)
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
         """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x (batch, leads, window), y class indices.
 
-        With ``plan_only`` the batch's plan instead (``plan``): its windows are cut later, on the device
-        (``cut_windows``), from signals kept there.
+        With runs of beats (``run_beats`` > 1) an item is a run: x (batch, run_beats, leads, window), rr
+        (batch, run_beats, features), y (batch, run_beats), with y = -1 (and zero inputs) where a record's last run
+        is padded. With ``plan_only`` the batch's plan instead (``plan``): its windows are cut later, on the
+        device (``cut_windows``), from signals kept there.
         """
         idx = np.asarray(indices, dtype=np.int64)
-        aug = self.augment
         # seeded by the batch itself, so a resumed run augments exactly as an uninterrupted one
         rng = np.random.default_rng([self.seed, int(idx[0]), int(idx[-1]), len(idx)])
+        if self.runs is None:
+            return self._cut(idx, rng)
+        beat = self.runs[idx]
+        pad = torch.from_numpy(beat < 0)
+        parts = self._cut(np.maximum(beat, 0).ravel(), rng)
+        shaped = [t.reshape(*beat.shape, *t.shape[1:]) for t in parts]
+        *inputs, y = shaped
+        inputs = [t.masked_fill(pad.reshape(*pad.shape, *[1] * (t.dim() - 2)), 0) for t in inputs]
+        return (*inputs, y.masked_fill(pad, -1))
+
+    def _cut(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
+        """The windows (or the plan) of the beats ``idx`` of this dataset's index."""
+        aug = self.augment
         starts = self.starts[idx]
         if aug.jitter:
             starts = starts + rng.integers(-aug.jitter, aug.jitter + 1, len(idx))

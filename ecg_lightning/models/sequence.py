@@ -1,0 +1,77 @@
+"""A beat-sequence model: each beat of a run encoded by a CNN, a bidirectional LSTM across the beats, a class per beat.
+
+The study's CNN+LSTM runs its LSTM across sub-sequences of one beat's window; here it runs across consecutive
+beats, where rhythm lives: whether a beat comes early relative to its neighbours, whether its shape differs from
+theirs, whether the rhythm around it is irregular (atrial fibrillation) — the context a single window cannot see
+(Mousavi & Afghah 2019 took the same step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ecg_lightning.models.cnn import logits_out
+from ecg_lightning.models.dropout import FastDropout
+from ecg_lightning.models.resnet import BeatResNet
+
+
+class BeatSequenceNet(nn.Module):
+    """(batch, beats, leads, window) [+ RR (batch, beats, n_rr)] -> logits (batch, beats[, classes]).
+
+    Each beat's window goes through a ``BeatResNet`` whose head outputs an ``embedding``-wide vector (the same
+    network as the single-beat model, so one set of layers to maintain); its RR features join it, and a
+    bidirectional LSTM of ``hidden`` units a direction reads the run both ways before a linear layer scores
+    every beat.
+    """
+
+    def __init__(
+        self,
+        input_length: int = 720,
+        fs: float = 360.0,
+        channels: Sequence[int] = (16, 32, 64),
+        kernel_size: int = 7,
+        stem_stride: int = 4,
+        dropout: float = 0.2,
+        center_s: float = 0.4,
+        embedding: int = 32,
+        hidden: int = 32,
+        layers: int = 1,
+        head_dropout: float = 0.3,
+        n_rr: int = 0,
+        in_channels: int = 1,
+        n_outputs: int = 1,
+    ) -> None:
+        super().__init__()
+        self.encoder = BeatResNet(
+            input_length,
+            fs,
+            channels,
+            kernel_size,
+            stem_stride,
+            dropout,
+            head_dropout=0.0,
+            center_s=center_s,
+            in_channels=in_channels,
+            n_outputs=embedding,
+        )
+        self.n_rr = n_rr
+        self.rnn = nn.LSTM(embedding + n_rr, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(FastDropout(head_dropout), nn.Linear(2 * hidden, n_outputs))
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(
+                f"a beat-sequence model takes runs of beats (batch, beats, leads, window), got {tuple(x.shape)}: "
+                "set data.run_beats > 1"
+            )
+        batch, beats = x.shape[:2]
+        z = self.encoder(x.flatten(0, 1)).reshape(batch, beats, -1)
+        if self.n_rr:
+            if rr is None:
+                raise ValueError("this network was built with n_rr > 0: set data.rr_features")
+            z = torch.cat([z, rr], dim=-1)
+        h, _ = self.rnn(z)
+        return logits_out(self.head(h))

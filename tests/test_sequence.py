@@ -1,0 +1,126 @@
+"""Runs of beats (beat-sequence models) through the one data path, the sequence and linear networks, protocols."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import AAMI
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ecg_lightning.classifier import beats_of_runs
+from ecg_lightning.data.labels import label_beats
+from ecg_lightning.data.records import read_database, record_sources
+from ecg_lightning.data.split import benchmark_split
+from ecg_lightning.data.windows import BeatWindowDataset, beat_runs, index_beats
+from ecg_lightning.models import BeatLinear, BeatSequenceNet
+
+HALF = 90
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+    length=st.integers(1, 12),
+    data=st.data(),
+)
+def test_runs_stay_in_one_record_and_evaluation_runs_tile_every_beat_once_in_order(sizes, length, data):
+    record = np.repeat(np.arange(len(sizes)), sizes)
+    tiles = beat_runs(record, length, length)
+    kept = tiles[tiles >= 0]
+    np.testing.assert_array_equal(kept, np.arange(len(record)))  # every beat once, in order
+    for run in tiles:
+        real = run[run >= 0]
+        assert len(set(record[real])) == 1  # one record per run
+        assert np.all(np.diff(real) == 1) and (run[len(real) :] == -1).all()  # consecutive, padded at the end only
+    stride = data.draw(st.integers(1, length))
+    overlapping = beat_runs(record, length, stride)
+    assert set(overlapping[overlapping >= 0].tolist()) == set(range(len(record)))  # training runs cover every beat
+    firsts = record[overlapping[:, 0]]
+    for i, run in enumerate(overlapping):
+        real = run[run >= 0]
+        assert len(set(record[real])) == 1 and np.all(np.diff(real) == 1)
+        # padding only in a record's last run, which is its only run that reaches the record's end
+        last_of_record = i == len(overlapping) - 1 or firsts[i + 1] != firsts[i]
+        assert len(real) == length or last_of_record
+        assert (real[-1] == np.flatnonzero(record == firsts[i])[-1]) == last_of_record
+
+
+def test_bad_run_settings_are_refused():
+    with pytest.raises(ValueError, match="stride"):
+        beat_runs(np.zeros(5, int), 4, 5)
+
+
+@pytest.fixture(scope="module")
+def beats(tiny_db):
+    db = read_database(record_sources("db", tiny_db, ["100", "106", "201"], [0, 1]), 360.0)
+    return db, index_beats(db, label_beats(db.ann_symbol, AAMI), HALF, pad_edges=True)
+
+
+def test_a_run_is_the_single_beat_windows_of_its_beats(beats):
+    """Runs are cut by the same code as single beats: x, RR and labels of a run equal those of its beats."""
+    db, index = beats
+    single = BeatWindowDataset(db, index, HALF, rr_columns=[0, 5, 8])
+    runs = BeatWindowDataset(db, index, HALF, rr_columns=[0, 5, 8], run_beats=7)
+    assert len(runs) == len(runs.runs) < len(single)
+    x, rr, y = runs.__getitems__(list(range(len(runs))))
+    assert x.shape[:2] == y.shape == rr.shape[:2] == (len(runs), 7) and x.shape[2:] == (2, 2 * HALF)
+    x1, rr1, y1 = single.__getitems__(list(range(len(single))))
+    keep = y.reshape(-1) >= 0
+    torch.testing.assert_close(x.reshape(-1, 2, 2 * HALF)[keep], x1)
+    torch.testing.assert_close(rr.reshape(-1, 3)[keep], rr1)
+    torch.testing.assert_close(y.reshape(-1)[keep], y1)
+    pad = ~keep
+    assert pad.any() and (x.reshape(-1, 2, 2 * HALF)[pad] == 0).all() and (rr.reshape(-1, 3)[pad] == 0).all()
+
+
+def test_beats_of_runs_flattens_in_run_order_and_drops_padding():
+    logits = torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4)
+    target = torch.tensor([[0, 1, 2], [3, -1, -1]])
+    out, y = beats_of_runs(logits, target)
+    torch.testing.assert_close(out, logits.reshape(6, 4)[[0, 1, 2, 3]])
+    assert y.tolist() == [0, 1, 2, 3]
+    binary, yb = beats_of_runs(torch.tensor([[0.5, -1.0], [2.0, 3.0]]), torch.tensor([[1, 0], [0, -1]]))
+    assert binary.tolist() == [0.5, -1.0, 2.0] and yb.tolist() == [1, 0, 0]
+    single = torch.randn(5, 3)
+    assert beats_of_runs(single, torch.zeros(5, dtype=torch.long))[0] is single
+
+
+def test_sequence_net_is_encoder_then_bidirectional_lstm_then_head():
+    """The forward pass against a reference composed from its parts: each beat encoded alone, RR joined, both
+    directions read, one score per beat; a later beat changes an earlier beat's score (context both ways)."""
+    torch.manual_seed(0)
+    net = BeatSequenceNet(input_length=180, fs=180.0, channels=(8, 8), embedding=6, hidden=5, n_rr=2, in_channels=2,
+                          n_outputs=3).eval()
+    x, rr = torch.randn(2, 4, 2, 180), torch.randn(2, 4, 2)
+    out = net(x, rr)
+    assert out.shape == (2, 4, 3)
+    z = torch.stack([net.encoder(x[:, i]) for i in range(4)], dim=1)
+    h, _ = net.rnn(torch.cat([z, rr], -1))
+    torch.testing.assert_close(out, net.head(h))
+    assert h.shape[-1] == 10  # both directions
+    later = x.clone()
+    later[:, 3] += 1.0
+    assert not torch.allclose(net(later, rr)[:, 0], out[:, 0])
+    with pytest.raises(ValueError, match="run_beats"):
+        net(x[:, 0], rr[:, 0])
+
+
+def test_linear_floor_is_one_linear_layer_on_block_means_and_rr():
+    net = BeatLinear(input_length=360, fs=180.0, before_s=0.25, after_s=0.35, n_samples=9, n_rr=3, in_channels=2,
+                     n_outputs=5)
+    x, rr = torch.randn(4, 2, 360), torch.randn(4, 3)
+    lo, hi = 180 - 45, 180 + 63  # -0.25 s .. +0.35 s at 180 Hz: 108 samples, 9 blocks of 12
+    means = x[..., lo:hi].reshape(4, 2, 9, 12).mean(-1).reshape(4, 18)
+    expected = torch.cat([means, rr], 1) @ net.linear.weight.T + net.linear.bias
+    torch.testing.assert_close(net(x, rr), expected)
+    with pytest.raises(ValueError, match="window_s"):
+        BeatLinear(input_length=100, fs=360.0)
+
+
+def test_published_protocol_keeps_the_shared_subject_strict_leaves_it_out(caplog):
+    names = ["101", "201", "100", "202"]
+    subjects = np.array([0, 1, 2, 1])
+    strict, test = benchmark_split(names, ["101", "201"], ["100", "202"], subjects)
+    published, same = benchmark_split(names, ["101", "201"], ["100", "202"], subjects, keep_shared=True)
+    assert strict == ["101"] and published == ["101", "201"] and test == same == ["100", "202"]
+    assert "kept (the published protocol)" in caplog.text
