@@ -139,8 +139,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.which == "pooled":
         summary = pooled(args.sweep_dirs)
-        print(markdown({k: {m: [v[m], 0.0] for m in AAMI_METRICS + METRICS if m in v} | {"jobs": v["jobs"]}
-                        for k, v in summary.items()}))
+        print(
+            markdown(
+                {
+                    k: {m: [v[m], 0.0] for m in AAMI_METRICS + METRICS if m in v} | {"jobs": v["jobs"]}
+                    for k, v in summary.items()
+                }
+            )
+        )
     else:
         summary = summarize(args.sweep_dirs, args.which)
         print(markdown(summary))

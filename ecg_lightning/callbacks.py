@@ -73,31 +73,46 @@ class ValidationFigures(L.Callback):
         self.out_dir = Path(out_dir)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.fast_dev_run or trainer.datamodule is None or not trainer.is_global_zero:
+        if trainer.fast_dev_run or trainer.datamodule is None:
             return
         # the batches the last validation saw (a limited quick check sees a few), so figures match the metrics
         seen = trainer.num_val_batches[0] if trainer.num_val_batches else None
         probs, labels = report.predict_proba(
             pl_module, trainer.datamodule.val_dataloader(), "Validation figures", int(seen) if seen else None
         )
-        data = trainer.datamodule.data_val
-        if len(labels) == len(data.labels):  # the whole validation set, in beat order
-            names = np.asarray(trainer.datamodule.records.names)[data.beats.record]
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(
-                self.out_dir / VAL_PREDICTIONS,
-                probs=probs,
-                labels=labels,
-                record=names,
-                classes=np.asarray(pl_module.hparams.classes),
-                threshold=pl_module.hparams.threshold,
-            )
+        if trainer.world_size > 1:
+            # every rank predicts its shard of the validation set (DDP): rank 0 draws from all of them, and no
+            # rank leaves while another still waits for it
+            shards: list = [None] * trainer.world_size
+            torch.distributed.all_gather_object(shards, (probs, labels))
+            if not trainer.is_global_zero:
+                return
+            probs, labels = (np.concatenate(part) for part in zip(*shards))
+        else:
+            self._save_predictions(trainer, pl_module, probs, labels)
         for name, fig in report.figures(probs, labels, pl_module.hparams.classes, pl_module.hparams.threshold).items():
             report.save_figure(fig, self.out_dir / f"val_{name}.png")
             for logger in trainer.loggers:
                 if hasattr(logger.experiment, "add_figure"):
                     logger.experiment.add_figure(f"val/{name}", fig, global_step=trainer.global_step, close=False)
             report.plt.close(fig)
+
+    def _save_predictions(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, probs: np.ndarray, labels: np.ndarray
+    ) -> None:
+        """``val_predictions.npz`` when the whole validation set was predicted (one process: in beat order)."""
+        data = trainer.datamodule.data_val
+        if len(labels) != len(data.labels):
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            self.out_dir / VAL_PREDICTIONS,
+            probs=probs,
+            labels=labels,
+            record=np.asarray(trainer.datamodule.records.names)[data.beats.record],
+            classes=np.asarray(pl_module.hparams.classes),
+            threshold=pl_module.hparams.threshold,
+        )
 
 
 class EpochTimer(L.Callback):

@@ -1,6 +1,6 @@
 """Evaluate a checkpoint: ``python -m ecg_lightning.evaluate ckpt_path=<ckpt>`` writes metrics.json,
-per_record.csv, per_symbol.csv (per beat type), confusion-matrix and ROC PNGs into the run folder, and
-logs them to TensorBoard."""
+predictions.npz (every beat's probabilities), per_record.csv, per_symbol.csv (per beat type), confusion-matrix
+and ROC PNGs into the run folder, and logs them to TensorBoard."""
 
 from __future__ import annotations
 
@@ -82,6 +82,26 @@ def load_models(cfg: DictConfig) -> tuple[DictConfig, list[BeatClassifier]]:
     return runs[0], models
 
 
+PREDICTIONS = "predictions.npz"
+
+
+def write_predictions(
+    path: Path, data: Any, names: tuple[str, ...], probs: np.ndarray, labels: np.ndarray, classes: list[str]
+) -> None:
+    """Every scored beat: its record, sample (at the model's rate), reference class index and probabilities, for
+    analyses beyond the report (and the check that ``predict`` gives a record's beats the same probabilities)."""
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez_compressed(
+        tmp,
+        record=np.asarray(names)[data.beats.record],
+        sample=data.beats.sample,
+        label=labels,
+        probs=probs,
+        classes=np.asarray(classes),
+    )
+    tmp.replace(path)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild the checkpoint's data and model(s), predict one side of the split, write and return the report.
 
@@ -106,6 +126,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     paths = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
     result = {"checkpoint": paths, "side": cfg.side, "records": records, **metrics}
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
+    write_predictions(out_dir / PREDICTIONS, data, names, probs, labels, classes)
     report.write_atomic(
         out_dir / "per_record.csv", report.rows_to_csv(rows, report.per_record_columns(classes, bool(databases)))
     )

@@ -55,19 +55,25 @@ from ecg_lightning.errors import exit_on_input_error
 log = logging.getLogger(__name__)
 
 # beats.csv: then prob_<class> per class; padded: the beat's window ran past the record's edge and was zero-padded
-BEAT_COLUMNS = ("sample", "time_s", "predicted", "reference", "symbol", "padded")
+BEAT_COLUMNS = ("sample", "time_s", "predicted", "reference", "symbol", "padded", "source")
 # strip colours, by class index (normal first)
 CLASS_COLORS = ("tab:green", "tab:red", "tab:orange", "tab:purple", "tab:blue", "tab:brown", "tab:pink")
 
 
 @dataclass(frozen=True)
 class Beats:
-    """Beat positions (samples at the model's rate), with reference labels when annotated."""
+    """Beat positions (samples at the model's rate), with reference labels when annotated; ``annotated`` says which
+    beats come from the annotations (the others from the detector, where annotations do not reach)."""
 
     sample: np.ndarray
     reference: np.ndarray | None
     symbol: np.ndarray
     source: str
+    annotated: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.annotated is None:
+            object.__setattr__(self, "annotated", np.full(len(self.sample), self.reference is not None))
 
 
 def lead_mismatch(trained: list, read: tuple[str, ...], seen: list[list[str]] | None = None) -> list[str]:
@@ -92,12 +98,36 @@ def find_beats(record: Record, classes: dict[str, list[str]], annotated: bool) -
                 f"{record.name}: its annotation file has no beat annotations; "
                 "run with annotation=null to detect the beats instead"
             )
-        return Beats(record.ann_sample[is_beat], labels[is_beat], record.ann_symbol[is_beat], "annotation")
+        beats = Beats(record.ann_sample[is_beat], labels[is_beat], record.ann_symbol[is_beat], "annotation")
+        return beats if record.ann_until is None else beats_past_annotations(record, beats)
     # the first lead (MLII by default): see benchmarks/qrs_detection.py; in chunks, so a Holter fits in memory
     found = detect_beats_in_chunks(record.signal[0], record.fs)
     if len(found) == 0:
         raise RecordError(f"{record.name}: the QRS detector found no beats; check the lead (data.lead) and the signal")
     return Beats(found, None, np.full(len(found), "", dtype="<U2"), "detector")
+
+
+def beats_past_annotations(record: Record, beats: Beats) -> Beats:
+    """Where the annotations stop short of the record's end (``Record.ann_until``), the detector finds the rest of
+    the beats, so the whole record is classified; ``Beats.annotated`` says which beats came from where."""
+    start = record.ann_until + int(0.3 * record.fs)  # past the last annotated beat's QRS
+    found = (
+        start + detect_beats_in_chunks(record.signal[0, start:], record.fs) if start < record.signal.shape[1] else []
+    )
+    found = np.asarray(found, dtype=np.int64)
+    log.warning(
+        "%s: beats up to %.1f s from the annotations, %d beats after that found by the QRS detector (no reference)",
+        record.name,
+        record.ann_until / record.fs,
+        len(found),
+    )
+    return Beats(
+        np.concatenate([beats.sample, found]),
+        np.concatenate([beats.reference, np.zeros(len(found), beats.reference.dtype)]),
+        np.concatenate([beats.symbol, np.full(len(found), "", dtype=beats.symbol.dtype)]),
+        "annotation+detector",
+        np.r_[np.ones(len(beats.sample), bool), np.zeros(len(found), bool)],
+    )
 
 
 @dataclass
@@ -177,10 +207,11 @@ def classify_record(
     )
     index = index_beats(records, labels, half_width, pad_edges=True)  # every beat gets a row
     templates = beat_templates(records, index, half_width) if data.get("templates", False) else None
+    runs = int(data.get("run_beats", 1))  # a beat-sequence model classifies runs of beats, tiling every beat once
     dataset = BeatWindowDataset(
-        records, index, half_width, rr_columns(data.get("rr_features", False)), templates=templates
+        records, index, half_width, rr_columns(data.get("rr_features", False)), templates=templates, run_beats=runs
     )
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=passthrough_collate)
+    loader = DataLoader(dataset, batch_size=max(1, batch_size // runs), collate_fn=passthrough_collate)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
     threshold = threshold if threshold is not None else model.hparams.threshold
     lap("classify")
@@ -208,9 +239,10 @@ def beat_columns(p: Prediction) -> dict[str, np.ndarray]:
         "sample": np.round(p.index.sample * p.record.source_fs / p.record.fs).astype(np.int64).astype(str),
         "time_s": np.char.mod("%.4f", p.index.sample / p.record.fs),
         "predicted": names[p.predicted],
-        "reference": names[p.index.label] if p.beats.reference is not None else np.full(len(p.probs), ""),
+        "reference": np.where(p.beats.annotated, names[p.index.label], ""),
         "symbol": p.index.symbol,
         "padded": p.padded.astype(np.int8).astype(str),
+        "source": np.where(p.beats.annotated, "annotation", "detector"),
         **{f"prob_{c}": np.char.mod("%.5f", class_probs[:, k]) for k, c in enumerate(p.classes)},
     }
 
@@ -235,8 +267,15 @@ def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
         "threshold": p.threshold,
         "seconds": p.seconds,
     }
-    if p.beats.reference is not None and len(p.probs):
-        summary["reference"] = report.metrics_report(p.probs, p.index.label.astype(np.int64), p.classes, p.threshold)
+    if p.record.ann_until is not None:
+        summary["annotated_until_s"] = round(p.record.ann_until / p.record.fs, 3)
+        summary["detected_beats"] = int((~p.beats.annotated).sum())
+    known = p.beats.annotated
+    if p.beats.reference is not None and known.any():
+        # against the annotations, on the beats they cover
+        summary["reference"] = report.metrics_report(
+            p.probs[known], p.index.label[known].astype(np.int64), p.classes, p.threshold
+        )
     return summary
 
 
@@ -247,7 +286,7 @@ def write_prediction(p: Prediction, summary: dict[str, Any], out_dir: Path, star
         p.record,
         p.index.sample,
         p.predicted,
-        p.index.label if p.beats.reference is not None else None,
+        np.where(p.beats.annotated, p.index.label, -1) if p.beats.reference is not None else None,
         p.classes,
         start_s,
         length_s,
@@ -273,7 +312,20 @@ def record_paths(spec: str) -> list[Path]:
     return found
 
 
-RECORDS_COLUMNS = ("record", "beats", "abnormal", "abnormal_fraction", "leads", "beat_source", "padded_near_edges")
+RECORDS_COLUMNS = (
+    "record",
+    "beats",
+    "abnormal",
+    "abnormal_fraction",
+    "leads",
+    "beat_source",
+    "padded_near_edges",
+    "error",
+)
+
+
+class RecordsFailed(RecordError):
+    """Some records of a folder run could not be classified (the others were; records.csv lists every one)."""
 
 
 def predict_record(cfg: DictConfig) -> dict[str, Any]:
@@ -286,31 +338,16 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     model = build_model(ckpt, run, cfg.ckpt_path)
     paths = record_paths(str(cfg.record))
     many = len(paths) > 1 or Path(str(cfg.record)).is_dir()
-    summaries = []
+    summaries, failed = [], []
     for base in tqdm(paths, desc="Records", unit="record", disable=not many):
-        p = classify_record(
-            model,
-            run.data,
-            base,
-            cfg.annotation,
-            cfg.get("lead"),
-            cfg.allow_other_lead,
-            cfg.threshold,
-            cfg.batch_size,
-            ckpt.get(LEADS_KEY),
-        )
-        summary = summarize(p, base, cfg.ckpt_path)
-        write_prediction(p, summary, out_dir / base.name if many else out_dir, cfg.start_s, cfg.length_s)
-        log.info(
-            "%s: %d beats (%s), %d abnormal (%.1f%%): %s",
-            base,
-            summary["beats"],
-            p.beats.source,
-            summary["abnormal"],
-            100 * summary["abnormal_fraction"],
-            summary["predicted"],
-        )
-        summaries.append(summary)
+        try:
+            summaries.append(classify_and_write(cfg, model, run, ckpt, base, out_dir / base.name if many else out_dir))
+        except RecordError as err:
+            if not many:
+                raise
+            # one bad record of a folder must not stop the rest: it gets its row in records.csv, with the error
+            log.error("%s", err)
+            failed.append({"record": base.name, "error": " ".join(str(err).split())})
     if not many:
         log.info("Written to %s", out_dir)
         return summaries[0]
@@ -322,9 +359,43 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
         }
         for s in summaries
     ]
-    report.write_atomic(out_dir / "records.csv", report.rows_to_csv(rows, RECORDS_COLUMNS))
+    report.write_atomic(out_dir / "records.csv", report.rows_to_csv(rows + failed, RECORDS_COLUMNS))
     log.info("%d records written to %s (records.csv: one row each)", len(rows), out_dir)
+    if failed:
+        raise RecordsFailed(
+            f"{len(failed)} of {len(paths)} records could not be classified "
+            f"({', '.join(f['record'] for f in failed)}); the other {len(rows)} were: see {out_dir / 'records.csv'}"
+        )
     return {"records": summaries}
+
+
+def classify_and_write(
+    cfg: DictConfig, model: BeatClassifier, run: DictConfig, ckpt: dict, base: Path, out_dir: Path
+) -> dict[str, Any]:
+    """Classify one record and write its beats.csv, summary.json and strip.png into ``out_dir``; its summary."""
+    p = classify_record(
+        model,
+        run.data,
+        base,
+        cfg.annotation,
+        cfg.get("lead"),
+        cfg.allow_other_lead,
+        cfg.threshold,
+        cfg.batch_size,
+        ckpt.get(LEADS_KEY),
+    )
+    summary = summarize(p, base, cfg.ckpt_path)
+    write_prediction(p, summary, out_dir, cfg.start_s, cfg.length_s)
+    log.info(
+        "%s: %d beats (%s), %d abnormal (%.1f%%): %s",
+        base,
+        summary["beats"],
+        p.beats.source,
+        summary["abnormal"],
+        100 * summary["abnormal_fraction"],
+        summary["predicted"],
+    )
+    return summary
 
 
 def strip_figure(
@@ -363,7 +434,7 @@ def strip_figure(
             label=f"predicted {name}",
         )
     if reference is not None:
-        wrong = shown & (predicted != reference)
+        wrong = shown & (reference >= 0) & (predicted != reference)
         ax.scatter(
             sample[wrong] / fs,
             np.full(wrong.sum(), top + 0.4),

@@ -180,10 +180,12 @@ def figures(
     """Confusion-matrix and ROC (one-vs-rest for several classes) figures, drawn by torchmetrics."""
     p, y = torch.from_numpy(probs), torch.from_numpy(labels)
     classes = list(classes)
+    # the arrays are already whole: never sync with other processes (under DDP only rank 0 draws)
+    local = {"sync_on_compute": False}
     if len(classes) == 2:
-        confusion, roc = BinaryConfusionMatrix(threshold), BinaryROC()
+        confusion, roc = BinaryConfusionMatrix(threshold, **local), BinaryROC(**local)
     else:
-        confusion, roc = MulticlassConfusionMatrix(len(classes)), MulticlassROC(len(classes))
+        confusion, roc = MulticlassConfusionMatrix(len(classes), **local), MulticlassROC(len(classes), **local)
     confusion.update(p, y)
     cm_fig, cm_ax = confusion.plot(labels=classes)
     cm_ax.set_title("Confusion matrix (rows: reference)")

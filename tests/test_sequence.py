@@ -89,8 +89,9 @@ def test_sequence_net_is_encoder_then_bidirectional_lstm_then_head():
     """The forward pass against a reference composed from its parts: each beat encoded alone, RR joined, both
     directions read, one score per beat; a later beat changes an earlier beat's score (context both ways)."""
     torch.manual_seed(0)
-    net = BeatSequenceNet(input_length=180, fs=180.0, channels=(8, 8), embedding=6, hidden=5, n_rr=2, in_channels=2,
-                          n_outputs=3).eval()
+    net = BeatSequenceNet(
+        input_length=180, fs=180.0, channels=(8, 8), embedding=6, hidden=5, n_rr=2, in_channels=2, n_outputs=3
+    ).eval()
     x, rr = torch.randn(2, 4, 2, 180), torch.randn(2, 4, 2)
     out = net(x, rr)
     assert out.shape == (2, 4, 3)
@@ -106,8 +107,9 @@ def test_sequence_net_is_encoder_then_bidirectional_lstm_then_head():
 
 
 def test_linear_floor_is_one_linear_layer_on_block_means_and_rr():
-    net = BeatLinear(input_length=360, fs=180.0, before_s=0.25, after_s=0.35, n_samples=9, n_rr=3, in_channels=2,
-                     n_outputs=5)
+    net = BeatLinear(
+        input_length=360, fs=180.0, before_s=0.25, after_s=0.35, n_samples=9, n_rr=3, in_channels=2, n_outputs=5
+    )
     x, rr = torch.randn(4, 2, 360), torch.randn(4, 3)
     lo, hi = 180 - 45, 180 + 63  # -0.25 s .. +0.35 s at 180 Hz: 108 samples, 9 blocks of 12
     means = x[..., lo:hi].reshape(4, 2, 9, 12).mean(-1).reshape(4, 18)

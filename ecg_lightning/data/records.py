@@ -41,6 +41,9 @@ class Record:
     ann_symbol: np.ndarray  # annotation symbols (str)
     source_fs: float | None = None  # the file's own rate, when resampled to ``fs``
     comments: tuple[str, ...] = ()  # the header's comment lines (INCART names the patient there)
+    # annotations stop here (a sample at ``fs``) because the file was cut short or they end long before the signal
+    # does (``annotation_end``); None: they cover the whole record
+    ann_until: int | None = None
 
 
 @dataclass(frozen=True)
@@ -403,6 +406,9 @@ def read_record(
                 int(ann_sample[outside][0]),
             )
             ann_sample, ann_symbol = ann_sample[~outside], ann_symbol[~outside]
+        ann_until = annotation_end(ann_path, ann_sample, signal.shape[1], float(meta.fs))
+    else:
+        ann_until = None
 
     source_fs = record_fs = float(meta.fs)
     if fs is not None and record_fs != fs:
@@ -410,10 +416,42 @@ def read_record(
             [wfdb.processing.resample_sig(lead.astype(np.float64), record_fs, fs)[0] for lead in signal]
         ).astype(np.float32)
         ann_sample = np.round(ann_sample * (fs / record_fs)).astype(np.int64)
+        ann_until = None if ann_until is None else int(round(ann_until * fs / record_fs))
         log.info("%s: resampled from %g Hz to %g Hz", base, record_fs, fs)
         record_fs = float(fs)
     comments = tuple(str(c) for c in (meta.comments or ()))
-    return Record(base.name, signal, names, record_fs, ann_sample, ann_symbol, source_fs, comments)
+    return Record(base.name, signal, names, record_fs, ann_sample, ann_symbol, source_fs, comments, ann_until)
+
+
+# annotations ending more than this long before the signal does are reported (MIT-BIH's end within 2 s)
+ANNOTATION_GAP_S = 60.0
+
+
+def annotation_end(ann_path: Path, ann_sample: np.ndarray, n_samples: int, fs: float) -> int | None:
+    """Where the annotations of a record stop covering it, or None when they cover it all (logged when not).
+
+    A WFDB annotation file ends with a zero word (two zero bytes); a file without it was cut short (an interrupted
+    copy or download), and wfdb reads what is there without a word. Annotations that stop more than
+    ``ANNOTATION_GAP_S`` before the signal ends are reported too.
+    """
+    with ann_path.open("rb") as f:
+        f.seek(max(0, ann_path.stat().st_size - 2))
+        cut_short = f.read() != b"\x00\x00"
+    last = int(ann_sample.max()) if len(ann_sample) else 0
+    gap_s = (n_samples - last) / fs
+    if not cut_short and gap_s <= ANNOTATION_GAP_S:
+        return None
+    why = (
+        "the file ends without its end-of-file marker (cut short?)" if cut_short else f"none in the last {gap_s:.0f} s"
+    )
+    log.warning(
+        "%s: %s; annotations stop at %.1f s of the record's %.1f s: beats after that are not annotated",
+        ann_path,
+        why,
+        last / fs,
+        n_samples / fs,
+    )
+    return last
 
 
 def read_source(source: RecordSource, fs: float, band: tuple[float, float] | None = None) -> Record:

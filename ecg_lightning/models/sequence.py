@@ -24,7 +24,9 @@ class BeatSequenceNet(nn.Module):
     Each beat's window goes through a ``BeatResNet`` whose head outputs an ``embedding``-wide vector (the same
     network as the single-beat model, so one set of layers to maintain); its RR features join it, and a
     bidirectional LSTM of ``hidden`` units a direction reads the run both ways before a linear layer scores
-    every beat.
+    every beat. With ``contrast`` each beat's embedding also enters as its difference from the run's median
+    embedding (the run's dominant beat): a local template, so a bundle-branch-block patient's wide beats look
+    like their neighbours rather than like DS1's few ectopic beats.
     """
 
     def __init__(
@@ -43,8 +45,10 @@ class BeatSequenceNet(nn.Module):
         n_rr: int = 0,
         in_channels: int = 1,
         n_outputs: int = 1,
+        contrast: bool = False,
     ) -> None:
         super().__init__()
+        self.contrast = contrast
         self.encoder = BeatResNet(
             input_length,
             fs,
@@ -58,7 +62,9 @@ class BeatSequenceNet(nn.Module):
             n_outputs=embedding,
         )
         self.n_rr = n_rr
-        self.rnn = nn.LSTM(embedding + n_rr, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        self.rnn = nn.LSTM(
+            embedding * (2 if contrast else 1) + n_rr, hidden, num_layers=layers, batch_first=True, bidirectional=True
+        )
         self.head = nn.Sequential(FastDropout(head_dropout), nn.Linear(2 * hidden, n_outputs))
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
@@ -69,6 +75,8 @@ class BeatSequenceNet(nn.Module):
             )
         batch, beats = x.shape[:2]
         z = self.encoder(x.flatten(0, 1)).reshape(batch, beats, -1)
+        if self.contrast:
+            z = torch.cat([z, z - z.median(dim=1, keepdim=True).values], dim=-1)
         if self.n_rr:
             if rr is None:
                 raise ValueError("this network was built with n_rr > 0: set data.rr_features")

@@ -1,0 +1,78 @@
+"""Faults that used to lose data silently: a truncated annotation file, one bad record in a folder run."""
+
+import csv
+import json
+import logging
+
+import numpy as np
+import pytest
+import wfdb
+from conftest import compose_config, train_overrides, write_record
+from hydra.core.hydra_config import HydraConfig
+
+from ecg_lightning.data.records import read_record
+from ecg_lightning.predict import RecordsFailed, predict_record
+from ecg_lightning.train import train
+
+
+@pytest.fixture(autouse=True)
+def _clear_hydra():
+    yield
+    HydraConfig.instance().cfg = None
+
+
+@pytest.fixture(scope="module")
+def ckpt(tiny_db, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("faults")
+    train(compose_config("train", tmp / "run", [*train_overrides(tiny_db, tmp), "trainer.max_epochs=1", "seed=2"]))
+    HydraConfig.instance().cfg = None
+    return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+def test_a_cut_short_annotation_file_is_reported_and_the_rest_is_detected(ckpt, tmp_path, caplog):
+    write_record(tmp_path, "long", 0.2, np.random.default_rng(1), duration_s=120)
+    atr = tmp_path / "long.atr"
+    whole = wfdb.rdann(str(tmp_path / "long"), "atr")
+    atr.write_bytes(atr.read_bytes()[:100])  # an even byte count: wfdb reads what is there without a word
+    cut = wfdb.rdann(str(tmp_path / "long"), "atr")
+    assert 10 < len(cut.sample) < len(whole.sample) / 2
+    with caplog.at_level(logging.WARNING):
+        record = read_record(tmp_path / "long", lead=0)
+    assert record.ann_until == cut.sample.max()
+    assert "end-of-file marker" in caplog.text and "annotations stop at" in caplog.text
+    out = tmp_path / "pred"
+    summary = predict_record(compose_config("predict", out, [f"ckpt_path={ckpt}", f"record={tmp_path / 'long'}"]))
+    rows = list(csv.DictReader((out / "beats.csv").open()))
+    assert summary["beat_source"] == "annotation+detector"
+    assert summary["annotated_until_s"] == pytest.approx(cut.sample.max() / 360, abs=1e-3)
+    last_beat_s = float(rows[-1]["time_s"])
+    assert last_beat_s > 118  # the whole record is classified, not only the annotated part
+    annotated = [r for r in rows if r["source"] == "annotation"]
+    detected = [r for r in rows if r["source"] == "detector"]
+    assert len(detected) == summary["detected_beats"] > 100 and all(r["reference"] == "" for r in detected)
+    assert all(r["reference"] for r in annotated)
+    assert summary["reference"]["beats"] == len(annotated)  # scored against the annotations where they exist
+    # an intact file: no warning, no detector
+    caplog.clear()
+    write_record(tmp_path, "intact", 0.2, np.random.default_rng(1), duration_s=120)
+    with caplog.at_level(logging.WARNING):
+        assert read_record(tmp_path / "intact", lead=0).ann_until is None
+    assert "annotations stop" not in caplog.text
+
+
+def test_one_bad_record_does_not_stop_a_folder_run(ckpt, tmp_path):
+    db = tmp_path / "db"
+    db.mkdir()
+    rng = np.random.default_rng(4)
+    for name in ("a1", "a2", "a3"):
+        write_record(db, name, 0.3, rng, duration_s=20)
+    (db / "a2.dat").write_bytes((db / "a2.dat").read_bytes()[:50])  # damaged signal file
+    out = tmp_path / "out"
+    with pytest.raises(RecordsFailed, match="1 of 3 records could not be classified"):
+        predict_record(compose_config("predict", out, [f"ckpt_path={ckpt}", f"record={db}"]))
+    table = {r["record"]: r for r in csv.DictReader((out / "records.csv").open())}
+    assert set(table) == {"a1", "a2", "a3"}
+    assert table["a2"]["error"] and "a2" in table["a2"]["error"] and not table["a2"]["beats"]
+    for good in ("a1", "a3"):  # processed, the one after the bad record included
+        assert int(table[good]["beats"]) == 25 and not table[good]["error"]
+        assert json.loads((out / good / "summary.json").read_text())["beats"] == 25

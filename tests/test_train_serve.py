@@ -1,0 +1,61 @@
+"""Train/serve consistency: ``predict`` gives every beat of a record the probabilities that ``evaluate`` (the
+DataModule's windows, RR features and templates) gives it, for each model family and its preprocessing."""
+
+import csv
+
+import numpy as np
+import pytest
+from conftest import compose_config, train_overrides
+from hydra.core.hydra_config import HydraConfig
+
+from ecg_lightning.evaluate import PREDICTIONS, evaluate
+from ecg_lightning.predict import predict_record
+from ecg_lightning.train import train
+
+QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "seed=5"]
+SETUPS = {
+    # the study CNN: one lead by index, raw signal, no RR features
+    "study_cnn": ["model=cnn"],
+    # the benchmark model: band-pass, two leads by name, record templates, eight RR features, edge padding
+    "benchmark": ["experiment=aami_ds1ds2", "trainer.max_epochs=3", "trainer.limit_train_batches=null"],
+    # the beat-sequence model: runs of beats, RR features local and in seconds
+    "sequence": ["experiment=aami_sequence", "data.run_beats=8", "data.batch_size=4", "trainer.limit_train_batches=20"],
+    # the linear floor: ten RR features, a decimated stretch of one lead
+    "linear": ["experiment=aami_linear"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _clear_hydra():
+    yield
+    HydraConfig.instance().cfg = None
+
+
+@pytest.mark.parametrize("setup", list(SETUPS))
+def test_predict_gives_each_beat_the_probabilities_evaluate_gives_it(setup, tiny_db, tmp_path):
+    run = tmp_path / "run"
+    train(compose_config("train", run, [*train_overrides(tiny_db, tmp_path), *QUICK, *SETUPS[setup]]))
+    HydraConfig.instance().cfg = None
+    ckpt = run / "checkpoints" / "last.ckpt"
+    common = [f"ckpt_path={ckpt}", f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    evaluate(compose_config("evaluate", tmp_path / "eval", [*common, "side=all"]))
+    HydraConfig.instance().cfg = None
+    scored = np.load(tmp_path / "eval" / PREDICTIONS)
+    classes = [str(c) for c in scored["classes"]]
+    for name in ("108", "201"):
+        predict_record(compose_config("predict", tmp_path / name, [f"ckpt_path={ckpt}", f"record={tiny_db / name}"]))
+        HydraConfig.instance().cfg = None
+        rows = list(csv.DictReader((tmp_path / name / "beats.csv").open()))
+        mine = scored["record"] == name
+        samples = [int(r["sample"]) for r in rows]
+        # predict classifies every beat (edge beats zero-padded); evaluate those the training config keeps
+        rows = [r for r in rows if int(r["sample"]) in set(scored["sample"][mine].tolist())]
+        assert [int(r["sample"]) for r in rows] == scored["sample"][mine].tolist()  # the same beats, in order
+        assert len(samples) - len(rows) <= 2 and len(rows) > 20
+        served = np.array([[float(r[f"prob_{c}"]) for c in classes] for r in rows])
+        probs = scored["probs"][mine]
+        evaluated = np.column_stack([1 - probs, probs]) if probs.ndim == 1 else probs
+        assert evaluated.std(axis=0).max() > 1e-3  # a model whose output varies: equality is not vacuous
+        np.testing.assert_allclose(served, evaluated, atol=2e-5)
+        reference = [classes.index(r["reference"]) for r in rows]
+        assert reference == scored["label"][mine].tolist()
