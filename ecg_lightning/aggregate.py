@@ -104,11 +104,29 @@ def pooled(sweep_dirs: list[Path]) -> dict[str, dict]:
         probs = np.concatenate([part["probs"] for part in parts])
         labels = np.concatenate([part["labels"] for part in parts])
         classes = [str(c) for c in parts[0]["classes"]]
-        row = metrics_report(probs, labels, classes, float(parts[0]["threshold"]))
+        threshold = float(parts[0]["threshold"])
+        row = metrics_report(probs, labels, classes, threshold)
+        per_job = [metrics_report(part["probs"], part["labels"], classes, threshold) for part in parts]
+        row["folds"] = {
+            name: [float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0]
+            for name in (*METRICS, *AAMI_METRICS)
+            if name in row
+            for values in [[job[name] for job in per_job]]
+        }
         row["jobs"] = len(parts)
         row["records"] = sorted(set().union(*records))
         summary[setting] = row
     return summary
+
+
+def pooled_markdown(summary: dict[str, dict]) -> str:
+    """One row per setting: each metric over the pooled beats, then (mean ± sd over the folds)."""
+    cols = [m for m in dict.fromkeys((*AAMI_METRICS, *METRICS)) if any(m in row for row in summary.values())]
+    lines = ["| setting | jobs | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
+    for setting, row in summary.items():
+        cells = [f"{row[c]:.3f} ({row['folds'][c][0]:.3f} ± {row['folds'][c][1]:.3f})" for c in cols if c in row]
+        lines.append(f"| {setting} | {row['jobs']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(summary: dict[str, dict]) -> str:
@@ -139,14 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.which == "pooled":
         summary = pooled(args.sweep_dirs)
-        print(
-            markdown(
-                {
-                    k: {m: [v[m], 0.0] for m in AAMI_METRICS + METRICS if m in v} | {"jobs": v["jobs"]}
-                    for k, v in summary.items()
-                }
-            )
-        )
+        print(pooled_markdown(summary))
     else:
         summary = summarize(args.sweep_dirs, args.which)
         print(markdown(summary))

@@ -66,3 +66,29 @@ def test_test_set_metrics_are_summarized(tmp_path):
     assert summary["jobs"] == 2 and summary["accuracy"] == pytest.approx([0.92, np.std([0.9, 0.94], ddof=1)])
     assert summary["se_S"][0] == pytest.approx(0.6)
     assert "| experiment=aami_ds1ds2 | 2 | 0.920 ± 0.028 | 0.600 ± 0.141 |" in markdown(summarize(tmp_path, "test"))
+
+
+def write_fold(sweep, num, overrides, records, labels, probs):
+    job = sweep / f"{num}_job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    np.savez(job / "val_predictions.npz", probs=np.asarray(probs, np.float32), labels=np.asarray(labels),
+             record=np.asarray(records), classes=np.asarray(["N", "S", "V"]), threshold=0.5)  # fmt: skip
+
+
+def test_pooled_cross_validation_scores_the_joined_validation_beats(tmp_path):
+    """Every fold's validation beats joined and scored once (S Se over all S beats, not a mean of fold ratios)."""
+    from ecg_lightning.aggregate import pooled, pooled_markdown
+
+    one_hot = np.eye(3)
+    # fold 0: 1 S beat, found; fold 1: 3 S beats, 1 found (fold means: 0.667; pooled: 2 of 4 = 0.5)
+    write_fold(tmp_path, 0, ["m=a", "data.fold=0"], ["r1"] * 3, [0, 1, 2], one_hot[[0, 1, 2]])
+    write_fold(tmp_path, 1, ["m=a", "data.fold=1"], ["r2"] * 5, [0, 1, 1, 1, 2], one_hot[[0, 1, 0, 0, 2]])
+    row = pooled([tmp_path])["m=a"]
+    assert row["jobs"] == 2 and row["beats"] == 8 and row["records"] == ["r1", "r2"]
+    assert row["se_S"] == pytest.approx(0.5) and row["folds"]["se_S"][0] == pytest.approx((1 + 1 / 3) / 2)
+    assert row["confusion_matrix"] == [[2, 0, 0], [2, 2, 0], [0, 0, 2]]
+    assert "| m=a | 2 | " in pooled_markdown({"m=a": row})
+    write_fold(tmp_path, 2, ["m=a", "data.fold=2"], ["r2"], [0], one_hot[[0]])  # r2 validated twice: not folds
+    with pytest.raises(SystemExit, match="r2"):
+        pooled([tmp_path])

@@ -35,6 +35,8 @@ AAMI_METRICS = ["val/accuracy", "val/macro_f1", "val/kappa", "val/se_S", "val/pp
         "experiment=resnet_rr",
         "experiment=aami_ds1ds2",
         "experiment=resnet_templates",
+        "experiment=aami_linear",
+        "experiment=aami_sequence",
     ],
 )
 def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
@@ -247,7 +249,8 @@ def test_every_offered_model_runs(compose_cfg):
     from ecg_lightning.config import CONFIG_DIR
 
     offered = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
-    assert offered == ["cnn", "cnn_lstm", "resnet"]  # the shared classifier config is not a model to choose
+    # the shared classifier config is not a model to choose
+    assert offered == ["beat_sequence", "cnn", "cnn_lstm", "linear", "resnet"]
     for name in offered:
         assert isinstance(instantiate(compose_cfg(f"model={name}").model), BeatClassifier)
 
