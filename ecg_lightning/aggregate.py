@@ -98,7 +98,8 @@ def pooled(sweep_dirs: list[Path]) -> dict[str, dict]:
     for setting, paths in groups.items():
         parts = [np.load(p) for p in paths]
         records = [set(part["record"].tolist()) for part in parts]
-        overlap = set.intersection(*records) if len(records) > 1 else set()
+        seen = [name for names in records for name in names]
+        overlap = {name for name in seen if seen.count(name) > 1}
         if overlap:
             raise SystemExit(f"{setting}: records {sorted(overlap)} validated by several jobs; not folds of one split")
         probs = np.concatenate([part["probs"] for part in parts])
