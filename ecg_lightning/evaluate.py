@@ -57,12 +57,55 @@ def use_local_data(run: DictConfig, local: DictConfig) -> None:
                 spec[key] = local.catalog[name][key]
 
 
-def load_models(cfg: DictConfig) -> tuple[DictConfig, list[BeatClassifier]]:
-    """The run config of the (first) checkpoint with the user's data overrides, and every checkpoint's model.
+# data settings that do not change which records a run trained on
+NOT_SPLIT_KEYS = (
+    "seed",
+    "batch_size",
+    "num_workers",
+    "augment",
+    "cut_on_device",
+    "cache_dir",
+    "cache_dtype",
+    "run_stride",
+)
+
+
+def trained_records(run: DictConfig) -> list[str]:
+    """The records a run trained on, from its data config (the split is rebuilt: a cached store makes it quick)."""
+    datamodule = instantiate_checked(run.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup()
+    return list(datamodule.train_records)
+
+
+def check_unseen(paths: list[str], runs: list[DictConfig], side: str, scored: list[str]) -> None:
+    """Refuse to score, on the validation or test side, a record that any model of an ensemble trained on: the
+    first checkpoint's split keeps its own training records out, but another's split may differ."""
+    if side not in ("val", "test"):
+        return
+    split_of = lambda run: {k: v for k, v in run.data.items() if k not in NOT_SPLIT_KEYS}  # noqa: E731
+    for path, run in zip(paths[1:], runs[1:]):
+        if split_of(run) == split_of(runs[0]):
+            continue
+        seen = sorted(set(trained_records(run)) & set(scored))
+        if seen:
+            raise CheckpointError(
+                f"{path} trained on {len(seen)} of the records scored here ({', '.join(seen[:10])}): an ensemble "
+                f"scored on side={side} must not have seen them; use checkpoints of the same split "
+                f"(data.split, data.fold, data.split_seed as {paths[0]})"
+            )
+
+
+def checkpoint_paths(cfg: DictConfig) -> list[str]:
+    return [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else [str(cfg.ckpt_path)]
+
+
+def load_models(cfg: DictConfig) -> tuple[list[DictConfig], list[BeatClassifier]]:
+    """Every checkpoint's run config (with the user's data overrides) and model; the first's data is scored.
 
     Several checkpoints (an ensemble) must have been trained on the same inputs (lead, window, band, ...).
     """
-    paths = list(cfg.ckpt_path) if isinstance(cfg.ckpt_path, ListConfig) else [cfg.ckpt_path]
+    paths = checkpoint_paths(cfg)
     runs, models = [], []
     for path in paths:
         ckpt = load_checkpoint(path)
@@ -79,7 +122,7 @@ def load_models(cfg: DictConfig) -> tuple[DictConfig, list[BeatClassifier]]:
                 f"{path}: trained with other data.{', data.'.join(differ)} than {paths[0]}; "
                 "an ensemble needs checkpoints trained on the same inputs"
             )
-    return runs[0], models
+    return runs, models
 
 
 PREDICTIONS = "predictions.npz"
@@ -108,11 +151,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     With several checkpoints the models' probabilities are averaged (an ensemble, e.g. of seeds).
     """
     out_dir = Path(cfg.paths.output_dir)
-    run, models = load_models(cfg)
+    runs, models = load_models(cfg)
+    run = runs[0]
     datamodule = instantiate_checked(run.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup()
     data = datamodule.eval_dataset(cfg.side)
+    scored = [datamodule.records.names[i] for i in np.unique(data.beats.record)]
+    check_unseen(checkpoint_paths(cfg), runs, cfg.side, scored)  # before the work of predicting
     loader = datamodule.loader(data, cfg.batch_size)
     predictions = [report.predict_proba(model, loader, f"Evaluating {cfg.side}") for model in models]
     probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]

@@ -76,3 +76,20 @@ def test_one_bad_record_does_not_stop_a_folder_run(ckpt, tmp_path):
     for good in ("a1", "a3"):  # processed, the one after the bad record included
         assert int(table[good]["beats"]) == 25 and not table[good]["error"]
         assert json.loads((out / good / "summary.json").read_text())["beats"] == 25
+
+
+def test_an_ensemble_is_not_scored_on_records_one_of_its_models_trained_on(ckpt, tiny_db, tmp_path):
+    from ecg_lightning.checkpoint import CheckpointError
+    from ecg_lightning.evaluate import evaluate
+
+    other = tmp_path / "other"
+    overrides = [*train_overrides(tiny_db, tmp_path), "trainer.max_epochs=1", "data.split_seed=7"]
+    train(compose_config("train", other, overrides))
+    HydraConfig.instance().cfg = None
+    pair = f"ckpt_path=[{ckpt},{other / 'checkpoints' / 'last.ckpt'}]"
+    common = [f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    with pytest.raises(CheckpointError, match="trained on .* of the records scored here"):
+        evaluate(compose_config("evaluate", tmp_path / "ev", [pair, *common]))
+    HydraConfig.instance().cfg = None
+    # the training side is scored knowingly: no refusal
+    assert evaluate(compose_config("evaluate", tmp_path / "tr", [pair, *common, "side=train"]))["beats"] > 0
