@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
+import sys
 import warnings
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, open_dict
 
 from ecg_lightning.callbacks import RunConfigInCheckpoint
@@ -123,7 +126,20 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     if not loggers:  # nothing to monitor the learning rate into (logger=none)
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SIGTERMException:
+        # a scheduler's stop (SLURM preemption, timeout, kill): a failed run to the shell, never a finished one
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        log.error(
+            "Interrupted by SIGTERM in epoch %d (step %d): the run did not finish. %s",
+            trainer.current_epoch,
+            trainer.global_step,
+            f"Resume with ckpt_path={last} (the last finished epoch)"
+            if last.is_file()
+            else "No epoch had finished; nothing to resume from",
+        )
+        sys.exit(128 + signal.SIGTERM)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     log_hparams(loggers, cfg, metrics)
     log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")})

@@ -130,3 +130,26 @@ def test_ddp_on_two_cpu_processes_counts_every_window_once_and_resumes_exactly(t
     assert a["global_step"] == b["global_step"]
     for key, value in a["state_dict"].items():
         torch.testing.assert_close(b["state_dict"][key], value, msg=key)
+
+
+def test_sigterm_mid_training_exits_non_zero_logs_it_and_leaves_a_resumable_checkpoint(tiny_db, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    env = {**os.environ, "MITDB_DIR": str(tiny_db), "ECG_LIGHTNING_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "ecg_lightning.train", *QUICK[2:], "trainer.max_epochs=500", "trainer.limit_train_batches=2",
+           f"hydra.run.dir={run}", f"paths.log_dir={tmp_path / 'outputs'}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not last.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert last.is_file(), proc.stdout.read()[-3000:]
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    log = (run / "train.log").read_text()
+    assert "Interrupted by SIGTERM" in log and f"ckpt_path={last}" in log
+    assert torch.load(last, weights_only=False)["epoch"] >= 0  # the last finished epoch, loadable
