@@ -52,15 +52,22 @@ def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] = ()) -> DictCo
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides))) if overrides else cfg
 
 
+def check_weights_fit(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path, hint: str) -> None:
+    """Refuse a checkpoint whose weights do not fit ``model`` with one line naming both models and ``hint``, not
+    torch's page of missing and unexpected keys."""
+    target = ckpt.get(CONFIG_KEY, {}).get("model", {}).get("net", {}).get("_target_", "another model")
+    theirs, ours = ckpt["state_dict"], model.state_dict()
+    wrong = sorted(set(theirs) ^ set(ours)) or [k for k in ours if tuple(theirs[k].shape) != tuple(ours[k].shape)]
+    if wrong:
+        raise CheckpointError(
+            f"{path}: weights do not fit the configured model {type(getattr(model, 'net', model)).__name__} "
+            f"(the checkpoint is a {target}; e.g. {wrong[0]}); {hint}"
+        )
+
+
 def build_model(ckpt: dict[str, Any], cfg: DictConfig, path: str | Path) -> BeatClassifier:
     """Instantiate the configured model and load the checkpoint's weights into it, in eval mode."""
     model = instantiate(cfg.model, _convert_="all")
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
-        raise CheckpointError(
-            f"{path}: weights do not fit the configured model {cfg.model.net._target_} ({first}); "
-            "drop the model.* overrides or choose the checkpoint trained with them"
-        ) from err
+    check_weights_fit(model, ckpt, path, "drop the model.* overrides or choose the checkpoint trained with them")
+    model.load_state_dict(ckpt["state_dict"])
     return model.eval()

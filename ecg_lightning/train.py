@@ -20,7 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, open_dict
 
 from ecg_lightning.callbacks import RunConfigInCheckpoint
-from ecg_lightning.checkpoint import CheckpointError, load_checkpoint, run_config
+from ecg_lightning.checkpoint import CheckpointError, check_weights_fit, load_checkpoint, run_config
 from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.errors import ConfigError, exit_on_input_error, instantiate_checked
 from ecg_lightning.runtime import cpu_processes, reuse_freed_memory, set_threads
@@ -119,6 +119,8 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")
     model: L.LightningModule = instantiate_checked(cfg.model, _convert_="all")
+    if cfg.get("ckpt_path"):  # resuming: the checkpoint must be of this model (one line, not a state-dict page)
+        check_weights_fit(model, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path, "resume with the same model=...")
     datamodule.prepare_data()
     datamodule.setup("fit")  # bad data fails here, before any logger writes into the run folder
     callbacks = [*instantiate_all(cfg.get("callbacks")), RunConfigInCheckpoint(run_config(cfg))]

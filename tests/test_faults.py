@@ -93,3 +93,22 @@ def test_an_ensemble_is_not_scored_on_records_one_of_its_models_trained_on(ckpt,
     HydraConfig.instance().cfg = None
     # the training side is scored knowingly: no refusal
     assert evaluate(compose_config("evaluate", tmp_path / "tr", [pair, *common, "side=train"]))["beats"] > 0
+
+
+def test_resuming_with_another_model_is_one_clear_error(ckpt, tiny_db, tmp_path):
+    from ecg_lightning.checkpoint import CheckpointError
+
+    cfg = compose_config("train", tmp_path / "r", [*train_overrides(tiny_db, tmp_path), "model=cnn_lstm",
+                                                   f"ckpt_path={ckpt}"])  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"do not fit the configured model StudyCNNLSTM \(the checkpoint is a "
+                                              r"ecg_lightning.models.StudyCNN; .*resume with the same model"):  # fmt: skip
+        train(cfg)
+
+
+def test_a_window_longer_than_every_record_is_refused_before_fitting(tiny_db, tmp_path):
+    from ecg_lightning.errors import ConfigError
+
+    cfg = compose_config("train", tmp_path / "r", [*train_overrides(tiny_db, tmp_path, window_s=1000)])
+    with pytest.raises(ConfigError, match=r"no training windows .*data.window_s=1000"):
+        train(cfg)
+    assert not (tmp_path / "r" / "checkpoints").exists()

@@ -228,6 +228,12 @@ class BeatDataModule(L.LightningDataModule):
         self.data_train = self._dataset(self._beats_of(self.train_records), train=True, plan_only=on_device)
         self.data_val = self._dataset(self._beats_of(self.val_records), plan_only=on_device)
         self.data_test = self._dataset(self._beats_of(self.test_records), plan_only=on_device)
+        if len(self.data_train.labels) == 0:
+            raise ConfigError(
+                f"no training windows in the {len(self.train_records)} training records: no beat's "
+                f"{2 * hp.window_s:g} s window (data.window_s={hp.window_s} each side) fits inside its record; "
+                "lower data.window_s or set data.pad_edges=true"
+            )
         self._log_summary()
 
     def _beats_of(self, records: Sequence[str]) -> np.ndarray:
