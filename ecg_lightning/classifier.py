@@ -82,6 +82,10 @@ class BeatClassifier(L.LightningModule):
             raise ConfigError(
                 f"model.class_weight has {len(class_weight)} weights for {len(classes)} classes {classes}"
             )
+        for key, ok, allowed in (("lr", lambda v: v > 0, "> 0"), ("weight_decay", lambda v: v >= 0, ">= 0")):
+            value = getattr(optimizer, "keywords", {}).get(key)
+            if isinstance(value, (int, float)) and not ok(value):
+                raise ConfigError(f"model.optimizer.{key}={value}: must be {allowed}")
         # optimizer/scheduler factories stay out of the checkpoint, which then loads with weights_only=True
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net

@@ -35,8 +35,14 @@ def instantiate_checked(node, **kwargs):
 
 def exit_on_input_error(task: Callable[[], T]) -> T:
     """Run an entry point's task; on bad input log the one-line message and exit with status 1."""
+    from omegaconf.errors import MissingMandatoryValue
+
     try:
         return task()
     except InputError as err:
         log.error("%s", err)
+        sys.exit(1)
+    except MissingMandatoryValue as err:
+        key = getattr(err, "full_key", None) or "a required setting"
+        log.error("%s is required: give %s=<value> on the command line (--help lists the settings)", key, key)
         sys.exit(1)

@@ -50,7 +50,7 @@ from ecg_lightning.data.windows import (
     passthrough_collate,
 )
 from ecg_lightning.detect import detect_beats_in_chunks
-from ecg_lightning.errors import exit_on_input_error
+from ecg_lightning.errors import ConfigError, exit_on_input_error
 
 log = logging.getLogger(__name__)
 
@@ -333,10 +333,12 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     summary.json and strip.png (into one folder per record when there are several, plus records.csv); return
     the summary (of the one record, or {"records": [...]})."""
     out_dir = Path(cfg.paths.output_dir)
+    if not (isinstance(cfg.batch_size, int) and cfg.batch_size >= 1):
+        raise ConfigError(f"batch_size={cfg.batch_size}: must be a whole number >= 1 (beats per batch)")
+    paths = record_paths(str(cfg.record))
     ckpt = load_checkpoint(cfg.ckpt_path)
     run = checkpoint_config(ckpt)
     model = build_model(ckpt, run, cfg.ckpt_path)
-    paths = record_paths(str(cfg.record))
     many = len(paths) > 1 or Path(str(cfg.record)).is_dir()
     summaries, failed = [], []
     for base in tqdm(paths, desc="Records", unit="record", disable=not many):

@@ -112,3 +112,27 @@ def test_a_window_longer_than_every_record_is_refused_before_fitting(tiny_db, tm
     with pytest.raises(ConfigError, match=r"no training windows .*data.window_s=1000"):
         train(cfg)
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "entry, overrides, message",
+    [
+        ("train", ["model.optimizer.lr=-1", "trainer.max_epochs=1"], "model.optimizer.lr=-1: must be > 0"),
+        ("predict", ["ckpt_path=x.ckpt", "record=r", "batch_size=0"], "batch_size=0: must be a whole number"),
+        ("evaluate", [], "ckpt_path is required: give ckpt_path="),
+        ("predict", ["ckpt_path=x.ckpt"], "record is required: give record="),
+        ("export", [], "ckpt_path is required"),
+    ],
+)
+def test_bad_settings_give_one_line_not_a_traceback(entry, overrides, message, tiny_db, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MITDB_DIR": str(tiny_db), "ECG_LIGHTNING_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", f"ecg_lightning.{entry}", *overrides, f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and message in out, out[-2000:]
+    assert "Traceback" not in out

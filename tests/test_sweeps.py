@@ -48,7 +48,7 @@ def job_dirs(sweep: Path) -> list[Path]:
 
 def test_optuna_study_runs_and_resumes(tiny_db, tmp_path):
     sweep = tmp_path / "sweep"
-    search = ["-m", "hparams_search=optuna", "model=resnet", *QUICK, f"hydra.sweep.dir={sweep}"]
+    search = ["-m", "hparams_search=optuna", *QUICK, f"hydra.sweep.dir={sweep}"]
     run_train(tiny_db, tmp_path, *search, "hydra.sweeper.n_trials=2")
     with sqlite3.connect(sweep / "optuna.db") as db:
         assert db.execute("select count(*) from trials where state = 'COMPLETE'").fetchone() == (2,)

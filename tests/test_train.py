@@ -331,3 +331,25 @@ def test_training_with_windows_cut_on_the_device(compose_cfg, experiment):
     """data.cut_on_device=true through Lightning: batches are cut in on_after_batch_transfer (the CPU here)."""
     metrics = train(compose_cfg(f"experiment={experiment}", "data.cut_on_device=true", "debug=fdr"))
     assert np.isfinite(metrics["train/loss_step"])
+
+
+@pytest.mark.parametrize("limit, shuffled", [(1, True), (3, True), (0.5, True), (1.0, False)])
+def test_a_validation_limited_by_a_batch_count_is_shuffled_even_to_one_batch(compose_cfg, limit, shuffled):
+    """fast_dev_run and debug=fdr set limit_val_batches to the whole number 1: a count, not the whole set."""
+    from types import SimpleNamespace
+
+    dm = instantiate(compose_cfg().data)
+    dm.setup()
+    dm.trainer = SimpleNamespace(limit_val_batches=limit, global_rank=0, world_size=1)
+    order = list(dm.val_dataloader().sampler)
+    assert (order != list(range(len(dm.data_val)))) == shuffled
+    assert sorted(order) == list(range(len(dm.data_val)))
+
+
+@pytest.mark.parametrize("extra", [[], ["experiment=aami_ds1ds2"]])
+def test_every_setting_the_optuna_search_varies_exists_in_the_config_it_searches(compose_cfg, extra):
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg("hparams_search=optuna", *extra)
+    missing = [k for k in cfg.hydra.sweeper.params if OmegaConf.select(cfg, k, default="MISSING") == "MISSING"]
+    assert cfg.hydra.sweeper.params and not missing

@@ -409,7 +409,9 @@ class BeatDataModule(L.LightningDataModule):
         return self._loader(self.data_train, shuffle)
 
     def val_dataloader(self) -> DataLoader:
-        limited = self.trainer is not None and self.trainer.limit_val_batches != 1.0
+        limit = self.trainer.limit_val_batches if self.trainer is not None else 1.0
+        # a whole number is a count of batches (fast_dev_run's 1 too), a float a fraction of them
+        limited = isinstance(limit, int) or limit < 1.0
         # a quick check validates on its first batches only: take them from a fixed shuffle of every record's
         # windows, not from the first record (whose classes could all be one)
         n = len(self.data_val)
