@@ -100,8 +100,8 @@ def test_resuming_with_another_model_is_one_clear_error(ckpt, tiny_db, tmp_path)
 
     cfg = compose_config("train", tmp_path / "r", [*train_overrides(tiny_db, tmp_path), "model=cnn_lstm",
                                                    f"ckpt_path={ckpt}"])  # fmt: skip
-    with pytest.raises(CheckpointError, match=r"do not fit the configured model StudyCNNLSTM \(the checkpoint is a "
-                                              r"ecg_lightning.models.StudyCNN; .*resume with the same model"):  # fmt: skip
+    expected = r"do not fit the configured model StudyCNNLSTM \(the checkpoint is a .*StudyCNN; .*resume with the same"
+    with pytest.raises(CheckpointError, match=expected):
         train(cfg)
 
 

@@ -138,8 +138,9 @@ def test_sigterm_mid_training_exits_non_zero_logs_it_and_leaves_a_resumable_chec
 
     run = tmp_path / "run"
     env = {**os.environ, "MITDB_DIR": str(tiny_db), "ECG_LIGHTNING_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "ecg_lightning.train", *QUICK[2:], "trainer.max_epochs=500", "trainer.limit_train_batches=2",
-           f"hydra.run.dir={run}", f"paths.log_dir={tmp_path / 'outputs'}"]  # fmt: skip
+    many = ["trainer.max_epochs=500", "trainer.limit_train_batches=2"]
+    cmd = [sys.executable, "-m", "ecg_lightning.train", *QUICK[2:], *many, f"hydra.run.dir={run}",
+           f"paths.log_dir={tmp_path / 'outputs'}"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
