@@ -136,3 +136,40 @@ def test_bad_settings_give_one_line_not_a_traceback(entry, overrides, message, t
     out = done.stdout + done.stderr
     assert done.returncode == 1 and message in out, out[-2000:]
     assert "Traceback" not in out
+
+
+def write_multirate(root, name="mr", seconds=20, fs=125):
+    """A bedside-monitor-shaped record: MCL1 at 4 x 125 = 500 Hz beside ABP and RESP at 125 Hz (``212x4``)."""
+    n = fs * seconds
+    t = np.arange(n * 4) / (4 * fs)
+    ecg = 0.3 + 0.2 * np.sin(2 * np.pi * 1.1 * t) + np.exp(-(((t % 0.8) - 0.4) ** 2) / 2e-4)  # a spike every 0.8 s
+    abp = 90 + 20 * np.sin(2 * np.pi * 1.2 * np.arange(n) / fs)
+    resp = np.sin(2 * np.pi * 0.25 * np.arange(n) / fs)
+    record = wfdb.Record(record_name=name, fs=fs, n_sig=3, sig_len=n, sig_name=["MCL1", "ABP", "RESP"],
+                         units=["mV", "mmHg", "mV"], e_p_signal=[ecg, abp, resp], samps_per_frame=[4, 1, 1],
+                         fmt=["212"] * 3, adc_gain=[200.0, 1.0, 200.0], baseline=[0, 0, 0])  # fmt: skip
+    record.set_d_features(expanded=True, do_adc=True)
+    record.set_defaults()
+    record.wrsamp(expanded=True, write_dir=str(root))
+    beats = np.arange(int(0.4 * fs), n, int(0.8 * fs))  # annotation times count frames (125 Hz)
+    wfdb.wrann(name, "atr", beats, symbol=["N"] * len(beats), write_dir=str(root))
+    return ecg, beats
+
+
+def test_a_multi_rate_record_is_read_at_its_leads_own_rate(tmp_path):
+    ecg, beats = write_multirate(tmp_path)
+    assert "212x4" in (tmp_path / "mr.hea").read_text()
+    record = read_record(tmp_path / "mr", lead="MCL1")
+    assert record.fs == 500 and record.signal.shape == (1, len(ecg))
+    standardized = (ecg - ecg.mean()) / ecg.std()
+    np.testing.assert_allclose(record.signal[0], standardized, atol=0.02)  # the 500 Hz samples, not frame means
+    np.testing.assert_array_equal(record.ann_sample, beats * 4)  # at the lead's rate
+    assert (standardized[record.ann_sample] > 3).all()  # on the spikes (baseline ~ -0.3)
+    resampled = read_record(tmp_path / "mr", lead="MCL1", fs=360.0)
+    assert resampled.fs == 360 and resampled.signal.shape[1] == len(ecg) * 360 // 500
+    # the checksum is still checked, on the lead's own samples
+    data = bytearray((tmp_path / "mr.dat").read_bytes())
+    data[300] ^= 0x0F
+    (tmp_path / "mr.dat").write_bytes(bytes(data))
+    with pytest.raises(Exception, match="checksum"):
+        read_record(tmp_path / "mr", lead="MCL1")

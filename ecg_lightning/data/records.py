@@ -299,7 +299,10 @@ def read_lead(
     """One lead of a record, checked (length, header checksum, missing samples), band-passed and standardized, as
     float32, into ``out`` when given. Read in ``piece_s``-second pieces so that a 24-hour recording needs little
     more memory than its float32 lead. The header's 16-bit checksum catches a swapped or damaged .dat file when
-    the record is first read (it is cached afterwards)."""
+    the record is first read (it is cached afterwards). A lead with several samples per frame (a multi-rate record,
+    header format ``212x4``) is read at its own rate, ``samples_per_frame(meta, channel)`` x the frame rate, and
+    its checksum checked on those samples."""
+    spf = samples_per_frame(meta, channel)
     n = meta.sig_len
     bounds = (
         [(None, None)]
@@ -307,24 +310,33 @@ def read_lead(
         else [(s, min(n, s + int(piece_s * meta.fs))) for s in range(0, n, int(piece_s * meta.fs))]
     )
     total = 0
-    x = (np.empty(n, dtype=np.float32) if out is None else out) if n else None
+    x = (np.empty(n * spf, dtype=np.float32) if out is None else out) if n else None
     for lo, hi in bounds:
         try:
             rec = wfdb.rdrecord(
-                str(base), sampfrom=lo or 0, sampto=hi, channels=[channel], physical=False, return_res=16
+                str(base),
+                sampfrom=lo or 0,
+                sampto=hi,
+                channels=[channel],
+                physical=False,
+                return_res=16,
+                smooth_frames=spf == 1,
             )
         except Exception as err:
             raise RecordError(
                 f"{base}: could not read the signal ({type(err).__name__}: {err}); is the .dat file complete?"
             ) from err
-        total += int(np.sum(rec.d_signal, dtype=np.int64))
-        physical = rec.dac(return_res=32)[:, 0]  # float32
+        digital = rec.d_signal[:, 0] if spf == 1 else rec.e_d_signal[0]
+        total += int(np.sum(digital, dtype=np.int64))
+        physical = rec.dac(return_res=32)[:, 0] if spf == 1 else rec.dac(expanded=True, return_res=32)[0]  # float32
         if x is None:  # a header that leaves the length out: one piece, the whole file
             x = physical
-        elif len(physical) < hi - lo:
-            raise RecordError(f"{base}.dat: truncated ({lo + len(physical)} of {n} samples); download or copy it again")
+        elif len(physical) < (hi - lo) * spf:
+            raise RecordError(
+                f"{base}.dat: truncated ({lo + len(physical) // spf} of {n} samples); download or copy it again"
+            )
         else:
-            x[lo:hi] = physical
+            x[lo * spf : hi * spf] = physical
     want = meta.checksum[channel] if meta.checksum else None
     if want is not None and total & 0xFFFF != want & 0xFFFF:
         raise RecordError(
@@ -342,6 +354,11 @@ def read_lead(
         return standardize(x, out=x)
     except ValueError as err:
         raise RecordError(f"{base}: lead {name} {err}") from err
+
+
+def samples_per_frame(meta: wfdb.Record, channel: int) -> int:
+    """Samples of ``channel`` in each frame of the record (1 but in multi-rate records, e.g. 4 for ``212x4``)."""
+    return int(meta.samps_per_frame[channel]) if meta.samps_per_frame else 1
 
 
 def read_record(
@@ -375,8 +392,16 @@ def read_record(
             )
     channels = select_leads(list(meta.sig_name), lead, str(base))
     names = tuple(meta.sig_name[c] for c in channels)
+    rates = {samples_per_frame(meta, c) for c in channels}
+    if len(rates) > 1:
+        raise RecordError(
+            f"{header}: the chosen leads {list(names)} have different sampling rates "
+            f"({', '.join(f'{n} {samples_per_frame(meta, c) * meta.fs:g} Hz' for n, c in zip(names, channels))}); "
+            "choose leads of one rate with lead=..."
+        )
+    spf = rates.pop()  # the chosen leads' samples per frame: they are read at spf x the frame rate
     # one lead at a time, each read straight into its row: a 24-hour recording's memory stays bounded
-    signal = np.empty((len(channels), meta.sig_len), dtype=np.float32) if meta.sig_len else None
+    signal = np.empty((len(channels), meta.sig_len * spf), dtype=np.float32) if meta.sig_len else None
     for i, (channel, name) in enumerate(zip(channels, names)):
         lead_signal = read_lead(base, meta, channel, name, band, out=None if signal is None else signal[i])
         if signal is None:  # a header without the length: the first lead tells it
@@ -393,7 +418,7 @@ def read_record(
             ann = wfdb.rdann(str(base), annotation)
         except Exception as err:
             raise RecordError(f"{ann_path}: unreadable annotation file ({err})") from err
-        ann_sample = np.asarray(ann.sample, dtype=np.int64)
+        ann_sample = np.asarray(ann.sample, dtype=np.int64) * spf  # annotation times count frames
         ann_symbol = np.asarray(ann.symbol, dtype="<U2")
         outside = (ann_sample < 0) | (ann_sample >= signal.shape[1])
         if outside.any():
@@ -406,11 +431,11 @@ def read_record(
                 int(ann_sample[outside][0]),
             )
             ann_sample, ann_symbol = ann_sample[~outside], ann_symbol[~outside]
-        ann_until = annotation_end(ann_path, ann_sample, signal.shape[1], float(meta.fs))
+        ann_until = annotation_end(ann_path, ann_sample, signal.shape[1], float(meta.fs) * spf)
     else:
         ann_until = None
 
-    source_fs = record_fs = float(meta.fs)
+    source_fs = record_fs = float(meta.fs) * spf
     if fs is not None and record_fs != fs:
         signal = np.stack(
             [wfdb.processing.resample_sig(lead.astype(np.float64), record_fs, fs)[0] for lead in signal]
