@@ -82,19 +82,18 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
     return summary
 
 
-def pooled(sweep_dirs: list[Path]) -> dict[str, dict]:
-    """{setting: metrics over the concatenated validation beats of its jobs} (``val_predictions.npz``): for a
-    subject-grouped k-fold, every beat of the pool is validated once, by the model that did not train on it;
-    ``folds`` holds the per-fold means ± sd of the headline metrics beside it."""
+def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]]:
+    """{setting: (probabilities, labels, classes, info)} over the joined ``val_predictions.npz`` of its jobs; info
+    holds the threshold, the records and each job's own arrays. A record validated by two jobs is refused: the jobs
+    must be the folds of one split."""
     from ecg_lightning.callbacks import VAL_PREDICTIONS
-    from ecg_lightning.report import metrics_report
 
     groups: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(p for d in sweep_dirs for p in d.glob(f"*/{VAL_PREDICTIONS}")):
         groups[job_setting(path.parent)].append(path)
     if not groups:
         raise SystemExit(f"No <job>/{VAL_PREDICTIONS} under {', '.join(map(str, sweep_dirs))}")
-    summary = {}
+    joined = {}
     for setting, paths in groups.items():
         parts = [np.load(p) for p in paths]
         records = [set(part["record"].tolist()) for part in parts]
@@ -104,18 +103,30 @@ def pooled(sweep_dirs: list[Path]) -> dict[str, dict]:
             raise SystemExit(f"{setting}: records {sorted(overlap)} validated by several jobs; not folds of one split")
         probs = np.concatenate([part["probs"] for part in parts])
         labels = np.concatenate([part["labels"] for part in parts])
-        classes = [str(c) for c in parts[0]["classes"]]
-        threshold = float(parts[0]["threshold"])
+        info = {"threshold": float(parts[0]["threshold"]), "records": sorted(set().union(*records)), "parts": parts}
+        joined[setting] = (probs, labels, [str(c) for c in parts[0]["classes"]], info)
+    return joined
+
+
+def pooled(sweep_dirs: list[Path]) -> dict[str, dict]:
+    """{setting: metrics over the concatenated validation beats of its jobs} (``val_predictions.npz``): for a
+    subject-grouped k-fold, every beat of the pool is validated once, by the model that did not train on it;
+    ``folds`` holds the per-fold means ± sd of the headline metrics beside it."""
+    from ecg_lightning.report import metrics_report
+
+    summary = {}
+    for setting, (probs, labels, classes, info) in joined_predictions(sweep_dirs).items():
+        threshold = info["threshold"]
         row = metrics_report(probs, labels, classes, threshold)
-        per_job = [metrics_report(part["probs"], part["labels"], classes, threshold) for part in parts]
+        per_job = [metrics_report(part["probs"], part["labels"], classes, threshold) for part in info["parts"]]
         row["folds"] = {
             name: [float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0]
             for name in (*METRICS, *AAMI_METRICS)
             if name in row
             for values in [[job[name] for job in per_job]]
         }
-        row["jobs"] = len(parts)
-        row["records"] = sorted(set().union(*records))
+        row["jobs"] = len(info["parts"])
+        row["records"] = info["records"]
         summary[setting] = row
     return summary
 

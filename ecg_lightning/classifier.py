@@ -34,9 +34,12 @@ def beats_of_runs(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Ten
     return output.reshape(-1, *output.shape[2:])[keep], target.reshape(-1)[keep]
 
 
-def probabilities(logits: torch.Tensor, binary: bool) -> torch.Tensor:
-    """Logits to probabilities: sigmoid of the one logit (P(abnormal)) or softmax over the classes."""
-    return torch.sigmoid(logits) if binary else torch.softmax(logits, dim=-1)
+def probabilities(logits: torch.Tensor, binary: bool, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits to probabilities: sigmoid of the one logit (P(abnormal)) or softmax over the classes, after adding
+    ``bias`` (per class, multi-class only: a decision rule's log prior, see ``BeatClassifier``)."""
+    if binary:
+        return torch.sigmoid(logits)
+    return torch.softmax(logits if bias is None else logits + bias.to(logits.device, logits.dtype), dim=-1)
 
 
 class BeatClassifier(L.LightningModule):
@@ -54,6 +57,10 @@ class BeatClassifier(L.LightningModule):
             class counts, set at fit start) or None (unweighted, as in the study). With two classes this is BCE's
             ``pos_weight`` = weight[1] / weight[0].
         threshold: with two classes, the probability above which a beat is called abnormal.
+        class_bias: with more classes, a log-prior offset per class added to the logits before the softmax (the
+            multi-class counterpart of ``threshold``: e.g. how readily a beat is called S), chosen on pooled
+            cross-validated validation predictions (``python -m ecg_lightning.calibrate``), never on a test set;
+            the loss does not see it. None: no offset.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
 
@@ -65,6 +72,7 @@ class BeatClassifier(L.LightningModule):
         classes: Sequence[str] = ("normal", "abnormal"),
         class_weight: str | Sequence[float] | None = None,
         threshold: float = 0.5,
+        class_bias: Sequence[float] | None = None,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
@@ -86,6 +94,11 @@ class BeatClassifier(L.LightningModule):
             value = getattr(optimizer, "keywords", {}).get(key)
             if isinstance(value, (int, float)) and not ok(value):
                 raise ConfigError(f"model.optimizer.{key}={value}: must be {allowed}")
+        if class_bias is not None and (len(classes) == 2 or len(class_bias) != len(classes)):
+            raise ConfigError(
+                f"model.class_bias has {len(class_bias)} values for classes {classes}: one per class, and only for "
+                "more than two classes (two classes: model.threshold)"
+            )
         # optimizer/scheduler factories stay out of the checkpoint, which then loads with weights_only=True
         self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         self.net = net
@@ -99,6 +112,8 @@ class BeatClassifier(L.LightningModule):
             else torch.tensor([float(w) for w in class_weight])
         )
         self.register_buffer("class_weight", weight)
+        # not a buffer: checkpoints from before it existed load as they are; it comes back from the hparams
+        self.class_bias = None if class_bias is None else torch.tensor([float(b) for b in class_bias])
         self.train_metrics = metrics.clone(prefix="train/")
         self.train_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_metrics = metrics.clone(prefix="val/")
@@ -112,7 +127,7 @@ class BeatClassifier(L.LightningModule):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """P(abnormal) per beat for two classes, else class probabilities (batch, classes)."""
-        return probabilities(logits, self.binary)
+        return probabilities(logits, self.binary, self.class_bias)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.binary:

@@ -11,6 +11,7 @@ from typing import Any
 
 import hydra
 import numpy as np
+import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig
@@ -153,6 +154,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     runs, models = load_models(cfg)
     run = runs[0]
+    if cfg.get("class_bias") is not None:  # a decision rule chosen on cross-validation (ecg_lightning.calibrate)
+        for model in models:
+            model.class_bias = torch.tensor([float(b) for b in cfg.class_bias])
     datamodule = instantiate_checked(run.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup()

@@ -44,9 +44,10 @@ class Probabilities(nn.Module):
     def __init__(self, module: BeatClassifier) -> None:
         super().__init__()
         self.net, self.binary = module.net, module.binary
+        self.register_buffer("bias", module.class_bias if module.class_bias is not None else None)
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
-        return probabilities(self.net(x) if rr is None else self.net(x, rr), self.binary)
+        return probabilities(self.net(x) if rr is None else self.net(x, rr), self.binary, self.bias)
 
 
 def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> dict[str, Any]:

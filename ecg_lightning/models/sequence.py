@@ -26,7 +26,10 @@ class BeatSequenceNet(nn.Module):
     bidirectional LSTM of ``hidden`` units a direction reads the run both ways before a linear layer scores
     every beat. With ``contrast`` each beat's embedding also enters as its difference from the run's median
     embedding (the run's dominant beat): a local template, so a bundle-branch-block patient's wide beats look
-    like their neighbours rather than like DS1's few ectopic beats.
+    like their neighbours rather than like DS1's few ectopic beats. With ``rr_skip`` the RR features also reach
+    the logits through one linear layer (a "wide" path beside the deep one): prematurity, the cue that carries
+    supraventricular beats across patients, is then never hidden behind morphology the network learnt from DS1's
+    few patients.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class BeatSequenceNet(nn.Module):
         in_channels: int = 1,
         n_outputs: int = 1,
         contrast: bool = False,
+        rr_skip: bool = False,
     ) -> None:
         super().__init__()
         self.contrast = contrast
@@ -66,6 +70,7 @@ class BeatSequenceNet(nn.Module):
             embedding * (2 if contrast else 1) + n_rr, hidden, num_layers=layers, batch_first=True, bidirectional=True
         )
         self.head = nn.Sequential(FastDropout(head_dropout), nn.Linear(2 * hidden, n_outputs))
+        self.rr_skip = nn.Linear(n_rr, n_outputs) if rr_skip and n_rr else None
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 4:
@@ -82,4 +87,7 @@ class BeatSequenceNet(nn.Module):
                 raise ValueError("this network was built with n_rr > 0: set data.rr_features")
             z = torch.cat([z, rr], dim=-1)
         h, _ = self.rnn(z)
-        return logits_out(self.head(h))
+        logits = self.head(h)
+        if self.rr_skip is not None:
+            logits = logits + self.rr_skip(rr)
+        return logits_out(logits)

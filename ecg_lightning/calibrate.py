@@ -1,0 +1,89 @@
+"""Choose a multi-class decision rule on cross-validated validation predictions, never on a test set.
+
+    python -m ecg_lightning.calibrate <cross-validation sweep dir(s)> [--classes S V] [--metric jk_index]
+
+The folds' validation beats (``val_predictions.npz``: every beat of the pool validated once, by a model that did
+not train on its subject) are joined per setting, and a log-prior offset per chosen class (``model.class_bias``:
+added to the logits before the softmax) is searched on a grid to maximize the metric over the joined beats. The
+offsets are printed as the override to train or evaluate with, with the metrics before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecg_lightning.aggregate import joined_predictions
+from ecg_lightning.metrics import j_kappa_index
+
+GRID = np.round(np.arange(-2.0, 4.01, 0.25), 2)
+
+
+def scores(confusion: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Accuracy, S and V sensitivity and +P, kappa, j and jκ from a confusion matrix (rows: reference)."""
+    s, v = classes.index("S"), classes.index("V")
+    j, jk = j_kappa_index(torch.from_numpy(confusion), s, v)
+    tp = np.diag(confusion)
+    se, ppv = tp / np.maximum(confusion.sum(1), 1), tp / np.maximum(confusion.sum(0), 1)
+    return {
+        "accuracy": float(tp.sum() / max(confusion.sum(), 1)),
+        "se_S": float(se[s]),
+        "ppv_S": float(ppv[s]),
+        "se_V": float(se[v]),
+        "ppv_V": float(ppv[v]),
+        "j_index": float(j),
+        "jk_index": float(jk),
+    }
+
+
+def confusion_with(log_probs: np.ndarray, labels: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    k = log_probs.shape[1]
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, (log_probs + bias).argmax(1)), 1)
+    return confusion
+
+
+def choose_bias(
+    probs: np.ndarray, labels: np.ndarray, classes: list[str], tuned: list[str], metric: str = "jk_index"
+) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+    """The offsets (one per class, 0 for classes not tuned) maximizing ``metric``; metrics without and with them.
+    Ties go to the offsets nearest zero."""
+    log_probs = np.log(np.clip(probs, 1e-12, None))
+    at = [classes.index(c) for c in tuned]
+    best, best_key = np.zeros(len(classes)), None
+    for values in itertools.product(GRID, repeat=len(at)):
+        bias = np.zeros(len(classes))
+        bias[at] = values
+        value = scores(confusion_with(log_probs, labels, bias), classes)[metric]
+        key = (round(value, 6), -float(np.abs(bias).sum()))
+        if best_key is None or key > best_key:
+            best, best_key = bias, key
+    before = scores(confusion_with(log_probs, labels, np.zeros(len(classes))), classes)
+    return best, before, scores(confusion_with(log_probs, labels, best), classes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Choose model.class_bias on cross-validated validation beats.")
+    parser.add_argument("sweep_dirs", type=Path, nargs="+", help="cross-validation multirun folders")
+    parser.add_argument("--classes", nargs="+", default=["S", "V"], help="classes whose offset is searched")
+    parser.add_argument("--metric", default="jk_index", help="what the offsets maximize (default: jk_index)")
+    parser.add_argument("--out", type=Path, help="also write the choice as JSON here")
+    args = parser.parse_args()
+    chosen = {}
+    for setting, (probs, labels, classes, _) in joined_predictions(args.sweep_dirs).items():
+        bias, before, after = choose_bias(probs, labels, classes, args.classes, args.metric)
+        override = "model.class_bias=[" + ",".join(f"{b:g}" for b in bias) + "]"
+        print(f"{setting}\n  {override}\n  before: {json.dumps(before)}\n  after:  {json.dumps(after)}")
+        chosen[setting] = {"class_bias": bias.tolist(), "classes": classes, "before": before, "after": after}
+    if args.out:
+        args.out.write_text(json.dumps({"sweeps": [str(d) for d in args.sweep_dirs], "metric": args.metric,
+                                        "settings": chosen}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
