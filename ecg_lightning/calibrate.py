@@ -1,6 +1,6 @@
 """Choose a multi-class decision rule on cross-validated validation predictions, never on a test set.
 
-    python -m ecg_lightning.calibrate <cross-validation sweep dir(s)> [--classes S V] [--metric jk_index]
+    python -m ecg_lightning.calibrate <cross-validation sweep dir(s)> [--classes S V] [--metric f1_S_plus_V]
 
 The folds' validation beats (``val_predictions.npz``: every beat of the pool validated once, by a model that did
 not train on its subject) are joined per setting, and a log-prior offset per chosen class (``model.class_bias``:
@@ -25,17 +25,22 @@ GRID = np.round(np.arange(-2.0, 4.01, 0.25), 2)
 
 
 def scores(confusion: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """Accuracy, S and V sensitivity and +P, kappa, j and jκ from a confusion matrix (rows: reference)."""
+    """Accuracy, S and V sensitivity, +P and F1, j and jκ from a confusion matrix (rows: reference)."""
     s, v = classes.index("S"), classes.index("V")
     j, jk = j_kappa_index(torch.from_numpy(confusion), s, v)
     tp = np.diag(confusion)
     se, ppv = tp / np.maximum(confusion.sum(1), 1), tp / np.maximum(confusion.sum(0), 1)
+    f1 = 2 * se * ppv / np.maximum(se + ppv, 1e-12)
     return {
         "accuracy": float(tp.sum() / max(confusion.sum(), 1)),
         "se_S": float(se[s]),
         "ppv_S": float(ppv[s]),
         "se_V": float(se[v]),
         "ppv_V": float(ppv[v]),
+        "f1_S": float(f1[s]),
+        "f1_V": float(f1[v]),
+        # harmonic means cannot be raised by calling almost nothing S (j-index can: +P 1 on one beat)
+        "f1_S_plus_V": float(f1[s] + f1[v]),
         "j_index": float(j),
         "jk_index": float(jk),
     }
@@ -49,7 +54,7 @@ def confusion_with(log_probs: np.ndarray, labels: np.ndarray, bias: np.ndarray) 
 
 
 def choose_bias(
-    probs: np.ndarray, labels: np.ndarray, classes: list[str], tuned: list[str], metric: str = "jk_index"
+    probs: np.ndarray, labels: np.ndarray, classes: list[str], tuned: list[str], metric: str = "f1_S_plus_V"
 ) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
     """The offsets (one per class, 0 for classes not tuned) maximizing ``metric``; metrics without and with them.
     Ties go to the offsets nearest zero."""
@@ -71,7 +76,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Choose model.class_bias on cross-validated validation beats.")
     parser.add_argument("sweep_dirs", type=Path, nargs="+", help="cross-validation multirun folders")
     parser.add_argument("--classes", nargs="+", default=["S", "V"], help="classes whose offset is searched")
-    parser.add_argument("--metric", default="jk_index", help="what the offsets maximize (default: jk_index)")
+    parser.add_argument(
+        "--metric", default="f1_S_plus_V", help="what the offsets maximize (default: f1_S_plus_V; see scores)"
+    )
     parser.add_argument("--out", type=Path, help="also write the choice as JSON here")
     args = parser.parse_args()
     chosen = {}
