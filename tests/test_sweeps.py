@@ -154,3 +154,14 @@ def test_sigterm_mid_training_exits_non_zero_logs_it_and_leaves_a_resumable_chec
     log = (run / "train.log").read_text()
     assert "Interrupted by SIGTERM" in log and f"ckpt_path={last}" in log
     assert torch.load(last, weights_only=False)["epoch"] >= 0  # the last finished epoch, loadable
+
+
+def test_the_gpu_check_runs_dry_on_the_cpu(tiny_db, tmp_path):
+    """benchmarks/device_check.sh --dry: every step of the GPU check, a few batches each, on the CPU."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MITDB_DIR": str(tiny_db), "OUT": str(tmp_path), "ECG_LIGHTNING_CACHE": str(tmp_path / "c")}
+    done = subprocess.run(["bash", str(root / "benchmarks" / "device_check.sh"), "--dry"], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "benchmark_gpu.txt").read_text()
+    assert report.count("Lightning w/s") == 2 and "data.cut_on_device=true" in report and "throughput checks" in report
