@@ -34,12 +34,13 @@ from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.data.databases import configured_lead
 from ecg_lightning.data.labels import DROPPED, label_beats
 from ecg_lightning.data.records import (
+    SAMPLE_FILES,
     Record,
     RecordError,
     RecordSet,
     lead_key,
     lead_list,
-    read_record,
+    read_any,
 )
 from ecg_lightning.data.rr import rr_columns
 from ecg_lightning.data.windows import (
@@ -158,9 +159,11 @@ def classify_record(
     threshold: float | None = None,
     batch_size: int = 512,
     leads_seen: list[list[str]] | None = None,
+    file_fs: float | None = None,
 ) -> Prediction:
-    """Read ``base``, find its beats (annotations, or the detector when ``annotation`` is None or absent) and
-    classify every one of them with ``model`` (whose run's data config is ``data``)."""
+    """Read ``base`` (WFDB, EDF/BDF or a CSV of samples at ``file_fs`` Hz), find its beats (annotations, or the
+    detector when ``annotation`` is None or absent) and classify every one of them with ``model`` (whose run's data
+    config is ``data``)."""
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -170,15 +173,46 @@ def classify_record(
         seconds[stage] = round(now - clock, 3)
         clock = now
 
-    annotated = annotation is not None and Path(f"{base}.{annotation}").is_file()
-    if annotation is not None and not annotated:
+    wfdb_record = Path(base).suffix.lower() not in SAMPLE_FILES
+    annotated = wfdb_record and annotation is not None and Path(f"{base}.{annotation}").is_file()
+    if annotation is not None and wfdb_record and not annotated:
         log.info("%s.%s not found: detecting the beats", base, annotation)
     band = tuple(data.band) if data.get("band") else None
     trained = lead_list(configured_lead(data))
     requested = trained if lead is None else lead_list(lead)
     if len(requested) != len(trained):
         raise RecordError(f"lead={requested}: the model takes {len(trained)} lead(s) ({trained}); give as many")
-    record = read_record(base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band)
+    record = read_any(
+        base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band, file_fs=file_fs
+    )
+    lap("read")
+    return classify_loaded(model, data, record, annotated, allow_other_lead, threshold, batch_size, leads_seen, seconds)
+
+
+def classify_loaded(
+    model: BeatClassifier,
+    data: DictConfig,
+    record: Record,
+    annotated: bool,
+    allow_other_lead: bool = False,
+    threshold: float | None = None,
+    batch_size: int = 512,
+    leads_seen: list[list[str]] | None = None,
+    seconds: dict[str, float] | None = None,
+) -> Prediction:
+    """Classify every beat of a record already read (standardized, at the model's rate): its annotated beats when
+    ``annotated``, else those our detector finds. Shared by files of every format and the NumPy-array API."""
+    clock = time.perf_counter()
+    seconds = {} if seconds is None else seconds
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
+
+    base = record.name
+    trained = lead_list(configured_lead(data))
     other_leads = lead_mismatch(trained, record.leads, leads_seen)
     if other_leads:
         message = (
@@ -196,7 +230,6 @@ def classify_record(
             f"{base}: {record.signal.shape[1] / record.fs:.1f} s long, shorter than one "
             f"{2 * data.window_s:g} s window; the model needs longer recordings"
         )
-    lap("read")
     classes = dict(data.label_sets[data.labels])
     beats = find_beats(record, classes, annotated)
     lap("beats")
@@ -231,20 +264,35 @@ def classify_record(
     )
 
 
-def beat_columns(p: Prediction) -> dict[str, np.ndarray]:
-    """beats.csv, column by column (one row per beat), formatted as text."""
+def beat_arrays(p: Prediction) -> dict[str, np.ndarray]:
+    """One row per beat, column by column: the table of ``beats.csv`` and of the Python API (``api.BeatTable``).
+
+    sample: at the file's own rate; time_s; predicted and reference class names (reference "" where no annotation
+    says); symbol; padded (the window ran past the record's edge); source (annotation or detector);
+    prob_<class> per class."""
     names = np.asarray(p.classes)
     class_probs = report.class_probabilities(p.probs)
     return {
-        "sample": np.round(p.index.sample * p.record.source_fs / p.record.fs).astype(np.int64).astype(str),
-        "time_s": np.char.mod("%.4f", p.index.sample / p.record.fs),
+        "sample": np.round(p.index.sample * p.record.source_fs / p.record.fs).astype(np.int64),
+        "time_s": p.index.sample / p.record.fs,
         "predicted": names[p.predicted],
         "reference": np.where(p.beats.annotated, names[p.index.label], ""),
         "symbol": p.index.symbol,
-        "padded": p.padded.astype(np.int8).astype(str),
+        "padded": p.padded,
         "source": np.where(p.beats.annotated, "annotation", "detector"),
-        **{f"prob_{c}": np.char.mod("%.5f", class_probs[:, k]) for k, c in enumerate(p.classes)},
+        **{f"prob_{c}": class_probs[:, k] for k, c in enumerate(p.classes)},
     }
+
+
+def beat_columns(p: Prediction) -> dict[str, np.ndarray]:
+    """beats.csv, column by column (one row per beat), formatted as text."""
+    columns = beat_arrays(p)
+    text = {k: v.astype(str) for k, v in columns.items()}
+    text["time_s"] = np.char.mod("%.4f", columns["time_s"])
+    text["padded"] = columns["padded"].astype(np.int8).astype(str)
+    for c in p.classes:
+        text[f"prob_{c}"] = np.char.mod("%.5f", columns[f"prob_{c}"])
+    return text
 
 
 def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
@@ -303,12 +351,15 @@ def record_paths(spec: str) -> list[Path]:
     path = Path(spec)
     if path.is_dir():
         found = sorted(h.with_suffix("") for h in path.glob("*.hea"))
+        found += sorted(f for f in path.iterdir() if f.suffix.lower() in SAMPLE_FILES)
     elif any(ch in spec for ch in "*?["):
         found = sorted({Path(f).with_suffix("") for f in glob.glob(spec) if Path(f).with_suffix(".hea").is_file()})
     else:
         return [path.with_suffix("") if path.suffix in {".hea", ".dat"} else path]
     if not found:
-        raise RecordError(f"record={spec}: no WFDB records (*.hea) there; give a record path, a folder or a glob")
+        raise RecordError(
+            f"record={spec}: no WFDB records (*.hea), EDF/BDF or CSV files there; give a record, a folder or a glob"
+        )
     return found
 
 
@@ -385,6 +436,7 @@ def classify_and_write(
         cfg.threshold,
         cfg.batch_size,
         ckpt.get(LEADS_KEY),
+        cfg.get("fs"),
     )
     summary = summarize(p, base, cfg.ckpt_path)
     write_prediction(p, summary, out_dir, cfg.start_s, cfg.length_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -378,7 +379,8 @@ def read_record(
     base = header.with_suffix("")
     if not header.is_file():
         raise RecordError(
-            f"{header}: WFDB header not found; give the record path without extension (e.g. data/mitdb/100)"
+            f"{header}: WFDB header not found; give the record path without extension (e.g. data/mitdb/100), "
+            "or an .edf/.bdf file, or a .csv of samples with fs=<Hz>"
         )
     try:
         meta = wfdb.rdheader(str(base))
@@ -435,17 +437,121 @@ def read_record(
     else:
         ann_until = None
 
-    source_fs = record_fs = float(meta.fs) * spf
-    if fs is not None and record_fs != fs:
-        signal = np.stack(
-            [wfdb.processing.resample_sig(lead.astype(np.float64), record_fs, fs)[0] for lead in signal]
-        ).astype(np.float32)
-        ann_sample = np.round(ann_sample * (fs / record_fs)).astype(np.int64)
-        ann_until = None if ann_until is None else int(round(ann_until * fs / record_fs))
-        log.info("%s: resampled from %g Hz to %g Hz", base, record_fs, fs)
-        record_fs = float(fs)
     comments = tuple(str(c) for c in (meta.comments or ()))
-    return Record(base.name, signal, names, record_fs, ann_sample, ann_symbol, source_fs, comments, ann_until)
+    record = Record(base.name, signal, names, float(meta.fs) * spf, ann_sample, ann_symbol, None, comments, ann_until)
+    return at_rate(record, fs)
+
+
+def at_rate(record: Record, fs: float | None) -> Record:
+    """``record`` resampled to ``fs`` Hz (annotations follow; ``source_fs`` keeps the file's own rate)."""
+    if fs is None or record.fs == fs:
+        return dataclasses.replace(record, source_fs=record.fs)
+    ratio = fs / record.fs
+    signal = np.stack(
+        [wfdb.processing.resample_sig(lead.astype(np.float64), record.fs, fs)[0] for lead in record.signal]
+    ).astype(np.float32)
+    log.info("%s: resampled from %g Hz to %g Hz", record.name, record.fs, fs)
+    return dataclasses.replace(
+        record,
+        signal=signal,
+        fs=float(fs),
+        ann_sample=np.round(record.ann_sample * ratio).astype(np.int64),
+        ann_until=None if record.ann_until is None else int(round(record.ann_until * ratio)),
+        source_fs=record.fs,
+    )
+
+
+def record_from_array(
+    name: str,
+    signal: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    lead: Lead | Sequence[Lead] = 0,
+    to_fs: float | None = None,
+    band: tuple[float, float] | None = None,
+) -> Record:
+    """A record from samples in memory (``signal`` (leads, samples), physical units, at ``fs`` Hz, one name per lead):
+    the chosen leads band-passed and standardized as ``read_record`` does a file's, then resampled to ``to_fs``.
+    The NumPy-array path of the Python API and the EDF and CSV readers."""
+    signal = np.asarray(signal)
+    if signal.ndim != 2 or signal.shape[0] != len(leads):
+        raise RecordError(f"{name}: signal of shape {signal.shape} for {len(leads)} lead names; give (leads, samples)")
+    if not fs > 0:
+        raise RecordError(f"{name}: sampling rate {fs!r}; give the rate in Hz (> 0)")
+    channels = select_leads(list(leads), lead, name)
+    out = np.empty((len(channels), signal.shape[1]), dtype=np.float32)
+    for i, channel in enumerate(channels):
+        x = signal[channel].astype(np.float32)
+        missing = int(np.isnan(x).sum())
+        if missing:
+            raise RecordError(f"{name}: lead {leads[channel]} has {missing} missing (NaN) samples; interpolate them")
+        if band is not None:
+            bandpass(x, float(fs), tuple(band), out=x)
+        try:
+            out[i] = standardize(x, out=x)
+        except ValueError as err:
+            raise RecordError(f"{name}: lead {leads[channel]} {err}") from err
+    empty = np.empty(0, dtype=np.int64)
+    names = tuple(str(leads[c]) for c in channels)
+    return at_rate(Record(name, out, names, float(fs), empty, np.empty(0, dtype="<U2")), to_fs)
+
+
+def read_edf(path: Path) -> tuple[np.ndarray, float, list[str]]:
+    """The ECG-rate signals of an EDF/EDF+/BDF file (pyedflib): (leads, samples), their rate, their labels.
+    Signals at another rate than the first one (e.g. accelerometer channels) are left out."""
+    try:
+        import pyedflib
+    except ImportError as err:
+        raise RecordError(f"{path}: reading EDF needs pyedflib: pip install 'ecg-lightning[edf]'") from err
+    try:
+        with pyedflib.EdfReader(str(path)) as edf:
+            rates = [float(edf.getSampleFrequency(i)) for i in range(edf.signals_in_file)]
+            keep = [i for i, r in enumerate(rates) if r == rates[0]]
+            labels = [edf.getLabel(i).strip() for i in keep]
+            signal = np.stack([edf.readSignal(i) for i in keep])
+    except (OSError, ValueError) as err:
+        raise RecordError(f"{path}: not a readable EDF/BDF file ({err})") from err
+    return signal, rates[0], labels
+
+
+def read_csv_samples(path: Path, fs: float | None) -> tuple[np.ndarray, float, list[str]]:
+    """A CSV of samples, one column per lead with a header row of lead names (a ``time`` column is ignored), at
+    ``fs`` Hz (required: a CSV does not say its rate)."""
+    if fs is None:
+        raise RecordError(f"{path}: a CSV of samples does not say its sampling rate; give fs=<Hz>")
+    try:
+        with path.open() as f:
+            header = [h.strip() for h in f.readline().strip().split(",")]
+        values = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    except (OSError, ValueError) as err:
+        raise RecordError(f"{path}: not a CSV of numbers with a header row of lead names ({err})") from err
+    if values.shape[1] != len(header):
+        raise RecordError(f"{path}: {len(header)} names in the header row, {values.shape[1]} columns of numbers")
+    keep = [i for i, h in enumerate(header) if h.lower() not in ("time", "time_s", "t")]
+    return values[:, keep].T, float(fs), [header[i] for i in keep]
+
+
+SAMPLE_FILES = {".edf": read_edf, ".bdf": read_edf, ".csv": read_csv_samples}
+
+
+def read_any(
+    path: Path,
+    lead: Lead | Sequence[Lead] = 0,
+    annotation: str | None = "atr",
+    fs: float | None = None,
+    band: tuple[float, float] | None = None,
+    file_fs: float | None = None,
+) -> Record:
+    """A WFDB record (path without extension), or an EDF/EDF+/BDF file, or a CSV of samples (``file_fs`` Hz),
+    read as ``read_record`` reads WFDB: chosen leads, band-passed, standardized, at ``fs`` Hz."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SAMPLE_FILES:
+        return read_record(path, lead, annotation, fs, band)
+    if not path.is_file():
+        raise RecordError(f"{path}: file not found")
+    signal, rate, labels = read_edf(path) if suffix != ".csv" else read_csv_samples(path, file_fs)
+    return record_from_array(path.stem, signal, rate, labels, lead, fs, band)
 
 
 # annotations ending more than this long before the signal does are reported (MIT-BIH's end within 2 s)
