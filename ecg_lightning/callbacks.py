@@ -73,8 +73,8 @@ class ValidationFigures(L.Callback):
         self.out_dir = Path(out_dir)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.fast_dev_run or trainer.datamodule is None:
-            return
+        if trainer.fast_dev_run or trainer.datamodule is None or not getattr(trainer.datamodule, "val_records", 1):
+            return  # (no validation set: data.inner_split=none)
         # the batches the last validation saw (a limited quick check sees a few), so figures match the metrics
         seen = trainer.num_val_batches[0] if trainer.num_val_batches else None
         probs, labels = report.predict_proba(

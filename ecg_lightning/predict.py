@@ -18,7 +18,7 @@ from typing import Any
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -387,6 +387,12 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
     if not (isinstance(cfg.batch_size, int) and cfg.batch_size >= 1):
         raise ConfigError(f"batch_size={cfg.batch_size}: must be a whole number >= 1 (beats per batch)")
     paths = record_paths(str(cfg.record))
+    if cfg.ckpt_path is None:  # the model shipped with the package
+        from ecg_lightning.pretrained import shipped_checkpoint
+
+        with open_dict(cfg):
+            cfg.ckpt_path = str(shipped_checkpoint())
+        log.info("Using the shipped model %s (MODEL_CARD.md)", cfg.ckpt_path)
     ckpt = load_checkpoint(cfg.ckpt_path)
     run = checkpoint_config(ckpt)
     model = build_model(ckpt, run, cfg.ckpt_path)

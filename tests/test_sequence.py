@@ -126,3 +126,23 @@ def test_published_protocol_keeps_the_shared_subject_strict_leaves_it_out(caplog
     published, same = benchmark_split(names, ["101", "201"], ["100", "202"], subjects, keep_shared=True)
     assert strict == ["101"] and published == ["101", "201"] and test == same == ["100", "202"]
     assert "kept (the published protocol)" in caplog.text
+
+
+def test_a_final_model_trains_on_every_ds1_subject_without_validation_and_tests_its_final_weights(
+    compose_cfg, tmp_path
+):
+    import json
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from ecg_lightning.train import train
+
+    cfg = compose_cfg("experiment=aami_sequence", "data.run_beats=8", "data.batch_size=4", "data.inner_split=none",
+                      "trainer.max_epochs=2", "trainer.limit_train_batches=3")  # fmt: skip
+    metrics = train(cfg)
+    HydraConfig.instance().cfg = None
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "test/jk_index" in metrics and "val/jk_index" not in metrics
+    assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert not list((tmp_path / "run").glob("val_*.png"))

@@ -40,7 +40,7 @@ from ecg_lightning.errors import ConfigError, InputError
 log = logging.getLogger(__name__)
 
 SPLITS = ("seed", "patient", "kfold", "ds1ds2")
-INNER_SPLITS = ("seed", "patient", "kfold")
+INNER_SPLITS = ("seed", "patient", "kfold", "none")
 SIDES = ("train", "val", "test", "all")
 PROTOCOLS = ("strict", "published")
 
@@ -70,7 +70,9 @@ class BeatDataModule(L.LightningDataModule):
         split: "seed" (the study's record split), "patient" (same, grouping records by subject), "kfold", or
             "ds1ds2" (the inter-patient benchmark: ``ds1`` trains, ``ds2`` is the test set, records in neither
             are left out; validation is carved out of DS1 by ``inner_split``).
-        inner_split: how "ds1ds2" carves validation subjects out of DS1: "patient" or "kfold".
+        inner_split: how "ds1ds2" carves validation subjects out of DS1: "patient" or "kfold"; "none" trains on
+            every DS1 subject with no validation (a final model: epochs and settings chosen beforehand by
+            cross-validation, its final weights tested).
         benchmark_protocol: with "ds1ds2", "strict" leaves out of training every DS1 record whose subject has a DS2
             record (MIT-BIH's 201, the man of 202), so no subject is on both sides; "published" trains on the whole
             published DS1 list, as de Chazal et al. (2004) and the rows that quote them did.
@@ -127,6 +129,10 @@ class BeatDataModule(L.LightningDataModule):
             raise ConfigError(f"data.split={split!r}; choose one of {SPLITS}")
         if inner_split not in INNER_SPLITS:
             raise ConfigError(f"data.inner_split={inner_split!r}; choose one of {INNER_SPLITS}")
+        if inner_split == "none" and split != "ds1ds2":
+            raise ConfigError(
+                "data.inner_split=none (no validation) is for data.split=ds1ds2, whose DS2 is the test set"
+            )
         if benchmark_protocol not in PROTOCOLS:
             raise ConfigError(f"data.benchmark_protocol={benchmark_protocol!r}; choose one of {PROTOCOLS}")
         if run_beats > 1 and cut_on_device:
@@ -304,7 +310,9 @@ class BeatDataModule(L.LightningDataModule):
             keep, test = ~in_test, names[in_test].tolist()
         names, fraction, windows, keys = names[keep].tolist(), fraction[keep], windows[keep], keys[keep]
         subjects = subject_ids(keys)
-        if mode == "seed":
+        if mode == "none":
+            train, val = names, []
+        elif mode == "seed":
             train, val = holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, None, hp.bin_edges)
         elif mode == "patient":
             train, val = holdout_split(names, fraction, windows, hp.val_fraction, hp.split_seed, subjects, hp.bin_edges)
