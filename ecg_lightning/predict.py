@@ -22,7 +22,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ecg_lightning import report
+from ecg_lightning import html_report, report
 from ecg_lightning.checkpoint import (
     LEADS_KEY,
     build_model,
@@ -342,6 +342,10 @@ def write_prediction(p: Prediction, summary: dict[str, Any], out_dir: Path, star
     report.save_figure(figure, out_dir / "strip.png")
     report.plt.close(figure)
     report.write_atomic(out_dir / "beats.csv", report.columns_to_csv(beat_columns(p)))
+    data = html_report.report_data(
+        p.record.signal[0], p.record.fs, p.index.sample / p.record.fs, p.predicted, list(p.classes), p.record.name
+    )
+    html_report.write_report(data, out_dir / "report.html")
     summary["seconds"]["write"] = round(time.perf_counter() - clock, 3)
     report.write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
 
@@ -419,6 +423,7 @@ def predict_record(cfg: DictConfig) -> dict[str, Any]:
         for s in summaries
     ]
     report.write_atomic(out_dir / "records.csv", report.rows_to_csv(rows + failed, RECORDS_COLUMNS))
+    html_report.index_page([{**s, "record": Path(s["record"]).name} for s in summaries], out_dir / "index.html")
     log.info("%d records written to %s (records.csv: one row each)", len(rows), out_dir)
     if failed:
         raise RecordsFailed(
