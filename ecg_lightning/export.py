@@ -56,7 +56,11 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
     rr = list(rr_feature_names(data.get("rr_features", False)))
     return {
         "inputs": ["x", "rr"] if rr else ["x"],
-        "output": "P(abnormal) per beat" if module.binary else "class probabilities (batch, classes)",
+        "output": "P(abnormal) per beat" if module.binary else "class probabilities (batch[, beats], classes)",
+        "run_beats": int(data.get("run_beats", 1)),
+        "runs": "inputs are runs of consecutive beats of one record, (batch, beats, ...): each beat's window and RR"
+        if data.get("run_beats", 1) > 1
+        else "inputs are single beats",
         "classes": list(module.hparams.classes),
         "threshold": module.hparams.threshold,
         "fs": data["fs"],
@@ -74,10 +78,14 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
 
 
 def example_inputs(run: DictConfig, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    """Inputs of the exported module: (batch, channels, window) [+ (batch, rr)]; a beat-sequence model takes runs
+    of beats, (batch, beats, channels, window) [+ (batch, beats, rr)]."""
     data = run.data
-    x = torch.zeros(batch, n_channels(data.lead, data.get("templates", False)), window_samples(data.window_s, data.fs))
+    runs = (int(data.run_beats),) if data.get("run_beats", 1) > 1 else ()
+    channels, width = n_channels(data.lead, data.get("templates", False)), window_samples(data.window_s, data.fs)
+    x = torch.zeros(batch, *runs, channels, width)
     rr = n_rr(data.get("rr_features", False))
-    return (x, torch.zeros(batch, rr)) if rr else (x,)
+    return (x, torch.zeros(batch, *runs, rr)) if rr else (x,)
 
 
 def export(cfg: DictConfig) -> Path:
@@ -102,7 +110,11 @@ def export(cfg: DictConfig) -> Path:
                 str(tmp),
                 input_names=names,
                 output_names=["probabilities"],
-                dynamic_axes={n: {0: "batch"} for n in [*names, "probabilities"]},
+                # a beat-sequence model's runs may have any number of beats
+                dynamic_axes={
+                    n: {0: "batch", 1: "beats"} if inputs[0].dim() == 4 else {0: "batch"}
+                    for n in [*names, "probabilities"]
+                },
                 dynamo=False,
             )
         else:

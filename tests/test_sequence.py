@@ -146,3 +146,42 @@ def test_a_final_model_trains_on_every_ds1_subject_without_validation_and_tests_
     assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert not list((tmp_path / "run").glob("val_*.png"))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_exported_sequence_model_gives_the_checkpoints_probabilities_on_runs_of_any_length(
+    fmt, compose_cfg, tiny_db, tmp_path
+):
+    from conftest import compose_config
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from ecg_lightning.checkpoint import build_model, checkpoint_config, load_checkpoint
+    from ecg_lightning.export import export
+    from ecg_lightning.train import train
+
+    train(compose_cfg("experiment=aami_sequence", "data.run_beats=8", "data.batch_size=4", "trainer.max_epochs=1",
+                      "trainer.limit_train_batches=3", "model.class_bias=[0,1.5,0,0,0]"))  # fmt: skip
+    HydraConfig.instance().cfg = None
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    path = export(compose_config("export", tmp_path / "export", [f"ckpt_path={ckpt}", f"format={fmt}"]))
+    HydraConfig.instance().cfg = None
+    blob = load_checkpoint(ckpt)
+    run = checkpoint_config(blob)
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    model = build_model(blob, run, ckpt)
+    x, rr, _ = dm.data_test.__getitems__(list(range(6)))
+    for beats in (8, 5):  # a whole run, and a shorter one (a record's last)
+        xs, rrs = x[:, :beats], rr[:, :beats]
+        expected = model.probabilities(model(xs, rrs)).detach().numpy()
+        if fmt == "torchscript":
+            got = torch.jit.load(str(path))(xs, rrs).detach().numpy()
+        else:
+            import onnxruntime
+
+            got = onnxruntime.InferenceSession(str(path)).run(None, {"x": xs.numpy(), "rr": rrs.numpy()})[0]
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert got.shape == (6, beats, 5)
+    assert model.class_bias.tolist() == [0, 1.5, 0, 0, 0]
