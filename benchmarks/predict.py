@@ -2,11 +2,12 @@
 
 The recording is all 48 MIT-BIH records joined (48 x 30 min 5 s at 360 Hz, ~31 M samples per lead), written
 as one WFDB record (both leads, named MLII and V1) in a temporary folder. `python -m ecg_lightning.predict`
-then reads it, detects the beats (annotation=null), classifies every one and writes beats.csv, summary.json
-and the strip figure; this script prints the wall time, the peak memory of that process and the share of each
-stage (from summary.json's "seconds").
+then reads it, detects the beats (annotation=null), classifies every one and writes beats.csv, summary.json,
+the strip figure and report.html; this script prints the wall time, the peak memory of that process, the share of
+each stage (from summary.json's "seconds"), report.html's size and the time headless Chromium takes to open it and
+draw its overview.
 
-    python benchmarks/predict.py --ckpt <checkpoint> [--root $MITDB_DIR] [--out results/benchmark_predict.txt]
+    python benchmarks/predict.py [--ckpt <checkpoint>] [--root $MITDB_DIR] [--out results/benchmark_predict.txt]
 """
 
 from __future__ import annotations
@@ -58,9 +59,26 @@ def join_records(root: Path, out_dir: Path) -> tuple[Path, int, int]:
     return out_dir / "holter24", len(signal), beats
 
 
+def time_to_draw(html: Path) -> float | None:
+    """Seconds from opening ``html`` in headless Chromium to its overview drawn (the page's ready mark)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        start = time.perf_counter()
+        page.goto(html.as_uri())
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        seconds = time.perf_counter() - start
+        browser.close()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True, help="an ecg-lightning checkpoint")
+    parser.add_argument("--ckpt", help="an ecg-lightning checkpoint (default: the shipped model)")
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("MITDB_DIR", "data/mitdb")))
     parser.add_argument("--out", type=Path, help="also write the figures here")
     parser.add_argument("--join-into", type=Path, help=argparse.SUPPRESS)  # internal: the joining step
@@ -72,7 +90,7 @@ def main() -> None:
         # joined in a child process: this one stays small, so the predict process's peak memory (its fork starts
         # as a copy of this one) is predict's own
         joined = subprocess.run(
-            [sys.executable, __file__, "--ckpt", args.ckpt, "--root", str(args.root), "--join-into", tmp],
+            [sys.executable, __file__, "--root", str(args.root), "--join-into", tmp],
             capture_output=True,
             text=True,
             check=True,
@@ -88,7 +106,7 @@ def main() -> None:
                 "-c",
                 MEASURED,
                 str(peak_file),
-                f"ckpt_path={args.ckpt}",
+                *([f"ckpt_path={args.ckpt}"] if args.ckpt else []),
                 f"record={record}",
                 "annotation=null",
                 f"hydra.run.dir={run_dir}",
@@ -101,18 +119,23 @@ def main() -> None:
             raise SystemExit(done.stderr[-3000:])
         peak_mib = int(peak_file.read_text()) / 1024
         summary = json.loads((run_dir / "summary.json").read_text())
+        html = run_dir / "report.html"
+        html_mib = html.stat().st_size / 2**20
+        opened = time_to_draw(html)
     seconds = summary["seconds"]
     staged = sum(seconds.values())
     lines = [
         f"24-hour recording: {n_samples:,} samples x 2 leads at 360 Hz ({n_samples / 360 / 3600:.1f} h), "
         f"{n_beats:,} annotated beats",
-        f"checkpoint: {args.ckpt} (leads {summary['trained_leads']}, {len(summary['classes'])} classes)",
+        f"checkpoint: {summary['checkpoint']} (leads {summary['trained_leads']}, {len(summary['classes'])} classes)",
         f"predict end to end (annotation=null): {wall:.1f} s wall, peak memory {peak_mib:.0f} MiB",
         f"beats found and classified: {summary['beats']:,} ({summary['beat_source']}), "
         f"{summary['abnormal_fraction']:.1%} not {summary['classes'][0]}",
         "stages: "
         + ", ".join(f"{k} {v:.1f} s ({v / staged:.0%})" for k, v in seconds.items())
         + f"; start-up and the rest {wall - staged:.1f} s",
+        f"report.html: {html_mib:.1f} MiB; opened and overview drawn in headless Chromium in "
+        + (f"{opened:.2f} s" if opened is not None else "(not measured: no Chromium/Playwright here)"),
     ]
     emit(lines, args.out)
 
