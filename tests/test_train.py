@@ -354,3 +354,23 @@ def test_every_setting_the_optuna_search_varies_exists_in_the_config_it_searches
     cfg = compose_cfg("hparams_search=optuna", *extra)
     missing = [k for k in cfg.hydra.sweeper.params if OmegaConf.select(cfg, k, default="MISSING") == "MISSING"]
     assert cfg.hydra.sweeper.params and not missing
+
+
+@pytest.mark.parametrize(
+    "monitor, mode, direction", [("val/jk_index", "max", "maximize"), ("val/loss", "min", "minimize")]
+)
+def test_a_sweep_optimizes_the_monitored_metric_in_its_direction(compose_cfg, monitor, mode, direction):
+    """What a sweep optimizes: Optuna's direction follows monitor_mode, the objective is the best value of the
+    monitored metric, and the model tracks that best in the same direction."""
+    from torchmetrics import MaxMetric, MinMetric
+
+    extra = ["data.labels=aami"] if "jk" in monitor else []
+    cfg = compose_cfg("hparams_search=optuna", f"monitor={monitor}", f"monitor_mode={mode}", *extra)
+    assert cfg.hydra.sweeper.direction == direction
+    assert cfg.optimized_metric == f"{monitor}_best"
+    model = instantiate(cfg.model)
+    assert isinstance(model.val_best, MaxMetric if mode == "max" else MinMetric)
+    assert model.hparams.monitor == monitor and model.hparams.mode == mode
+    for value in (0.5, 0.2, 0.7):
+        model.val_best(torch.tensor(value))
+    assert float(model.val_best.compute()) == pytest.approx(0.7 if mode == "max" else 0.2)

@@ -1,0 +1,70 @@
+"""The model that ships inside the package: checksum-checked, classifies a record the tests write as it did when it
+was made (tests/golden/shipped_model_classes.json), and its DS2 numbers in MODEL_CARD.md are a fresh
+``evaluate side=test`` of it (that part where MITDB_DIR points at MIT-BIH)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import compose_config, mitdb_dir, write_record
+from hydra.core.hydra_config import HydraConfig
+
+from ecg_lightning import api, pretrained
+from ecg_lightning.checkpoint import CheckpointError
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
+CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
+
+
+def golden_recording(root: Path) -> Path:
+    write_record(root, "golden", 0.3, np.random.default_rng(21), duration_s=60)
+    return root / "golden"
+
+
+def test_the_shipped_model_classifies_a_written_record_as_when_it_was_made(tmp_path):
+    beats = api.load_model().classify(golden_recording(tmp_path))
+    golden = json.loads(GOLDEN.read_text())
+    assert beats["sample"].tolist() == golden["sample"]
+    assert beats["predicted"].tolist() == golden["predicted"]
+    np.testing.assert_allclose(beats.probabilities, golden["probabilities"], atol=1e-4)
+
+
+def test_a_damaged_shipped_model_is_refused(tmp_path, monkeypatch):
+    for name in ("aami_ds1.ckpt", "aami_ds1.sha256"):
+        shutil.copy(pretrained.HERE / name, tmp_path / name)
+    with (tmp_path / "aami_ds1.ckpt").open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    monkeypatch.setattr(pretrained, "HERE", tmp_path)
+    with pytest.raises(CheckpointError, match="SHA-256 differs"):
+        pretrained.shipped_checkpoint()
+
+
+@pytest.mark.mitdb
+@pytest.mark.skipif(mitdb_dir() is None, reason="set MITDB_DIR to the MIT-BIH folder")
+def test_the_model_cards_ds2_numbers_are_a_fresh_evaluation(tmp_path):
+    from ecg_lightning.evaluate import evaluate
+
+    overrides = [f"ckpt_path={pretrained.shipped_checkpoint()}", "side=test", f"paths.cache_dir={tmp_path / 'c'}",
+                 f"data.catalog.mitdb.root={mitdb_dir()}"]  # fmt: skip
+    result = evaluate(compose_config("evaluate", tmp_path / "ev", overrides))
+    HydraConfig.instance().cfg = None
+    stated = json.loads(CARD_NUMBERS.read_text())
+    card = (ROOT / "MODEL_CARD.md").read_text()
+    assert result["beats"] == stated["beats"] == 49712
+    for name in ("accuracy", "se_S", "ppv_S", "se_V", "ppv_V", "kappa", "jk_index"):
+        assert result[name] == pytest.approx(stated[name], abs=1e-6), name
+        assert f"{stated[name]:.3f}" in card, name
+
+
+if __name__ == "__main__":  # regenerate the golden classes, on purpose (a new shipped model), with the reason
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        beats = api.load_model().classify(golden_recording(Path(tmp)))
+    GOLDEN.write_text(json.dumps({"sample": beats["sample"].tolist(), "predicted": beats["predicted"].tolist(),
+                                  "probabilities": beats.probabilities.round(6).tolist()}) + "\n")  # fmt: skip
+    print(f"wrote {GOLDEN}")
