@@ -357,7 +357,7 @@ def test_every_setting_the_optuna_search_varies_exists_in_the_config_it_searches
 
 
 @pytest.mark.parametrize(
-    "monitor, mode, direction", [("val/jk_index", "max", "maximize"), ("val/loss", "min", "minimize")]
+    "monitor, mode, direction", [("val/jk_index", "max", "maximize"), ("val/specificity", "min", "minimize")]
 )
 def test_a_sweep_optimizes_the_monitored_metric_in_its_direction(compose_cfg, monitor, mode, direction):
     """What a sweep optimizes: Optuna's direction follows monitor_mode, the objective is the best value of the
