@@ -255,3 +255,20 @@ def test_a_limited_validation_takes_the_same_shuffled_windows_every_time(tiny_db
         dm.trainer = SimpleNamespace(global_rank=0, world_size=1, current_epoch=0, limit_val_batches=0.5)
         orders += [list(dm.val_dataloader().sampler), list(dm.val_dataloader().sampler)]
     assert orders[0] == orders[1] == orders[2] == orders[3] != sorted(orders[0])
+
+
+@pytest.mark.parametrize("fs", [360.0, 257.0])
+def test_jitter_is_given_in_seconds_and_applied_in_samples(tiny_db, tmp_path, fs):
+    """data.augment.jitter_s is seconds: at any rate the largest shift is jitter_s x fs samples, and shifts occur."""
+    dm = make_dm(tiny_db, tmp_path / str(fs), fs=fs, augment={"jitter_s": 0.05})
+    dm.setup()
+    assert dm.data_train.augment.jitter == round(0.05 * fs)
+    data = dm.data_train
+    rng = np.random.default_rng([data.seed, 0, 63, 64])
+    shifts = rng.integers(-data.augment.jitter, data.augment.jitter + 1, 64)
+    x, _ = data.__getitems__(list(range(64)))
+    lead = data.signal[0]
+    for i in np.flatnonzero(shifts)[:5]:  # the served window starts where the beat's start plus its shift says
+        start = data.starts[i] + shifts[i]
+        np.testing.assert_allclose(x[i, 0].numpy(), lead[start : start + x.shape[-1]], atol=1e-6)
+    assert np.abs(shifts).max() > 1
