@@ -11,7 +11,6 @@ MODEL_CARD.md (repository root) says how it was trained, what it scores on DS2, 
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import torch
@@ -45,7 +44,3 @@ def make(source: str | Path, name: str = NAME) -> Path:
     torch.save(slim, path)
     (HERE / f"{name}.sha256").write_text(f"{sha256(path)}  {path.name}\n")
     return path
-
-
-if __name__ == "__main__":
-    print(make(sys.argv[1]))
