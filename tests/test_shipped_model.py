@@ -68,3 +68,14 @@ if __name__ == "__main__":  # regenerate the golden classes, on purpose (a new s
     GOLDEN.write_text(json.dumps({"sample": beats["sample"].tolist(), "predicted": beats["predicted"].tolist(),
                                   "probabilities": beats.probabilities.round(6).tolist()}) + "\n")  # fmt: skip
     print(f"wrote {GOLDEN}")
+
+
+def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
+    from ecg_lightning.predict import predict_record
+
+    record = golden_recording(tmp_path)
+    summary = predict_record(compose_config("predict", tmp_path / "out", [f"record={record}"]))
+    HydraConfig.instance().cfg = None
+    assert summary["checkpoint"].endswith("aami_ds1.ckpt") and summary["classes"] == ["N", "S", "V", "F", "Q"]
+    golden = json.loads(GOLDEN.read_text())
+    assert summary["beats"] == len(golden["sample"]) and (tmp_path / "out" / "report.html").stat().st_size > 0
