@@ -173,3 +173,17 @@ def test_a_multi_rate_record_is_read_at_its_leads_own_rate(tmp_path):
     (tmp_path / "mr.dat").write_bytes(bytes(data))
     with pytest.raises(Exception, match="checksum"):
         read_record(tmp_path / "mr", lead="MCL1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry, starts", [("predict", "ecg-predict: classify every beat"),
+                                           ("evaluate", "ecg-evaluate: score a checkpoint"),
+                                           ("export", "ecg-export: export a checkpoint")])  # fmt: skip
+def test_each_command_s_help_says_what_it_does_and_not_the_training_groups(entry, starts):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", f"ecg_lightning.{entry}", "--help"], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith(starts) and "Usage: " in done.stdout
+    assert "hparams_search" not in done.stdout and "experiment" not in done.stdout.split("Settings")[0]
