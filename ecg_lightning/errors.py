@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -46,3 +47,13 @@ def exit_on_input_error(task: Callable[[], T]) -> T:
         key = getattr(err, "full_key", None) or "a required setting"
         log.error("%s is required: give %s=<value> on the command line (--help lists the settings)", key, key)
         sys.exit(1)
+
+
+def refuse_file_as_run_dir(argv: list[str]) -> None:
+    """Before Hydra starts: a run folder given as an existing file is one line, not Hydra's mkdir traceback."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") in ("hydra.run.dir", "hydra.sweep.dir") and value and Path(value).is_file():
+            # logging is not set up before Hydra starts: the one line goes straight to stderr
+            print(f"{key}={value} is a file; give a folder (created if missing), or leave it out", file=sys.stderr)
+            sys.exit(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ecg_lightning.checkpoint import (
 )
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import exit_on_input_error, instantiate_checked
+from ecg_lightning.errors import exit_on_input_error, instantiate_checked, refuse_file_as_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     exit_on_input_error(lambda: evaluate(cfg))
+
+
+def main() -> None:
+    """The console command: checks what Hydra would fail on with a traceback, then runs."""
+    refuse_file_as_run_dir(sys.argv[1:])
+    run()
 
 
 if __name__ == "__main__":

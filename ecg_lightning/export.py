@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from ecg_lightning.checkpoint import (
 from ecg_lightning.classifier import BeatClassifier, probabilities
 from ecg_lightning.config import CONFIG_DIR, n_channels, n_rr, window_samples
 from ecg_lightning.data.rr import rr_feature_names
-from ecg_lightning.errors import exit_on_input_error
+from ecg_lightning.errors import exit_on_input_error, refuse_file_as_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,14 @@ def export(cfg: DictConfig) -> Path:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     exit_on_input_error(lambda: export(cfg))
+
+
+def main() -> None:
+    """The console command: checks what Hydra would fail on with a traceback, then runs."""
+    refuse_file_as_run_dir(sys.argv[1:])
+    run()
 
 
 if __name__ == "__main__":

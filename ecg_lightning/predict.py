@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,7 @@ from ecg_lightning.data.windows import (
     passthrough_collate,
 )
 from ecg_lightning.detect import detect_beats_in_chunks
-from ecg_lightning.errors import ConfigError, exit_on_input_error
+from ecg_lightning.errors import ConfigError, exit_on_input_error, refuse_file_as_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -522,8 +523,14 @@ def strip_figure(
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     exit_on_input_error(lambda: predict_record(cfg))
+
+
+def main() -> None:
+    """The console command: checks what Hydra would fail on with a traceback, then runs."""
+    refuse_file_as_run_dir(sys.argv[1:])
+    run()
 
 
 if __name__ == "__main__":

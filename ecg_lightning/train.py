@@ -22,7 +22,7 @@ from omegaconf import DictConfig, open_dict
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, check_weights_fit, load_checkpoint, run_config
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import ConfigError, exit_on_input_error, instantiate_checked
+from ecg_lightning.errors import ConfigError, exit_on_input_error, instantiate_checked, refuse_file_as_run_dir
 from ecg_lightning.runtime import cpu_processes, reuse_freed_memory, set_threads
 
 log = logging.getLogger(__name__)
@@ -170,10 +170,16 @@ def score_test(
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the optimized metric so sweepers can use it."""
     metrics = exit_on_input_error(lambda: train(cfg))
     return metrics.get(cfg.get("optimized_metric"))
+
+
+def main() -> None:
+    """The console command: checks what Hydra would fail on with a traceback, then runs."""
+    refuse_file_as_run_dir(sys.argv[1:])
+    run()
 
 
 if __name__ == "__main__":

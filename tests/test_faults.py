@@ -187,3 +187,16 @@ def test_each_command_s_help_says_what_it_does_and_not_the_training_groups(entry
                           timeout=120)  # fmt: skip
     assert done.returncode == 0 and done.stdout.startswith(starts) and "Usage: " in done.stdout
     assert "hparams_search" not in done.stdout and "experiment" not in done.stdout.split("Settings")[0]
+
+
+@pytest.mark.slow
+def test_a_run_folder_that_is_a_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    done = subprocess.run([sys.executable, "-m", "ecg_lightning.predict", "record=r", f"hydra.run.dir={taken}"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1 and f"hydra.run.dir={taken} is a file" in done.stderr
+    assert "Traceback" not in done.stderr and taken.read_text() == "x"
