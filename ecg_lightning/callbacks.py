@@ -167,9 +167,9 @@ class MetricsJson(L.Callback):
         self.write()
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """The test set's metrics, with the checkpoint they come from (the best on validation, when there is one)."""
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        self.test = {**_scalars(trainer.callback_metrics, "test/"), "checkpoint": best or "final weights"}
+        """The test set's metrics, with the checkpoint they come from (the one trainer.test loaded: the best on
+        validation, or none with test_weights=last)."""
+        self.test = {**_scalars(trainer.callback_metrics, "test/"), "checkpoint": trainer.ckpt_path or "final weights"}
         self.write()
 
     def write(self, trainer: L.Trainer | None = None) -> None:

@@ -185,3 +185,27 @@ def test_an_exported_sequence_model_gives_the_checkpoints_probabilities_on_runs_
         np.testing.assert_allclose(got, expected, atol=1e-5)
         assert got.shape == (6, beats, 5)
     assert model.class_bias.tolist() == [0, 1.5, 0, 0, 0]
+
+
+@pytest.mark.parametrize("weights", ["best", "last"])
+def test_the_test_set_is_scored_with_the_weights_test_weights_names(compose_cfg, tmp_path, weights):
+    import json
+
+    from conftest import compose_config
+    from hydra.core.hydra_config import HydraConfig
+
+    from ecg_lightning.evaluate import evaluate
+    from ecg_lightning.train import train
+
+    metrics = train(compose_cfg("data.labels=aami", "data.split=ds1ds2", "data.pad_edges=true", "trainer.max_epochs=3",
+                                "monitor=val/accuracy", f"test_weights={weights}", "seed=4"))  # fmt: skip
+    HydraConfig.instance().cfg = None
+    run = tmp_path / "run"
+    tested = json.loads((run / "metrics.json").read_text())["test"]["checkpoint"]
+    ckpt = run / "checkpoints" / "last.ckpt" if weights == "last" else tested
+    assert (tested == "final weights") == (weights == "last")
+    common = [f"ckpt_path={ckpt}", "side=test", f"paths.cache_dir={tmp_path / 'cache'}"]
+    root = compose_cfg().data.catalog.mitdb.root
+    scored = evaluate(compose_config("evaluate", tmp_path / "ev", [*common, f"data.catalog.mitdb.root={root}"]))
+    HydraConfig.instance().cfg = None
+    assert scored["accuracy"] == pytest.approx(metrics["test/accuracy"], abs=1e-6)
