@@ -309,6 +309,7 @@ def test_bad_records(trained, tmp_path):
     assert "NaN" in predict_error(trained, tmp_path, tmp_path / "nan")
 
 
+@pytest.mark.slow  # subprocesses: ~20 s
 def test_cli_prints_one_clear_line_and_fails(tmp_path, tiny_db):
     env = {**os.environ, "MITDB_DIR": str(tmp_path / "empty")}
     done = subprocess.run(
