@@ -209,3 +209,24 @@ def test_the_test_set_is_scored_with_the_weights_test_weights_names(compose_cfg,
     scored = evaluate(compose_config("evaluate", tmp_path / "ev", [*common, f"data.catalog.mitdb.root={root}"]))
     HydraConfig.instance().cfg = None
     assert scored["accuracy"] == pytest.approx(metrics["test/accuracy"], abs=1e-6)
+
+
+def test_saved_validation_predictions_are_each_validation_beat_with_its_record_and_label(compose_cfg, tmp_path):
+    """val_predictions.npz (what pooled cross-validation and calibration read): one row per validation beat, in the
+    validation set's order, with its record, its label and the final model's probabilities."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from ecg_lightning.callbacks import VAL_PREDICTIONS
+    from ecg_lightning.train import train
+
+    cfg = compose_cfg("data.labels=aami", "trainer.max_epochs=1", "seed=2")
+    train(cfg)
+    HydraConfig.instance().cfg = None
+    saved = np.load(tmp_path / "run" / VAL_PREDICTIONS)
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    names = np.asarray(dm.records.names)[dm.data_val.beats.record]
+    assert saved["record"].tolist() == names.tolist() and len(set(names)) > 1
+    np.testing.assert_array_equal(saved["labels"], dm.data_val.labels)
+    assert saved["probs"].shape == (len(names), 5) and saved["classes"].tolist() == ["N", "S", "V", "F", "Q"]
