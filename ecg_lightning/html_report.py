@@ -67,27 +67,29 @@ def report_data(
     runs = runs_of(predicted)
     shown = sorted(sorted(runs, key=lambda r: -r[1])[:max_events])  # the longest runs first, then in time order
     step = max(1, int(round(fs / strip_fs)))
-    lowpassed = scipy.signal.decimate(signal, step, ftype="fir", zero_phase=True) if step > 1 else signal
     rate_out = fs / step
-    scale = float(np.percentile(np.abs(lowpassed), 99.9)) or 1.0
+    # one scale for every strip, from every step-th sample (no copy of a 24-hour lead)
+    scale = float(np.percentile(np.abs(signal[::step]), 99.9)) or 1.0
     events = []
-    half = int(strip_s / 2 * rate_out)
+    half = int(strip_s / 2 * fs)
+    margin = int(fs)  # signal beyond the strip, so the decimation filter's edges fall outside it
     for first, n in shown:
         t0 = float(time_s[first])
-        centre = int(t0 * rate_out)
-        lo, hi = (
-            max(0, centre - half),
-            min(len(lowpassed), centre + half + int((time_s[first + n - 1] - t0) * rate_out)),
-        )
-        samples = np.clip(np.round(lowpassed[lo:hi] / scale * 8000), -32767, 32767).astype("<i2")
-        near = (time_s >= lo / rate_out) & (time_s < hi / rate_out)
+        centre = int(t0 * fs)
+        lo = max(0, centre - half)
+        hi = min(len(signal), centre + half + int((time_s[first + n - 1] - t0) * fs))
+        a, b = max(0, lo - margin), min(len(signal), hi + margin)
+        piece = scipy.signal.decimate(signal[a:b], step, ftype="fir", zero_phase=True) if step > 1 else signal[a:b]
+        piece = piece[(lo - a) // step : (lo - a) // step + (hi - lo) // step]
+        samples = np.clip(np.round(piece / scale * 8000), -32767, 32767).astype("<i2")
+        near = slice(*np.searchsorted(time_s, [lo / fs, hi / fs]))  # beats are in time order
         events.append(
             {
                 "t": round(t0, 3),
                 "cls": int(predicted[first]),
                 "n": n,
                 "name": event_name(classes[predicted[first]], n),
-                "start": round(lo / rate_out, 4),
+                "start": round(lo / fs, 4),
                 "fs": rate_out,
                 "x": base64.b64encode(samples.tobytes()).decode(),
                 "beats": [[round(float(t), 3), int(c)] for t, c in zip(time_s[near], predicted[near])],
