@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import signal
@@ -56,7 +57,10 @@ def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float
     params = run_config(cfg, HPARAM_GROUPS)
     scores = {f"hparams/{k.removeprefix('val/')}": v for k, v in metrics.items() if k.startswith("val/")}
     for logger in loggers:
-        logger.log_hyperparams(params, scores)
+        if "metrics" in inspect.signature(logger.log_hyperparams).parameters:  # TensorBoard's HPARAMS tab
+            logger.log_hyperparams(params, scores)
+        else:  # e.g. CSVLogger: the settings only (its metrics.csv has the scores)
+            logger.log_hyperparams(params)
         logger.save()
         # Lightning writes hparams.yaml once, empty, at the first save; write the real one (one process of DDP)
         if logger.log_dir and rank_zero_only.rank == 0:

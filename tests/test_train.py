@@ -374,3 +374,15 @@ def test_a_sweep_optimizes_the_monitored_metric_in_its_direction(compose_cfg, mo
     for value in (0.5, 0.2, 0.7):
         model.val_best(torch.tensor(value))
     assert float(model.val_best.compute()) == pytest.approx(0.7 if mode == "max" else 0.2)
+
+
+def test_several_loggers_at_once_each_get_the_run(compose_cfg, tmp_path):
+    """logger=[tensorboard,csv]: TensorBoard events and a metrics.csv with every epoch's validation metrics."""
+    import csv
+
+    cfg = compose_cfg("logger=[tensorboard,csv]", "trainer.max_epochs=2")
+    train(cfg)
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    epochs = {r["epoch"] for r in rows if r.get("val/balanced_accuracy")}
+    assert epochs == {"0", "1"}
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
