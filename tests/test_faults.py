@@ -156,6 +156,11 @@ def write_multirate(root, name="mr", seconds=20, fs=125):
     return ecg, beats
 
 
+def record_signal_physical(base):
+    """Lead 0's own samples as wfdb reads them, frames unsmoothed."""
+    return wfdb.rdrecord(str(base), channels=[0], smooth_frames=False).e_p_signal[0].astype(np.float32)
+
+
 def test_a_multi_rate_record_is_read_at_its_leads_own_rate(tmp_path):
     ecg, beats = write_multirate(tmp_path)
     assert "212x4" in (tmp_path / "mr.hea").read_text()
@@ -165,6 +170,11 @@ def test_a_multi_rate_record_is_read_at_its_leads_own_rate(tmp_path):
     np.testing.assert_allclose(record.signal[0], standardized, atol=0.02)  # the 500 Hz samples, not frame means
     np.testing.assert_array_equal(record.ann_sample, beats * 4)  # at the lead's rate
     assert (standardized[record.ann_sample] > 3).all()  # on the spikes (baseline ~ -0.3)
+    from ecg_lightning.data.records import bandpass, standardize
+
+    filtered = read_record(tmp_path / "mr", lead="MCL1", band=(0.5, 40.0))  # filtered at the lead's 500 Hz
+    expected = standardize(bandpass(record_signal_physical(tmp_path / "mr"), 500.0, (0.5, 40.0)))
+    np.testing.assert_allclose(filtered.signal[0], expected, atol=1e-4)
     resampled = read_record(tmp_path / "mr", lead="MCL1", fs=360.0)
     assert resampled.fs == 360 and resampled.signal.shape[1] == len(ecg) * 360 // 500
     # the checksum is still checked, on the lead's own samples

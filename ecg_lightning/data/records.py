@@ -344,17 +344,22 @@ def read_lead(
             f"{base}.dat: samples of lead {name} do not match the header's checksum; the signal file is "
             "damaged or belongs to another record: download or copy it again"
         )
+    return prepared_lead(x, float(meta.fs) * spf, band, f"{base}: lead {name}")
+
+
+def prepared_lead(x: np.ndarray, fs: float, band: tuple[float, float] | None, where: str) -> np.ndarray:
+    """One lead checked for missing samples, band-passed at its own rate ``fs`` and standardized, in place (``x`` is
+    the caller's own float32 copy); ``where`` names the file and lead in the errors. The one preparation of a lead,
+    whether it comes from a WFDB file or from memory (EDF, CSV, the NumPy-array API)."""
     missing = int(np.isnan(x).sum())
     if missing:
-        raise RecordError(
-            f"{base}: lead {name} has {missing} missing (NaN) samples; interpolate or crop them before use"
-        )
+        raise RecordError(f"{where} has {missing} missing (NaN) samples; interpolate or crop them before use")
     if band is not None:
-        bandpass(x, float(meta.fs), tuple(band), out=x)  # in place: x is this function's own float32 lead
+        bandpass(x, fs, tuple(band), out=x)
     try:
         return standardize(x, out=x)
     except ValueError as err:
-        raise RecordError(f"{base}: lead {name} {err}") from err
+        raise RecordError(f"{where} {err}") from err
 
 
 def samples_per_frame(meta: wfdb.Record, channel: int) -> int:
@@ -481,16 +486,7 @@ def record_from_array(
     channels = select_leads(list(leads), lead, name)
     out = np.empty((len(channels), signal.shape[1]), dtype=np.float32)
     for i, channel in enumerate(channels):
-        x = signal[channel].astype(np.float32)
-        missing = int(np.isnan(x).sum())
-        if missing:
-            raise RecordError(f"{name}: lead {leads[channel]} has {missing} missing (NaN) samples; interpolate them")
-        if band is not None:
-            bandpass(x, float(fs), tuple(band), out=x)
-        try:
-            out[i] = standardize(x, out=x)
-        except ValueError as err:
-            raise RecordError(f"{name}: lead {leads[channel]} {err}") from err
+        out[i] = prepared_lead(signal[channel].astype(np.float32), float(fs), band, f"{name}: lead {leads[channel]}")
     empty = np.empty(0, dtype=np.int64)
     names = tuple(str(leads[c]) for c in channels)
     return at_rate(Record(name, out, names, float(fs), empty, np.empty(0, dtype="<U2")), to_fs)
@@ -531,7 +527,8 @@ def read_csv_samples(path: Path, fs: float | None) -> tuple[np.ndarray, float, l
     return values[:, keep].T, float(fs), [header[i] for i in keep]
 
 
-SAMPLE_FILES = {".edf": read_edf, ".bdf": read_edf, ".csv": read_csv_samples}
+# files of samples that say nothing about beats (read into memory, then as an array); anything else is WFDB
+SAMPLE_FILES = frozenset({".edf", ".bdf", ".csv"})
 
 
 def read_any(
