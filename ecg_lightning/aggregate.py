@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -97,8 +97,8 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
     for setting, paths in groups.items():
         parts = [np.load(p) for p in paths]
         records = [set(part["record"].tolist()) for part in parts]
-        seen = [name for names in records for name in names]
-        overlap = {name for name in seen if seen.count(name) > 1}
+        seen = Counter(name for names in records for name in names)
+        overlap = {name for name, jobs in seen.items() if jobs > 1}
         if overlap:
             raise SystemExit(f"{setting}: records {sorted(overlap)} validated by several jobs; not folds of one split")
         probs = np.concatenate([part["probs"] for part in parts])

@@ -22,7 +22,7 @@ import numpy as np
 from ecg_lightning.checkpoint import LEADS_KEY, build_model, checkpoint_config, load_checkpoint
 from ecg_lightning.data.databases import configured_lead
 from ecg_lightning.data.records import lead_list, record_from_array
-from ecg_lightning.predict import Prediction, beat_arrays, classify_loaded, classify_record, summarize
+from ecg_lightning.predict import Prediction, beat_arrays, classify_loaded, classify_record, data_band, summarize
 
 
 @dataclass
@@ -101,8 +101,7 @@ class Model:
         """Every beat of a signal in memory: ``signal`` (leads, samples) in physical units at ``fs`` Hz, one name per
         lead (the model's leads are chosen by name, as from a file). Beats are found by our QRS detector."""
         data = self.run.data
-        band = tuple(data.band) if data.get("band") else None
-        record = record_from_array(name, signal, fs, list(leads), configured_lead(data), data.fs, band)
+        record = record_from_array(name, signal, fs, list(leads), configured_lead(data), data.fs, data_band(data))
         p = classify_loaded(self.module, data, record, False, allow_other_lead, threshold,
                             leads_seen=self.checkpoint.get(LEADS_KEY))  # fmt: skip
         return table(p, name, self.path)

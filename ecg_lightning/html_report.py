@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 import scipy.signal
+from matplotlib.colors import to_hex
 
-from ecg_lightning.report import write_atomic
-
-# class colours by class index (normal first), as the strip figure's
-COLORS = ("#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#1f77b4", "#8c564b", "#e377c2")
+from ecg_lightning.report import CLASS_COLORS, write_atomic
 
 
 def runs_of(predicted: np.ndarray) -> list[tuple[int, int]]:
@@ -58,12 +56,11 @@ def report_data(
     rr = np.diff(time_s)
     rate = np.full(minutes, np.nan)
     if len(rr):
-        bpm, at = 60.0 / np.maximum(rr, 1e-3), minute[1:]  # beats are in time order: minutes ascend
-        sorted_bpm, sorted_at = bpm, at
-        bounds = np.searchsorted(sorted_at, np.arange(minutes + 1))
+        bpm = 60.0 / np.maximum(rr, 1e-3)
+        bounds = np.searchsorted(minute[1:], np.arange(minutes + 1))  # beats are in time order: minutes ascend
         for m in range(minutes):  # one median per minute (1,440 for a day), not per beat
             if bounds[m + 1] > bounds[m]:
-                rate[m] = float(np.median(sorted_bpm[bounds[m] : bounds[m + 1]]))
+                rate[m] = float(np.median(bpm[bounds[m] : bounds[m + 1]]))
     runs = runs_of(predicted)
     shown = sorted(sorted(runs, key=lambda r: -r[1])[:max_events])  # the longest runs first, then in time order
     step = max(1, int(round(fs / strip_fs)))
@@ -99,7 +96,7 @@ def report_data(
         "title": title,
         "duration_s": round(duration, 1),
         "classes": classes,
-        "colors": list(COLORS[: len(classes)]),
+        "colors": [to_hex(CLASS_COLORS[k % len(CLASS_COLORS)]) for k in range(len(classes))],
         "totals": np.bincount(predicted, minlength=len(classes)).tolist(),
         "counts": counts.tolist(),
         "rate": [None if np.isnan(r) else round(r, 1) for r in rate],

@@ -58,8 +58,6 @@ log = logging.getLogger(__name__)
 
 # beats.csv: then prob_<class> per class; padded: the beat's window ran past the record's edge and was zero-padded
 BEAT_COLUMNS = ("sample", "time_s", "predicted", "reference", "symbol", "padded", "source")
-# strip colours, by class index (normal first)
-CLASS_COLORS = ("tab:green", "tab:red", "tab:orange", "tab:purple", "tab:blue", "tab:brown", "tab:pink")
 
 
 @dataclass(frozen=True)
@@ -150,6 +148,24 @@ class Prediction:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+class Laps:
+    """Seconds each stage of classifying a record took (``summary.json``'s "seconds"): ``lap("read")`` ends one."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.clock = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self.clock, 3)
+        self.clock = now
+
+
+def data_band(data: DictConfig) -> tuple[float, float] | None:
+    """The band-pass (Hz) a run's data config applies, or None."""
+    return tuple(data.band) if data.get("band") else None
+
+
 def classify_record(
     model: BeatClassifier,
     data: DictConfig,
@@ -165,20 +181,12 @@ def classify_record(
     """Read ``base`` (WFDB, EDF/BDF or a CSV of samples at ``file_fs`` Hz), find its beats (annotations, or the
     detector when ``annotation`` is None or absent) and classify every one of them with ``model`` (whose run's data
     config is ``data``)."""
-    clock = time.perf_counter()
-    seconds: dict[str, float] = {}
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = round(now - clock, 3)
-        clock = now
-
+    lap = Laps()
     wfdb_record = Path(base).suffix.lower() not in SAMPLE_FILES
     annotated = wfdb_record and annotation is not None and Path(f"{base}.{annotation}").is_file()
     if annotation is not None and wfdb_record and not annotated:
         log.info("%s.%s not found: detecting the beats", base, annotation)
-    band = tuple(data.band) if data.get("band") else None
+    band = data_band(data)
     trained = lead_list(configured_lead(data))
     requested = trained if lead is None else lead_list(lead)
     if len(requested) != len(trained):
@@ -187,7 +195,7 @@ def classify_record(
         base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band, file_fs=file_fs
     )
     lap("read")
-    return classify_loaded(model, data, record, annotated, allow_other_lead, threshold, batch_size, leads_seen, seconds)
+    return classify_loaded(model, data, record, annotated, allow_other_lead, threshold, batch_size, leads_seen, lap)
 
 
 def classify_loaded(
@@ -199,19 +207,11 @@ def classify_loaded(
     threshold: float | None = None,
     batch_size: int = 512,
     leads_seen: list[list[str]] | None = None,
-    seconds: dict[str, float] | None = None,
+    lap: Laps | None = None,
 ) -> Prediction:
     """Classify every beat of a record already read (standardized, at the model's rate): its annotated beats when
     ``annotated``, else those our detector finds. Shared by files of every format and the NumPy-array API."""
-    clock = time.perf_counter()
-    seconds = {} if seconds is None else seconds
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = round(now - clock, 3)
-        clock = now
-
+    lap = lap or Laps()
     base = record.name
     trained = lead_list(configured_lead(data))
     other_leads = lead_mismatch(trained, record.leads, leads_seen)
@@ -261,7 +261,7 @@ def classify_loaded(
         trained,
         leads_seen,
         other_leads,
-        seconds,
+        lap.seconds,
     )
 
 
@@ -494,7 +494,7 @@ def strip_figure(
         ax.scatter(
             sample[pick] / fs,
             np.full(pick.sum(), top),
-            color=CLASS_COLORS[k % len(CLASS_COLORS)],
+            color=report.CLASS_COLORS[k % len(report.CLASS_COLORS)],
             marker="v",
             s=40,
             label=f"predicted {name}",

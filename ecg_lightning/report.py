@@ -51,6 +51,10 @@ def predict_proba(
     return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
 
 
+# class colours by class index (normal first): the strip figure's and report.html's
+CLASS_COLORS = ("tab:green", "tab:red", "tab:orange", "tab:purple", "tab:blue", "tab:brown", "tab:pink")
+
+
 def predicted_class(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Class index per beat: P(abnormal) > threshold for a binary model (as torchmetrics decides, so tables and
     metrics agree on a beat exactly at the threshold), else the most probable class."""
