@@ -104,8 +104,7 @@ class ValidationFigures(L.Callback):
         data = trainer.datamodule.data_val
         if len(labels) != len(data.labels):
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
+        report.save_npz(
             self.out_dir / VAL_PREDICTIONS,
             probs=probs,
             labels=labels,

@@ -135,16 +135,14 @@ def write_predictions(
 ) -> None:
     """Every scored beat: its record, sample (at the model's rate), reference class index and probabilities, for
     analyses beyond the report (and the check that ``predict`` gives a record's beats the same probabilities)."""
-    tmp = path.with_name(path.name + ".part.npz")
-    np.savez_compressed(
-        tmp,
+    report.save_npz(
+        path,
         record=np.asarray(names)[data.beats.record],
         sample=data.beats.sample,
         label=labels,
         probs=probs,
         classes=np.asarray(classes),
     )
-    tmp.replace(path)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -207,6 +207,13 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Arrays in one compressed .npz, written as ``write_atomic`` writes (never half a file under the real name)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
 def save_figure(fig: plt.Figure, path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")

@@ -165,8 +165,6 @@ def score_test(
 ) -> dict[str, float]:
     """Score the test set (e.g. DS2) once, with the checkpoint that was best on validation (else the final weights),
     or with the final weights (``weights="last"``: a number of epochs fixed beforehand)."""
-    if weights not in TEST_WEIGHTS:
-        raise ConfigError(f"test_weights={weights!r}; choose one of {TEST_WEIGHTS}")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and weights == "best" else ""
     log.info("Testing %s on %d test records", best or "the final weights", len(datamodule.test_records))
     results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
