@@ -108,14 +108,42 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
     return joined
 
 
-def pooled(sweep_dirs: list[Path]) -> dict[str, dict]:
+def ensemble_of(joined: dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]]) -> dict[str, tuple]:
+    """The settings' joined validation predictions as one ensemble: probabilities averaged beat by beat (as
+    ``evaluate`` averages an ensemble's checkpoints). The settings must be cross-validated on the same folds:
+    the same records per fold, the same beats and labels, the same classes — otherwise the average is refused."""
+    settings = list(joined)
+    if len(settings) < 2:
+        raise SystemExit(f"an ensemble needs at least two settings; found {settings}")
+    first = joined[settings[0]]
+    for setting in settings[1:]:
+        other = joined[setting]
+        folds = [[str(r) for r in np.unique(part["record"])] for part in first[3]["parts"]]
+        other_folds = [[str(r) for r in np.unique(part["record"])] for part in other[3]["parts"]]
+        if other[2] != first[2] or folds != other_folds or not np.array_equal(other[1], first[1]):
+            raise SystemExit(
+                f"{settings[0]!r} and {setting!r} were not validated on the same folds, beats and classes; "
+                "an ensemble's members must be cross-validated on one split (the same data.n_folds and seed)"
+            )
+    parts = [
+        {**part, "probs": np.mean([joined[s][3]["parts"][i]["probs"] for s in settings], axis=0)}
+        for i, part in enumerate(first[3]["parts"])
+    ]
+    probs = np.mean([joined[s][0] for s in settings], axis=0)
+    name = "ensemble of: " + " + ".join(f"({s})" for s in settings)
+    return {name: (probs, first[1], first[2], {**first[3], "parts": parts})}
+
+
+def pooled(sweep_dirs: list[Path], ensemble: bool = False) -> dict[str, dict]:
     """{setting: metrics over the concatenated validation beats of its jobs} (``val_predictions.npz``): for a
     subject-grouped k-fold, every beat of the pool is validated once, by the model that did not train on it;
-    ``folds`` holds the per-fold means ± sd of the headline metrics beside it."""
+    ``folds`` holds the per-fold means ± sd of the headline metrics beside it. With ``ensemble``, every setting
+    found is averaged into one (``ensemble_of``)."""
     from ecg_lightning.report import metrics_report
 
     summary = {}
-    for setting, (probs, labels, classes, info) in joined_predictions(sweep_dirs).items():
+    joined = joined_predictions(sweep_dirs)
+    for setting, (probs, labels, classes, info) in (ensemble_of(joined) if ensemble else joined).items():
         threshold = info["threshold"]
         row = metrics_report(probs, labels, classes, threshold)
         per_job = [metrics_report(part["probs"], part["labels"], classes, threshold) for part in info["parts"]]
@@ -165,10 +193,18 @@ def main() -> None:
         "with the best-on-validation checkpoint), or pooled: the final models' validation beats of all jobs of a "
         "setting joined (a k-fold: every beat validated once)",
     )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="with --which pooled: average the probabilities of every setting found (cross-validated on the "
+        "same folds) and score that ensemble",
+    )
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
+    if args.ensemble and args.which != "pooled":
+        parser.error("--ensemble needs --which pooled")
     if args.which == "pooled":
-        summary = pooled(args.sweep_dirs)
+        summary = pooled(args.sweep_dirs, args.ensemble)
         print(pooled_markdown(summary))
     else:
         summary = summarize(args.sweep_dirs, args.which)

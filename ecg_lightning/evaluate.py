@@ -31,7 +31,7 @@ from ecg_lightning.errors import exit_on_input_error, instantiate_checked, refus
 log = logging.getLogger(__name__)
 
 MACHINE_KEYS = ("root", "download")  # where a database is on this machine (and whether to fetch it), not the run's
-INPUT_KEYS = ("lead", "fs", "band", "window_s", "templates", "rr_features", "labels", "label_sets")
+INPUT_KEYS = ("lead", "fs", "band", "window_s", "templates", "reference_beats", "rr_features", "labels", "label_sets")
 
 
 def data_overrides(cfg: DictConfig) -> list[str]:

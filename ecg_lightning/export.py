@@ -73,6 +73,9 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
         "window_centre": "the beat's sample",
         "edges": "samples beyond the record are 0",
         "templates": bool(data.get("templates", False)),
+        "reference_beats": "the fifth of a record's beats with the longest preceding RR (template, RR normalization)"
+        if data.get("reference_beats", "all") == "longest_rr"
+        else "all beats of the record (template, RR normalization)",
         "channels": n_channels(data["lead"], data.get("templates", False)),
         "rr_features": rr,
     }

@@ -239,8 +239,9 @@ def classify_loaded(
     records = RecordSet.from_records(
         [Record(record.name, record.signal, record.leads, record.fs, beats.sample, beats.symbol)]
     )
-    index = index_beats(records, labels, half_width, pad_edges=True)  # every beat gets a row
-    templates = beat_templates(records, index, half_width) if data.get("templates", False) else None
+    reference = data.get("reference_beats", "all")
+    index = index_beats(records, labels, half_width, pad_edges=True, reference=reference)  # every beat gets a row
+    templates = beat_templates(records, index, half_width, reference=reference) if data.get("templates") else None
     runs = int(data.get("run_beats", 1))  # a beat-sequence model classifies runs of beats, tiling every beat once
     dataset = BeatWindowDataset(
         records, index, half_width, rr_columns(data.get("rr_features", False)), templates=templates, run_beats=runs

@@ -92,3 +92,22 @@ def test_pooled_cross_validation_scores_the_joined_validation_beats(tmp_path):
     write_fold(tmp_path, 2, ["m=a", "data.fold=2"], ["r2"], [0], one_hot[[0]])  # r2 validated twice: not folds
     with pytest.raises(SystemExit, match="r2"):
         pooled([tmp_path])
+
+
+def test_an_ensemble_of_settings_averages_their_pooled_probabilities(tmp_path):
+    """Two settings cross-validated on the same folds: their probabilities averaged beat by beat, then scored."""
+    from ecg_lightning.aggregate import pooled
+
+    # setting a calls the S beat N (0.6 vs 0.4), setting b calls it S (0.1 vs 0.9): the average (0.35 / 0.65) is S
+    a = [[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.0, 0.0, 1.0]]
+    b = [[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.4, 0.6]]  # and its V beat 0.6 V: the average keeps it V
+    write_fold(tmp_path / "a", 0, ["m=a", "data.fold=0"], ["r1"] * 3, [0, 1, 2], a)
+    write_fold(tmp_path / "b", 0, ["m=b", "data.fold=0"], ["r1"] * 3, [0, 1, 2], b)
+    alone = pooled([tmp_path / "a", tmp_path / "b"])
+    assert alone["m=a"]["se_S"] == 0 and alone["m=b"]["se_S"] == 1
+    ((name, row),) = pooled([tmp_path / "a", tmp_path / "b"], ensemble=True).items()
+    assert "(m=a)" in name and "(m=b)" in name
+    assert row["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    write_fold(tmp_path / "c", 0, ["m=c", "data.fold=0"], ["r2"] * 3, [0, 1, 2], b)  # other records: refused
+    with pytest.raises(SystemExit, match="same folds"):
+        pooled([tmp_path / "a", tmp_path / "c"], ensemble=True)

@@ -89,3 +89,32 @@ def test_every_epoch_gets_its_own_seed_and_the_same_epoch_the_same():
     assert torch.rand(3).tolist() != draws[0][0]
     seeder.on_train_epoch_start(SimpleNamespace(current_epoch=0, global_rank=1), None)  # DDP: ranks differ
     assert torch.rand(3).tolist() != draws[0][0]
+
+
+def test_longest_rr_reference_is_the_fifth_of_each_records_beats_with_the_longest_preceding_rr():
+    """A record of 10 beats: the 2 with the longest preceding RR are its reference; a record of 2 beats keeps 1."""
+    from ecg_lightning.data.rr import reference_mask
+
+    record = np.array([0] * 10 + [1] * 2)
+    pre = np.array([5, 9, 1, 7, 3, 8, 2, 6, 4, 0, 3, 2.0])
+    np.testing.assert_array_equal(np.flatnonzero(reference_mask(record, pre, "longest_rr")), [1, 5, 10])
+    assert reference_mask(record, pre, "all").all()
+    with pytest.raises(ValueError, match="reference_beats"):
+        reference_mask(record, pre, "shortest")
+
+
+def test_rr_normalized_to_the_longest_rr_beats_survives_a_record_whose_beats_are_mostly_premature():
+    """A record of premature beats (RR 0.5 s) with every fifth beat after a 1 s pause (the normal rhythm): normalized
+    to all beats, the premature ones look like the record's rhythm (log pre RR / mean ~ 0); normalized to the
+    longest-RR beats they are premature (log 0.5 / 1 s)."""
+    fs = 100.0
+    pre = np.tile([50.0, 50, 50, 50, 100], 8)  # 8 of 40 beats after a pause: exactly the longest fifth
+    sample = np.cumsum(pre).astype(np.int64)
+    record = np.zeros(len(sample), dtype=np.int64)
+    by_all = rr_features(record, sample, fs, reference="all")
+    by_longest = rr_features(record, sample, fs, reference="longest_rr")
+    premature = np.flatnonzero(pre[1:] == 50) + 1
+    assert np.abs(by_all[premature, 0]).max() < 0.25
+    np.testing.assert_allclose(by_longest[premature, 0], np.log(0.5), atol=1e-5)
+    np.testing.assert_allclose(by_longest[:, 4], by_all[:, 4])  # the record's mean RR in seconds is unchanged
+    np.testing.assert_allclose(by_longest[:, 5:], by_all[:, 5:])  # so are the local-rhythm and absolute ones

@@ -218,3 +218,19 @@ def test_templates_take_the_median_over_every_beat_of_a_record():
     db = RecordSet.from_records([Record("a", signal, ("MLII",), 360.0, beats, np.array(["N"] * n))])
     index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
     np.testing.assert_allclose(beat_templates(db, index, h)[0, 0], shape_a, atol=1e-6)
+
+
+def test_templates_from_the_longest_rr_beats_are_the_normal_beat_of_a_mostly_premature_record():
+    """Most beats (shape b) come early; those after the longest RRs have shape a: the record's median beat is b, its
+    longest-RR template is a."""
+    h = 20
+    shape_a, shape_b = np.hanning(2 * h), -np.hanning(2 * h)
+    gaps = np.tile([200, 100, 100, 100, 100], 6)
+    beats = 50 + np.cumsum(gaps)
+    signal = np.zeros((1, beats[-1] + 100), np.float32)
+    for gap, c in zip(gaps, beats):
+        signal[0, c - h : c + h] = shape_a if gap == 200 else shape_b
+    db = RecordSet.from_records([Record("a", signal, ("MLII",), 360.0, beats, np.array(["N"] * len(beats)))])
+    index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
+    np.testing.assert_allclose(beat_templates(db, index, h)[0, 0], shape_b, atol=1e-6)
+    np.testing.assert_allclose(beat_templates(db, index, h, reference="longest_rr")[0, 0], shape_a, atol=1e-6)

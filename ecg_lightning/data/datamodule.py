@@ -15,7 +15,7 @@ from ecg_lightning.data import cache
 from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
 from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list
-from ecg_lightning.data.rr import rr_columns
+from ecg_lightning.data.rr import REFERENCE_BEATS, rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
     abnormal_fraction,
@@ -62,6 +62,9 @@ class BeatDataModule(L.LightningDataModule):
         window_s: seconds of signal on each side of the beat.
         pad_edges: keep beats whose window runs past the record's edge, zero-padded (False: drop them, as the study).
         templates: serve each record's median beat (windows.beat_templates) as extra input channels.
+        reference_beats: which of a record's beats stand for its normal beat — its template and the RR that the
+            record-normalized RR features divide by: "all", or "longest_rr" (the fifth with the longest preceding
+            RR, so a patient whose most frequent beat is premature still has a normal reference).
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise (see windows.Augment).
@@ -101,6 +104,7 @@ class BeatDataModule(L.LightningDataModule):
         window_s: float = 3.0,
         pad_edges: bool = False,
         templates: bool = False,
+        reference_beats: str = "all",
         rr_features: bool | Sequence[str] | None = False,
         augment: dict | None = None,
         labels: str = "study",
@@ -146,6 +150,8 @@ class BeatDataModule(L.LightningDataModule):
         both = sorted(set(map(str, databases)) & set(map(str, test_databases)))
         if both:
             raise ConfigError(f"{both} in both data.databases and data.test_databases; a test database is unseen")
+        if reference_beats not in REFERENCE_BEATS:
+            raise ConfigError(f"data.reference_beats={reference_beats!r}; choose one of {REFERENCE_BEATS}")
         if cache_dtype not in cache.DTYPES:
             raise ConfigError(f"data.cache_dtype={cache_dtype!r}; choose one of {cache.DTYPES}")
         if not label_sets or labels not in label_sets:
@@ -227,8 +233,11 @@ class BeatDataModule(L.LightningDataModule):
         band = tuple(float(f) for f in hp.band) if hp.band else None
         self.records = cache.load_or_read(self._sources(), float(hp.fs), cache_dir, band, hp.cache_dtype)
         labels = label_beats(self.records.ann_symbol, self.classes)
-        self.beats = index_beats(self.records, labels, self.half_width, hp.pad_edges, rr=bool(self.rr_columns))
-        self.templates = beat_templates(self.records, self.beats, self.half_width) if hp.templates else None
+        reference = hp.reference_beats
+        self.beats = index_beats(self.records, labels, self.half_width, hp.pad_edges, bool(self.rr_columns), reference)
+        self.templates = (
+            beat_templates(self.records, self.beats, self.half_width, reference=reference) if hp.templates else None
+        )
         self.train_records, self.val_records, self.test_records = self._split()
         on_device = hp.cut_on_device
         self.data_train = self._dataset(self._beats_of(self.train_records), train=True, plan_only=on_device)

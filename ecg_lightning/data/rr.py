@@ -29,6 +29,52 @@ RR_FEATURES = (
 )
 # ``data.rr_features: true``: the record-normalized five (the features of the first RR experiments)
 RECORD_RR = RR_FEATURES[:5]
+# ``data.reference_beats``: which of a record's beats stand for its normal beat (its template, and the RR that
+# the record-normalized features divide by): every beat, or the fifth with the longest preceding RR — a patient
+# whose most frequent beat is premature (S beats the majority) then still gets a normal reference
+REFERENCE_BEATS = ("all", "longest_rr")
+LONGEST_RR_SHARE = 0.2
+
+
+def check_reference(reference: str) -> str:
+    if reference not in REFERENCE_BEATS:
+        raise ValueError(f"data.reference_beats={reference!r}; choose one of {REFERENCE_BEATS}")
+    return reference
+
+
+def pre_post_rr(record: np.ndarray, sample: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each beat's preceding and following RR in samples (beats sorted by record, then sample). A record's first
+    beat borrows its following RR and its last beat its preceding one; a record of one beat gets 1 s (60 bpm,
+    neutral once normalized)."""
+    if len(sample) == 0:
+        return np.zeros(0), np.zeros(0)
+    first = np.r_[True, record[1:] != record[:-1]]
+    last = np.r_[record[1:] != record[:-1], True]
+    gaps = np.diff(sample).astype(np.float64)
+    pre, post = np.r_[np.nan, gaps], np.r_[gaps, np.nan]
+    pre[first], post[last] = np.nan, np.nan
+    pre = np.where(np.isnan(pre), post, pre)
+    post = np.where(np.isnan(post), pre, post)
+    single = np.isnan(pre)
+    pre[single] = post[single] = fs
+    return pre, post
+
+
+def reference_mask(record: np.ndarray, pre: np.ndarray, reference: str) -> np.ndarray:
+    """The beats that stand for each record's normal beat (``REFERENCE_BEATS``): every beat, or the
+    ``LONGEST_RR_SHARE`` of each record's beats with the longest preceding RR (at least one per record). One sort,
+    no loop over records or beats."""
+    if check_reference(reference) == "all" or len(record) == 0:
+        return np.ones(len(record), dtype=bool)
+    order = np.lexsort((pre, record))  # by record, then preceding RR
+    starts = np.flatnonzero(np.r_[True, record[order][1:] != record[order][:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    group = np.repeat(np.arange(len(starts)), sizes)
+    rank = np.arange(len(order)) - starts[group]  # 0: the shortest preceding RR of its record
+    cut = np.minimum(np.floor(sizes * (1 - LONGEST_RR_SHARE)).astype(np.int64), sizes - 1)
+    keep = np.zeros(len(record), dtype=bool)
+    keep[order] = rank >= cut[group]
+    return keep
 
 
 def rr_feature_names(spec: bool | Sequence[str] | None) -> tuple[str, ...]:
@@ -56,12 +102,18 @@ def _window_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
 
 
 def rr_features(
-    record: np.ndarray, sample: np.ndarray, fs: float, local_beats: int = 10, context_beats: int = 16
+    record: np.ndarray,
+    sample: np.ndarray,
+    fs: float,
+    local_beats: int = 10,
+    context_beats: int = 16,
+    reference: str = "all",
 ) -> np.ndarray:
     """Features per beat from the beat positions of each record (sorted by record, then sample).
 
-    Returns float32 (n_beats, len(RR_FEATURES)): log(pre RR / record mean RR), log(post RR / mean), log(mean
-    of the last ``local_beats`` RRs / mean), log(pre / post), the record's mean RR in seconds; then
+    Returns float32 (n_beats, len(RR_FEATURES)): log(pre RR / record reference RR), log(post RR / reference),
+    log(mean of the last ``local_beats`` RRs / reference), log(pre / post), the record's mean RR in seconds, the
+    reference RR being the mean preceding RR of the record's reference beats (``reference_mask``); then
     log(pre RR / local RR), log(post RR / local RR) with the local RR the mean over ``context_beats`` beats on
     each side, and the standard deviation of log RR over that neighbourhood (irregularity: high in AF); then
     log(pre RR / 1 s) and log(post RR / 1 s).
@@ -71,17 +123,12 @@ def rr_features(
         return np.zeros((0, len(RR_FEATURES)), dtype=np.float32)
     first = np.r_[True, record[1:] != record[:-1]]
     last = np.r_[record[1:] != record[:-1], True]
-    gaps = np.diff(sample).astype(np.float64)
-    pre = np.r_[np.nan, gaps]
-    post = np.r_[gaps, np.nan]
-    pre[first], post[last] = np.nan, np.nan
-    pre = np.where(np.isnan(pre), post, pre)  # a record's first beat borrows its post RR, and vice versa
-    post = np.where(np.isnan(post), pre, post)
-    single = np.isnan(pre)  # a record with one beat has no RR at all
-    pre[single] = post[single] = fs  # 60 bpm, neutral after normalization
+    pre, post = pre_post_rr(record, sample, fs)
 
     groups = np.cumsum(first) - 1
     mean_rr = (np.bincount(groups, pre) / np.bincount(groups))[groups]
+    chosen = reference_mask(groups, pre, reference)
+    reference_rr = (np.bincount(groups, pre * chosen) / np.bincount(groups, chosen))[groups]
     group_start = np.flatnonzero(first)[groups]
     group_end = np.flatnonzero(last)[groups] + 1
     i = np.arange(n)
@@ -93,9 +140,9 @@ def rr_features(
     spread = _window_mean(log_pre**2, lo, hi) - _window_mean(log_pre, lo, hi) ** 2
     features = np.column_stack(
         [
-            np.log(pre / mean_rr),
-            np.log(post / mean_rr),
-            np.log(local / mean_rr),
+            np.log(pre / reference_rr),
+            np.log(post / reference_rr),
+            np.log(local / reference_rr),
             np.log(pre / post),
             mean_rr / fs,
             np.log(pre / context),

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ecg_lightning.data.labels import DROPPED
 from ecg_lightning.data.records import RecordSet
-from ecg_lightning.data.rr import RR_FEATURES, rr_features
+from ecg_lightning.data.rr import RR_FEATURES, pre_post_rr, reference_mask, rr_features
 
 
 @dataclass(frozen=True)
@@ -33,18 +33,26 @@ class BeatIndex:
 
 
 def index_beats(
-    records: RecordSet, labels: np.ndarray, half_width: int, pad_edges: bool = False, rr: bool = True
+    records: RecordSet,
+    labels: np.ndarray,
+    half_width: int,
+    pad_edges: bool = False,
+    rr: bool = True,
+    reference: str = "all",
 ) -> BeatIndex:
     """Keep labelled beats with ``half_width`` samples of signal on each side (a beat too near an edge is dropped),
     or, with ``pad_edges``, every labelled beat inside its record (its window is zero-padded at the edge).
 
     RR features are computed over every labelled beat first, so an edge beat still counts as a neighbour; with
     ``rr=False`` (none served) they are left out: (beats, 0), which saves 32 bytes a beat on big databases.
+    ``reference``: the record's beats whose RR the record-normalized features divide by (``rr.REFERENCE_BEATS``).
     """
     is_beat = labels != DROPPED
     features = np.zeros((len(labels), len(RR_FEATURES) if rr else 0), dtype=np.float32)
     if rr:
-        features[is_beat] = rr_features(records.ann_record[is_beat], records.ann_sample[is_beat], records.fs)
+        features[is_beat] = rr_features(
+            records.ann_record[is_beat], records.ann_sample[is_beat], records.fs, reference=reference
+        )
     lengths = records.lengths[records.ann_record]
     margin = 0 if pad_edges else half_width
     keep = is_beat & (records.ann_sample >= margin) & (records.ann_sample + max(margin, 1) <= lengths)
@@ -135,8 +143,11 @@ def beat_runs(record: np.ndarray, length: int, stride: int) -> np.ndarray:
     return np.concatenate(runs)
 
 
-def beat_templates(records: RecordSet, beats: BeatIndex, half_width: int, max_beats: int = 400) -> np.ndarray:
-    """Each record's typical beat: the median window (per lead) over up to ``max_beats`` of its beats.
+def beat_templates(
+    records: RecordSet, beats: BeatIndex, half_width: int, max_beats: int = 400, reference: str = "all"
+) -> np.ndarray:
+    """Each record's typical beat: the median window (per lead) over up to ``max_beats`` of its reference beats
+    (``rr.REFERENCE_BEATS``: all of them, or those with the longest preceding RR).
 
     Served beside each window (``data.templates``), it lets the network judge a beat against the patient's own
     dominant beat, which is how a wide QRS in a bundle-branch-block patient differs from a ventricular beat.
@@ -146,8 +157,10 @@ def beat_templates(records: RecordSet, beats: BeatIndex, half_width: int, max_be
     n_leads = records.signal.shape[0]
     templates = np.zeros((len(records.names), n_leads, 2 * half_width), dtype=np.float32)
     data = BeatWindowDataset(records, beats, half_width)
+    pre, _ = pre_post_rr(beats.record, beats.sample, records.fs)
+    chosen = reference_mask(beats.record, pre, reference)
     for r in np.unique(beats.record):  # one vectorized gather per record
-        mine = np.flatnonzero(beats.record == r)
+        mine = np.flatnonzero((beats.record == r) & chosen)
         picks = mine[np.linspace(0, len(mine) - 1, min(len(mine), max_beats)).astype(np.int64)]
         templates[r] = np.median(data.__getitems__(picks.tolist())[0].numpy(), axis=0)
     return templates
