@@ -33,17 +33,36 @@ def run_config(cfg: DictConfig, groups: tuple[str, ...] = RUN_GROUPS) -> dict[st
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; give ckpt_path=<run dir>/checkpoints/<name>.ckpt")
+        raise CheckpointError(f"{path}: checkpoint not found; {checkpoints_there(path)}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    except Exception as err:  # torch's own text advises weights_only=False and filing an issue: not for a wrong file
+        first = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
+        first = "" if "weights_only" in first else first
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}{f': {first}' if first else ''}); "
+            "a file cut short by a full disk or an interrupted copy, or not a checkpoint at all: give a .ckpt that "
+            "python -m ecg_lightning.train wrote (<run dir>/checkpoints/)"
+        ) from err
     if not isinstance(ckpt, dict) or CONFIG_KEY not in ckpt:
         raise CheckpointError(
             f"{path}: not an ecg-lightning checkpoint (no run config inside); train one with "
             "python -m ecg_lightning.train"
         )
     return ckpt
+
+
+def checkpoints_there(path: Path) -> str:
+    """What to give instead of a missing checkpoint: the ``.ckpt`` files of its folder (or of ``<path>/checkpoints``
+    when a run folder was given), the one best on validation named."""
+    folder = path if path.is_dir() else path.parent
+    if (folder / "checkpoints").is_dir():
+        folder = folder / "checkpoints"
+    found = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    if not found:
+        return "give ckpt_path=<run dir>/checkpoints/<name>.ckpt (last.ckpt: the final weights)"
+    names = ", ".join(p.name + (" (best on validation)" if p.name.startswith("epoch_") else "") for p in found)
+    return f"{folder} has {names}: give ckpt_path={folder / found[0].name}, for example"
 
 
 def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] = ()) -> DictConfig:

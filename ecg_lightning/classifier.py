@@ -94,6 +94,8 @@ class BeatClassifier(L.LightningModule):
             value = getattr(optimizer, "keywords", {}).get(key)
             if isinstance(value, (int, float)) and not ok(value):
                 raise ConfigError(f"model.optimizer.{key}={value}: must be {allowed}")
+        if not 0 < threshold < 1:
+            raise ConfigError(f"model.threshold={threshold}: a probability, must be between 0 and 1 (exclusive)")
         if class_bias is not None and (len(classes) == 2 or len(class_bias) != len(classes)):
             raise ConfigError(
                 f"model.class_bias has {len(class_bias)} values for classes {classes}: one per class, and only for "

@@ -26,7 +26,7 @@ from ecg_lightning.checkpoint import (
 )
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import exit_on_input_error, instantiate_checked, refuse_file_as_run_dir
+from ecg_lightning.errors import check_command_line, exit_on_input_error, instantiate_checked
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """The console command: checks what Hydra would fail on with a traceback, then runs."""
-    refuse_file_as_run_dir(sys.argv[1:])
+    check_command_line(sys.argv[1:])
     run()
 
 

@@ -32,7 +32,7 @@ from ecg_lightning.checkpoint import (
 from ecg_lightning.classifier import BeatClassifier, probabilities
 from ecg_lightning.config import CONFIG_DIR, n_channels, n_rr, window_samples
 from ecg_lightning.data.rr import rr_feature_names
-from ecg_lightning.errors import exit_on_input_error, refuse_file_as_run_dir
+from ecg_lightning.errors import check_command_line, exit_on_input_error
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """The console command: checks what Hydra would fail on with a traceback, then runs."""
-    refuse_file_as_run_dir(sys.argv[1:])
+    check_command_line(sys.argv[1:])
     run()
 
 

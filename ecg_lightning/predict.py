@@ -52,7 +52,7 @@ from ecg_lightning.data.windows import (
     passthrough_collate,
 )
 from ecg_lightning.detect import detect_beats_in_chunks
-from ecg_lightning.errors import ConfigError, exit_on_input_error, refuse_file_as_run_dir
+from ecg_lightning.errors import ConfigError, check_command_line, exit_on_input_error
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +249,8 @@ def classify_loaded(
     loader = DataLoader(dataset, batch_size=max(1, batch_size // runs), collate_fn=passthrough_collate)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
     threshold = threshold if threshold is not None else model.hparams.threshold
+    if not 0 < threshold < 1:
+        raise ConfigError(f"threshold={threshold}: a probability, must be between 0 and 1 (exclusive)")
     lap("classify")
     return Prediction(
         record,
@@ -530,7 +532,7 @@ def run(cfg: DictConfig) -> None:
 
 def main() -> None:
     """The console command: checks what Hydra would fail on with a traceback, then runs."""
-    refuse_file_as_run_dir(sys.argv[1:])
+    check_command_line(sys.argv[1:])
     run()
 
 

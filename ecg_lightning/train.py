@@ -23,7 +23,13 @@ from omegaconf import DictConfig, open_dict
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, check_weights_fit, load_checkpoint, run_config
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import ConfigError, exit_on_input_error, instantiate_checked, refuse_file_as_run_dir
+from ecg_lightning.errors import (
+    ConfigError,
+    check_command_line,
+    exit_on_input_error,
+    instantiate_checked,
+    unknown_trainer_args,
+)
 from ecg_lightning.runtime import cpu_processes, reuse_freed_memory, set_threads
 
 log = logging.getLogger(__name__)
@@ -119,6 +125,9 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
         reuse_freed_memory()
     if cfg.get("test_weights", "best") not in TEST_WEIGHTS:
         raise ConfigError(f"test_weights={cfg.test_weights!r}; choose one of {TEST_WEIGHTS}")
+    unknown = unknown_trainer_args(k for k in cfg.trainer if k != "_target_")
+    if unknown:  # a config file's typo, caught before the data loads
+        raise ConfigError(unknown)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")
@@ -180,7 +189,7 @@ def run(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """The console command: checks what Hydra would fail on with a traceback, then runs."""
-    refuse_file_as_run_dir(sys.argv[1:])
+    check_command_line(sys.argv[1:], trainer=True)
     run()
 
 

@@ -217,12 +217,9 @@ def test_unnamed_leads_fall_back_with_a_warning_naming_the_database(tiny_db, inc
     assert "data.lead MLII: 4 of 4 svdb records lack it and give another lead there: 800 ECG1" in caplog.text
     caplog.clear()
     own = catalog(tiny_db, incart_db, svdb_db)
-    own["incartdb"]["lead"] = "V5"  # a database's own lead that its records lack: the warning names that key
-    with caplog.at_level(logging.WARNING):
+    own["incartdb"]["lead"] = "V5"  # a database's own lead that none of its (named) leads is: refused, naming the key
+    with pytest.raises(ConfigError, match=r"data.catalog.incartdb.lead: no incartdb record has a V5 lead \(their "):
         BeatDataModule(databases=["incartdb"], catalog=own, label_sets=LABEL_SETS, cache_dir=tmp_path).setup()
-    assert "data.catalog.incartdb.lead V5: 8 of 8 incartdb records lack it and give another lead there: I01 I" in (
-        caplog.text
-    )
 
 
 def test_split_settings_reach_the_split(tiny_db, incart_db, svdb_db, tmp_path):
@@ -395,7 +392,10 @@ def test_an_empty_database_folder_is_downloaded_by_its_physionet_name(tmp_path, 
     with caplog.at_level(logging.INFO):
         for root in (nested, empty):
             assert Database.from_config("incartdb", {**spec, "root": root}).record_names() == ["I01", "I02"]
-    assert f"No records in {empty}: downloading incartdb from PhysioNet" in caplog.messages
+    assert (
+        f"No records in {empty}: downloading incartdb from PhysioNet (if the database is elsewhere, set "
+        "data.catalog.incartdb.root or INCARTDB_DIR)" in caplog.messages
+    )
     with pytest.raises(RecordError, match=r"data.catalog.incartdb.download=false. .* point data.catalog.incartdb.root"):
         Database.from_config("incartdb", {**spec, "root": tmp_path / "none", "download": False}).record_names()
     with pytest.raises(RecordError) as err:

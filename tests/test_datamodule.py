@@ -7,7 +7,7 @@ import torch
 import wfdb
 from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S, beat_dm
 
-from ecg_lightning.errors import InputError
+from ecg_lightning.errors import ConfigError, InputError
 
 # de Chazal 2004, written out here independently of conf/data/wfdb.yaml
 DS1 = "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
@@ -188,17 +188,19 @@ def test_class_counts_cover_every_class_even_when_absent(tiny_db, tmp_path):
     assert counts.tolist() == np.bincount(dm.data_train.labels, minlength=5).tolist() and counts[0] > 0
 
 
-def test_a_missing_lead_is_reported_whether_the_cache_is_cold_or_warm(tiny_db, tmp_path, caplog):
+def test_a_lead_no_record_has_is_refused_whether_the_cache_is_cold_or_warm(tiny_db, tmp_path):
+    """Every record falling back to another lead is not a run on the asked lead: refused, naming the leads there are
+    (a lead only some records lack is a warning: tests/test_databases.py)."""
     for _ in ("cold", "warm"):
-        caplog.clear()
-        with caplog.at_level(logging.WARNING):
+        with pytest.raises(ConfigError, match="data.lead: no mitdb record has a V9 lead \\(their leads: MLII, V1\\)"):
             make_dm(tiny_db, tmp_path, lead=[0, "V9"]).setup()  # a channel index first: not checked, V9 still is
-        assert any(m.startswith("data.lead V9: 12 of 12 mitdb records lack it") for m in caplog.messages)
-        caplog.clear()
-        with caplog.at_level(logging.WARNING):
-            make_dm(tiny_db, tmp_path, lead=["MLII", "V9"]).setup()
-        assert "data.lead V9: 12 of 12 mitdb records lack it and give another lead there: 100 V1, 101 V1" in caplog.text
-        assert "data.lead MLII" not in caplog.text
+        with pytest.raises(ConfigError, match="no mitdb record has a aVR lead"):
+            make_dm(tiny_db, tmp_path, lead="aVR").setup()
+
+
+def test_an_empty_record_list_is_refused_not_read_as_every_record(tiny_db, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.records=\[\] names no record; leave it out"):
+        make_dm(tiny_db, tmp_path, records=[]).setup()
 
 
 def test_cut_on_device_gives_the_cpu_path_batches(tiny_db, tmp_path):

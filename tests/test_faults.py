@@ -210,3 +210,42 @@ def test_a_run_folder_that_is_a_file_is_one_line(tmp_path):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1 and f"hydra.run.dir={taken} is a file" in done.stderr
     assert "Traceback" not in done.stderr and taken.read_text() == "x"
+
+
+def test_the_command_line_is_checked_before_hydra_starts(tmp_path, capsys):
+    """An unquoted path with spaces and a misspelled Trainer argument (with or without Hydra's '+' advice) get one
+    line naming the fix; real arguments, flags and deletions pass."""
+    from ecg_lightning.errors import check_command_line
+
+    def refused(argv, trainer=False):
+        with pytest.raises(SystemExit) as stop:
+            check_command_line(argv, trainer)
+        assert stop.value.code == 1
+        return capsys.readouterr().err
+
+    assert 'quote the whole setting for the shell: "record=/data/my records/100"' in refused(
+        ["record=/data/my", "records/100"]
+    )
+    for typo in ("trainer.max_epoch=1", "+trainer.max_epoch=1"):
+        assert "trainer.max_epoch (did you mean trainer.max_epochs?): not an argument" in refused([typo], True)
+    file = tmp_path / "f"
+    file.write_text("")
+    assert "is a file; give a folder" in refused([f"hydra.run.dir={file}"])
+    check_command_line(["-m", "trainer.max_epochs=1", "+trainer.detect_anomaly=true", "~data.band", "seed=1"], True)
+    check_command_line(["--cfg", "job", "trainer.max_epoch=1"])  # predict/evaluate/export have no trainer group
+
+
+def test_a_record_name_wfdb_cannot_read_is_named_as_such(tmp_path, capsys):
+    """wfdb drops the 'é' of 'réc100' and then reports rc100.dat missing: say what is wrong instead; and Hydra's
+    lexer needs such a value quoted (the preflight says how)."""
+    from ecg_lightning.data.records import RecordError, read_record
+    from ecg_lightning.errors import check_command_line
+
+    wfdb.wrsamp("réc100", fs=360, units=["mV"], sig_name=["MLII"], p_signal=np.zeros((720, 1)), fmt=["16"],
+                write_dir=str(tmp_path))  # fmt: skip
+    with pytest.raises(RecordError, match=r"réc100.hea: the record name 'réc100' has characters WFDB does not read"):
+        read_record(tmp_path / "réc100")
+    with pytest.raises(SystemExit):
+        check_command_line([f"record={tmp_path / 'réc100'}"])
+    assert f"\"record='{tmp_path / 'réc100'}'\"" in capsys.readouterr().err
+    check_command_line([f"record='{tmp_path / 'réc100'}'"])

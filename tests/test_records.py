@@ -51,7 +51,7 @@ def test_lead_names_match_case_insensitively_and_through_equivalents(tmp_path, c
     write_record(tmp_path, "twelve", 0.1, rng, sig_name=("i", "ii"))
     write_record(tmp_path, "holter", 0.1, rng, sig_name=("CM5", "MCL1"))
     raw = wfdb.rdrecord(str(tmp_path / "twelve")).p_signal
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG, logger="ecg_lightning.data.records"):
         assert read_record(tmp_path / "twelve", lead="MLII").leads == ("ii",)  # MLII = II, any case
         assert read_record(tmp_path / "twelve", lead="II").leads == ("ii",)
         assert read_record(tmp_path / "holter", lead=["mlii", "V1"]).leads == ("CM5", "MCL1")  # V1 = MCL1
@@ -84,7 +84,7 @@ def test_lead_by_name_with_swapped_and_missing_leads(tmp_path, caplog):
     assert rec.leads == ("MLII",)
     np.testing.assert_allclose(rec.signal[0], (raw - raw.mean()) / raw.std(), atol=1e-5)
     assert read_record(tmp_path / "swapped", lead=["MLII", "V1"]).leads == ("MLII", "V5")  # V1 absent: the other one
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.DEBUG, logger="ecg_lightning.data.records"):
         assert read_record(tmp_path / "nomlii", lead="MLII").leads == ("V5",)
         assert read_record(tmp_path / "nomlii", lead=["MLII", "V1"]).leads == ("V5", "V2")  # as MIT-BIH 102/104
     assert "no MLII lead" in caplog.text and "nomlii" in caplog.text
@@ -147,12 +147,14 @@ def test_empty_root_offline_fails_with_instructions(tmp_path, monkeypatch):
     monkeypatch.setattr(records_mod.wfdb, "get_record_list", offline)
     monkeypatch.setattr(records_mod.wfdb, "dl_database", offline)
     with pytest.raises(
-        RecordError, match=r"Could not download mitdb.*ConnectionError.*Put the database's files .* in "
+        RecordError,
+        match=r"empty/data does not exist, and downloading mitdb failed.*ConnectionError.*Put the database's files "
+        r".* \(or set MITDB_DIR=<folder>\)",
     ):
-        ensure_database(tmp_path / "empty", download=True)
-    assert not (tmp_path / "empty").exists()  # the failed download leaves no folder behind
+        ensure_database(tmp_path / "empty" / "data", download=True)
+    assert not (tmp_path / "empty").exists()  # the failed download leaves no folder behind, parents included
     (tmp_path / "mine").mkdir()  # a folder the user made stays, even empty
-    with pytest.raises(RecordError, match="Could not download mitdb"):
+    with pytest.raises(RecordError, match="mine has no records, and downloading mitdb failed"):
         ensure_database(tmp_path / "mine", download=True)
     assert (tmp_path / "mine").is_dir()
     with pytest.raises(RecordError) as err:
@@ -160,8 +162,8 @@ def test_empty_root_offline_fails_with_instructions(tmp_path, monkeypatch):
     assert str(err.value) == (
         f"No WFDB records in {tmp_path / 'empty'} and data.catalog.mitdb.download=false. Put the database's files "
         f"(RECORDS, *.hea, *.dat and the annotation files) in {tmp_path / 'empty'}, or point data.catalog.mitdb.root "
-        f"at a folder that has them. They can be fetched with wfdb.dl_database('mitdb', '{tmp_path / 'empty'}') on "
-        "a machine with internet access."
+        f"at a folder that has them (or set MITDB_DIR=<folder>). They can be fetched with "
+        f"wfdb.dl_database('mitdb', '{tmp_path / 'empty'}') on a machine with internet access."
     )
 
 

@@ -277,6 +277,19 @@ def test_missing_and_foreign_checkpoints(tmp_path, tiny_db):
     assert "nope.ckpt: checkpoint not found" in message
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     assert "not an ecg-lightning checkpoint" in predict_error(tmp_path / "other.ckpt", tmp_path, tiny_db / "100")
+    # a random file renamed .ckpt: what it may be and what to give, not torch's advice to load it unsafely
+    (tmp_path / "random.ckpt").write_bytes(np.random.default_rng(0).bytes(3000))
+    message = predict_error(tmp_path / "random.ckpt", tmp_path, tiny_db / "100")
+    assert "random.ckpt: not a readable PyTorch checkpoint" in message and "give a .ckpt that" in message
+    assert "weights_only" not in message and "issue" not in message
+    # a checkpoint name that is not there: the folder's checkpoints are listed, the best one named
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    for name in ("epoch_007.ckpt", "last.ckpt"):
+        (run / name).write_bytes(b"")
+    message = predict_error(run / "best.ckpt", tmp_path, tiny_db / "100")
+    assert f"best.ckpt: checkpoint not found; {run} has epoch_007.ckpt (best on validation), last.ckpt" in message
+    assert "(best on validation), last.ckpt" in predict_error(tmp_path / "run", tmp_path, tiny_db / "100")
 
 
 def test_checkpoint_of_a_different_model(trained, tiny_db, tmp_path):

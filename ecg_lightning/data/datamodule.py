@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from ecg_lightning.data import cache
 from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
-from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list
+from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list, unnamed_lead
 from ecg_lightning.data.rr import REFERENCE_BEATS, rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
@@ -216,6 +216,8 @@ class BeatDataModule(L.LightningDataModule):
                         f"({db.root}); record names must be unique across data.databases and data.test_databases"
                     )
                 listed[name] = db
+        if hp.records is not None and len(hp.records) == 0:
+            raise ConfigError("data.records=[] names no record; leave it out (null) to use every record")
         names = [str(r) for r in hp.records] if hp.records else list(listed)
         unknown = [n for n in names if n not in listed]
         if unknown:
@@ -343,6 +345,12 @@ class BeatDataModule(L.LightningDataModule):
                     for i in mine
                     if lead_key(self.records.leads[i][k]) != lead_key(want)
                 }
+                found = sorted({g for i in mine for g in self.records.leads[i]})
+                if other and len(other) == len(mine) and not all(map(unnamed_lead, found)):
+                    raise ConfigError(
+                        f"{'data.lead' if db.lead is None else f'data.catalog.{db.name}.lead'}: no {db.name} record "
+                        f"has a {want} lead (their leads: {', '.join(found)}); choose one of those"
+                    )
                 if other:
                     log.warning(
                         "%s %s: %d of %d %s records lack it and give another lead there: %s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,9 +142,10 @@ def ensure_database(root: Path, download: bool, db_name: str | None = "mitdb", k
     names = list_records(root) if root.is_dir() else []
     if names:
         return names
+    env = f"{db_name.upper()}_DIR" if db_name else None
     how_to = (
         f"Put the database's files (RECORDS, *.hea, *.dat and the annotation files) in {root}, or point {key}.root "
-        "at a folder that has them."
+        f"at a folder that has them{f' (or set {env}=<folder>)' if env else ''}."
     )
     if db_name:
         how_to += (
@@ -152,19 +154,35 @@ def ensure_database(root: Path, download: bool, db_name: str | None = "mitdb", k
     if not download or not db_name:
         why = f"{key}.download=false" if db_name else f"no PhysioNet name ({key}.physionet) to download it from"
         raise RecordError(f"No WFDB records in {root} and {why}. {how_to}")
-    created = not root.exists()
+    created = [p for p in (root, *root.parents) if not p.exists()]  # made here: removed again if nothing lands
     root.mkdir(parents=True, exist_ok=True)
-    log.info("No records in %s: downloading %s from PhysioNet", root, db_name)
+    log.info(
+        "%s %s: downloading %s from PhysioNet (if the database is elsewhere, set %s.root%s)",
+        "No folder" if created else "No records in",
+        root,
+        db_name,
+        key,
+        f" or {env}" if env else "",
+    )
     try:
         names = [str(n) for n in wfdb.get_record_list(db_name)]
         for name in tqdm(names, desc=f"Downloading {db_name}", unit="record"):
             wfdb.dl_database(db_name, str(root), records=[name])
     except Exception as err:  # wfdb raises bare requests/OS errors when offline
-        if created and not any(root.iterdir()):
-            root.rmdir()  # leave no empty folder behind
-        raise RecordError(f"Could not download {db_name} into {root} ({type(err).__name__}: {err}). {how_to}") from err
+        for folder in created:  # innermost first: leave no empty folders behind
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        missing = f"{root} does not exist" if created else f"{root} has no records"
+        raise RecordError(
+            f"{missing}, and downloading {db_name} failed ({type(err).__name__}: {err}). {how_to}"
+        ) from err
     (root / "RECORDS").write_text("\n".join(names) + "\n")
     return names
+
+
+def unnamed_lead(name: str) -> bool:
+    """A channel name that says no lead (SVDB's "ECG1", "ECG2"): asking for a lead by name falls back there."""
+    return re.fullmatch(r"(ECG|EKG|CH|CHAN|CHANNEL|SIGNAL|SIG|LEAD)?[\s_]*\d*", str(name).strip().upper()) is not None
 
 
 def lead_key(name: str) -> str:
@@ -203,7 +221,7 @@ def select_leads(sig_names: list[str], leads: Lead | Sequence[Lead], record: str
             free = [i for i in range(len(sig_names)) if i not in chosen]
             if not free:
                 raise RecordError(f"{record}: no {lead} lead and no other channel left (signals {sig_names})")
-            log.info(  # the DataModule warns about every record read this way, cached or not
+            log.debug(  # the DataModule warns once about every record read this way; predict says so itself
                 "%s: no %s lead (signals %s); using channel %d (%s) instead",
                 record,
                 lead,
@@ -386,6 +404,13 @@ def read_record(
         raise RecordError(
             f"{header}: WFDB header not found; give the record path without extension (e.g. data/mitdb/100), "
             "or an .edf/.bdf file, or a .csv of samples with fs=<Hz>"
+        )
+    if not base.name.isascii():  # wfdb's header parser drops such characters and then looks for other files
+        odd = "".join(dict.fromkeys(c for c in base.name if not c.isascii()))
+        ascii_name = base.name.encode("ascii", "ignore").decode() or "rec"
+        raise RecordError(
+            f"{header}: the record name {base.name!r} has characters WFDB does not read ({odd}); rename the record's "
+            f"files and the name on the header's first line to ASCII (e.g. {ascii_name})"
         )
     try:
         meta = wfdb.rdheader(str(base))
