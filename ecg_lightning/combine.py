@@ -1,0 +1,113 @@
+"""Combine two trained checkpoints into one (``models/vote.py``: a network decides, a second model votes on a class).
+
+    python -m ecg_lightning.combine <network.ckpt> <voter.ckpt> --out combined.ckpt [--vote S]
+        [--class-bias 0 0.5 0.5 0 0]
+
+The result is an ordinary ecg-lightning checkpoint: ``evaluate`` (also as an ensemble of several), ``predict``,
+``export`` and the Python API use it as they use any other. Its data config is the network's, serving the RR
+features of both; the voter reads its own leads out of the network's windows, so both must have been trained on
+the same records, labels, rate, band-pass and edge padding, and the voter's leads must be among the network's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from ecg_lightning.checkpoint import CONFIG_KEY, LEADS_KEY, CheckpointError, checkpoint_config, load_checkpoint
+from ecg_lightning.config import window_samples
+from ecg_lightning.data.records import lead_list
+from ecg_lightning.data.rr import rr_feature_names
+from ecg_lightning.errors import exit_on_input_error
+
+log = logging.getLogger("ecg_lightning")
+
+# what both members must share: the records each trained on, what a class is, and how a window is prepared
+SHARED = (
+    "labels", "label_sets", "fs", "band", "pad_edges", "reference_beats", "databases", "records", "split",
+    "benchmark_protocol", "inner_split", "fold", "n_folds", "split_seed", "ds1", "ds2", "run_beats",
+)  # fmt: skip
+
+
+def combined_config(network: dict[str, Any], voter: dict[str, Any], vote: str, class_bias: list[float] | None):
+    """The run config of the combination: the network's data serving both members' RR features, and a
+    ``ClassVote`` net holding both members' nets (the voter sized to the network's windows)."""
+    nd, vd = network["data"], voter["data"]
+    differ = [k for k in SHARED if nd.get(k) != vd.get(k)]
+    if differ:
+        raise CheckpointError(f"the two checkpoints differ in data.{', data.'.join(differ)}; train both alike")
+    if vd.get("templates"):
+        raise CheckpointError("the voter was trained with data.templates=true; a voter reads leads only")
+    leads = lead_list(nd["lead"])
+    missing = [lead for lead in lead_list(vd["lead"]) if lead not in leads]
+    if missing:
+        raise CheckpointError(f"the voter's leads {missing} are not among the network's {leads}")
+    if vd["window_s"] > nd["window_s"]:
+        raise CheckpointError(f"the voter's window (data.window_s={vd['window_s']}) is wider than the network's")
+    classes = network["model"]["classes"]
+    if voter["model"]["classes"] != classes or vote not in classes:
+        raise CheckpointError(f"both members must have the classes {classes}, among them the voted class {vote!r}")
+    network_rr = list(rr_feature_names(nd.get("rr_features")))
+    voter_rr = list(rr_feature_names(vd.get("rr_features")))
+    served = network_rr + [name for name in voter_rr if name not in network_rr]
+    voter_net = {**voter["model"]["net"], "input_length": window_samples(nd["window_s"], nd["fs"])}
+    net = {
+        "_target_": "ecg_lightning.models.ClassVote",
+        "network": network["model"]["net"],
+        "voter": voter_net,
+        "voted_class": classes.index(vote),
+        "network_rr": [served.index(n) for n in network_rr],
+        "voter_rr": [served.index(n) for n in voter_rr],
+        "voter_channels": [leads.index(lead) for lead in lead_list(vd["lead"])],
+    }
+    model = {**network["model"], "net": net, "class_bias": class_bias}
+    return {**network, "data": {**nd, "rr_features": served or False}, "model": model}
+
+
+def combine(network_path: Path, voter_path: Path, out: Path, vote: str = "S", class_bias=None) -> Path:
+    """Write the combined checkpoint to ``out``; the members' weights are copied, nothing is trained."""
+    network_ckpt, voter_ckpt = load_checkpoint(network_path), load_checkpoint(voter_path)
+    network, voter = (OmegaConf.to_container(checkpoint_config(c), resolve=True) for c in (network_ckpt, voter_ckpt))
+    config = combined_config(network, voter, vote, class_bias)
+    model = instantiate(OmegaConf.create(config["model"]), _convert_="all")
+    for member, ckpt in ((model.net.network, network_ckpt), (model.net.voter, voter_ckpt)):
+        member.load_state_dict(
+            {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+        )
+    state = {k: v for k, v in network_ckpt["state_dict"].items() if not k.startswith("net.")}
+    state.update({f"net.{k}": v for k, v in model.net.state_dict().items()})
+    model.load_state_dict(state)  # every key accounted for: the classifier's buffers are the network's
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            CONFIG_KEY: config,
+            LEADS_KEY: network_ckpt.get(LEADS_KEY),
+            "members": {"network": str(network_path), "voter": str(voter_path), "vote": vote},
+        },
+        out,
+    )
+    log.info("Wrote %s: %s decides, %s votes on %s", out, network_path, voter_path, vote)
+    return out
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description="Combine a network and a voter (one class) into one checkpoint.")
+    parser.add_argument("network", type=Path, help="checkpoint of the network that decides every class")
+    parser.add_argument("voter", type=Path, help="checkpoint of the model that votes on one class (e.g. the floor)")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the combined checkpoint")
+    parser.add_argument("--vote", default="S", help="the class the voter votes on (default S)")
+    parser.add_argument("--class-bias", type=float, nargs="+", help="decision offsets per class (calibrate)")
+    args = parser.parse_args()
+    exit_on_input_error(lambda: combine(args.network, args.voter, args.out, args.vote, args.class_bias))
+
+
+if __name__ == "__main__":
+    main()

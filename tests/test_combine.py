@@ -1,0 +1,75 @@
+"""A network and a voter combined into one checkpoint (``ecg_lightning.combine``, ``models.ClassVote``): the combined
+model gives every beat exactly the network's probabilities with the voted class's averaged with the voter's, through
+``evaluate`` and ``predict`` alike, and refuses members that were not trained alike."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config, train_overrides
+from hydra.core.hydra_config import HydraConfig
+
+from ecg_lightning.checkpoint import CheckpointError
+from ecg_lightning.combine import combine
+from ecg_lightning.evaluate import PREDICTIONS, evaluate
+from ecg_lightning.predict import predict_record
+from ecg_lightning.train import train
+
+QUICK = ["trainer.limit_train_batches=null", "seed=3", "model.class_bias=null"]
+
+
+@pytest.fixture(autouse=True)
+def _clear_hydra():
+    yield
+    HydraConfig.instance().cfg = None
+
+
+def trained(tiny_db, tmp_path, name, overrides):
+    run = tmp_path / name
+    train(compose_config("train", run, [*train_overrides(tiny_db, tmp_path), *QUICK, *overrides]))
+    HydraConfig.instance().cfg = None
+    return run / "checkpoints" / "last.ckpt"
+
+
+def scored(ckpt, tiny_db, tmp_path, name):
+    common = [f"ckpt_path={ckpt}", f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    evaluate(compose_config("evaluate", tmp_path / name, [*common, "side=all"]))
+    HydraConfig.instance().cfg = None
+    return np.load(tmp_path / name / PREDICTIONS)
+
+
+def test_the_combined_model_is_the_network_with_the_voters_say_on_one_class(tiny_db, tmp_path):
+    network = trained(tiny_db, tmp_path, "network", ["experiment=aami_ds1ds2", "trainer.max_epochs=3"])
+    voter = trained(tiny_db, tmp_path, "voter", ["experiment=aami_linear", "trainer.max_epochs=3"])
+    bias = [0.0, 0.5, 0.25, 0.0, 0.0]
+    both = combine(network, voter, tmp_path / "both.ckpt", "S", bias)
+    p, q, r = (scored(c, tiny_db, tmp_path, n) for c, n in ((network, "n"), (voter, "v"), (both, "b")))
+    assert p["record"].tolist() == q["record"].tolist() == r["record"].tolist()  # the same beats, in order
+    voted = p["probs"].copy()
+    voted[:, 1] = (p["probs"][:, 1] + q["probs"][:, 1]) / 2
+    expected = torch.softmax(torch.log(torch.from_numpy(voted / voted.sum(1, keepdims=True))) + torch.tensor(bias), 1)
+    assert np.abs(q["probs"][:, 1] - p["probs"][:, 1]).max() > 0.05  # the members disagree: the vote shows
+    np.testing.assert_allclose(r["probs"], expected.numpy(), atol=2e-5)
+    # predict gives a record's beats what evaluate gives them (the voter's RR features and lead served alike)
+    predict_record(compose_config("predict", tmp_path / "p", [f"ckpt_path={both}", f"record={tiny_db / '108'}"]))
+    rows = {int(row["sample"]): row for row in csv.DictReader((tmp_path / "p" / "beats.csv").open())}
+    mine = r["record"] == "108"
+    served = np.array([[float(rows[s][f"prob_{c}"]) for c in r["classes"]] for s in r["sample"][mine]])
+    np.testing.assert_allclose(served, r["probs"][mine], atol=2e-5)
+
+
+def test_members_trained_apart_are_refused(tiny_db, tmp_path):
+    network = trained(tiny_db, tmp_path, "network", ["experiment=aami_ds1ds2", "trainer.max_epochs=1"])
+    other = trained(
+        tiny_db,
+        tmp_path,
+        "other",
+        ["experiment=aami_linear", "trainer.max_epochs=1", "data.benchmark_protocol=published"],
+    )
+    with pytest.raises(CheckpointError, match="differ in data.benchmark_protocol"):
+        combine(network, other, tmp_path / "x.ckpt")
+    wide = trained(tiny_db, tmp_path, "wide", ["experiment=aami_linear", "trainer.max_epochs=1", "data.window_s=1.5"])
+    with pytest.raises(CheckpointError, match="wider than the network's"):
+        combine(network, wide, tmp_path / "x.ckpt")
+    assert not (tmp_path / "x.ckpt").exists()
