@@ -3,7 +3,8 @@
     python -m ecg_lightning.aggregate outputs/train/multiruns/<date> [<more sweep dirs>] [--which final|best|test]
         [--out x.json]
 
-``--which test`` summarizes the test set (e.g. DS2) scored with each job's best-on-validation checkpoint.
+``--which test`` summarizes the test set (e.g. DS2) scored at the end of each training, or by each job of an
+``evaluate side=test`` sweep over checkpoints (``-m ckpt_path=a.ckpt,b.ckpt``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ AAMI_METRICS = (
     "jk_index",
     "macro_f1",
 )
-REPEAT_KEYS = ("seed", "data.fold")  # what varies between repeats of one setting
+# what varies between repeats of one setting (an evaluate sweep's repeats are its checkpoints, e.g. seeds)
+REPEAT_KEYS = ("seed", "data.fold", "ckpt_path")
 IGNORED_KEYS = ("hydra.", "callbacks.progress_bar", "paths.", "data.root", "data.cache_dir")
 IGNORED_SUFFIXES = (".root",)  # a database's folder (data.catalog.<name>.root) is where, not what
 
@@ -58,6 +60,8 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
     groups: dict[str, list[dict]] = defaultdict(list)
     for report in sorted(r for d in sweep_dirs for r in d.glob("*/metrics.json")):
         saved = json.loads(report.read_text())
+        if saved.get("side") == "test" and which == "test":  # an evaluate report: its metrics at the top level
+            saved = {"test": {f"test/{k}": v for k, v in saved.items() if isinstance(v, (int, float))}}
         if which not in saved:
             log.warning("%s has no %r metrics; skipped", report, which)
             continue

@@ -111,3 +111,15 @@ def test_an_ensemble_of_settings_averages_their_pooled_probabilities(tmp_path):
     write_fold(tmp_path / "c", 0, ["m=c", "data.fold=0"], ["r2"] * 3, [0, 1, 2], b)  # other records: refused
     with pytest.raises(SystemExit, match="same folds"):
         pooled([tmp_path / "a", tmp_path / "c"], ensemble=True)
+
+
+def test_an_evaluate_sweep_over_checkpoints_is_one_setting(tmp_path):
+    """``evaluate -m ckpt_path=a,b side=test``: each job's report has its metrics at the top level; the checkpoints
+    are the repeats."""
+    for num, (ckpt, acc) in enumerate((("s0.ckpt", 0.9), ("s1.ckpt", 0.8))):
+        job = tmp_path / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"ckpt_path={ckpt}", "side=test"]))
+        (job / "metrics.json").write_text(json.dumps({"checkpoint": ckpt, "side": "test", "accuracy": acc}))
+    (row,) = summarize(tmp_path, "test").values()
+    assert row["jobs"] == 2 and row["accuracy"] == pytest.approx([0.85, np.std([0.9, 0.8], ddof=1)])
