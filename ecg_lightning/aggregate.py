@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,19 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
     return joined
 
 
-def ensemble_of(joined: dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]]) -> dict[str, tuple]:
+def ensemble_of(
+    joined: dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]], vote: str | None = None, network: str = ""
+) -> dict[str, tuple]:
     """The settings' joined validation predictions as one ensemble: probabilities averaged beat by beat (as
-    ``evaluate`` averages an ensemble's checkpoints). The settings must be cross-validated on the same folds:
-    the same records per fold, the same beats and labels, the same classes — otherwise the average is refused."""
+    ``evaluate`` averages an ensemble's checkpoints), or with ``vote`` (a class), the ``network`` setting's
+    probabilities with that class's averaged with the other's (``models.vote.class_vote``, as ``combine`` builds
+    it). The settings must be cross-validated on the same folds: the same records per fold, the same beats and
+    labels, the same classes — otherwise the ensemble is refused."""
     settings = list(joined)
+    if vote is not None:
+        if len(settings) != 2 or network not in settings:
+            raise SystemExit(f"a vote needs two settings, the network's first; found {settings}")
+        settings = [network, *(s for s in settings if s != network)]
     if len(settings) < 2:
         raise SystemExit(f"an ensemble needs at least two settings; found {settings}")
     first = joined[settings[0]]
@@ -129,16 +138,32 @@ def ensemble_of(joined: dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]
                 f"{settings[0]!r} and {setting!r} were not validated on the same folds, beats and classes; "
                 "an ensemble's members must be cross-validated on one split (the same data.n_folds and seed)"
             )
+    if vote is None:
+        combined, name = (lambda probs: np.mean(probs, axis=0)), "ensemble of: "
+    else:
+        from ecg_lightning.models.vote import class_vote
+
+        k = first[2].index(vote)
+        combined = lambda probs: class_vote(*map(torch.from_numpy, probs), k).numpy()  # noqa: E731
+        name = f"vote on {vote}: "
     parts = [
-        {**part, "probs": np.mean([joined[s][3]["parts"][i]["probs"] for s in settings], axis=0)}
+        {**part, "probs": combined([joined[s][3]["parts"][i]["probs"] for s in settings])}
         for i, part in enumerate(first[3]["parts"])
     ]
-    probs = np.mean([joined[s][0] for s in settings], axis=0)
-    name = "ensemble of: " + " + ".join(f"({s})" for s in settings)
+    probs = combined([joined[s][0] for s in settings])
+    name += " + ".join(f"({s})" for s in settings)
     return {name: (probs, first[1], first[2], {**first[3], "parts": parts})}
 
 
-def pooled(sweep_dirs: list[Path], ensemble: bool = False) -> dict[str, dict]:
+def first_setting(sweep_dirs: list[Path]) -> str:
+    """The setting of the first job of the first sweep folder (``--vote``: the network that decides)."""
+    from ecg_lightning.callbacks import VAL_PREDICTIONS
+
+    jobs = sorted(sweep_dirs[0].glob(f"*/{VAL_PREDICTIONS}"))
+    return job_setting(jobs[0].parent) if jobs else ""
+
+
+def pooled(sweep_dirs: list[Path], ensemble: bool = False, vote: str | None = None) -> dict[str, dict]:
     """{setting: metrics over the concatenated validation beats of its jobs} (``val_predictions.npz``): for a
     subject-grouped k-fold, every beat of the pool is validated once, by the model that did not train on it;
     ``folds`` holds the per-fold means ± sd of the headline metrics beside it. With ``ensemble``, every setting
@@ -147,7 +172,9 @@ def pooled(sweep_dirs: list[Path], ensemble: bool = False) -> dict[str, dict]:
 
     summary = {}
     joined = joined_predictions(sweep_dirs)
-    for setting, (probs, labels, classes, info) in (ensemble_of(joined) if ensemble else joined).items():
+    if ensemble or vote:
+        joined = ensemble_of(joined, vote, first_setting(sweep_dirs))
+    for setting, (probs, labels, classes, info) in joined.items():
         threshold = info["threshold"]
         row = metrics_report(probs, labels, classes, threshold)
         per_job = [metrics_report(part["probs"], part["labels"], classes, threshold) for part in info["parts"]]
@@ -203,12 +230,18 @@ def main() -> None:
         help="with --which pooled: average the probabilities of every setting found (cross-validated on the "
         "same folds) and score that ensemble",
     )
+    parser.add_argument(
+        "--vote",
+        metavar="CLASS",
+        help="with --which pooled and two settings: the first sweep's setting decides, the second votes on CLASS "
+        "(as python -m ecg_lightning.combine builds it)",
+    )
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
-    if args.ensemble and args.which != "pooled":
-        parser.error("--ensemble needs --which pooled")
+    if (args.ensemble or args.vote) and args.which != "pooled":
+        parser.error("--ensemble and --vote need --which pooled")
     if args.which == "pooled":
-        summary = pooled(args.sweep_dirs, args.ensemble)
+        summary = pooled(args.sweep_dirs, args.ensemble, args.vote)
         print(pooled_markdown(summary))
     else:
         summary = summarize(args.sweep_dirs, args.which)

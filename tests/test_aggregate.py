@@ -123,3 +123,17 @@ def test_an_evaluate_sweep_over_checkpoints_is_one_setting(tmp_path):
         (job / "metrics.json").write_text(json.dumps({"checkpoint": ckpt, "side": "test", "accuracy": acc}))
     (row,) = summarize(tmp_path, "test").values()
     assert row["jobs"] == 2 and row["accuracy"] == pytest.approx([0.85, np.std([0.9, 0.8], ddof=1)])
+
+
+def test_a_vote_keeps_the_networks_classes_but_one(tmp_path):
+    """--vote S: the first sweep's probabilities, S averaged with the second's, renormalized."""
+    from ecg_lightning.aggregate import pooled
+
+    network = [[0.6, 0.4, 0.0], [0.2, 0.0, 0.8]]
+    voter = [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]  # calls everything S; its V (0) must not count
+    write_fold(tmp_path / "b_net", 0, ["m=net", "data.fold=0"], ["r1"] * 2, [1, 2], network)
+    write_fold(tmp_path / "a_vote", 0, ["m=vote", "data.fold=0"], ["r1"] * 2, [1, 2], voter)
+    ((name, row),) = pooled([tmp_path / "b_net", tmp_path / "a_vote"], vote="S").items()
+    assert name.startswith("vote on S: (m=net) + (m=vote)")
+    # beat 1: S (0.4 + 1) / 2 = 0.7 against N 0.6 -> S; beat 2: S 0.5 against V 0.8 -> V (the voter's V unused)
+    assert row["confusion_matrix"] == [[0, 0, 0], [0, 1, 0], [0, 0, 1]]

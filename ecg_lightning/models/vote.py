@@ -15,6 +15,12 @@ import torch
 from torch import nn
 
 
+def class_vote(p: torch.Tensor, q: torch.Tensor, k: int) -> torch.Tensor:
+    """Probabilities ``p`` with class ``k``'s replaced by the mean of ``p``'s and ``q``'s, renormalized."""
+    voted = torch.cat([p[..., :k], (p[..., k : k + 1] + q[..., k : k + 1]) / 2, p[..., k + 1 :]], -1)
+    return voted / voted.sum(-1, keepdim=True)
+
+
 class ClassVote(nn.Module):
     """``network`` sees the windows and its RR columns; ``voter`` sees the channels ``voter_channels`` of the same
     windows and its RR columns. Returns log-probabilities (a classifier's softmax gives them back as they are)."""
@@ -38,7 +44,6 @@ class ClassVote(nn.Module):
 
     def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         p = torch.softmax(self.network(*self._inputs(x, rr, self.network_rr)).float(), dim=-1)
-        q = torch.softmax(self.voter(*self._inputs(x.index_select(1, self.voter_channels), rr, self.voter_rr)), -1)
-        k = self.voted_class
-        voted = torch.cat([p[..., :k], (p[..., k : k + 1] + q[..., k : k + 1].float()) / 2, p[..., k + 1 :]], -1)
-        return torch.log((voted / voted.sum(-1, keepdim=True)).clamp_min(1e-12))
+        voter_x = x.index_select(1, self.voter_channels)
+        q = torch.softmax(self.voter(*self._inputs(voter_x, rr, self.voter_rr)).float(), dim=-1)
+        return torch.log(class_vote(p, q, self.voted_class).clamp_min(1e-12))
