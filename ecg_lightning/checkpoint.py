@@ -30,6 +30,20 @@ def run_config(cfg: DictConfig, groups: tuple[str, ...] = RUN_GROUPS) -> dict[st
     }
 
 
+def used_settings(cfg: DictConfig, groups: tuple[str, ...]) -> dict[str, Any]:
+    """``run_config`` without what the run did not use — the catalog entries of databases it did not read, the
+    label sets it did not train on — for the settings people read (hparams.yaml, TensorBoard's HPARAMS tab)."""
+    settings = run_config(cfg, groups)
+    data = settings.get("data")
+    if isinstance(data, dict):
+        used = {*data.get("databases", ()), *data.get("test_databases", ())}
+        if isinstance(data.get("catalog"), dict):
+            data["catalog"] = {k: v for k, v in data["catalog"].items() if k in used}
+        if isinstance(data.get("label_sets"), dict) and data.get("labels") in data["label_sets"]:
+            data["label_sets"] = {data["labels"]: data["label_sets"][data["labels"]]}
+    return settings
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

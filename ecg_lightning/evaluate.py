@@ -23,6 +23,7 @@ from ecg_lightning.checkpoint import (
     build_model,
     checkpoint_config,
     load_checkpoint,
+    used_settings,
 )
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
@@ -182,6 +183,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     symbols = report.per_symbol(data.beats.symbol, probs, labels, classes, threshold)
     report.write_atomic(out_dir / "per_symbol.csv", report.rows_to_csv(symbols, report.per_symbol_columns(classes)))
     logger = TensorBoardLogger(save_dir=str(out_dir), name="", version="", default_hp_metric=False)
+    # what was scored, with what: hparams.yaml (and TensorBoard's HPARAMS tab) beside the scores
+    logger.log_hyperparams(
+        {"checkpoint": paths, "side": cfg.side, "class_bias": cfg.get("class_bias"), **used_settings(run, ("data",))},
+        {f"hparams/{k}": v for k, v in metrics.items() if isinstance(v, float)},
+    )
     logger.log_metrics({f"{cfg.side}/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=0)
     for name, fig in report.figures(probs, labels, classes, threshold).items():
         report.save_figure(fig, out_dir / f"{name}.png")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,9 @@ def export(cfg: DictConfig) -> Path:
     path = out_dir / FORMATS[cfg.format]
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the traced branches depend on fixed sizes (one logit or several), not on the data: the trace is exact
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         if cfg.format == "onnx":
             torch.onnx.export(
                 module,

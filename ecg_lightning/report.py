@@ -42,7 +42,8 @@ def predict_proba(
     module.eval()
     device = next(module.parameters()).device
     probs, labels = [], []
-    for batch in tqdm(itertools.islice(loader, max_batches), desc=desc, unit="batch", leave=False):
+    total = len(loader) if max_batches is None else min(len(loader), max_batches)
+    for batch in tqdm(itertools.islice(loader, max_batches), desc=desc, total=total, unit="batch", leave=False):
         *inputs, y = batch
         logits, y = beats_of_runs(module(*(t.to(device) for t in inputs)).cpu(), y)
         probs.append(module.probabilities(logits).float())

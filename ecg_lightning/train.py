@@ -21,7 +21,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, open_dict
 
 from ecg_lightning.callbacks import RunConfigInCheckpoint
-from ecg_lightning.checkpoint import CheckpointError, check_weights_fit, load_checkpoint, run_config
+from ecg_lightning.checkpoint import CheckpointError, check_weights_fit, load_checkpoint, run_config, used_settings
 from ecg_lightning.config import CONFIG_DIR
 from ecg_lightning.errors import (
     ConfigError,
@@ -60,7 +60,7 @@ def instantiate_all(group: DictConfig | None) -> list:
 
 def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float]) -> None:
     """Log the run's settings with its real validation metrics (TensorBoard's HPARAMS tab)."""
-    params = run_config(cfg, HPARAM_GROUPS)
+    params = used_settings(cfg, HPARAM_GROUPS)
     scores = {f"hparams/{k.removeprefix('val/')}": v for k, v in metrics.items() if k.startswith("val/")}
     for logger in loggers:
         if "metrics" in inspect.signature(logger.log_hyperparams).parameters:  # TensorBoard's HPARAMS tab

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
+import yaml
 from conftest import compose_config, train_overrides, write_record
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -174,6 +175,9 @@ def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     assert called == pytest.approx(fp + tp, abs=0.01 * len(types))
     assert (out / "confusion_matrix.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
     assert list(out.glob("events.out.tfevents.*"))
+    hparams = yaml.safe_load((out / "hparams.yaml").read_text())  # what was scored, with what
+    assert hparams["checkpoint"] == str(trained) and hparams["side"] == "val"
+    assert hparams["data"]["window_s"] == 0.5 and list(hparams["data"]["catalog"]) == ["mitdb"]
     # another side of the split, chosen by a data override
     train_side = evaluate(
         compose_config(
@@ -704,6 +708,8 @@ def test_a_run_writes_its_hparams_and_a_failed_one_leaves_no_events(tiny_db, tmp
     )
     hparams = yaml.safe_load((tmp_path / "ok" / "hparams.yaml").read_text())
     assert hparams["seed"] == 3 and hparams["data"]["window_s"] == 0.5 and hparams["model"]["net"]["channels"] == 8
+    # only what the run used: its database's catalog entry and its label set (not svdb, incartdb, aami)
+    assert list(hparams["data"]["catalog"]) == ["mitdb"] and list(hparams["data"]["label_sets"]) == ["study"]
     bad = tmp_path / "bad"
     with pytest.raises(ValueError, match="data.fold=7"):
         train(compose_config("train", bad, [*train_overrides(tiny_db, tmp_path), "data.split=kfold", "data.fold=7"]))
