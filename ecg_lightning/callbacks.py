@@ -67,10 +67,32 @@ VAL_PREDICTIONS = "val_predictions.npz"
 class ValidationFigures(L.Callback):
     """At the end of fit: confusion matrix and ROC of the final model on the validation set (PNG and TensorBoard),
     and its per-beat probabilities (``val_predictions.npz``: probs, labels, record, classes, threshold), which
-    ``aggregate --which pooled`` joins across the folds of a cross-validation (every beat validated once)."""
+    ``aggregate --which pooled`` joins across the folds of a cross-validation (every beat validated once). After
+    a test (e.g. DS2 at the end of a benchmark run): the same figures of the test set, ``test_*.png``."""
 
     def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
+        self._test: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._test = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if isinstance(outputs, tuple):
+            self._test.append((outputs[0].detach().cpu(), outputs[1].detach().cpu()))
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._test:
+            return
+        probs, labels = (torch.cat(part).numpy() for part in zip(*self._test))
+        self._test = []
+        if trainer.world_size > 1:  # each rank tested its shard: rank 0 draws them all
+            shards: list = [None] * trainer.world_size
+            torch.distributed.all_gather_object(shards, (probs, labels))
+            if not trainer.is_global_zero:
+                return
+            probs, labels = (np.concatenate(part) for part in zip(*shards))
+        self._draw(trainer, pl_module, probs, labels.astype(np.int64), "test")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.fast_dev_run or trainer.datamodule is None or not getattr(trainer.datamodule, "val_records", 1):
@@ -90,11 +112,14 @@ class ValidationFigures(L.Callback):
             probs, labels = (np.concatenate(part) for part in zip(*shards))
         else:
             self._save_predictions(trainer, pl_module, probs, labels)
+        self._draw(trainer, pl_module, probs, labels, "val")
+
+    def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, probs, labels, side: str) -> None:
         for name, fig in report.figures(probs, labels, pl_module.hparams.classes, pl_module.hparams.threshold).items():
-            report.save_figure(fig, self.out_dir / f"val_{name}.png")
+            report.save_figure(fig, self.out_dir / f"{side}_{name}.png")
             for logger in trainer.loggers:
                 if hasattr(logger.experiment, "add_figure"):
-                    logger.experiment.add_figure(f"val/{name}", fig, global_step=trainer.global_step, close=False)
+                    logger.experiment.add_figure(f"{side}/{name}", fig, global_step=trainer.global_step, close=False)
             report.plt.close(fig)
 
     def _save_predictions(

@@ -200,10 +200,11 @@ class BeatClassifier(L.LightningModule):
             self.val_best(values[self.hparams.monitor])
             self.log(f"{self.hparams.monitor}_best", self.val_best.compute(), prog_bar=True, sync_dist=True)
 
-    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
         loss, probs, target = self._step(batch)
         self.test_metrics.update(probs, target)
         self.log("test/loss", loss, on_step=False, on_epoch=True, batch_size=len(target), sync_dist=True)
+        return probs, target  # for the test figures (callbacks.ValidationFigures)
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)

@@ -163,6 +163,9 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     elif getattr(datamodule, "test_records", None):
         log.info("score_test=false: the %d test records were not scored", len(datamodule.test_records))
     log.info("Outputs (checkpoints, metrics.json, figures, TensorBoard events) are in %s", cfg.paths.output_dir)
+    tested = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/") and k != "test/loss"}
+    if tested:  # a benchmark run ends with its test-set (e.g. DS2) result
+        log.info("Test set (%d records): %s", len(datamodule.test_records), tested)
     return metrics
 
 

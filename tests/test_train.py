@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -206,6 +207,19 @@ def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tm
     assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert report["test"]["test/loss"] > 0 and "val/loss" in report["final"]
     assert not list((tmp_path / "run").glob("checkpoints/*.ckpt"))
+    # the test set's figures beside the validation ones, in TensorBoard too
+    for name in ("val_confusion_matrix", "test_confusion_matrix", "test_roc"):
+        assert (tmp_path / "run" / f"{name}.png").stat().st_size > 0, name
+    events = EventAccumulator(str(tmp_path / "run"))
+    events.Reload()
+    assert {"test/confusion_matrix", "val/confusion_matrix"} <= set(events.Tags()["images"])
+
+
+def test_a_benchmark_run_ends_with_its_test_result(compose_cfg, caplog):
+    with caplog.at_level(logging.INFO, logger="ecg_lightning.train"):
+        metrics = train(compose_cfg("data.labels=aami", "data.split=ds1ds2", "trainer.max_epochs=1"))
+    last = caplog.records[-1].getMessage()
+    assert last.startswith("Test set (") and f"'test/accuracy': {round(metrics['test/accuracy'], 4)}" in last
 
 
 def test_cosine_scheduler_sets_each_epochs_learning_rate(compose_cfg, tmp_path):
