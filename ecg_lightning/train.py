@@ -109,11 +109,33 @@ def remove_stray_run_dir(stray: Path | None) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model on the configured data, test it when the split has a test set; return the metrics."""
-    stray = resume_into_run_dir(cfg) if cfg.get("ckpt_path") else None
+    try:
+        stray = resume_into_run_dir(cfg) if cfg.get("ckpt_path") else None
+    except Exception as err:
+        mark_failed(cfg, err)
+        raise
     try:
         return fit_and_test(cfg)
+    except (Exception, SystemExit) as err:
+        mark_failed(cfg, err)
+        raise
     finally:
         remove_stray_run_dir(stray)
+
+
+FAILED = "FAILED.txt"
+
+
+def mark_failed(cfg: DictConfig, err: BaseException) -> None:
+    """A run that did not finish says so in its folder (``FAILED.txt``: why), so it is not taken for a finished
+    run; a run that later finishes (a resume into the same folder) removes the mark."""
+    if rank_zero_only.rank != 0:
+        return
+    folder = Path(cfg.paths.output_dir)
+    if not folder.is_dir():
+        return
+    why = f"interrupted (exit status {err.code})" if isinstance(err, SystemExit) else f"{type(err).__name__}: {err}"
+    (folder / FAILED).write_text(f"This run did not finish: {why}\nSee train.log in this folder.\n")
 
 
 def fit_and_test(cfg: DictConfig) -> dict[str, float]:
@@ -156,6 +178,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
         )
         sys.exit(128 + signal.SIGTERM)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    (Path(cfg.paths.output_dir) / FAILED).unlink(missing_ok=True)  # a resumed run that finished
     log_hparams(loggers, cfg, metrics)
     log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")})
     if getattr(datamodule, "test_records", None) and cfg.get("score_test", True):

@@ -154,6 +154,7 @@ def test_sigterm_mid_training_exits_non_zero_logs_it_and_leaves_a_resumable_chec
     log = (run / "train.log").read_text()
     assert "Interrupted by SIGTERM" in log and f"ckpt_path={last}" in log
     assert torch.load(last, weights_only=False)["epoch"] >= 0  # the last finished epoch, loadable
+    assert "did not finish: interrupted (exit status 143)" in (run / "FAILED.txt").read_text()
 
 
 def test_the_gpu_check_runs_dry_on_the_cpu(tiny_db, tmp_path):

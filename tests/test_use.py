@@ -710,7 +710,11 @@ def test_a_run_writes_its_hparams_and_a_failed_one_leaves_no_events(tiny_db, tmp
     assert hparams["seed"] == 3 and hparams["data"]["window_s"] == 0.5 and hparams["model"]["net"]["channels"] == 8
     # only what the run used: its database's catalog entry and its label set (not svdb, incartdb, aami)
     assert list(hparams["data"]["catalog"]) == ["mitdb"] and list(hparams["data"]["label_sets"]) == ["study"]
+    assert not (tmp_path / "ok" / "FAILED.txt").exists()
     bad = tmp_path / "bad"
+    bad.mkdir()  # Hydra makes the run folder before the run starts
     with pytest.raises(ValueError, match="data.fold=7"):
         train(compose_config("train", bad, [*train_overrides(tiny_db, tmp_path), "data.split=kfold", "data.fold=7"]))
     assert not list(bad.glob("**/events.out.tfevents.*"))
+    # the folder says the run did not finish, and why
+    assert "This run did not finish: ConfigError: data.fold=7" in (bad / "FAILED.txt").read_text()
