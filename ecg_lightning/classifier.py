@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics import MaxMetric, MinMetric
 
-from ecg_lightning.errors import ConfigError
+from ecg_lightning.errors import ConfigError, check_threshold
 from ecg_lightning.metrics import beat_metrics, metric_names
 
 CLASS_WEIGHTINGS = ("balanced", "sqrt_balanced")
@@ -94,8 +94,7 @@ class BeatClassifier(L.LightningModule):
             value = getattr(optimizer, "keywords", {}).get(key)
             if isinstance(value, (int, float)) and not ok(value):
                 raise ConfigError(f"model.optimizer.{key}={value}: must be {allowed}")
-        if not 0 < threshold < 1:
-            raise ConfigError(f"model.threshold={threshold}: a probability, must be between 0 and 1 (exclusive)")
+        check_threshold(threshold, "model.threshold")
         if class_bias is not None and (len(classes) == 2 or len(class_bias) != len(classes)):
             raise ConfigError(
                 f"model.class_bias has {len(class_bias)} values for classes {classes}: one per class, and only for "

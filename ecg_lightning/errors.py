@@ -20,6 +20,13 @@ class ConfigError(InputError):
     """A configuration value out of its allowed range; the message names the key (e.g. data.window_s)."""
 
 
+def check_threshold(value: float, key: str = "threshold") -> float:
+    """A decision threshold is a probability: 0 calls every beat abnormal, 1 none."""
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{key}={value}: a probability, must be between 0 and 1")
+    return value
+
+
 def instantiate_checked(node, **kwargs):
     """``hydra.utils.instantiate`` that lets a bad-input error of the object's constructor through unwrapped
     (Hydra wraps it in InstantiationException, which the entry points would show as a traceback)."""

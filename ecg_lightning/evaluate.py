@@ -27,7 +27,7 @@ from ecg_lightning.checkpoint import (
 )
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import check_command_line, exit_on_input_error, instantiate_checked
+from ecg_lightning.errors import check_command_line, check_threshold, exit_on_input_error, instantiate_checked
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     loader = datamodule.loader(data, cfg.batch_size)
     predictions = [report.predict_proba(model, loader, f"Evaluating {cfg.side}") for model in models]
     probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
-    threshold = cfg.threshold if cfg.threshold is not None else models[0].hparams.threshold
+    threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold
 
     classes = datamodule.class_names
     metrics = report.metrics_report(probs, labels, classes, threshold)

@@ -52,7 +52,7 @@ from ecg_lightning.data.windows import (
     passthrough_collate,
 )
 from ecg_lightning.detect import detect_beats_in_chunks
-from ecg_lightning.errors import ConfigError, check_command_line, exit_on_input_error
+from ecg_lightning.errors import ConfigError, check_command_line, check_threshold, exit_on_input_error
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +249,7 @@ def classify_loaded(
     loader = DataLoader(dataset, batch_size=max(1, batch_size // runs), collate_fn=passthrough_collate)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
     threshold = threshold if threshold is not None else model.hparams.threshold
-    if not 0 < threshold < 1:
-        raise ConfigError(f"threshold={threshold}: a probability, must be between 0 and 1 (exclusive)")
+    check_threshold(threshold)
     lap("classify")
     return Prediction(
         record,

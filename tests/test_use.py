@@ -29,6 +29,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from ecg_lightning import report
 from ecg_lightning.checkpoint import CheckpointError, build_model, checkpoint_config
 from ecg_lightning.data.records import RecordError, list_records
+from ecg_lightning.errors import ConfigError
 from ecg_lightning.evaluate import evaluate
 from ecg_lightning.predict import predict_record
 from ecg_lightning.train import train
@@ -382,6 +383,15 @@ def test_threshold_in_evaluate_and_predict(trained, tiny_db, tmp_path):
         )
     )
     assert summary["abnormal"] == summary["beats"] and summary["threshold"] == 0.0
+    # a threshold that is not a probability is refused, naming it, in evaluate and predict alike
+    with pytest.raises(ConfigError, match=r"threshold=1.5: a probability, must be between 0 and 1"):
+        evaluate(compose_config("evaluate", tmp_path / "x", [*common, "threshold=1.5"]))
+    with pytest.raises(ConfigError, match=r"threshold=-0.1: a probability"):
+        predict_record(
+            compose_config(
+                "predict", tmp_path / "y", [f"ckpt_path={trained}", f"record={tiny_db / '108'}", "threshold=-0.1"]
+            )
+        )
 
 
 def test_per_record_and_per_symbol_values_match_the_beats(trained, tiny_db, tmp_path):
