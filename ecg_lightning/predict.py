@@ -53,11 +53,12 @@ from ecg_lightning.data.windows import (
 )
 from ecg_lightning.detect import detect_beats_in_chunks
 from ecg_lightning.errors import ConfigError, check_command_line, check_threshold, exit_on_input_error
+from ecg_lightning.signal_quality import Quality, signal_quality
 
 log = logging.getLogger(__name__)
 
 # beats.csv: then prob_<class> per class; padded: the beat's window ran past the record's edge and was zero-padded
-BEAT_COLUMNS = ("sample", "time_s", "predicted", "reference", "symbol", "padded", "source")
+BEAT_COLUMNS = ("sample", "time_s", "predicted", "reference", "symbol", "padded", "source", "noisy")
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class Prediction:
     trained_leads: list
     leads_seen: list[list[str]] | None
     other_leads: list[str]
+    quality: Quality
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -247,10 +249,18 @@ def classify_loaded(
         records, index, half_width, rr_columns(data.get("rr_features", False)), templates=templates, run_beats=runs
     )
     loader = DataLoader(dataset, batch_size=max(1, batch_size // runs), collate_fn=passthrough_collate)
+    threshold = check_threshold(threshold if threshold is not None else model.hparams.threshold)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
-    threshold = threshold if threshold is not None else model.hparams.threshold
-    check_threshold(threshold)
     lap("classify")
+    quality = signal_quality(records.signal[0], index.sample, records.fs)  # one record: beats in time order
+    if quality.noisy.any():
+        log.warning(
+            "%s: %.0f%% of the recording looks like noise (its beats do not resemble each other): %d beats there are "
+            "marked noisy=1 in beats.csv; do not trust their classes",
+            record.name,
+            100 * quality.noisy_share,
+            int(quality.noisy.sum()),
+        )
     return Prediction(
         record,
         beats,
@@ -263,6 +273,7 @@ def classify_loaded(
         trained,
         leads_seen,
         other_leads,
+        quality,
         lap.seconds,
     )
 
@@ -271,8 +282,8 @@ def beat_arrays(p: Prediction) -> dict[str, np.ndarray]:
     """One row per beat, column by column: the table of ``beats.csv`` and of the Python API (``api.BeatTable``).
 
     sample: at the file's own rate; time_s; predicted and reference class names (reference "" where no annotation
-    says); symbol; padded (the window ran past the record's edge); source (annotation or detector);
-    prob_<class> per class."""
+    says); symbol; padded (the window ran past the record's edge); source (annotation or detector); noisy (in a
+    stretch that looks like noise: ``signal_quality``); prob_<class> per class."""
     names = np.asarray(p.classes)
     class_probs = report.class_probabilities(p.probs)
     return {
@@ -283,6 +294,7 @@ def beat_arrays(p: Prediction) -> dict[str, np.ndarray]:
         "symbol": p.index.symbol,
         "padded": p.padded,
         "source": np.where(p.beats.annotated, "annotation", "detector"),
+        "noisy": p.quality.noisy,
         **{f"prob_{c}": class_probs[:, k] for k, c in enumerate(p.classes)},
     }
 
@@ -293,6 +305,7 @@ def beat_columns(p: Prediction) -> dict[str, np.ndarray]:
     text = {k: v.astype(str) for k, v in columns.items()}
     text["time_s"] = np.char.mod("%.4f", columns["time_s"])
     text["padded"] = columns["padded"].astype(np.int8).astype(str)
+    text["noisy"] = columns["noisy"].astype(np.int8).astype(str)
     for c in p.classes:
         text[f"prob_{c}"] = np.char.mod("%.5f", columns[f"prob_{c}"])
     return text
@@ -315,6 +328,9 @@ def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
         "abnormal": int((p.predicted != 0).sum()),
         "abnormal_fraction": float((p.predicted != 0).mean()) if len(p.probs) else 0.0,
         "padded_near_edges": int(p.padded.sum()),
+        # share of the recording's 10-s stretches that look like noise, and the beats in them (signal_quality)
+        "noisy_share": round(p.quality.noisy_share, 4),
+        "noisy_beats": int(p.quality.noisy.sum()),
         "threshold": p.threshold,
         "seconds": p.seconds,
     }
@@ -348,6 +364,7 @@ def write_prediction(p: Prediction, summary: dict[str, Any], out_dir: Path, star
     data = html_report.report_data(
         p.record.signal[0], p.record.fs, p.index.sample / p.record.fs, p.predicted, list(p.classes), p.record.name
     )
+    data["noisy_share"] = summary["noisy_share"]
     html_report.write_report(data, out_dir / "report.html")
     summary["seconds"]["write"] = round(time.perf_counter() - clock, 3)
     report.write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
@@ -378,6 +395,7 @@ RECORDS_COLUMNS = (
     "leads",
     "beat_source",
     "padded_near_edges",
+    "noisy_share",
     "error",
 )
 

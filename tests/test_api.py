@@ -55,7 +55,16 @@ def test_the_table_is_a_dataframe_and_leads_are_matched_by_name(model, recording
     root, physical = recording
     frame = model.classify_array(physical[::-1], fs=360, leads=["V1", "MLII"]).to_dataframe()  # leads swapped
     straight = model.classify_array(physical, fs=360, leads=["MLII", "V1"])
-    assert list(frame.columns[:7]) == ["sample", "time_s", "predicted", "reference", "symbol", "padded", "source"]
+    assert list(frame.columns[:8]) == [
+        "sample",
+        "time_s",
+        "predicted",
+        "reference",
+        "symbol",
+        "padded",
+        "source",
+        "noisy",
+    ]
     np.testing.assert_allclose(frame[[f"prob_{c}" for c in straight.classes]].to_numpy(), straight.probabilities)
     assert model.leads == ["MLII", "V1"]
 

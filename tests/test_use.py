@@ -253,6 +253,26 @@ def test_predict_on_an_unannotated_250_hz_record(trained, tmp_path):
     np.testing.assert_allclose([float(r["prob_normal"]) + float(r["prob_abnormal"]) for r in rows], 1.0, atol=2e-5)
     assert summary["abnormal"] == sum(r["predicted"] == "abnormal" for r in rows)
     assert (out / "strip.png").stat().st_size > 0 and "reference" not in summary
+    assert summary["noisy_share"] == 0 and {r["noisy"] for r in rows} == {"0"}  # an ECG: nothing flagged
+
+
+def test_a_recording_of_noise_is_flagged_not_called_normal(trained, tmp_path, caplog):
+    """Gaussian noise (electrodes off): the detector finds "beats"; they are marked noisy, the summary gives the
+    share, the log and report.html say so."""
+    rng = np.random.default_rng(9)
+    wfdb.wrsamp("noise", fs=360, units=["mV", "mV"], sig_name=["MLII", "V1"], p_signal=rng.normal(size=(360 * 60, 2)),
+                fmt=["16", "16"], write_dir=str(tmp_path))  # fmt: skip
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        summary = predict_record(
+            compose_config("predict", out, [f"ckpt_path={trained}", f"record={tmp_path / 'noise'}"])
+        )
+    rows = list(csv.DictReader((out / "beats.csv").open()))
+    assert len(rows) > 20 and summary["noisy_share"] == 1.0 and summary["noisy_beats"] == len(rows)
+    assert {r["noisy"] for r in rows} == {"1"}
+    assert "100% of the recording looks like noise" in caplog.text
+    page = (out / "report.html").read_text()  # the page's data, and the line its header draws from it
+    assert '"noisy_share":1.0' in page and "% of the recording looks like noise" in page
 
 
 def test_predict_with_annotations_reports_the_reference(trained, tiny_db, tmp_path):
