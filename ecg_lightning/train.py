@@ -73,6 +73,14 @@ def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float
             save_hparams_to_yaml(Path(logger.log_dir) / "hparams.yaml", params)
 
 
+def finish_runs(loggers: list[Logger]) -> None:
+    """End the loggers' runs that stay open otherwise (Weights & Biases): the next job of a sweep in the same
+    process starts its own run instead of writing into this one, and an offline run is complete on disk."""
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger" and rank_zero_only.rank == 0:
+            logger.experiment.finish()
+
+
 def resume_into_run_dir(cfg: DictConfig) -> Path | None:
     """When resuming, write logs, checkpoints and metrics into the interrupted run's folder (same TensorBoard run).
 
@@ -186,6 +194,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     elif getattr(datamodule, "test_records", None):
         log.info("score_test=false: the %d test records were not scored", len(datamodule.test_records))
     log.info("Outputs (checkpoints, metrics.json, figures, TensorBoard events) are in %s", cfg.paths.output_dir)
+    finish_runs(loggers)
     tested = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("test/") and k != "test/loss"}
     if tested:  # a benchmark run ends with its test-set (e.g. DS2) result
         log.info("Test set (%d records): %s", len(datamodule.test_records), tested)
