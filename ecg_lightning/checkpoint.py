@@ -80,9 +80,17 @@ def checkpoints_there(path: Path) -> str:
 
 
 def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] = ()) -> DictConfig:
-    """The checkpoint's run config with ``key=value`` overrides (e.g. data.split=seed) applied."""
+    """The checkpoint's run config with ``key=value`` overrides (e.g. data.split=seed) applied; ``~key`` deletes
+    the key (its default applies), as on a training command line."""
     cfg = OmegaConf.create(ckpt[CONFIG_KEY])
-    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides))) if overrides else cfg
+    for deletion in (o[1:].partition("=")[0] for o in overrides if o.startswith("~")):
+        parent, _, key = deletion.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if node is None or key not in node:
+            raise CheckpointError(f"~{deletion}: the checkpoint's config has no {deletion} to delete")
+        node.pop(key)
+    kept = [o for o in overrides if not o.startswith("~")]
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(kept)) if kept else cfg
 
 
 def check_weights_fit(model: torch.nn.Module, ckpt: dict[str, Any], path: str | Path, hint: str) -> None:

@@ -41,7 +41,7 @@ def data_overrides(cfg: DictConfig) -> list[str]:
         task = HydraConfig.get().overrides.task
     except ValueError:  # called outside a Hydra run
         task = []
-    return [o.lstrip("+") for o in task if o.lstrip("+").startswith("data.")]
+    return [o.lstrip("+") for o in task if o.lstrip("+~").startswith("data.")]  # "~data.x": a deletion
 
 
 def use_local_data(run: DictConfig, local: DictConfig) -> None:

@@ -32,6 +32,7 @@ from ecg_lightning.checkpoint import (
 )
 from ecg_lightning.classifier import BeatClassifier, probabilities
 from ecg_lightning.config import CONFIG_DIR, n_channels, n_rr, window_samples
+from ecg_lightning.data.databases import configured_lead
 from ecg_lightning.data.rr import rr_feature_names
 from ecg_lightning.errors import check_command_line, exit_on_input_error
 
@@ -66,7 +67,7 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
         "classes": list(module.hparams.classes),
         "threshold": module.hparams.threshold,
         "fs": data["fs"],
-        "leads": data["lead"],
+        "leads": configured_lead(data),  # the lead predict reads: a database's own (INCART: II) before data.lead
         "leads_seen_in_training": leads_seen,
         "band_hz": data.get("band"),
         "standardize": "per lead, zero mean and unit variance over the whole record (after the band-pass)",

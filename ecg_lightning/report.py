@@ -166,6 +166,10 @@ def match_to_reference(
     ``window`` samples, ``wfdb.processing.compare_annotations``)."""
     import wfdb.processing
 
+    if len(ref_sample) == 0 or len(found_sample) == 0:  # nothing to match (wfdb's comparison fails on empty input)
+        return np.r_[ref_class, np.full(len(found_sample), -1)].astype(np.int64), np.r_[
+            np.full(len(ref_sample), -1), found_class
+        ].astype(np.int64)
     hit = wfdb.processing.compare_annotations(ref_sample, found_sample, window).matching_sample_nums
     called = np.where(hit >= 0, found_class[np.maximum(hit, 0)], -1)
     extra = np.setdiff1d(np.arange(len(found_sample)), hit[hit >= 0])

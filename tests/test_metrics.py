@@ -112,6 +112,11 @@ def test_detected_beats_are_matched_and_counted_by_hand():
     assert r.tolist() == [0, 2, 2, 1, -1, -1] and c.tolist() == [0, -1, 2, 0, 2, 0]
     counts = report.class_counts(r, c, 3)
     assert counts.tolist() == [[1, 0, 2], [0, 1, 0], [1, 1, 1]]  # per class TP, FN, FP
+    # no beat detected at all: every reference beat missed; no reference beat: every detection extra
+    r, c = report.match_to_reference(ref_sample, ref_class, np.array([], int), np.array([], int), window=20)
+    assert r.tolist() == [0, 2, 2, 1] and c.tolist() == [-1, -1, -1, -1]
+    r, c = report.match_to_reference(np.array([], int), np.array([], int), found[:2], called[:2], window=20)
+    assert r.tolist() == [-1, -1] and c.tolist() == [0, 2]
 
 
 def test_columns_to_csv_matches_the_csv_module():

@@ -467,6 +467,15 @@ def test_data_overrides_in_evaluate_change_the_split(trained, tiny_db, tmp_path)
     assert study["records"] == sorted(dm.val_records) and len(study["records"]) == 3
     assert default["records"] != study["records"] or default["records"] != seed_fold["records"]
     assert len(seed_fold["records"]) in (3, 4, 5) and seed_fold["records"] != default["records"]
+    # a deletion ("~data.key") reaches the checkpoint's config, as on a training command line; a key it lacks is named
+    from ecg_lightning.evaluate import data_overrides
+
+    cfg = compose_config("evaluate", tmp_path / "d", [*common, "~data.templates"])
+    assert "~data.templates" in data_overrides(cfg)
+    run = checkpoint_config(blob, ["~data.templates", "data.split=seed"])
+    assert "templates" not in run.data and run.data.split == "seed" and "templates" in checkpoint_config(blob).data
+    with pytest.raises(CheckpointError, match="~data.nope: the checkpoint's config has no data.nope"):
+        checkpoint_config(blob, ["~data.nope"])
 
 
 def test_predict_with_annotation_null_detects_the_beats(trained, tiny_db, tmp_path):
@@ -748,3 +757,20 @@ def test_a_run_writes_its_hparams_and_a_failed_one_leaves_no_events(tiny_db, tmp
     assert not list(bad.glob("**/events.out.tfevents.*"))
     # the folder says the run did not finish, and why
     assert "This run did not finish: ConfigError: data.fold=7" in (bad / "FAILED.txt").read_text()
+
+
+def test_exported_leads_are_the_ones_predict_reads():
+    """A model trained on a database with its own lead (INCART: II) is exported as lead II, not data.lead's 0."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from ecg_lightning.export import preprocessing
+
+    data = {"lead": 0, "databases": ["incartdb"], "fs": 257, "window_s": 1.0, "band": None,
+            "catalog": {"incartdb": {"root": "/r", "lead": "II", "annotation": "atr"}}}  # fmt: skip
+    module = SimpleNamespace(binary=True, hparams=SimpleNamespace(classes=["normal", "abnormal"], threshold=0.5))
+    spec = preprocessing(OmegaConf.create({"data": data}), module, None)
+    assert spec["leads"] == "II"
+    data["catalog"]["incartdb"]["lead"] = None  # no lead of its own: data.lead
+    assert preprocessing(OmegaConf.create({"data": data}), module, None)["leads"] == 0
