@@ -9,6 +9,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -18,7 +19,7 @@ from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, check_weights_fit, load_checkpoint, run_config, used_settings
@@ -58,15 +59,45 @@ def instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(entry) for entry in (group or {}).values() if entry is not None and "_target_" in entry]
 
 
-def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Log the run's settings with its real validation metrics (TensorBoard's HPARAMS tab)."""
+def readable_settings(cfg: DictConfig, model: L.LightningModule) -> dict[str, Any]:
+    """The settings that tell runs apart, under short names (TensorBoard's HPARAMS columns, MLflow's first)."""
+    data, opt = cfg.data, cfg.model.get("optimizer") or {}
+    rr = OmegaConf.to_object(data.rr_features) if OmegaConf.is_config(data.rr_features) else data.rr_features
+    leads = OmegaConf.to_object(data.lead) if OmegaConf.is_config(data.lead) else data.lead
+    # e.g. ds1ds2/kfold/strict: the split, how validation is carved out, the benchmark's protocol
+    split = "/".join(str(v) for v in (data.split, data.get("inner_split"), data.get("benchmark_protocol")) if v)
+    return {
+        "model": str(cfg.model.net.get("_target_", "?")).rsplit(".", 1)[-1],
+        "params": sum(p.numel() for p in model.parameters()),
+        "optimizer": str(opt.get("_target_", "?")).rsplit(".", 1)[-1],
+        "lr": float(opt.get("lr", float("nan"))),
+        "weight_decay": float(opt.get("weight_decay", 0.0) or 0.0),
+        "class_weight": str(cfg.model.get("class_weight")),
+        "labels": str(data.labels),
+        "split": split,
+        "fold": int(data.fold),
+        "leads": ",".join(map(str, leads)) if isinstance(leads, (list, tuple)) else str(leads),
+        "window_s": float(data.window_s),
+        "templates": bool(data.get("templates", False)),
+        "rr_features": len(rr) if isinstance(rr, (list, tuple)) else (5 if rr is True else 0),
+        "run_beats": int(data.get("run_beats", 1)),
+        "batch_size": int(data.batch_size),
+        "epochs": int(cfg.trainer.max_epochs),
+        "seed": cfg.get("seed"),
+    }
+
+
+def log_hparams(loggers: list[Logger], cfg: DictConfig, metrics: dict[str, float], model: L.LightningModule) -> None:
+    """Log the run's settings with its real validation metrics: TensorBoard's HPARAMS tab gets the settings that
+    tell runs apart under readable names; the other loggers those first, then every setting; hparams.yaml all."""
     params = used_settings(cfg, HPARAM_GROUPS)
+    readable = readable_settings(cfg, model)
     scores = {f"hparams/{k.removeprefix('val/')}": v for k, v in metrics.items() if k.startswith("val/")}
     for logger in loggers:
         if "metrics" in inspect.signature(logger.log_hyperparams).parameters:  # TensorBoard's HPARAMS tab
-            logger.log_hyperparams(params, scores)
-        else:  # e.g. CSVLogger: the settings only (its metrics.csv has the scores)
-            logger.log_hyperparams(params)
+            logger.log_hyperparams(readable, scores)
+        else:  # e.g. CSVLogger, MLflow: the settings only (their metrics hold the scores)
+            logger.log_hyperparams({**readable, **params})
         logger.save()
         # Lightning writes hparams.yaml once, empty, at the first save; write the real one (one process of DDP)
         if logger.log_dir and rank_zero_only.rank == 0:
@@ -187,7 +218,7 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
         sys.exit(128 + signal.SIGTERM)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     (Path(cfg.paths.output_dir) / FAILED).unlink(missing_ok=True)  # a resumed run that finished
-    log_hparams(loggers, cfg, metrics)
+    log_hparams(loggers, cfg, metrics, model)
     log.info("Final metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")})
     if getattr(datamodule, "test_records", None) and cfg.get("score_test", True):
         metrics.update(score_test(trainer, model, datamodule, cfg.get("test_weights", "best")))

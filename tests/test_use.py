@@ -749,6 +749,22 @@ def test_a_run_writes_its_hparams_and_a_failed_one_leaves_no_events(tiny_db, tmp
     assert hparams["seed"] == 3 and hparams["data"]["window_s"] == 0.5 and hparams["model"]["net"]["channels"] == 8
     # only what the run used: its database's catalog entry and its label set (not svdb, incartdb, aami)
     assert list(hparams["data"]["catalog"]) == ["mitdb"] and list(hparams["data"]["label_sets"]) == ["study"]
+    # TensorBoard's HPARAMS tab: the settings that tell runs apart, under readable names, with the real scores
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(tmp_path / "ok"))
+    events.Reload()
+    contents = events.PluginTagToContent("hparams")
+    start = next(
+        plugin_data_pb2.HParamsPluginData.FromString(c).session_start_info
+        for c in contents.values()
+        if plugin_data_pb2.HParamsPluginData.FromString(c).HasField("session_start_info")
+    )
+    shown = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+    assert {"model", "params", "lr", "labels", "split", "leads", "window_s", "epochs", "seed"} <= set(shown)
+    assert shown["model"] == "StudyCNN" and shown["window_s"] == 0.5 and shown["seed"] == 3 and shown["params"] > 1000
+    assert not any(k.startswith("data/") for k in shown)  # not every setting, no catalog entries
     assert not (tmp_path / "ok" / "FAILED.txt").exists()
     bad = tmp_path / "bad"
     bad.mkdir()  # Hydra makes the run folder before the run starts
