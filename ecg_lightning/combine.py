@@ -2,6 +2,7 @@
 
     python -m ecg_lightning.combine <network.ckpt> <voter.ckpt> --out combined.ckpt [--vote S]
         [--class-bias 0 0.5 0.5 0 0]
+    python -m ecg_lightning.combine <network sweep> <voter sweep> --out <folder>   # seed by seed: <folder>/seed<N>.ckpt
 
 The result is an ordinary ecg-lightning checkpoint: ``evaluate`` (also as an ensemble of several), ``predict``,
 ``export`` and the Python API use it as they use any other. Its data config is the network's, serving the RR
@@ -97,16 +98,42 @@ def combine(network_path: Path, voter_path: Path, out: Path, vote: str = "S", cl
     return out
 
 
+def seeds_of(sweep: Path, name: str = "last.ckpt") -> dict[int, Path]:
+    """{seed: <job>/checkpoints/<name>} of a multirun folder, the seed read from each checkpoint's config."""
+    found = {}
+    for path in sorted(sweep.glob(f"*/checkpoints/{name}")):
+        seed = checkpoint_config(load_checkpoint(path)).get("seed")
+        if seed in found:
+            raise CheckpointError(f"{sweep}: seed {seed} twice ({found[seed]}, {path}); give one sweep of seeds")
+        found[seed] = path
+    if not found:
+        raise CheckpointError(f"{sweep}: no */checkpoints/{name}; give a training multirun folder or a checkpoint")
+    return found
+
+
+def combine_sweeps(network: Path, voter: Path, out_dir: Path, vote: str = "S", class_bias=None) -> list[Path]:
+    """Seed by seed: each seed's network with the same seed's voter, written to ``out_dir/seed<N>.ckpt``."""
+    networks, voters = seeds_of(network), seeds_of(voter)
+    if set(networks) != set(voters):
+        raise CheckpointError(f"the sweeps' seeds differ: {sorted(networks)} in {network}, {sorted(voters)} in {voter}")
+    return [combine(networks[s], voters[s], out_dir / f"seed{s}.ckpt", vote, class_bias) for s in sorted(networks)]
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description="Combine a network and a voter (one class) into one checkpoint.")
-    parser.add_argument("network", type=Path, help="checkpoint of the network that decides every class")
-    parser.add_argument("voter", type=Path, help="checkpoint of the model that votes on one class (e.g. the floor)")
-    parser.add_argument("--out", type=Path, required=True, help="where to write the combined checkpoint")
+    parser.add_argument("network", type=Path, help="checkpoint of the network that decides every class (or a sweep)")
+    parser.add_argument("voter", type=Path, help="checkpoint of the model that votes on one class (or a sweep)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the combined checkpoint; with two sweeps a folder of seed<N>.ckpt"
+    )
     parser.add_argument("--vote", default="S", help="the class the voter votes on (default S)")
     parser.add_argument("--class-bias", type=float, nargs="+", help="decision offsets per class (calibrate)")
     args = parser.parse_args()
-    exit_on_input_error(lambda: combine(args.network, args.voter, args.out, args.vote, args.class_bias))
+    if args.network.is_dir() and args.voter.is_dir():  # two multiruns of seeds: paired seed by seed
+        exit_on_input_error(lambda: combine_sweeps(args.network, args.voter, args.out, args.vote, args.class_bias))
+    else:
+        exit_on_input_error(lambda: combine(args.network, args.voter, args.out, args.vote, args.class_bias))
 
 
 if __name__ == "__main__":

@@ -73,3 +73,24 @@ def test_members_trained_apart_are_refused(tiny_db, tmp_path):
     with pytest.raises(CheckpointError, match="wider than the network's"):
         combine(network, wide, tmp_path / "x.ckpt")
     assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_two_sweeps_of_seeds_are_combined_seed_by_seed(tiny_db, tmp_path):
+    from ecg_lightning.checkpoint import checkpoint_config, load_checkpoint
+    from ecg_lightning.combine import combine_sweeps
+
+    for seed in (1, 2):  # jobs in another order in each sweep: paired by the seed in their configs
+        num = {1: 0, 2: 1}[seed]
+        trained(tiny_db, tmp_path, f"nets/{num}", ["experiment=aami_ds1ds2", "trainer.max_epochs=1", f"seed={seed}"])
+        trained(
+            tiny_db, tmp_path, f"floors/{1 - num}", ["experiment=aami_linear", "trainer.max_epochs=1", f"seed={seed}"]
+        )
+    written = combine_sweeps(tmp_path / "nets", tmp_path / "floors", tmp_path / "vote")
+    assert [p.name for p in written] == ["seed1.ckpt", "seed2.ckpt"]
+    for path, seed in zip(written, (1, 2)):
+        members = load_checkpoint(path)["members"]
+        assert f"nets/{seed - 1}/" in members["network"] and f"floors/{2 - seed}/" in members["voter"]
+        assert checkpoint_config(load_checkpoint(path)).seed == seed
+    trained(tiny_db, tmp_path, "floors/2", ["experiment=aami_linear", "trainer.max_epochs=1", "seed=7"])
+    with pytest.raises(CheckpointError, match=r"seeds differ: \[1, 2\] in .*nets, \[1, 2, 7\]"):
+        combine_sweeps(tmp_path / "nets", tmp_path / "floors", tmp_path / "vote2")
