@@ -23,15 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (file, text, replacement, what the slip means)
 MUTANTS: list[tuple[str, str, str, str]] = [
-    ("ecg_lightning/predict.py", "index = index_beats(records, labels, half_width, pad_edges=True)",
-     "index = index_beats(records, labels, half_width, pad_edges=False)",
+    ("ecg_lightning/predict.py", "index = index_beats(records, labels, half_width, pad_edges=True, reference=reference)",
+     "index = index_beats(records, labels, half_width, pad_edges=False, reference=reference)",
      "predict drops edge beats (not every beat gets a row; templates from other beats)"),
-    ("ecg_lightning/predict.py", 'band = tuple(data.band) if data.get("band") else None', "band = None",
-     "predict skips the band-pass that training applied"),
-    ("ecg_lightning/predict.py", "templates = beat_templates(records, index, half_width)",
-     "templates = beat_templates(records, index, half_width, max_beats=8)",
+    ("ecg_lightning/predict.py", 'return tuple(data.band) if data.get("band") else None', "return None",
+     "predict (and the API) skip the band-pass that training applied"),
+    ("ecg_lightning/predict.py", "templates = beat_templates(records, index, half_width, reference=reference)",
+     "templates = beat_templates(records, index, half_width, max_beats=8, reference=reference)",
      "predict's record template from fewer beats than training's"),
-    ("ecg_lightning/evaluate.py", "threshold = cfg.threshold if cfg.threshold is not None else models[0].hparams.threshold",
+    ("ecg_lightning/evaluate.py", "threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold",
      "threshold = models[0].hparams.threshold", "evaluate ignores threshold="),
     ("ecg_lightning/data/datamodule.py", "self.data_val = self._dataset(self._beats_of(self.val_records), plan_only=on_device)",
      "self.data_val = self._dataset(self._beats_of(self.val_records), train=True, plan_only=on_device)",
@@ -81,6 +81,24 @@ MUTANTS: list[tuple[str, str, str, str]] = [
      "reference metrics count detected (unlabelled) beats as normal"),
     ("ecg_lightning/data/windows.py", "inputs = [t.masked_fill(pad.reshape(*pad.shape, *[1] * (t.dim() - 2)), 0) for t in inputs]",
      "inputs = list(inputs)", "padding beats of a run keep a real beat's window"),
+    # the combined model, the reference beats, the noise flag, evaluate's deletions, export, runs that did not finish
+    ("ecg_lightning/models/vote.py", "(p[..., k : k + 1] + q[..., k : k + 1]) / 2", "(p[..., k : k + 1] + p[..., k : k + 1]) / 2",
+     "the voter's vote is ignored (the network's probability twice)"),
+    ("ecg_lightning/combine.py", 'voter_net = {**voter["model"]["net"], "input_length": window_samples(nd["window_s"], nd["fs"])}',
+     'voter_net = {**voter["model"]["net"], "input_length": window_samples(vd["window_s"], vd["fs"])}',
+     "the voter cuts its stretch as if from its own (narrower) window: off the beat"),
+    ("ecg_lightning/aggregate.py", "    probs = combined([joined[s][0] for s in settings])", "    probs = joined[settings[0]][0]",
+     "a pooled ensemble scores its first member only"),
+    ("ecg_lightning/data/rr.py", "keep[order] = rank >= cut[group]", "keep[order] = rank < cut[group]",
+     "the reference beats are those with the shortest preceding RR"),
+    ("ecg_lightning/data/windows.py", "mine = np.flatnonzero((beats.record == r) & chosen)", "mine = np.flatnonzero(beats.record == r)",
+     "templates ignore data.reference_beats (train and predict alike)"),
+    ("ecg_lightning/signal_quality.py", "similarity[order][(starts + (counts - 1) // 2)[counts > 0]]", "similarity[order][starts[counts > 0]]",
+     "a stretch judged by its least similar beat, not its median (ectopic beats flag real ECG)"),
+    ("ecg_lightning/checkpoint.py", "        node.pop(key)", "        pass", "evaluate's ~data.key deletions dropped"),
+    ("ecg_lightning/export.py", "configured_lead(data),  #", 'data["lead"],  #', "export names data.lead, not the lead predict reads"),
+    ("ecg_lightning/train.py", "    (Path(cfg.paths.output_dir) / FAILED).unlink(missing_ok=True)", "    pass",
+     "a resumed run that finished still says FAILED"),
 ]  # fmt: skip
 
 
