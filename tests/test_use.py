@@ -123,6 +123,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path, caplog):
     train(compose_config("train", part, [*train_overrides(tiny_db, tmp_path), *LEARN, "trainer.max_epochs=1"]))
     best_before = json.loads((part / "metrics.json").read_text())["best"]["val/balanced_accuracy"]
     last = part / "checkpoints" / "last.ckpt"
+    (part / "FAILED.txt").write_text("This run did not finish: interrupted (exit status 143)\n")  # as a preempted run
     (tmp_path / "elsewhere" / ".hydra").mkdir(parents=True)  # what Hydra makes for the resuming invocation
     (tmp_path / "elsewhere" / "train.log").write_text("")
     with caplog.at_level(logging.INFO):  # as in a Hydra run
@@ -134,6 +135,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path, caplog):
     assert resumed["val/balanced_accuracy_best"] > best_before + 0.1  # a real improvement after the resume
     assert not (tmp_path / "elsewhere").exists()  # no stray run folder
     assert "Resuming" in (part / "train.log").read_text()  # the resumed part's log is in the interrupted run's
+    assert not (part / "FAILED.txt").exists()  # finished now: no longer marked
     a = torch.load(whole / "checkpoints" / "last.ckpt", weights_only=False)
     b = torch.load(last, weights_only=False)  # the resumed run writes into the interrupted run's folder
     assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"]
