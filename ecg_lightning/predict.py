@@ -255,8 +255,8 @@ def classify_loaded(
     quality = signal_quality(records.signal[0], index.sample, records.fs)  # one record: beats in time order
     if quality.noisy.any():
         log.warning(
-            "%s: %.0f%% of the recording looks like noise (its beats do not resemble each other): %d beats there are "
-            "marked noisy=1 in beats.csv; do not trust their classes",
+            "%s: %.0f%% of the recording looks like noise (its beats do not resemble each other): its %d beats are "
+            "marked noisy=1 in beats.csv and counted as noisy, not as a class, in summary.json",
             record.name,
             100 * quality.noisy_share,
             int(quality.noisy.sum()),
@@ -283,7 +283,7 @@ def beat_arrays(p: Prediction) -> dict[str, np.ndarray]:
 
     sample: at the file's own rate; time_s; predicted and reference class names (reference "" where no annotation
     says); symbol; padded (the window ran past the record's edge); source (annotation or detector); noisy (in a
-    stretch that looks like noise: ``signal_quality``); prob_<class> per class."""
+    stretch that looks like noise, ``signal_quality``: its class is the model's call on noise); prob_<class>."""
     names = np.asarray(p.classes)
     class_probs = report.class_probabilities(p.probs)
     return {
@@ -312,7 +312,8 @@ def beat_columns(p: Prediction) -> dict[str, np.ndarray]:
 
 
 def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
-    counts = np.bincount(p.predicted, minlength=len(p.classes))
+    clean = ~p.quality.noisy  # beats in stretches that look like noise are counted as noise, not as a class
+    counts = np.bincount(p.predicted[clean], minlength=len(p.classes))
     summary: dict[str, Any] = {
         "record": str(base),
         "checkpoint": str(ckpt_path),
@@ -325,8 +326,8 @@ def summarize(p: Prediction, base: Path, ckpt_path: str) -> dict[str, Any]:
         "beats": int(len(p.probs)),
         "classes": p.classes,
         "predicted": {c: int(n) for c, n in zip(p.classes, counts)},
-        "abnormal": int((p.predicted != 0).sum()),
-        "abnormal_fraction": float((p.predicted != 0).mean()) if len(p.probs) else 0.0,
+        "abnormal": int((p.predicted[clean] != 0).sum()),
+        "abnormal_fraction": float((p.predicted[clean] != 0).mean()) if clean.any() else 0.0,
         "padded_near_edges": int(p.padded.sum()),
         # share of the recording's 10-s stretches that look like noise, and the beats in them (signal_quality)
         "noisy_share": round(p.quality.noisy_share, 4),
