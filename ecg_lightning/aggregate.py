@@ -129,11 +129,13 @@ def ensemble_of(
     if len(settings) < 2:
         raise SystemExit(f"an ensemble needs at least two settings; found {settings}")
     first = joined[settings[0]]
+
+    def folds(setting: str) -> list[list[str]]:
+        return [[str(r) for r in np.unique(part["record"])] for part in joined[setting][3]["parts"]]
+
     for setting in settings[1:]:
         other = joined[setting]
-        folds = [[str(r) for r in np.unique(part["record"])] for part in first[3]["parts"]]
-        other_folds = [[str(r) for r in np.unique(part["record"])] for part in other[3]["parts"]]
-        if other[2] != first[2] or folds != other_folds or not np.array_equal(other[1], first[1]):
+        if other[2] != first[2] or folds(setting) != folds(settings[0]) or not np.array_equal(other[1], first[1]):
             raise SystemExit(
                 f"{settings[0]!r} and {setting!r} were not validated on the same folds, beats and classes; "
                 "an ensemble's members must be cross-validated on one split (the same data.n_folds and seed)"

@@ -75,7 +75,10 @@ def combine(network_path: Path, voter_path: Path, out: Path, vote: str = "S", cl
     """Write the combined checkpoint to ``out``; the members' weights are copied, nothing is trained."""
     network_ckpt, voter_ckpt = load_checkpoint(network_path), load_checkpoint(voter_path)
     network, voter = (OmegaConf.to_container(checkpoint_config(c), resolve=True) for c in (network_ckpt, voter_ckpt))
-    config = combined_config(network, voter, vote, class_bias)
+    try:
+        config = combined_config(network, voter, vote, class_bias)
+    except CheckpointError as err:  # name the two files
+        raise CheckpointError(f"{network_path} with {voter_path}: {err}") from None
     model = instantiate(OmegaConf.create(config["model"]), _convert_="all")
     for member, ckpt in ((model.net.network, network_ckpt), (model.net.voter, voter_ckpt)):
         member.load_state_dict(

@@ -163,10 +163,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data = datamodule.eval_dataset(cfg.side)
     scored = [datamodule.records.names[i] for i in np.unique(data.beats.record)]
     check_unseen(checkpoint_paths(cfg), runs, cfg.side, scored)  # before the work of predicting
+    threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold
     loader = datamodule.loader(data, cfg.batch_size)
     predictions = [report.predict_proba(model, loader, f"Evaluating {cfg.side}") for model in models]
     probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
-    threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold
 
     classes = datamodule.class_names
     metrics = report.metrics_report(probs, labels, classes, threshold)

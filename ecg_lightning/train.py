@@ -148,12 +148,9 @@ def remove_stray_run_dir(stray: Path | None) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit the configured model on the configured data, test it when the split has a test set; return the metrics."""
+    stray = None
     try:
         stray = resume_into_run_dir(cfg) if cfg.get("ckpt_path") else None
-    except Exception as err:
-        mark_failed(cfg, err)
-        raise
-    try:
         return fit_and_test(cfg)
     except (Exception, SystemExit) as err:
         mark_failed(cfg, err)

@@ -198,6 +198,11 @@ def test_a_lead_no_record_has_is_refused_whether_the_cache_is_cold_or_warm(tiny_
             make_dm(tiny_db, tmp_path, lead="aVR").setup()
 
 
+def test_an_unknown_reference_is_refused_naming_the_key(tiny_db, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.reference_beats='median'; choose one of \('all', 'longest_rr'\)"):
+        make_dm(tiny_db, tmp_path, reference_beats="median")
+
+
 def test_an_empty_record_list_is_refused_not_read_as_every_record(tiny_db, tmp_path):
     with pytest.raises(ConfigError, match=r"data.records=\[\] names no record; leave it out"):
         make_dm(tiny_db, tmp_path, records=[]).setup()

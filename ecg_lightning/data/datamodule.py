@@ -15,7 +15,7 @@ from ecg_lightning.data import cache
 from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
 from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list, unnamed_lead
-from ecg_lightning.data.rr import REFERENCE_BEATS, rr_columns
+from ecg_lightning.data.rr import check_reference, rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
     abnormal_fraction,
@@ -150,8 +150,7 @@ class BeatDataModule(L.LightningDataModule):
         both = sorted(set(map(str, databases)) & set(map(str, test_databases)))
         if both:
             raise ConfigError(f"{both} in both data.databases and data.test_databases; a test database is unseen")
-        if reference_beats not in REFERENCE_BEATS:
-            raise ConfigError(f"data.reference_beats={reference_beats!r}; choose one of {REFERENCE_BEATS}")
+        check_reference(reference_beats)
         if cache_dtype not in cache.DTYPES:
             raise ConfigError(f"data.cache_dtype={cache_dtype!r}; choose one of {cache.DTYPES}")
         if not label_sets or labels not in label_sets:

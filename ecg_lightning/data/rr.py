@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ecg_lightning.errors import ConfigError
+
 RR_FEATURES = (
     # normalized to the record
     "log_pre_rr",
@@ -38,7 +40,7 @@ LONGEST_RR_SHARE = 0.2
 
 def check_reference(reference: str) -> str:
     if reference not in REFERENCE_BEATS:
-        raise ValueError(f"data.reference_beats={reference!r}; choose one of {REFERENCE_BEATS}")
+        raise ConfigError(f"data.reference_beats={reference!r}; choose one of {REFERENCE_BEATS}")
     return reference
 
 
