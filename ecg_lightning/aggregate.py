@@ -87,20 +87,45 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
     return summary
 
 
+def evaluated_setting(job: Path) -> str:
+    """An ``evaluate`` job's setting: its checkpoint's training setting (``<run>/checkpoints/x.ckpt``), then its
+    own overrides — so evaluate sweeps of different models stay apart when joined."""
+    run = OmegaConf.load(job / ".hydra" / "config.yaml")
+    ckpt = Path(str(run.ckpt_path))
+    trained = ckpt.parent.parent
+    source = job_setting(trained) if (trained / ".hydra" / "overrides.yaml").is_file() else str(trained.parent)
+    return f"{source} | evaluate {job_setting(job)}"
+
+
+def load_predictions(path: Path) -> dict[str, np.ndarray]:
+    """A job's validation predictions: a training job's ``val_predictions.npz`` or an ``evaluate`` job's
+    ``predictions.npz`` (side=val), as one dict (record, probs, labels, classes, threshold)."""
+    with np.load(path) as saved:
+        part = dict(saved)
+    if "labels" not in part:  # evaluate's file: "label", the model's threshold in its metrics.json
+        part["labels"] = part.pop("label")
+        part["threshold"] = json.loads((path.parent / "metrics.json").read_text()).get("threshold", 0.5)
+    return part
+
+
 def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]]:
-    """{setting: (probabilities, labels, classes, info)} over the joined ``val_predictions.npz`` of its jobs; info
-    holds the threshold, the records and each job's own arrays. A record validated by two jobs is refused: the jobs
-    must be the folds of one split."""
+    """{setting: (probabilities, labels, classes, info)} over the joined validation predictions of its jobs
+    (``load_predictions``); info holds the threshold, the records and each job's own arrays. A record validated by
+    two jobs is refused: the jobs must be the folds of one split."""
     from ecg_lightning.callbacks import VAL_PREDICTIONS
+    from ecg_lightning.evaluate import PREDICTIONS
 
     groups: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(p for d in sweep_dirs for p in d.glob(f"*/{VAL_PREDICTIONS}")):
-        groups[job_setting(path.parent)].append(path)
+    for d in sweep_dirs:
+        for path in sorted(d.glob(f"*/{VAL_PREDICTIONS}")):
+            groups[job_setting(path.parent)].append(path)
+        for path in sorted(d.glob(f"*/{PREDICTIONS}")):
+            groups[evaluated_setting(path.parent)].append(path)
     if not groups:
-        raise SystemExit(f"No <job>/{VAL_PREDICTIONS} under {', '.join(map(str, sweep_dirs))}")
+        raise SystemExit(f"No <job>/{VAL_PREDICTIONS} or {PREDICTIONS} under {', '.join(map(str, sweep_dirs))}")
     joined = {}
     for setting, paths in groups.items():
-        parts = [np.load(p) for p in paths]
+        parts = [load_predictions(p) for p in paths]
         records = [set(part["record"].tolist()) for part in parts]
         seen = Counter(name for names in records for name in names)
         overlap = {name for name, jobs in seen.items() if jobs > 1}
@@ -160,16 +185,31 @@ def ensemble_of(
 def first_setting(sweep_dirs: list[Path]) -> str:
     """The setting of the first job of the first sweep folder (``--vote``: the network that decides)."""
     from ecg_lightning.callbacks import VAL_PREDICTIONS
+    from ecg_lightning.evaluate import PREDICTIONS
 
     jobs = sorted(sweep_dirs[0].glob(f"*/{VAL_PREDICTIONS}"))
-    return job_setting(jobs[0].parent) if jobs else ""
+    if jobs:
+        return job_setting(jobs[0].parent)
+    evaluated = sorted(sweep_dirs[0].glob(f"*/{PREDICTIONS}"))
+    return evaluated_setting(evaluated[0].parent) if evaluated else ""
 
 
-def pooled(sweep_dirs: list[Path], ensemble: bool = False, vote: str | None = None) -> dict[str, dict]:
-    """{setting: metrics over the concatenated validation beats of its jobs} (``val_predictions.npz``): for a
+def with_class_bias(probs: np.ndarray, bias: list[float] | None) -> np.ndarray:
+    """Probabilities with a decision rule's log-prior offsets (``model.class_bias``) added before the softmax."""
+    if bias is None:
+        return probs
+    if len(bias) != probs.shape[1]:
+        raise SystemExit(f"--class-bias has {len(bias)} offsets for {probs.shape[1]} classes")
+    return torch.softmax(torch.log(torch.from_numpy(probs).double().clamp_min(1e-12)) + torch.tensor(bias), -1).numpy()
+
+
+def pooled(
+    sweep_dirs: list[Path], ensemble: bool = False, vote: str | None = None, class_bias: list[float] | None = None
+) -> dict[str, dict]:
+    """{setting: metrics over the concatenated validation beats of its jobs} (``joined_predictions``): for a
     subject-grouped k-fold, every beat of the pool is validated once, by the model that did not train on it;
     ``folds`` holds the per-fold means ± sd of the headline metrics beside it. With ``ensemble``, every setting
-    found is averaged into one (``ensemble_of``)."""
+    found is averaged into one (``ensemble_of``); ``class_bias``: scored with those decision offsets."""
     from ecg_lightning.report import metrics_report
 
     summary = {}
@@ -177,6 +217,11 @@ def pooled(sweep_dirs: list[Path], ensemble: bool = False, vote: str | None = No
     if ensemble or vote:
         joined = ensemble_of(joined, vote, first_setting(sweep_dirs))
     for setting, (probs, labels, classes, info) in joined.items():
+        probs = with_class_bias(probs, class_bias)
+        info = {
+            **info,
+            "parts": [{**part, "probs": with_class_bias(part["probs"], class_bias)} for part in info["parts"]],
+        }
         threshold = info["threshold"]
         row = metrics_report(probs, labels, classes, threshold)
         per_job = [metrics_report(part["probs"], part["labels"], classes, threshold) for part in info["parts"]]
@@ -238,12 +283,19 @@ def main() -> None:
         help="with --which pooled and two settings: the first sweep's setting decides, the second votes on CLASS "
         "(as python -m ecg_lightning.combine builds it)",
     )
+    parser.add_argument(
+        "--class-bias",
+        type=float,
+        nargs="+",
+        metavar="B",
+        help="with --which pooled: score with these log-prior offsets per class (a decision rule calibrate chose)",
+    )
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
-    if (args.ensemble or args.vote) and args.which != "pooled":
-        parser.error("--ensemble and --vote need --which pooled")
+    if (args.ensemble or args.vote or args.class_bias) and args.which != "pooled":
+        parser.error("--ensemble, --vote and --class-bias need --which pooled")
     if args.which == "pooled":
-        summary = pooled(args.sweep_dirs, args.ensemble, args.vote)
+        summary = pooled(args.sweep_dirs, args.ensemble, args.vote, args.class_bias)
         print(pooled_markdown(summary))
     else:
         summary = summarize(args.sweep_dirs, args.which)

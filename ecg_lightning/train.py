@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ecg_lightning.callbacks import RunConfigInCheckpoint
 from ecg_lightning.checkpoint import CheckpointError, check_weights_fit, load_checkpoint, run_config, used_settings
 from ecg_lightning.config import CONFIG_DIR
+from ecg_lightning.data.rr import annotated_class
 from ecg_lightning.errors import (
     ConfigError,
     check_command_line,
@@ -186,6 +187,12 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
     unknown = unknown_trainer_args(k for k in cfg.trainer if k != "_target_")
     if unknown:  # a config file's typo, caught before the data loads
         raise ConfigError(unknown)
+    reference = str(cfg.data.get("reference_beats", "all"))
+    if annotated_class(reference) is not None:  # a model must not learn from a reference that reads the labels
+        raise ConfigError(
+            f"data.reference_beats={reference} reads the annotations: a diagnostic for "
+            "python -m ecg_lightning.evaluate (side=val), not for training"
+        )
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")

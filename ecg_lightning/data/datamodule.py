@@ -15,7 +15,7 @@ from ecg_lightning.data import cache
 from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
 from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list, unnamed_lead
-from ecg_lightning.data.rr import check_reference, rr_columns
+from ecg_lightning.data.rr import annotated_class, check_reference, rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
     abnormal_fraction,
@@ -235,9 +235,14 @@ class BeatDataModule(L.LightningDataModule):
         self.records = cache.load_or_read(self._sources(), float(hp.fs), cache_dir, band, hp.cache_dtype)
         labels = label_beats(self.records.ann_symbol, self.classes)
         reference = hp.reference_beats
-        self.beats = index_beats(self.records, labels, self.half_width, hp.pad_edges, bool(self.rr_columns), reference)
+        stress = self._annotated_class(reference)
+        self.beats = index_beats(
+            self.records, labels, self.half_width, hp.pad_edges, bool(self.rr_columns), reference, stress
+        )
         self.templates = (
-            beat_templates(self.records, self.beats, self.half_width, reference=reference) if hp.templates else None
+            beat_templates(self.records, self.beats, self.half_width, reference=reference, annotated_class=stress)
+            if hp.templates
+            else None
         )
         self.train_records, self.val_records, self.test_records = self._split()
         on_device = hp.cut_on_device
@@ -251,6 +256,15 @@ class BeatDataModule(L.LightningDataModule):
                 "lower data.window_s or set data.pad_edges=true"
             )
         self._log_summary()
+
+    def _annotated_class(self, reference: str) -> int | None:
+        """The class index of an ``annotated_<class>`` reference (the stress test), checked against the classes."""
+        name = annotated_class(reference)
+        if name is None:
+            return None
+        if name not in self.classes:
+            raise ConfigError(f"data.reference_beats={reference}: no class {name!r} in {list(self.classes)}")
+        return list(self.classes).index(name)
 
     def _beats_of(self, records: Sequence[str]) -> np.ndarray:
         """Mask of the indexed beats that belong to ``records`` (one lookup per record, not per beat)."""

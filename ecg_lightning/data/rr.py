@@ -36,12 +36,25 @@ RECORD_RR = RR_FEATURES[:5]
 # whose most frequent beat is premature (S beats the majority) then still gets a normal reference
 REFERENCE_BEATS = ("all", "longest_rr")
 LONGEST_RR_SHARE = 0.2
+# ``annotated_<class>`` (e.g. annotated_S): the beats annotated with that class — a diagnostic for ``evaluate`` only
+# (it reads the labels): every record made a patient whose dominant beat is of that class, as far as the record
+# reference goes (docs/inter_patient.md, the dominant-S stress test). A record with fewer such beats keeps all.
+ANNOTATED = "annotated_"
+MIN_ANNOTATED = 5
 
 
 def check_reference(reference: str) -> str:
-    if reference not in REFERENCE_BEATS:
-        raise ConfigError(f"data.reference_beats={reference!r}; choose one of {REFERENCE_BEATS}")
+    if reference not in REFERENCE_BEATS and not reference.startswith(ANNOTATED):
+        raise ConfigError(
+            f"data.reference_beats={reference!r}; choose one of {REFERENCE_BEATS} "
+            f"(or {ANNOTATED}<class>, a diagnostic for evaluate)"
+        )
     return reference
+
+
+def annotated_class(reference: str) -> str | None:
+    """The class whose annotated beats are the reference (``annotated_S`` -> "S"), or None."""
+    return reference[len(ANNOTATED) :] if check_reference(reference).startswith(ANNOTATED) else None
 
 
 def pre_post_rr(record: np.ndarray, sample: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -62,11 +75,20 @@ def pre_post_rr(record: np.ndarray, sample: np.ndarray, fs: float) -> tuple[np.n
     return pre, post
 
 
-def reference_mask(record: np.ndarray, pre: np.ndarray, reference: str) -> np.ndarray:
+def reference_mask(
+    record: np.ndarray, pre: np.ndarray, reference: str, annotated: np.ndarray | None = None
+) -> np.ndarray:
     """The beats that stand for each record's normal beat (``REFERENCE_BEATS``): every beat, or the
     ``LONGEST_RR_SHARE`` of each record's beats with the longest preceding RR (at least one per record). One sort,
-    no loop over records or beats."""
-    if check_reference(reference) == "all" or len(record) == 0:
+    no loop over records or beats. ``annotated_<class>`` takes the ``annotated`` beats (a mask the caller makes from
+    the labels) of records with at least ``MIN_ANNOTATED`` of them, every beat elsewhere."""
+    if annotated_class(reference) is not None:
+        if annotated is None:
+            raise ConfigError(f"data.reference_beats={reference} reads the annotations; only evaluate can use it")
+        _, groups = np.unique(record, return_inverse=True)
+        enough = (np.bincount(groups, annotated) >= MIN_ANNOTATED)[groups]
+        return np.where(enough, annotated, True)
+    if reference == "all" or len(record) == 0:
         return np.ones(len(record), dtype=bool)
     order = np.lexsort((pre, record))  # by record, then preceding RR
     starts = np.flatnonzero(np.r_[True, record[order][1:] != record[order][:-1]])
@@ -110,6 +132,7 @@ def rr_features(
     local_beats: int = 10,
     context_beats: int = 16,
     reference: str = "all",
+    annotated: np.ndarray | None = None,
 ) -> np.ndarray:
     """Features per beat from the beat positions of each record (sorted by record, then sample).
 
@@ -129,7 +152,7 @@ def rr_features(
 
     groups = np.cumsum(first) - 1
     mean_rr = (np.bincount(groups, pre) / np.bincount(groups))[groups]
-    chosen = reference_mask(groups, pre, reference)
+    chosen = reference_mask(groups, pre, reference, annotated)
     reference_rr = (np.bincount(groups, pre * chosen) / np.bincount(groups, chosen))[groups]
     group_start = np.flatnonzero(first)[groups]
     group_end = np.flatnonzero(last)[groups] + 1
