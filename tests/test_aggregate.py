@@ -137,3 +137,52 @@ def test_a_vote_keeps_the_networks_classes_but_one(tmp_path):
     assert name.startswith("vote on S: (m=net) + (m=vote)")
     # beat 1: S (0.4 + 1) / 2 = 0.7 against N 0.6 -> S; beat 2: S 0.5 against V 0.8 -> V (the voter's V unused)
     assert row["confusion_matrix"] == [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
+
+
+def write_evaluated(sweep, num, trained_overrides, records, labels, probs):
+    """An ``evaluate side=val`` job of one fold's checkpoint (predictions.npz: "label"; the checkpoint's run
+    folder holds the training overrides)."""
+    run = sweep.parent / f"{sweep.name}_trained" / str(num)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(trained_overrides))
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    overrides = [f"ckpt_path={run}/checkpoints/last.ckpt", "side=val", "data.reference_beats=annotated_S"]
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"ckpt_path": f"{run}/checkpoints/last.ckpt"}))
+    (job / "metrics.json").write_text(json.dumps({"side": "val", "accuracy": 0.5}))
+    np.savez(job / "predictions.npz", probs=np.asarray(probs, np.float32), label=np.asarray(labels),
+             record=np.asarray(records), classes=np.asarray(["N", "S", "V"]))  # fmt: skip
+
+
+def test_evaluate_sweeps_of_fold_checkpoints_are_pooled_per_trained_setting_and_vote(tmp_path):
+    """The stress test's sweeps (``evaluate -m ckpt_path=<fold checkpoints> side=val``): each sweep is pooled as
+    the setting its checkpoints were trained with, so two models' sweeps stay apart and can vote."""
+    from ecg_lightning.aggregate import pooled
+
+    network = [[0.6, 0.4, 0.0], [0.2, 0.0, 0.8]]
+    voter = [[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]
+    for num, record in enumerate(("r1", "r2")):
+        write_evaluated(tmp_path / "net", num, ["m=net", f"data.fold={num}"], [record] * 2, [1, 2], network)
+        write_evaluated(tmp_path / "vote", num, ["m=vote", f"data.fold={num}"], [record] * 2, [1, 2], voter)
+    alone = pooled([tmp_path / "net", tmp_path / "vote"])
+    names = sorted(alone)
+    assert names[0].startswith("m=net | evaluate") and "data.reference_beats=annotated_S" in names[0]
+    assert names[1].startswith("m=vote | evaluate")
+    assert alone[names[0]]["beats"] == 4 and alone[names[0]]["se_S"] == 0 and alone[names[1]]["se_S"] == 1
+    ((name, row),) = pooled([tmp_path / "net", tmp_path / "vote"], vote="S").items()
+    assert name.startswith("vote on S: (m=net | evaluate")
+    assert row["confusion_matrix"] == [[0, 0, 0], [0, 2, 0], [0, 0, 2]]
+
+
+def test_pooled_beats_are_scored_with_the_decision_offsets_given(tmp_path):
+    """--class-bias: log-prior offsets added before the argmax (as model.class_bias does)."""
+    from ecg_lightning.aggregate import pooled
+
+    probs = [[0.6, 0.4, 0.0], [0.5, 0.0, 0.5], [0.9, 0.1, 0.0]]
+    write_fold(tmp_path, 0, ["m=a", "data.fold=0"], ["r1"] * 3, [1, 2, 0], probs)
+    assert pooled([tmp_path])["m=a"]["confusion_matrix"] == [[1, 0, 0], [1, 0, 0], [1, 0, 0]]
+    row = pooled([tmp_path], class_bias=[0.0, 0.5, 0.1])["m=a"]  # S: 0.4 e^0.5 > 0.6; V 0.5 e^0.1 > 0.5
+    assert row["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    with pytest.raises(SystemExit, match="2 offsets for 3 classes"):
+        pooled([tmp_path], class_bias=[0.0, 1.0])

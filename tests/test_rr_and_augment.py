@@ -103,6 +103,36 @@ def test_longest_rr_reference_is_the_fifth_of_each_records_beats_with_the_longes
         reference_mask(record, pre, "shortest")
 
 
+def test_an_annotated_reference_takes_the_annotated_beats_of_records_with_enough_of_them():
+    """The stress test's reference: record 0 has 6 annotated beats (its reference), record 1 only 2 (all its beats);
+    without the annotations it is refused (predict has none)."""
+    from ecg_lightning.data.rr import MIN_ANNOTATED, reference_mask
+
+    assert MIN_ANNOTATED == 5
+    record = np.array([0] * 10 + [1] * 4)
+    annotated = np.zeros(14, dtype=bool)
+    annotated[[0, 2, 3, 5, 7, 9, 10, 12]] = True
+    chosen = reference_mask(record, np.ones(14), "annotated_S", annotated)
+    np.testing.assert_array_equal(np.flatnonzero(chosen), [0, 2, 3, 5, 7, 9, 10, 11, 12, 13])
+    with pytest.raises(ValueError, match="reads the annotations; only evaluate"):
+        reference_mask(record, np.ones(14), "annotated_S")
+
+
+def test_rr_normalized_to_the_annotated_beats_makes_them_the_records_rhythm():
+    """Normalized to its premature (annotated) beats, a record's premature beats are its rhythm (log ratio 0) and
+    its normal beats late; the local-rhythm features do not change."""
+    fs = 100.0
+    pre = np.tile([100.0, 50], 10)
+    sample = np.cumsum(pre).astype(np.int64)
+    record = np.zeros(len(sample), dtype=np.int64)
+    premature = pre == 50
+    by_all = rr_features(record, sample, fs)
+    stressed = rr_features(record, sample, fs, reference="annotated_S", annotated=premature)
+    np.testing.assert_allclose(stressed[premature, 0], 0.0, atol=1e-5)
+    np.testing.assert_allclose(stressed[1:][~premature[1:], 0], np.log(2.0), atol=1e-5)
+    np.testing.assert_allclose(stressed[:, 4:], by_all[:, 4:])
+
+
 def test_rr_normalized_to_the_longest_rr_beats_survives_a_record_whose_beats_are_mostly_premature():
     """A record of premature beats (RR 0.5 s) with every fifth beat after a 1 s pause (the normal rhythm): normalized
     to all beats, the premature ones look like the record's rhythm (log pre RR / mean ~ 0); normalized to the

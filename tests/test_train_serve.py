@@ -73,3 +73,36 @@ def test_predict_gives_each_beat_the_probabilities_evaluate_gives_it(setup, tiny
         np.testing.assert_allclose(served, evaluated, atol=2e-5)
         reference = [classes.index(r["reference"]) for r in rows]
         assert reference == scored["label"][mine].tolist()
+
+
+def test_the_dominant_s_stress_test_changes_only_records_with_enough_s_beats(tiny_db, tmp_path):
+    """``evaluate data.reference_beats=annotated_S`` (the stress test, docs/inter_patient.md): the template and the
+    record-normalized RR of a record with at least 5 S beats come from its S beats, so its beats get other
+    probabilities; a record with fewer keeps its own. Training refuses the reference (it reads the labels)."""
+    from ecg_lightning.data.rr import MIN_ANNOTATED
+    from ecg_lightning.errors import ConfigError
+
+    run = tmp_path / "run"
+    benchmark = [*train_overrides(tiny_db, tmp_path), *QUICK, "experiment=aami_ds1ds2"]
+    with pytest.raises(ConfigError, match="reads the annotations: a diagnostic for python -m ecg_lightning.evaluate"):
+        train(compose_config("train", run, [*benchmark, "data.reference_beats=annotated_S"]))
+    HydraConfig.instance().cfg = None
+    train(compose_config("train", run, benchmark))
+    common = [f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "side=all", f"data.catalog.mitdb.root={tiny_db}",
+              f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    scored = {}
+    for reference in ("all", "annotated_S"):
+        HydraConfig.instance().cfg = None
+        evaluate(compose_config("evaluate", tmp_path / reference, [*common, f"data.reference_beats={reference}"]))
+        scored[reference] = np.load(tmp_path / reference / PREDICTIONS)
+    plain, stressed = scored["all"], scored["annotated_S"]
+    np.testing.assert_array_equal(plain["label"], stressed["label"])
+    s = list(plain["classes"]).index("S")
+    changed = np.abs(plain["probs"] - stressed["probs"]).max(axis=1) > 1e-6
+    for name in np.unique(plain["record"]):
+        mine = plain["record"] == name
+        if (plain["label"][mine] == s).sum() >= MIN_ANNOTATED:
+            assert changed[mine].all(), name
+        else:
+            assert not changed[mine].any(), name
+    assert changed.any() and not changed.all()

@@ -234,3 +234,20 @@ def test_templates_from_the_longest_rr_beats_are_the_normal_beat_of_a_mostly_pre
     index = index_beats(db, label_beats(db.ann_symbol, STUDY), h)
     np.testing.assert_allclose(beat_templates(db, index, h)[0, 0], shape_b, atol=1e-6)
     np.testing.assert_allclose(beat_templates(db, index, h, reference="longest_rr")[0, 0], shape_a, atol=1e-6)
+
+
+def test_the_annotated_reference_template_is_the_median_of_the_annotated_class():
+    """The stress test's template: the median beat of the beats annotated S (shape a, a minority), not the record's
+    dominant shape b."""
+    h = 20
+    shape_a, shape_b = np.hanning(2 * h), -np.hanning(2 * h)
+    beats = 50 + np.cumsum(np.full(30, 100))
+    symbols = np.array(["A" if i % 5 == 0 else "N" for i in range(30)])
+    signal = np.zeros((1, beats[-1] + 100), np.float32)
+    for symbol, c in zip(symbols, beats):
+        signal[0, c - h : c + h] = shape_a if symbol == "A" else shape_b
+    db = RecordSet.from_records([Record("a", signal, ("MLII",), 360.0, beats, symbols)])
+    index = index_beats(db, label_beats(db.ann_symbol, AAMI), h)
+    np.testing.assert_allclose(beat_templates(db, index, h)[0, 0], shape_b, atol=1e-6)
+    stressed = beat_templates(db, index, h, reference="annotated_S", annotated_class=list(AAMI).index("S"))
+    np.testing.assert_allclose(stressed[0, 0], shape_a, atol=1e-6)
