@@ -14,7 +14,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
@@ -207,6 +207,8 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # no validation set (data.inner_split=none, a final model): no validation loop, rather than an empty one
     no_val = {"limit_val_batches": 0, "num_sanity_val_steps": 0} if not getattr(datamodule, "val_records", 1) else {}
+    if no_val:  # nor a checkpoint callback waiting for a validation metric (last.ckpt holds the final weights)
+        callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **no_val)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

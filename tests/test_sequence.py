@@ -132,6 +132,7 @@ def test_a_final_model_trains_on_every_ds1_subject_without_validation_and_tests_
     compose_cfg, tmp_path
 ):
     import json
+    import warnings
 
     from hydra.core.hydra_config import HydraConfig
 
@@ -139,8 +140,12 @@ def test_a_final_model_trains_on_every_ds1_subject_without_validation_and_tests_
 
     cfg = compose_cfg("experiment=aami_sequence", "data.run_beats=8", "data.batch_size=4", "data.inner_split=none",
                       "trainer.max_epochs=2", "trainer.limit_train_batches=3")  # fmt: skip
-    metrics = train(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = train(cfg)
     HydraConfig.instance().cfg = None
+    # no validation metric to choose a best checkpoint by: no callback waiting for one, no warning every epoch
+    assert not [w for w in caught if "could not find the monitored key" in str(w.message)]
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "test/jk_index" in metrics and "val/jk_index" not in metrics
     assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
