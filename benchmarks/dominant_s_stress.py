@@ -29,6 +29,11 @@ CANDIDATES: dict[str, tuple[list[str], str | None, list[float]]] = {
     "E: R and the floor averaged": (["resnet", "linear"], "ensemble", [0, -0.25, 0.5, 0, 0]),
     "vote: R + the floor's vote on S (recommended)": (["resnet", "linear"], "S", [0, 0.5, 0.5, 0, 0]),
     "V6: R + V6's floor's vote on S": (["resnet", "linear_local_rr"], "S", [0, 0, 0.25, 0, 0]),
+    "LV6: L + V6's floor's vote on S (eighth round)": (
+        ["resnet_longest_rr", "linear_local_rr"],
+        "S",
+        [0, -1, -1, 0, 0],
+    ),
     "C1: sequence": (["c1"], None, [0, -2, -2, 0, 0]),
     "C2: sequence, ten RR features": (["c2"], None, [0, -2, -2, 0, 0]),
     "C3: sequence, balanced weights": (["c3"], None, [0, -2, -0.5, 0, 0]),
