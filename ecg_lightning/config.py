@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,19 @@ def n_rr(rr_features: Any) -> int:
     return len(rr_feature_names(spec))
 
 
+MAX_FOLDER_NAME = 200  # most file systems allow 255 bytes; the job number and a prefix come before it
+
+
+def folder_name(text: str, limit: int = MAX_FOLDER_NAME) -> str:
+    """``text`` as a folder name of at most ``limit`` characters: a multirun job's overrides (a list of eight RR
+    features is already 120 characters) cut short, with a hash of the whole so that jobs stay apart."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+    return f"{text[: limit - len(digest) - 1]}~{digest}"
+
+
 def optuna_direction(mode: str) -> str:
     """Optuna's study direction for a ``monitor_mode`` (max/min)."""
     return {"max": "maximize", "min": "minimize"}[str(mode)]
@@ -63,6 +77,7 @@ def register_resolvers() -> None:
         "class_names": class_names,
         "n_outputs": n_outputs,
         "n_rr": n_rr,
+        "folder_name": folder_name,
     }.items():
         OmegaConf.register_new_resolver(name, fn, replace=True)
 

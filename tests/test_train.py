@@ -400,3 +400,22 @@ def test_several_loggers_at_once_each_get_the_run(compose_cfg, tmp_path):
     epochs = {r["epoch"] for r in rows if r.get("val/balanced_accuracy")}
     assert epochs == {"0", "1"}
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+
+
+def test_a_multirun_jobs_folder_name_is_cut_short_and_kept_apart_by_a_hash(compose_cfg):
+    """A sweep over a list of RR features makes overrides longer than a file name may be (255 bytes): the job
+    folder keeps the start of its overrides and a hash of all of them; short ones are left as they are."""
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from ecg_lightning.config import MAX_FOLDER_NAME, folder_name
+
+    features = ",".join(["log_pre_post", "log_pre_local", "log_post_local", "local_irregularity"] * 4)
+    long = f"data.fold-0__data.rr_features-[{features}]__experiment-aami_ds1ds2"
+    other = long.replace("fold-0", "fold-1")
+    assert len(long) > 255 and folder_name("model-cnn__seed-0") == "model-cnn__seed-0"
+    assert len(folder_name(long)) == MAX_FOLDER_NAME and folder_name(long) != folder_name(other)
+    assert folder_name(long).startswith("data.fold-0__data.rr_features-[log_pre_post,")
+    cfg = OmegaConf.create({"hydra": OmegaConf.to_container(compose_cfg().hydra)})  # a plain, writable copy
+    with read_write(cfg), open_dict(cfg):
+        cfg.hydra.job.num, cfg.hydra.job.override_dirname = 3, long
+    assert cfg.hydra.sweep.subdir == f"3_{folder_name(long)}"
