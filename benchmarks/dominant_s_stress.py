@@ -34,6 +34,7 @@ CANDIDATES: dict[str, tuple[list[str], str | None, list[float]]] = {
         "S",
         [0, -1, -1, 0, 0],
     ),
+    "R0: R without record reference (ninth round)": (["resnet_no_reference"], None, [0, -2, -0.5, 0, 0]),
     "C1: sequence": (["c1"], None, [0, -2, -2, 0, 0]),
     "C2: sequence, ten RR features": (["c2"], None, [0, -2, -2, 0, 0]),
     "C3: sequence, balanced weights": (["c3"], None, [0, -2, -0.5, 0, 0]),
