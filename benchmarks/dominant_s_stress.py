@@ -5,7 +5,8 @@ folds' ``val_predictions.npz``) and re-scored with every record's reference beat
 (``evaluate side=val data.reference_beats=annotated_S`` over the same fold checkpoints, in outputs/stress/<sweep>).
 Retention = S Se under the stress / S Se without it. Run the stress sweeps first:
 
-    for s in resnet linear linear_local_rr resnet_longest_rr c1 c2 c3 c4 c5 c6 c7 c8; do
+    for s in resnet linear linear_local_rr resnet_longest_rr resnet_no_reference resnet_longest_rr_local_rr \
+             c1 c2 c3 c4 c5 c6 c7 c8; do
       python -m ecg_lightning.evaluate -m "ckpt_path=$(ls -d outputs/cv/$s/*/ | sed 's|/$|/checkpoints/last.ckpt|' \
         | paste -sd, -)" side=val data.reference_beats=annotated_S hydra.sweep.dir=outputs/stress/$s
     done
@@ -27,7 +28,7 @@ CANDIDATES: dict[str, tuple[list[str], str | None, list[float]]] = {
     "V6's floor (record-independent RR)": (["linear_local_rr"], None, [0, -0.25, 0.25, 0, 0]),
     "L: R + longest-RR reference": (["resnet_longest_rr"], None, [0, -1.25, -0.75, 0, 0]),
     "E: R and the floor averaged": (["resnet", "linear"], "ensemble", [0, -0.25, 0.5, 0, 0]),
-    "vote: R + the floor's vote on S (recommended)": (["resnet", "linear"], "S", [0, 0.5, 0.5, 0, 0]),
+    "vote: R + the floor's vote on S (fifth round)": (["resnet", "linear"], "S", [0, 0.5, 0.5, 0, 0]),
     "V6: R + V6's floor's vote on S": (["resnet", "linear_local_rr"], "S", [0, 0, 0.25, 0, 0]),
     "LV6: L + V6's floor's vote on S (eighth round)": (
         ["resnet_longest_rr", "linear_local_rr"],
@@ -35,6 +36,7 @@ CANDIDATES: dict[str, tuple[list[str], str | None, list[float]]] = {
         [0, -1, -1, 0, 0],
     ),
     "R0: R without record reference (ninth round)": (["resnet_no_reference"], None, [0, -2, -0.5, 0, 0]),
+    "L6: L without record-normalized RR (ninth round)": (["resnet_longest_rr_local_rr"], None, [0, 1.75, -0.25, 0, 0]),
     "C1: sequence": (["c1"], None, [0, -2, -2, 0, 0]),
     "C2: sequence, ten RR features": (["c2"], None, [0, -2, -2, 0, 0]),
     "C3: sequence, balanced weights": (["c3"], None, [0, -2, -0.5, 0, 0]),
