@@ -18,13 +18,9 @@ SETUPS = {
     "study_cnn": ["model=cnn"],
     # the benchmark model: band-pass, two leads by name, record templates, eight RR features, edge padding
     "benchmark": ["experiment=aami_ds1ds2", "trainer.max_epochs=3", "trainer.limit_train_batches=null"],
-    # the same, its template and record-normalized RR from the beats with the longest preceding RR
-    "benchmark_longest_rr": [
-        "experiment=aami_ds1ds2",
-        "trainer.max_epochs=3",
-        "trainer.limit_train_batches=null",
-        "data.reference_beats=longest_rr",
-    ],
+    # the recommended model: its template from the beats with the longest preceding RR, RR features against the
+    # neighbours and in seconds only
+    "recommended": ["experiment=aami_longest_rr_local_rr", "trainer.max_epochs=3", "trainer.limit_train_batches=null"],
     # the beat-sequence model: runs of beats, RR features local and in seconds
     # (its calibrated S offset makes a barely trained model call every beat S: equality would be vacuous)
     "sequence": [
