@@ -99,6 +99,23 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     ("ecg_lightning/export.py", "configured_lead(data),  #", 'data["lead"],  #', "export names data.lead, not the lead predict reads"),
     ("ecg_lightning/train.py", "    (Path(cfg.paths.output_dir) / FAILED).unlink(missing_ok=True)", "    pass",
      "a resumed run that finished still says FAILED"),
+    # the dominant-S stress test, evaluate sweeps pooled, final runs, job folders
+    ("ecg_lightning/data/rr.py", "return np.where(enough, annotated, True)", "return np.where(enough, annotated, False)",
+     "a record with few S beats gets an empty reference under the stress test"),
+    ("ecg_lightning/data/windows.py", "annotated = None if annotated_class is None else beats.label == annotated_class",
+     "annotated = None if annotated_class is None else beats.label != annotated_class",
+     "the stress test's template from the record's other beats"),
+    ("ecg_lightning/data/datamodule.py", "stress = self._annotated_class(reference)", "stress = None",
+     "evaluate's stress test never passes the labels on"),
+    ("ecg_lightning/aggregate.py", 'return f"{source} | evaluate {job_setting(job)}"', "return job_setting(job)",
+     "two models' evaluate sweeps pooled as one setting"),
+    ("ecg_lightning/aggregate.py", "torch.tensor(bias)", "-torch.tensor(bias)",
+     "aggregate --class-bias applies the offsets with the wrong sign"),
+    ("ecg_lightning/train.py", "callbacks = [c for c in callbacks if not (isinstance(c, ModelCheckpoint) and c.monitor)]",
+     "callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]",
+     "a final model keeps no checkpoint at all"),
+    ("ecg_lightning/config.py", 'return f"{text[: limit - len(digest) - 1]}~{digest}"', 'return f"{text[:limit]}~{digest}"',
+     "a cut folder name still longer than the limit"),
 ]  # fmt: skip
 
 
