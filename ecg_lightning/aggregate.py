@@ -55,11 +55,26 @@ def job_setting(job: Path) -> str:
     return " ".join(sorted(kept)) or "defaults"
 
 
+def unfinished(job: Path) -> bool:
+    """A training job whose metrics.json says it has not finished (still running, or stopped): its "final" epoch is
+    not the last. Reports of evaluate and of older runs carry no flag and count as finished."""
+    report = job / "metrics.json"
+    return report.is_file() and json.loads(report.read_text()).get("finished", True) is False
+
+
+def skip_unfinished(jobs: list[Path]) -> list[Path]:
+    """``jobs`` (files inside job folders) without those of unfinished jobs, each named in a warning."""
+    partial = [j for j in jobs if unfinished(j.parent)]
+    for job in partial:
+        log.warning("%s has not finished (still running, or stopped); not counted", job.parent)
+    return [j for j in jobs if j not in partial]
+
+
 def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, dict]:
     """{setting: {"jobs": n, metric: [mean, sd], ...}} over the jobs of the sweep folders that wrote metrics.json."""
     sweep_dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else sweep_dirs
     groups: dict[str, list[dict]] = defaultdict(list)
-    for report in sorted(r for d in sweep_dirs for r in d.glob("*/metrics.json")):
+    for report in skip_unfinished(sorted(r for d in sweep_dirs for r in d.glob("*/metrics.json"))):
         saved = json.loads(report.read_text())
         if saved.get("side") == "test" and which == "test":  # an evaluate report: its metrics at the top level
             saved = {"test": {f"test/{k}": v for k, v in saved.items() if isinstance(v, (int, float))}}
@@ -117,7 +132,7 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
 
     groups: dict[str, list[Path]] = defaultdict(list)
     for d in sweep_dirs:
-        for path in sorted(d.glob(f"*/{VAL_PREDICTIONS}")):
+        for path in skip_unfinished(sorted(d.glob(f"*/{VAL_PREDICTIONS}"))):
             groups[job_setting(path.parent)].append(path)
         for path in sorted(d.glob(f"*/{PREDICTIONS}")):
             groups[evaluated_setting(path.parent)].append(path)

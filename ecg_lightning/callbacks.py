@@ -170,6 +170,7 @@ class MetricsJson(L.Callback):
         self.final: dict[str, float] = {}
         self.test: dict[str, float | str] = {}
         self.last_epoch: int | None = None
+        self.finished = False  # until training ends: a sweep read while its jobs run is told which are partial
 
     def _improved(self, value: float) -> bool:
         if self.monitor not in self.best:
@@ -188,6 +189,7 @@ class MetricsJson(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.final = {**_scalars(trainer.callback_metrics), "epoch": self.last_epoch}
+        self.finished = True
         self.write()
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -199,7 +201,8 @@ class MetricsJson(L.Callback):
     def write(self, trainer: L.Trainer | None = None) -> None:
         if trainer is not None:
             self.final = {**_scalars(trainer.callback_metrics), "epoch": self.last_epoch}
-        report = {"monitor": self.monitor, "mode": self.mode, "best": self.best, "final": self.final}
+        report = {"monitor": self.monitor, "mode": self.mode, "finished": self.finished, "best": self.best,
+                  "final": self.final}  # fmt: skip
         if self.test:
             report["test"] = self.test
         if rank_zero_only.rank == 0:  # every rank holds the same (synchronized) metrics; one writes them

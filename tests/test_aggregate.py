@@ -186,3 +186,22 @@ def test_pooled_beats_are_scored_with_the_decision_offsets_given(tmp_path):
     assert row["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     with pytest.raises(SystemExit, match="2 offsets for 3 classes"):
         pooled([tmp_path], class_bias=[0.0, 1.0])
+
+
+def test_a_job_that_has_not_finished_is_left_out_and_named(tmp_path, caplog):
+    """metrics.json is rewritten after every epoch: a sweep summarized while a job still runs (or after it stopped)
+    must not count its last validation as the final epoch."""
+    write_job(tmp_path, 0, ["model=cnn", "seed=0"], 0.80)
+    write_job(tmp_path, 1, ["model=cnn", "seed=1"], 0.70)
+    report = tmp_path / "1_job" / "metrics.json"
+    report.write_text(json.dumps({**json.loads(report.read_text()), "finished": False}))
+    write_fold(tmp_path / "cv", 0, ["m=a", "data.fold=0"], ["r1"], [0], [[1.0, 0.0, 0.0]])
+    write_fold(tmp_path / "cv", 1, ["m=a", "data.fold=1"], ["r2"], [0], [[1.0, 0.0, 0.0]])
+    (tmp_path / "cv" / "1_job" / "metrics.json").write_text(json.dumps({"finished": False}))
+    with caplog.at_level("WARNING"):
+        row = summarize(tmp_path)["model=cnn"]
+        from ecg_lightning.aggregate import pooled
+
+        assert pooled([tmp_path / "cv"])["m=a"]["records"] == ["r1"]
+    assert row["jobs"] == 1 and row["accuracy"][0] == pytest.approx(0.80)
+    assert "1_job has not finished" in caplog.text

@@ -148,6 +148,7 @@ def test_a_final_model_trains_on_every_ds1_subject_without_validation_and_tests_
     assert not [w for w in caught if "could not find the monitored key" in str(w.message)]
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "test/jk_index" in metrics and "val/jk_index" not in metrics
+    assert report["finished"] is True
     assert report["test"]["test/accuracy"] == pytest.approx(metrics["test/accuracy"])
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert not list((tmp_path / "run").glob("val_*.png"))

@@ -281,6 +281,25 @@ def test_metrics_json_keeps_the_best_in_either_direction(tmp_path):
     assert lowest._improved(0.4) and not lowest._improved(0.6)
 
 
+def test_metrics_json_says_whether_training_finished(tmp_path):
+    """Written after every validation with finished=false, and true only when fit ends (aggregate skips the rest)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from ecg_lightning.callbacks import MetricsJson
+
+    report = MetricsJson(tmp_path / "m.json", "val/accuracy")
+    trainer = SimpleNamespace(
+        sanity_checking=False, current_epoch=3, callback_metrics={"val/accuracy": torch.tensor(0.7)}
+    )
+    report.on_validation_end(trainer, None)
+    assert json.loads((tmp_path / "m.json").read_text())["finished"] is False
+    report.on_fit_end(trainer, None)
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["finished"] is True and saved["final"]["epoch"] == 3
+
+
 def test_training_loss_is_logged_every_n_steps_and_as_the_epochs_window_weighted_mean(compose_cfg):
     """train/loss_step on the steps the loggers write (log_every_n_steps), train/loss_epoch the mean over the
     epoch's windows (a short last batch weighs less), both from the losses training_step returned."""
