@@ -37,6 +37,11 @@ CANDIDATES: dict[str, tuple[list[str], str | None, list[float]]] = {
     ),
     "R0: R without record reference (ninth round)": (["resnet_no_reference"], None, [0, -2, -0.5, 0, 0]),
     "L6: L without record-normalized RR (ninth round)": (["resnet_longest_rr_local_rr"], None, [0, 1.75, -0.25, 0, 0]),
+    "L6V6: L6 + V6's floor's vote on S (tenth round)": (
+        ["resnet_longest_rr_local_rr", "linear_local_rr"],
+        "S",
+        [0, 0.5, 0, 0, 0],
+    ),
     "C1: sequence": (["c1"], None, [0, -2, -2, 0, 0]),
     "C2: sequence, ten RR features": (["c2"], None, [0, -2, -2, 0, 0]),
     "C3: sequence, balanced weights": (["c3"], None, [0, -2, -0.5, 0, 0]),
