@@ -105,9 +105,9 @@ def summarize(sweep_dirs: Path | list[Path], which: str = "final") -> dict[str, 
 def evaluated_setting(job: Path) -> str:
     """An ``evaluate`` job's setting: its checkpoint's training setting (``<run>/checkpoints/x.ckpt``), then its
     own overrides — so evaluate sweeps of different models stay apart when joined."""
-    run = OmegaConf.load(job / ".hydra" / "config.yaml")
-    ckpt = Path(str(run.ckpt_path))
-    trained = ckpt.parent.parent
+    ckpt = OmegaConf.load(job / ".hydra" / "config.yaml").ckpt_path
+    first = ckpt[0] if OmegaConf.is_list(ckpt) else ckpt  # an ensemble: named by its first member's run
+    trained = Path(str(first)).parent.parent
     source = job_setting(trained) if (trained / ".hydra" / "overrides.yaml").is_file() else str(trained.parent)
     return f"{source} | evaluate {job_setting(job)}"
 

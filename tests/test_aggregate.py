@@ -172,6 +172,13 @@ def test_evaluate_sweeps_of_fold_checkpoints_are_pooled_per_trained_setting_and_
     assert alone[names[0]]["beats"] == 4 and alone[names[0]]["se_S"] == 0 and alone[names[1]]["se_S"] == 1
     ((name, row),) = pooled([tmp_path / "net", tmp_path / "vote"], vote="S").items()
     assert name.startswith("vote on S: (m=net | evaluate")
+    # an evaluate job of an ensemble (ckpt_path=[a,b]) is named by its first member's training setting
+    from ecg_lightning.aggregate import evaluated_setting
+
+    job = tmp_path / "net" / "0"
+    first = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["ckpt_path"]
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"ckpt_path": [first, "/elsewhere/x.ckpt"]}))
+    assert evaluated_setting(job).startswith("m=net | evaluate")
     assert row["confusion_matrix"] == [[0, 0, 0], [0, 2, 0], [0, 0, 2]]
 
 
