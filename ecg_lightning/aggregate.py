@@ -123,10 +123,17 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
     return part
 
 
+def job_seed(job: Path) -> str:
+    """The training seed a job ran with (its saved config), "" when it has none saved."""
+    config = job / ".hydra" / "config.yaml"
+    return str(OmegaConf.load(config).get("seed", "")) if config.is_file() else ""
+
+
 def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]]:
     """{setting: (probabilities, labels, classes, info)} over the joined validation predictions of its jobs
-    (``load_predictions``); info holds the threshold, the records and each job's own arrays. A record validated by
-    two jobs is refused: the jobs must be the folds of one split."""
+    (``load_predictions``); info holds the threshold, the records, each job's own arrays and its seed. Jobs of one
+    seed must be the folds of one split (a record validated twice by one seed is refused); several seeds of the
+    same folds are joined too, every beat then counted once per seed (``pooled`` reports each seed beside)."""
     from ecg_lightning.callbacks import VAL_PREDICTIONS
     from ecg_lightning.evaluate import PREDICTIONS
 
@@ -140,15 +147,17 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
         raise SystemExit(f"No <job>/{VAL_PREDICTIONS} or {PREDICTIONS} under {', '.join(map(str, sweep_dirs))}")
     joined = {}
     for setting, paths in groups.items():
-        parts = [load_predictions(p) for p in paths]
-        records = [set(part["record"].tolist()) for part in parts]
-        seen = Counter(name for names in records for name in names)
-        overlap = {name for name, jobs in seen.items() if jobs > 1}
+        parts = [{**load_predictions(p), "seed": job_seed(p.parent)} for p in paths]
+        seen = Counter((part["seed"], name) for part in parts for name in set(part["record"].tolist()))
+        overlap = sorted({name for (_, name), jobs in seen.items() if jobs > 1})
         if overlap:
-            raise SystemExit(f"{setting}: records {sorted(overlap)} validated by several jobs; not folds of one split")
+            raise SystemExit(
+                f"{setting}: records {overlap} validated by several jobs of one seed; not folds of one split"
+            )
+        records = sorted({name for _, name in seen})
         probs = np.concatenate([part["probs"] for part in parts])
         labels = np.concatenate([part["labels"] for part in parts])
-        info = {"threshold": float(parts[0]["threshold"]), "records": sorted(set().union(*records)), "parts": parts}
+        info = {"threshold": float(parts[0]["threshold"]), "records": records, "parts": parts}
         joined[setting] = (probs, labels, [str(c) for c in parts[0]["classes"]], info)
     return joined
 
@@ -248,6 +257,20 @@ def pooled(
         }
         row["jobs"] = len(info["parts"])
         row["records"] = info["records"]
+        seeds = sorted({part["seed"] for part in info["parts"]})
+        if len(seeds) > 1:  # the same folds trained with several seeds: each seed's pool, and their mean ± sd
+            by_seed = {}
+            for seed in seeds:
+                mine = [part for part in info["parts"] if part["seed"] == seed]
+                pool = metrics_report(np.concatenate([p["probs"] for p in mine]),
+                                      np.concatenate([p["labels"] for p in mine]), classes, threshold)  # fmt: skip
+                by_seed[seed] = {name: pool[name] for name in (*METRICS, *AAMI_METRICS) if name in pool}
+            row["seeds"] = by_seed
+            row["over_seeds"] = {
+                name: [float(np.mean(values)), float(np.std(values, ddof=1))]
+                for name in next(iter(by_seed.values()))
+                for values in [[by_seed[seed][name] for seed in seeds]]
+            }
         summary[setting] = row
     return summary
 

@@ -212,3 +212,28 @@ def test_a_job_that_has_not_finished_is_left_out_and_named(tmp_path, caplog):
         assert pooled([tmp_path / "cv"])["m=a"]["records"] == ["r1"]
     assert row["jobs"] == 1 and row["accuracy"][0] == pytest.approx(0.80)
     assert "1_job has not finished" in caplog.text
+
+
+def test_the_same_folds_trained_with_several_seeds_are_pooled_per_seed_and_over_seeds(tmp_path):
+    """Two seeds of one 2-fold cross-validation: every beat counted once per seed in the pool (what calibrate then
+    chooses offsets on), each seed's pool beside it, and their mean ± sd; a record twice in one seed is refused."""
+    from ecg_lightning.aggregate import pooled
+
+    one_hot = np.eye(3)
+    calls = {"0": [1, 1], "1": [0, 1]}  # the S beat of r1: found by seed 0, missed by seed 1
+    num = 0
+    for seed, (r1_call, r2_call) in calls.items():
+        for fold, (record, call) in enumerate((("r1", r1_call), ("r2", r2_call))):
+            write_fold(tmp_path, num, ["m=a", f"data.fold={fold}", f"seed={seed}"], [record] * 2, [0, 1],
+                       one_hot[[0, call]])  # fmt: skip
+            (tmp_path / f"{num}_job" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": int(seed)}))
+            num += 1
+    row = pooled([tmp_path])["m=a"]
+    assert row["beats"] == 8 and row["jobs"] == 4 and row["records"] == ["r1", "r2"]
+    assert row["se_S"] == pytest.approx(3 / 4)
+    assert row["seeds"]["0"]["se_S"] == pytest.approx(1.0) and row["seeds"]["1"]["se_S"] == pytest.approx(0.5)
+    assert row["over_seeds"]["se_S"] == pytest.approx([0.75, np.std([1.0, 0.5], ddof=1)])
+    write_fold(tmp_path, num, ["m=a", "data.fold=2", "seed=1"], ["r1"], [0], one_hot[[0]])
+    (tmp_path / f"{num}_job" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 1}))
+    with pytest.raises(SystemExit, match="validated by several jobs of one seed"):
+        pooled([tmp_path])
