@@ -102,10 +102,10 @@ MUTANTS: list[tuple[str, str, str, str]] = [
     # the dominant-S stress test, evaluate sweeps pooled, final runs, job folders
     ("ecg_lightning/data/rr.py", "return np.where(enough, annotated, True)", "return np.where(enough, annotated, False)",
      "a record with few S beats gets an empty reference under the stress test"),
-    ("ecg_lightning/data/windows.py", "annotated = None if annotated_class is None else beats.label == annotated_class",
-     "annotated = None if annotated_class is None else beats.label != annotated_class",
+    ("ecg_lightning/data/windows.py", "annotated = None if reference_class is None else beats.label == reference_class",
+     "annotated = None if reference_class is None else beats.label != reference_class",
      "the stress test's template from the record's other beats"),
-    ("ecg_lightning/data/datamodule.py", "stress = self._annotated_class(reference)", "stress = None",
+    ("ecg_lightning/data/datamodule.py", "reference_class = self._reference_class(reference)", "reference_class = None",
      "evaluate's stress test never passes the labels on"),
     ("ecg_lightning/aggregate.py", 'return f"{source} | evaluate {job_setting(job)}"', "return job_setting(job)",
      "two models' evaluate sweeps pooled as one setting"),

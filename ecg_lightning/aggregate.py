@@ -224,7 +224,10 @@ def with_class_bias(probs: np.ndarray, bias: list[float] | None) -> np.ndarray:
         return probs
     if len(bias) != probs.shape[1]:
         raise SystemExit(f"--class-bias has {len(bias)} offsets for {probs.shape[1]} classes")
-    return torch.softmax(torch.log(torch.from_numpy(probs).double().clamp_min(1e-12)) + torch.tensor(bias), -1).numpy()
+    from ecg_lightning.classifier import probabilities
+
+    log_probs = torch.log(torch.from_numpy(probs).double().clamp_min(1e-12))
+    return probabilities(log_probs, binary=False, bias=torch.tensor(bias)).numpy()
 
 
 def pooled(

@@ -203,6 +203,13 @@ def test_an_unknown_reference_is_refused_naming_the_key(tiny_db, tmp_path):
         make_dm(tiny_db, tmp_path, reference_beats="median")
 
 
+def test_a_stress_reference_of_a_class_the_labels_lack_is_refused_naming_the_key(tiny_db, tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"data.reference_beats=annotated_Z: no class 'Z' in \['N', 'S', 'V', 'F', 'Q'\]"
+    ):
+        make_dm(tiny_db, tmp_path, labels="aami", reference_beats="annotated_Z").setup()
+
+
 def test_an_empty_record_list_is_refused_not_read_as_every_record(tiny_db, tmp_path):
     with pytest.raises(ConfigError, match=r"data.records=\[\] names no record; leave it out"):
         make_dm(tiny_db, tmp_path, records=[]).setup()

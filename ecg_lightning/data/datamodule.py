@@ -235,12 +235,14 @@ class BeatDataModule(L.LightningDataModule):
         self.records = cache.load_or_read(self._sources(), float(hp.fs), cache_dir, band, hp.cache_dtype)
         labels = label_beats(self.records.ann_symbol, self.classes)
         reference = hp.reference_beats
-        stress = self._annotated_class(reference)
+        reference_class = self._reference_class(reference)
         self.beats = index_beats(
-            self.records, labels, self.half_width, hp.pad_edges, bool(self.rr_columns), reference, stress
+            self.records, labels, self.half_width, hp.pad_edges, bool(self.rr_columns), reference, reference_class
         )
         self.templates = (
-            beat_templates(self.records, self.beats, self.half_width, reference=reference, annotated_class=stress)
+            beat_templates(
+                self.records, self.beats, self.half_width, reference=reference, reference_class=reference_class
+            )
             if hp.templates
             else None
         )
@@ -257,7 +259,7 @@ class BeatDataModule(L.LightningDataModule):
             )
         self._log_summary()
 
-    def _annotated_class(self, reference: str) -> int | None:
+    def _reference_class(self, reference: str) -> int | None:
         """The class index of an ``annotated_<class>`` reference (the stress test), checked against the classes."""
         name = annotated_class(reference)
         if name is None:

@@ -39,7 +39,7 @@ def index_beats(
     pad_edges: bool = False,
     rr: bool = True,
     reference: str = "all",
-    annotated_class: int | None = None,
+    reference_class: int | None = None,
 ) -> BeatIndex:
     """Keep labelled beats with ``half_width`` samples of signal on each side (a beat too near an edge is dropped),
     or, with ``pad_edges``, every labelled beat inside its record (its window is zero-padded at the edge).
@@ -47,7 +47,7 @@ def index_beats(
     RR features are computed over every labelled beat first, so an edge beat still counts as a neighbour; with
     ``rr=False`` (none served) they are left out: (beats, 0), which saves 32 bytes a beat on big databases.
     ``reference``: the record's beats whose RR the record-normalized features divide by (``rr.REFERENCE_BEATS``);
-    ``annotated_class``: the class index an ``annotated_<class>`` reference takes (evaluation only).
+    ``reference_class``: the class index an ``annotated_<class>`` reference takes (evaluation only).
     """
     is_beat = labels != DROPPED
     features = np.zeros((len(labels), len(RR_FEATURES) if rr else 0), dtype=np.float32)
@@ -57,7 +57,7 @@ def index_beats(
             records.ann_sample[is_beat],
             records.fs,
             reference=reference,
-            annotated=None if annotated_class is None else labels[is_beat] == annotated_class,
+            annotated=None if reference_class is None else labels[is_beat] == reference_class,
         )
     lengths = records.lengths[records.ann_record]
     margin = 0 if pad_edges else half_width
@@ -155,7 +155,7 @@ def beat_templates(
     half_width: int,
     max_beats: int = 400,
     reference: str = "all",
-    annotated_class: int | None = None,
+    reference_class: int | None = None,
 ) -> np.ndarray:
     """Each record's typical beat: the median window (per lead) over up to ``max_beats`` of its reference beats
     (``rr.REFERENCE_BEATS``: all of them, or those with the longest preceding RR).
@@ -169,7 +169,7 @@ def beat_templates(
     templates = np.zeros((len(records.names), n_leads, 2 * half_width), dtype=np.float32)
     data = BeatWindowDataset(records, beats, half_width)
     pre, _ = pre_post_rr(beats.record, beats.sample, records.fs)
-    annotated = None if annotated_class is None else beats.label == annotated_class
+    annotated = None if reference_class is None else beats.label == reference_class
     chosen = reference_mask(beats.record, pre, reference, annotated)
     for r in np.unique(beats.record):  # one vectorized gather per record
         mine = np.flatnonzero((beats.record == r) & chosen)
