@@ -124,9 +124,16 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
 
 
 def job_seed(job: Path) -> str:
-    """The training seed a job ran with (its saved config), "" when it has none saved."""
+    """The training seed a job ran with (its saved config), "" when it has none saved. An ``evaluate`` job has no
+    seed of its own: its checkpoint's training run's seed (the first member's, for an ensemble)."""
     config = job / ".hydra" / "config.yaml"
-    return str(OmegaConf.load(config).get("seed", "")) if config.is_file() else ""
+    if not config.is_file():
+        return ""
+    saved = OmegaConf.load(config)
+    if "seed" not in saved and "ckpt_path" in saved:
+        first = saved.ckpt_path[0] if OmegaConf.is_list(saved.ckpt_path) else saved.ckpt_path
+        return job_seed(Path(str(first)).parent.parent)
+    return str(saved.get("seed", ""))
 
 
 def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]]:
@@ -206,6 +213,50 @@ def ensemble_of(
     return {name: (probs, first[1], first[2], {**first[3], "parts": parts})}
 
 
+def seed_ensemble(joined: dict[str, tuple[np.ndarray, np.ndarray, list[str], dict]]) -> dict[str, tuple]:
+    """Each setting trained with several seeds on the same folds as one ensemble of its seeds: every beat's
+    probabilities averaged over the seeds (as ``evaluate`` averages an ensemble's checkpoints). A setting with one
+    seed, or whose seeds did not validate the same folds and beats, is refused."""
+    out = {}
+    for setting, (_, _, classes, info) in joined.items():
+        by_seed: dict[str, list[dict]] = defaultdict(list)
+        for part in info["parts"]:
+            by_seed[part["seed"]].append(part)
+        if len(by_seed) < 2:
+            raise SystemExit(f"{setting}: a seed ensemble needs several training seeds; found {sorted(by_seed)}")
+        # each seed's folds in one order (by their records), so that beats line up across seeds
+        ordered = [sorted(parts, key=lambda p: sorted(map(str, p["record"]))) for parts in by_seed.values()]
+        first = ordered[0]
+        for parts in ordered[1:]:
+            if len(parts) != len(first) or not all(
+                np.array_equal(a["record"], b["record"]) and np.array_equal(a["labels"], b["labels"])
+                for a, b in zip(parts, first)
+            ):
+                raise SystemExit(f"{setting}: its seeds did not validate the same folds and beats")
+        members = [{**part, "probs": np.mean([parts[i]["probs"] for parts in ordered], axis=0), "seed": "ensemble"}
+                   for i, part in enumerate(first)]  # fmt: skip
+        name = f"ensemble of seeds {', '.join(sorted(by_seed))}: {setting}"
+        probs = np.concatenate([m["probs"] for m in members])
+        labels = np.concatenate([m["labels"] for m in members])
+        out[name] = (probs, labels, classes, {**info, "parts": members})
+    return out
+
+
+def selected_predictions(
+    sweep_dirs: list[Path], ensemble: bool = False, vote: str | None = None, seeds: bool = False
+) -> dict[str, tuple]:
+    """The joined validation predictions (``joined_predictions``), each setting's seeds averaged first with
+    ``seeds`` (``seed_ensemble``), then every setting averaged with ``ensemble`` or voting with ``vote``."""
+    joined = joined_predictions(sweep_dirs)
+    if seeds:
+        joined = seed_ensemble(joined)
+    if ensemble or vote:
+        first = first_setting(sweep_dirs)
+        network = next((name for name in joined if name.endswith(first)), first) if seeds else first
+        joined = ensemble_of(joined, vote, network)
+    return joined
+
+
 def first_setting(sweep_dirs: list[Path]) -> str:
     """The setting of the first job of the first sweep folder (``--vote``: the network that decides)."""
     from ecg_lightning.callbacks import VAL_PREDICTIONS
@@ -231,18 +282,21 @@ def with_class_bias(probs: np.ndarray, bias: list[float] | None) -> np.ndarray:
 
 
 def pooled(
-    sweep_dirs: list[Path], ensemble: bool = False, vote: str | None = None, class_bias: list[float] | None = None
+    sweep_dirs: list[Path],
+    ensemble: bool = False,
+    vote: str | None = None,
+    class_bias: list[float] | None = None,
+    seeds: bool = False,
 ) -> dict[str, dict]:
     """{setting: metrics over the concatenated validation beats of its jobs} (``joined_predictions``): for a
     subject-grouped k-fold, every beat of the pool is validated once, by the model that did not train on it;
     ``folds`` holds the per-fold means ± sd of the headline metrics beside it. With ``ensemble``, every setting
-    found is averaged into one (``ensemble_of``); ``class_bias``: scored with those decision offsets."""
+    found is averaged into one (``ensemble_of``); with ``seeds``, each setting's training seeds first
+    (``seed_ensemble``); ``class_bias``: scored with those decision offsets."""
     from ecg_lightning.report import metrics_report
 
     summary = {}
-    joined = joined_predictions(sweep_dirs)
-    if ensemble or vote:
-        joined = ensemble_of(joined, vote, first_setting(sweep_dirs))
+    joined = selected_predictions(sweep_dirs, ensemble, vote, seeds)
     for setting, (probs, labels, classes, info) in joined.items():
         probs = with_class_bias(probs, class_bias)
         info = {
@@ -319,6 +373,11 @@ def main() -> None:
         "same folds) and score that ensemble",
     )
     parser.add_argument(
+        "--seed-ensemble",
+        action="store_true",
+        help="with --which pooled: average each setting's training seeds (the same folds) beat by beat first",
+    )
+    parser.add_argument(
         "--vote",
         metavar="CLASS",
         help="with --which pooled and two settings: the first sweep's setting decides, the second votes on CLASS "
@@ -333,10 +392,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
-    if (args.ensemble or args.vote or args.class_bias) and args.which != "pooled":
-        parser.error("--ensemble, --vote and --class-bias need --which pooled")
+    if (args.ensemble or args.vote or args.class_bias or args.seed_ensemble) and args.which != "pooled":
+        parser.error("--ensemble, --seed-ensemble, --vote and --class-bias need --which pooled")
     if args.which == "pooled":
-        summary = pooled(args.sweep_dirs, args.ensemble, args.vote, args.class_bias)
+        summary = pooled(args.sweep_dirs, args.ensemble, args.vote, args.class_bias, args.seed_ensemble)
         print(pooled_markdown(summary))
     else:
         summary = summarize(args.sweep_dirs, args.which)

@@ -1,7 +1,7 @@
 """Choose a multi-class decision rule on cross-validated validation predictions, never on a test set.
 
     python -m ecg_lightning.calibrate <cross-validation sweep dir(s)> [--classes S V] [--metric f1_S_plus_V]
-        [--ensemble | --vote S]
+        [--ensemble | --vote S] [--seed-ensemble]
 
 The folds' validation beats (``val_predictions.npz``: every beat of the pool validated once, by a model that did
 not train on its subject) are joined per setting, and a log-prior offset per chosen class (``model.class_bias``:
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecg_lightning.aggregate import ensemble_of, first_setting, joined_predictions
+from ecg_lightning.aggregate import selected_predictions
 from ecg_lightning.metrics import j_kappa_index
 
 GRID = np.round(np.arange(-2.0, 4.01, 0.25), 2)
@@ -84,14 +84,15 @@ def main() -> None:
         "--ensemble", action="store_true", help="choose for the average of every setting found (one ensemble)"
     )
     parser.add_argument(
+        "--seed-ensemble", action="store_true", help="choose for each setting's training seeds averaged"
+    )
+    parser.add_argument(
         "--vote", metavar="CLASS", help="choose for the first sweep's setting with the second's vote on CLASS"
     )
     parser.add_argument("--out", type=Path, help="also write the choice as JSON here")
     args = parser.parse_args()
     chosen = {}
-    joined = joined_predictions(args.sweep_dirs)
-    if args.ensemble or args.vote:
-        joined = ensemble_of(joined, args.vote, first_setting(args.sweep_dirs))
+    joined = selected_predictions(args.sweep_dirs, args.ensemble, args.vote, args.seed_ensemble)
     for setting, (probs, labels, classes, _) in joined.items():
         bias, before, after = choose_bias(probs, labels, classes, args.classes, args.metric)
         override = "model.class_bias=[" + ",".join(f"{b:g}" for b in bias) + "]"

@@ -237,3 +237,44 @@ def test_the_same_folds_trained_with_several_seeds_are_pooled_per_seed_and_over_
     (tmp_path / f"{num}_job" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": 1}))
     with pytest.raises(SystemExit, match="validated by several jobs of one seed"):
         pooled([tmp_path])
+
+
+def test_a_settings_seeds_are_averaged_beat_by_beat_as_one_ensemble(tmp_path):
+    """--seed-ensemble: three seeds of one 2-fold cross-validation, their jobs numbered so that each seed's folds
+    sort in a different order (as Hydra's job numbers do), averaged beat by beat — the S beat of r1 is found by two
+    of three seeds, so by the ensemble; a setting with one seed is refused."""
+    from ecg_lightning.aggregate import pooled
+
+    s_of = {"0": 0.9, "1": 0.2, "2": 0.7}  # P(S) of r1's S beat per seed; N gets the rest
+    num_of = {("0", 0): 0, ("0", 1): 12, ("1", 0): 10, ("1", 1): 1, ("2", 0): 2, ("2", 1): 3}
+    for (seed, fold), num in num_of.items():
+        record = ["r1", "r2"][fold]
+        probs = [[1 - s_of[seed], s_of[seed], 0.0], [1.0, 0.0, 0.0]] if fold == 0 else [[0.0, 0.0, 1.0]] * 2
+        labels = [1, 0] if fold == 0 else [2, 2]
+        write_fold(tmp_path, num, ["m=a", f"data.fold={fold}", f"seed={seed}"], [record] * 2, labels, probs)
+        (tmp_path / f"{num}_job" / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": int(seed)}))
+    ((name, row),) = pooled([tmp_path], seeds=True).items()
+    assert name == "ensemble of seeds 0, 1, 2: m=a"
+    assert row["beats"] == 4 and row["se_S"] == pytest.approx(1.0)  # mean P(S) 0.6 > 0.4
+    assert row["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 2]]
+    assert pooled([tmp_path], seeds=True, class_bias=[0.0, -1.0, 0.0])[name]["se_S"] == 0  # 0.6/e < 0.4
+    for num in (10, 1, 2, 3):
+        for path in (tmp_path / f"{num}_job").rglob("*"):
+            path.unlink() if path.is_file() else None
+    with pytest.raises(SystemExit, match="several training seeds"):
+        pooled([tmp_path], seeds=True)
+
+
+def test_an_evaluate_job_takes_its_checkpoints_training_seed(tmp_path):
+    """The stress test's evaluate sweeps over several seeds' fold checkpoints: each job is the seed its checkpoint
+    was trained with, so two seeds of one fold are not mistaken for one record validated twice."""
+    from ecg_lightning.aggregate import job_seed, pooled
+
+    for num, (record, seed) in enumerate((("r1", 0), ("r1", 1))):
+        write_evaluated(tmp_path / "net", num, ["m=net", "data.fold=0"], [record] * 2, [1, 2],
+                        [[0.2, 0.8, 0.0], [0.0, 0.0, 1.0]])  # fmt: skip
+        run = tmp_path / "net_trained" / str(num)
+        (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+    assert [job_seed(tmp_path / "net" / str(n)) for n in (0, 1)] == ["0", "1"]
+    ((_, row),) = pooled([tmp_path / "net"]).items()
+    assert sorted(row["seeds"]) == ["0", "1"] and row["beats"] == 4
