@@ -88,12 +88,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
     rows = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in CANDIDATES.items()}
-    print("| candidate | offsets | jκ, mean ± sd over seeds | S Se | S +P | V Se | V +P | retention | seed ensemble jκ |")
+    head = ("candidate", "offsets", "jκ, mean ± sd over seeds", "S Se", "S +P", "V Se", "V +P", "retention",
+            "seed ensemble jκ")  # fmt: skip
+    print("| " + " | ".join(head) + " |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         m, e = r["over_seeds"], r["seed_ensemble"]
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
-        print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + f" | {r['retention']:.2f} | {e['jk_index']:.3f} |")
+        cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}"]
+        print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
     chosen, why = choose(rows)
     print(f"chosen: {chosen} — {why}")
     if args.out:
