@@ -39,6 +39,11 @@ def test_mlflow_and_tensorboard_at_once(tiny_db, tmp_path):
 def test_wandb_offline_writes_the_run_into_the_run_folder(tiny_db, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     run(tiny_db, tmp_path, "wandb")
+    import wandb
+
+    # the run is finished, but its writer runs in W&B's service process: wait for it, as the end of a process does
+    # (reading right after finish() once found only the file's header)
+    wandb.teardown()
     (stream,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")  # nothing sent anywhere
     data = stream.read_bytes()
     assert b"window_s" in data and b"val/loss" in data and b"train/loss_epoch" in data
