@@ -1,6 +1,6 @@
-"""Choose among inter-patient candidates over several training seeds (docs/inter_patient.md, eleventh round).
+"""Choose among inter-patient candidates over several training seeds (docs/inter_patient.md, rounds 11 and 12).
 
-Each candidate is one DS1 cross-validation sweep holding the same five folds trained with seeds 0, 1, 2. Its
+Each candidate is one DS1 cross-validation sweep holding the same five folds trained with several seeds. Its
 decision offsets are chosen on the seeds' pooled beats (F1(S) + F1(V), as ``calibrate``); with them, each seed's
 pooled jκ (mean ± sd over seeds), the retention under the dominant-S stress test (the same checkpoints re-scored
 with every record's reference beats taken from its S beats, pooled over the seeds), and, reported only, the seed
@@ -11,6 +11,11 @@ ensemble with its own offsets. Then the rule written before the runs picks. Run 
         | paste -sd, -)" side=val data.reference_beats=annotated_S hydra.sweep.dir=outputs/stress/$c
     done
     python benchmarks/selection_over_seeds.py --out results/aami_ds1_cv5_three_seeds_selection.json
+
+The twelfth round (seeds 3, 4, 5 of L6 and R0; S stability weighed first):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv12 --stress outputs/stress12 --candidates L6=l6 R0=r0 \
+        --stability 0.05 --out results/aami_ds1_cv5_fresh_seeds_s_stability_selection.json
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from pathlib import Path
 from ecg_lightning.aggregate import pooled, selected_predictions
 from ecg_lightning.calibrate import choose_bias
 
-# name: its cross-validation sweep (and stress sweep) folder name
+# name: its cross-validation sweep (and stress sweep) folder name (the eleventh round's; --candidates overrides)
 CANDIDATES = {"L6": "l6", "R0": "r0", "L": "l"}
 CURRENT = "L6"
+# the retention under the stress test below which a candidate cannot be chosen
+MIN_RETENTION = 0.5
 KEPT = ("accuracy", "se_S", "ppv_S", "se_V", "ppv_V", "kappa", "jk_index")
 
 
@@ -62,19 +69,32 @@ def candidate(cv: Path, stress: Path) -> dict:
     }
 
 
-def choose(rows: dict[str, dict]) -> tuple[str, str]:
+def margin(rows: dict[str, dict], name: str) -> float:
+    """The standard error of the difference between a candidate's mean jκ over seeds and the current model's."""
+    se2 = [rows[n]["over_seeds"]["jk_index"][1] ** 2 / len(rows[n]["seeds"]) for n in (name, CURRENT)]
+    return math.sqrt(sum(se2))
+
+
+def choose(rows: dict[str, dict], stability: float | None = None) -> tuple[str, str]:
     """The rule: the current model stays unless a candidate with retention >= 0.5 beats its mean jκ by more than
-    the standard error of the difference of the two means and by at least 0.01; of several such, the highest."""
+    the standard error of the difference of the two means and by at least 0.01; of several such, the highest.
+
+    With ``stability`` (the twelfth round), a candidate whose S Se sd over seeds is within it, while the current
+    model's is not, is chosen first if its retention is >= 0.5 and its mean jκ is not below the current model's by
+    more than that standard error (of several such, the highest mean jκ)."""
     mean = {n: r["over_seeds"]["jk_index"][0] for n, r in rows.items()}
-    sd = {n: r["over_seeds"]["jk_index"][1] for n, r in rows.items()}
-    n_seeds = {n: len(r["seeds"]) for n, r in rows.items()}
-    better = {}
-    for name, row in rows.items():
-        if name == CURRENT or row["retention"] < 0.5:
-            continue
-        margin = max(0.01, math.sqrt(sd[name] ** 2 / n_seeds[name] + sd[CURRENT] ** 2 / n_seeds[CURRENT]))
-        if mean[name] - mean[CURRENT] > margin:
-            better[name] = mean[name]
+    s_sd = {n: r["over_seeds"]["se_S"][1] for n, r in rows.items()}
+    eligible = [n for n, r in rows.items() if n != CURRENT and r["retention"] >= MIN_RETENTION]
+    if stability is not None and s_sd[CURRENT] > stability:
+        steady = [n for n in eligible if s_sd[n] <= stability and mean[CURRENT] - mean[n] <= margin(rows, n)]
+        if steady:
+            winner = max(steady, key=mean.get)
+            return winner, (
+                f"{winner}'s S Se sd over seeds ({s_sd[winner]:.3f}) is within {stability} and {CURRENT}'s "
+                f"({s_sd[CURRENT]:.3f}) is not; its mean jκ ({mean[winner]:.3f}) is within the standard error "
+                f"({margin(rows, winner):.3f}) of {CURRENT}'s ({mean[CURRENT]:.3f}) or above"
+            )
+    better = {n: mean[n] for n in eligible if mean[n] - mean[CURRENT] > max(0.01, margin(rows, n))}
     if not better:
         return CURRENT, f"no candidate beats {CURRENT} ({mean[CURRENT]:.3f}) by more than the margin"
     winner = max(better, key=better.get)
@@ -85,9 +105,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", type=Path, default=Path("outputs/cv"), help="the cross-validation sweeps")
     parser.add_argument("--stress", type=Path, default=Path("outputs/stress"), help="their stress-test sweeps")
+    parser.add_argument("--candidates", nargs="+", metavar="NAME=FOLDER",
+                        help=f"the candidates and their sweep folders (default: the eleventh round's; {CURRENT} first)")
+    parser.add_argument("--stability", type=float,
+                        help="the S Se sd over seeds that weighs first (the twelfth round: 0.05; default: jκ only)")
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
-    rows = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in CANDIDATES.items()}
+    folders = dict(c.split("=", 1) for c in args.candidates) if args.candidates else CANDIDATES
+    if CURRENT not in folders:
+        raise SystemExit(f"--candidates must include the current model, {CURRENT}")
+    rows = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()}
     head = ("candidate", "offsets", "jκ, mean ± sd over seeds", "S Se", "S +P", "V Se", "V +P", "retention",
             "seed ensemble jκ")  # fmt: skip
     print("| " + " | ".join(head) + " |")
@@ -97,10 +124,11 @@ def main() -> None:
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
         cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
-    chosen, why = choose(rows)
+    chosen, why = choose(rows, args.stability)
     print(f"chosen: {chosen} — {why}")
     if args.out:
-        args.out.write_text(json.dumps({"rule": "docs/inter_patient.md, eleventh round", "candidates": rows,
+        rule = "docs/inter_patient.md, " + ("twelfth round" if args.stability is not None else "eleventh round")
+        args.out.write_text(json.dumps({"rule": rule, "stability": args.stability, "candidates": rows,
                                         "chosen": chosen, "why": why}, indent=2))  # fmt: skip
 
 

@@ -50,3 +50,39 @@ def test_calibration_finds_the_offset_that_recovers_underpredicted_s_beats():
     # the j-index can be gamed: calling almost nothing S gives S +P near 1 (why the rule maximizes F1)
     gamed = choose_bias(probs, labels, CLASSES, ["S", "V"], "j_index")[2]
     assert gamed["se_S"] < 0.1
+
+
+def selection_rule():
+    """benchmarks/selection_over_seeds.py's choice (a script, not a module of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "selection_over_seeds.py"
+    spec = importlib.util.spec_from_file_location("selection_over_seeds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.choose
+
+
+def candidate_row(jk: tuple[float, float], se_s_sd: float, retention: float = 1.0, seeds: int = 3) -> dict:
+    return {"over_seeds": {"jk_index": list(jk), "se_S": [0.4, se_s_sd]}, "retention": retention,
+            "seeds": {str(s): {} for s in range(seeds)}}  # fmt: skip
+
+
+def test_selection_rule_weighs_s_stability_only_when_asked_and_within_the_jk_margin():
+    choose = selection_rule()
+    # the eleventh round's figures: a jκ tie, R0 steady on S and L6 not
+    tie = {"L6": candidate_row((0.584, 0.042), 0.117), "R0": candidate_row((0.584, 0.035), 0.029)}
+    assert choose(tie)[0] == "L6"  # jκ alone: no margin, the current model stays
+    assert choose(tie, stability=0.05)[0] == "R0"
+    # steady but clearly worse on jκ (by more than the standard error of the difference): L6 stays
+    worse = {**tie, "R0": candidate_row((0.45, 0.035), 0.029)}
+    assert choose(worse, stability=0.05)[0] == "L6"
+    # steady but its S calls collapse under the dominant-S stress test: L6 stays
+    fragile = {**tie, "R0": candidate_row((0.584, 0.035), 0.029, retention=0.3)}
+    assert choose(fragile, stability=0.05)[0] == "L6"
+    # the current model steady too: jκ alone decides, and a clear jκ lead wins
+    both = {"L6": candidate_row((0.584, 0.01), 0.03), "R0": candidate_row((0.584, 0.01), 0.02)}
+    assert choose(both, stability=0.05)[0] == "L6"
+    ahead = {**both, "R0": candidate_row((0.65, 0.01), 0.02)}
+    assert choose(ahead, stability=0.05)[0] == "R0"
