@@ -105,10 +105,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", type=Path, default=Path("outputs/cv"), help="the cross-validation sweeps")
     parser.add_argument("--stress", type=Path, default=Path("outputs/stress"), help="their stress-test sweeps")
-    parser.add_argument("--candidates", nargs="+", metavar="NAME=FOLDER",
-                        help=f"the candidates and their sweep folders (default: the eleventh round's; {CURRENT} first)")
-    parser.add_argument("--stability", type=float,
-                        help="the S Se sd over seeds that weighs first (the twelfth round: 0.05; default: jκ only)")
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        metavar="NAME=FOLDER",
+        help=f"the candidates and their sweep folders (default: the eleventh round's; {CURRENT} first)",
+    )
+    parser.add_argument(
+        "--stability",
+        type=float,
+        help="the S Se sd over seeds that weighs first (the twelfth round: 0.05; default: jκ only)",
+    )
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
     folders = dict(c.split("=", 1) for c in args.candidates) if args.candidates else CANDIDATES
