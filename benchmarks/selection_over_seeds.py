@@ -7,8 +7,10 @@ with every record's reference beats taken from its S beats, pooled over the seed
 ensemble with its own offsets. Then the rule written before the runs picks. Run the stress sweeps first:
 
     for c in l6 r0 l; do
-      python -m ecg_lightning.evaluate -m "ckpt_path=$(ls -d outputs/cv/$c/*/ | sed 's|/$|/checkpoints/last.ckpt|' \
-        | paste -sd, -)" side=val data.reference_beats=annotated_S hydra.sweep.dir=outputs/stress/$c
+      # each path quoted: a job folder that names a list override holds "[", which Hydra's grammar would parse
+      python -m ecg_lightning.evaluate -m "ckpt_path=$(ls -d outputs/cv/$c/*/ \
+        | sed "s|/$|/checkpoints/last.ckpt|; s|.*|'&'|" | paste -sd, -)" side=val data.reference_beats=annotated_S \
+        hydra.sweep.dir=outputs/stress/$c
     done
     python benchmarks/selection_over_seeds.py --out results/aami_ds1_cv5_three_seeds_selection.json
 
