@@ -7,7 +7,7 @@ with every record's reference beats taken from its S beats, pooled over the seed
 ensemble with its own offsets. Then the rule written before the runs picks. Run the stress sweeps first:
 
     for c in l6 r0 l; do
-      # each path quoted: a job folder that names a list override holds "[", which Hydra's grammar would parse
+      # each path quoted: folders of sweeps made before job folder names were made grammar-safe hold "[" or "~"
       python -m ecg_lightning.evaluate -m "ckpt_path=$(ls -d outputs/cv/$c/*/ \
         | sed "s|/$|/checkpoints/last.ckpt|; s|.*|'&'|" | paste -sd, -)" side=val data.reference_beats=annotated_S \
         hydra.sweep.dir=outputs/stress/$c

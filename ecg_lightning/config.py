@@ -52,16 +52,22 @@ def n_rr(rr_features: Any) -> int:
 
 
 MAX_FOLDER_NAME = 200  # most file systems allow 255 bytes; the job number and a prefix come before it
+# characters of an override's value that Hydra's override grammar refuses unquoted: a job folder holding them could
+# not be passed back as a checkpoint path (``evaluate -m ckpt_path=<folder>/...``); a list's commas would split it
+_GRAMMAR = str.maketrans({",": "+", "[": None, "]": None, "{": None, "}": None, "(": None, ")": None, "'": None,
+                          '"': None, " ": "_", "=": "-", "~": "-", "#": "-"})  # fmt: skip
 
 
 def folder_name(text: str, limit: int = MAX_FOLDER_NAME) -> str:
-    """``text`` as a folder name of at most ``limit`` characters: a multirun job's overrides (a list of eight RR
-    features is already 120 characters) cut short, with a hash of the whole so that jobs stay apart."""
+    """``text`` (a multirun job's overrides) as a folder name that passes back as a plain override value: a list
+    ``[a,b]`` becomes ``a+b``; longer than ``limit`` (a list of eight RR features is already 120 characters), cut
+    short with a hash of the whole, so that jobs stay apart."""
     text = str(text)
-    if len(text) <= limit:
-        return text
+    safe = text.translate(_GRAMMAR)
+    if len(safe) <= limit:
+        return safe
     digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-    return f"{text[: limit - len(digest) - 1]}~{digest}"
+    return f"{safe[: limit - len(digest) - 1]}_{digest}"
 
 
 def optuna_direction(mode: str) -> str:

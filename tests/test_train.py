@@ -421,6 +421,21 @@ def test_several_loggers_at_once_each_get_the_run(compose_cfg, tmp_path):
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
+def test_a_multirun_jobs_folder_passes_back_as_a_checkpoint_path_override():
+    """A job folder of a sweep over a list (``data.rr_features=[...]``), short or cut with a hash, is a plain override
+    value: ``evaluate -m ckpt_path=<folder>/checkpoints/last.ckpt,<another>`` parses into one path per job."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from ecg_lightning.config import folder_name
+
+    short = "data.rr_features-[log_pre_post,log_pre_local]__model.class_bias-null__seed-3"
+    long = "data.fold-0__data.rr_features-[" + ",".join(["log_pre_post", "local_irregularity"] * 12) + "]__seed-4"
+    paths = [f"outputs/cv/{n}_{folder_name(text)}/checkpoints/last.ckpt" for n, text in enumerate((short, long))]
+    override = OverridesParser.create().parse_overrides([f"ckpt_path={','.join(paths)}"])[0]
+    assert list(override.sweep_iterator()) == paths
+    assert folder_name("model-cnn__seed-0") == "model-cnn__seed-0"  # nothing to change: left as it is
+
+
 def test_a_multirun_jobs_folder_name_is_cut_short_and_kept_apart_by_a_hash(compose_cfg):
     """A sweep over a list of RR features makes overrides longer than a file name may be (255 bytes): the job
     folder keeps the start of its overrides and a hash of all of them; short ones are left as they are."""
@@ -433,7 +448,7 @@ def test_a_multirun_jobs_folder_name_is_cut_short_and_kept_apart_by_a_hash(compo
     other = long.replace("fold-0", "fold-1")
     assert len(long) > 255 and folder_name("model-cnn__seed-0") == "model-cnn__seed-0"
     assert len(folder_name(long)) == MAX_FOLDER_NAME and folder_name(long) != folder_name(other)
-    assert folder_name(long).startswith("data.fold-0__data.rr_features-[log_pre_post,")
+    assert folder_name(long).startswith("data.fold-0__data.rr_features-log_pre_post+log_pre_local+")
     cfg = OmegaConf.create({"hydra": OmegaConf.to_container(compose_cfg().hydra)})  # a plain, writable copy
     with read_write(cfg), open_dict(cfg):
         cfg.hydra.job.num, cfg.hydra.job.override_dirname = 3, long
