@@ -79,3 +79,24 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
     assert summary["checkpoint"].endswith("aami_ds1.ckpt") and summary["classes"] == ["N", "S", "V", "F", "Q"]
     golden = json.loads(GOLDEN.read_text())
     assert summary["beats"] == len(golden["sample"]) and (tmp_path / "out" / "report.html").stat().st_size > 0
+
+
+def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
+    """MODEL_CARD.md says the shipped model is `experiment=aami_longest_rr_local_rr`: its saved settings (inputs,
+    network, loss weights, decision offsets) are what that experiment composes now — changing the recipe (e.g. its
+    offsets, chosen again on DS1) without shipping a model of it fails here."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from ecg_lightning.evaluate import INPUT_KEYS
+
+    saved = torch.load(pretrained.shipped_checkpoint(), map_location="cpu", weights_only=False)
+    shipped = saved["ecg_lightning_config"]
+    cfg = compose_config("train", tmp_path, ["experiment=aami_longest_rr_local_rr"])
+    recipe = {part: OmegaConf.to_container(cfg[part], resolve=True) for part in ("data", "model")}
+    for key in INPUT_KEYS:
+        assert shipped["data"].get(key) == recipe["data"].get(key), f"data.{key}"
+    for key in ("class_weight", "class_bias", "net"):
+        assert shipped["model"][key] == recipe["model"][key], f"model.{key}"
+    HydraConfig.instance().cfg = None
+    assert saved["hyper_parameters"]["class_bias"] == recipe["model"]["class_bias"]
