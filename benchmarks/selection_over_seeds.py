@@ -120,6 +120,9 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
+    bad = [c for c in args.candidates or () if "=" not in c]
+    if bad:
+        raise SystemExit(f"--candidates {' '.join(bad)}: give NAME=FOLDER, e.g. L6=l6 (FOLDER under --cv and --stress)")
     folders = dict(c.split("=", 1) for c in args.candidates) if args.candidates else CANDIDATES
     if CURRENT not in folders:
         raise SystemExit(f"--candidates must include the current model, {CURRENT}")

@@ -52,8 +52,8 @@ def test_calibration_finds_the_offset_that_recovers_underpredicted_s_beats():
     assert gamed["se_S"] < 0.1
 
 
-def selection_rule():
-    """benchmarks/selection_over_seeds.py's choice (a script, not a module of the package)."""
+def selection_script():
+    """benchmarks/selection_over_seeds.py (a script, not a module of the package)."""
     import importlib.util
     from pathlib import Path
 
@@ -61,7 +61,7 @@ def selection_rule():
     spec = importlib.util.spec_from_file_location("selection_over_seeds", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.choose
+    return module
 
 
 def candidate_row(jk: tuple[float, float], se_s_sd: float, retention: float = 1.0, seeds: int = 3) -> dict:
@@ -70,7 +70,7 @@ def candidate_row(jk: tuple[float, float], se_s_sd: float, retention: float = 1.
 
 
 def test_selection_rule_weighs_s_stability_only_when_asked_and_within_the_jk_margin():
-    choose = selection_rule()
+    choose = selection_script().choose
     # the eleventh round's figures: a jκ tie, R0 steady on S and L6 not
     tie = {"L6": candidate_row((0.584, 0.042), 0.117), "R0": candidate_row((0.584, 0.035), 0.029)}
     assert choose(tie)[0] == "L6"  # jκ alone: no margin, the current model stays
@@ -86,3 +86,9 @@ def test_selection_rule_weighs_s_stability_only_when_asked_and_within_the_jk_mar
     assert choose(both, stability=0.05)[0] == "L6"
     ahead = {**both, "R0": candidate_row((0.65, 0.01), 0.02)}
     assert choose(ahead, stability=0.05)[0] == "R0"
+
+
+def test_selection_script_names_a_candidate_given_without_its_folder(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["selection_over_seeds.py", "--candidates", "L6", "R0=r0"])
+    with pytest.raises(SystemExit, match="--candidates L6: give NAME=FOLDER"):
+        selection_script().main()
