@@ -215,6 +215,28 @@ def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tm
     assert {"test/confusion_matrix", "val/confusion_matrix"} <= set(events.Tags()["images"])
 
 
+@pytest.mark.parametrize("weights", ["best", "last"])
+def test_weight_averaging_tests_and_serves_the_averaged_weights(compose_cfg, tiny_db, tmp_path, weights):
+    """With ``callbacks=ema`` the checkpoints serve the averaged weights (and keep the raw ones for resuming); the
+    run's test score must be the one ``evaluate`` gives the checkpoint it names, not the raw weights'."""
+    from conftest import compose_config
+
+    from ecg_lightning.evaluate import evaluate
+
+    cfg = compose_cfg("callbacks=ema", "data.split=ds1ds2", "trainer.max_epochs=2", f"test_weights={weights}")
+    metrics = train(cfg)
+    HydraConfig.instance().cfg = None
+    ckpts = tmp_path / "run" / "checkpoints"
+    last = torch.load(ckpts / "last.ckpt", weights_only=True)
+    raw, averaged = last["current_model_state"], last["state_dict"]
+    assert any(not torch.equal(raw[k], averaged[k]) for k in averaged)  # the average is not the raw weights
+    served = ckpts / "last.ckpt" if weights == "last" else next(ckpts.glob("epoch_*.ckpt"))
+    common = [f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}", "side=test"]
+    result = evaluate(compose_config("evaluate", tmp_path / "eval", [f"ckpt_path={served}", *common]))
+    assert result["auroc"] == pytest.approx(metrics["test/auroc"], abs=1e-5)
+    assert result["balanced_accuracy"] == pytest.approx(metrics["test/balanced_accuracy"], abs=1e-5)
+
+
 def test_a_benchmark_run_ends_with_its_test_result(compose_cfg, caplog):
     with caplog.at_level(logging.INFO, logger="ecg_lightning.train"):
         metrics = train(compose_cfg("data.labels=aami", "data.split=ds1ds2", "trainer.max_epochs=1"))
