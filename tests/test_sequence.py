@@ -119,6 +119,18 @@ def test_linear_floor_is_one_linear_layer_on_block_means_and_rr():
         BeatLinear(input_length=100, fs=360.0)
 
 
+def test_linear_floor_with_single_samples_takes_each_blocks_centre_sample():
+    kw = dict(input_length=360, fs=180.0, before_s=0.25, after_s=0.35, n_samples=9, n_rr=3, in_channels=2)
+    net = BeatLinear(**kw, n_outputs=5, pooling="sample")
+    x, rr = torch.randn(4, 2, 360), torch.randn(4, 3)
+    lo = 180 - 45  # 9 blocks of 12 samples from -0.25 s: the samples at 6, 18, ..., 102 past lo
+    picked = x[..., lo + 6 : lo + 108 : 12].reshape(4, 18)
+    expected = torch.cat([picked, rr], 1) @ net.linear.weight.T + net.linear.bias
+    torch.testing.assert_close(net(x, rr), expected)
+    with pytest.raises(ValueError, match="pooling"):
+        BeatLinear(**kw, pooling="max")
+
+
 def test_published_protocol_keeps_the_shared_subject_strict_leaves_it_out(caplog):
     names = ["101", "201", "100", "202"]
     subjects = np.array([0, 1, 2, 1])
