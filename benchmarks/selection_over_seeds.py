@@ -18,6 +18,12 @@ The twelfth round (seeds 3, 4, 5 of L6 and R0; S stability weighed first):
 
     python benchmarks/selection_over_seeds.py --cv outputs/cv12 --stress outputs/stress12 --candidates L6=l6 R0=r0 \
         --stability 0.05 --out results/aami_ds1_cv5_fresh_seeds_s_stability_selection.json
+
+The thirteenth round (W: L6 with callbacks=ema, the same seeds; the twelfth round's rule; outputs/cv13/l6 and
+outputs/stress13/l6 link to the twelfth round's L6 folders):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv13 --stress outputs/stress13 --candidates L6=l6 W=w \
+        --stability 0.05 --out results/aami_ds1_cv5_weight_averaging_selection.json
 """
 
 from __future__ import annotations

@@ -153,6 +153,23 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tiny_db, tmp_path, caplog):
     )
 
 
+def test_a_resumed_run_with_weight_averaging_ends_with_the_uninterrupted_runs_average(tiny_db, tmp_path):
+    """``callbacks=ema``: the average (what checkpoints serve) and the raw weights both continue across a resume."""
+    ema = [*train_overrides(tiny_db, tmp_path), *LEARN, "callbacks=ema"]
+    train(compose_config("train", tmp_path / "whole", ema))
+    part = tmp_path / "part"
+    train(compose_config("train", part, [*ema, "trainer.max_epochs=1"]))
+    last = part / "checkpoints" / "last.ckpt"
+    train(compose_config("train", tmp_path / "elsewhere", [*ema, f"ckpt_path={last}"]))
+    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(last, weights_only=False)
+    assert a["global_step"] == b["global_step"] > 0
+    assert not all(torch.equal(a["state_dict"][k], a["current_model_state"][k]) for k in a["state_dict"])
+    for weights in ("state_dict", "current_model_state"):
+        for key, value in a[weights].items():
+            torch.testing.assert_close(b[weights][key], value, msg=f"{weights}: {key}")
+
+
 def test_evaluate_writes_a_consistent_report(trained, tiny_db, tmp_path):
     out = tmp_path / "eval"
     result = evaluate(
