@@ -29,8 +29,13 @@ KEPT = ("accuracy", "se_S", "ppv_S", "se_V", "ppv_V", "kappa", "jk_index")
 
 def fold_config(fold: int, pooling: str):
     return compose_train(
-        ["experiment=aami_linear", "data.inner_split=kfold", f"data.n_folds={FOLDS}", f"data.fold={fold}",
-         f"model.net.pooling={pooling}"]  # fmt: skip
+        [
+            "experiment=aami_linear",
+            "data.inner_split=kfold",
+            f"data.n_folds={FOLDS}",
+            f"data.fold={fold}",
+            f"model.net.pooling={pooling}",
+        ]
     )
 
 
@@ -75,7 +80,8 @@ def main() -> None:
         print(f"| 24 {'block means' if pooling == 'mean' else 'single samples'} | "
               + " | ".join(f"{row[k]:.3f}" for k in KEPT) + " |")  # fmt: skip
     if args.out:
-        args.out.write_text(json.dumps({"protocol": "DS1 strict, 5 subject folds, pooled, no offsets", **rows}, indent=2))
+        protocol = "DS1 strict, 5 subject folds, pooled, no offsets"
+        args.out.write_text(json.dumps({"protocol": protocol, **rows}, indent=2))
 
 
 if __name__ == "__main__":

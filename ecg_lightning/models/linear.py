@@ -8,7 +8,6 @@ from torch.nn import functional as F
 
 from ecg_lightning.models.cnn import logits_out
 
-
 # how the stretch of the beat becomes n_samples numbers: block means (a low-pass) or single samples (the issue's
 # logistic regression; aliased above n_samples / (before_s + after_s) / 2 Hz)
 POOLING = ("mean", "sample")
