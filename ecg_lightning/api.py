@@ -101,7 +101,9 @@ class Model:
         """Every beat of a signal in memory: ``signal`` (leads, samples) in physical units at ``fs`` Hz, one name per
         lead (the model's leads are chosen by name, as from a file). Beats are found by our QRS detector."""
         data = self.run.data
-        record = record_from_array(name, signal, fs, list(leads), configured_lead(data), data.fs, data_band(data))
+        standardize = data.get("standardize", True)
+        lead = configured_lead(data)
+        record = record_from_array(name, signal, fs, list(leads), lead, data.fs, data_band(data), standardize)
         p = classify_loaded(self.module, data, record, False, allow_other_lead, threshold,
                             leads_seen=self.checkpoint.get(LEADS_KEY))  # fmt: skip
         return table(p, name, self.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,8 @@ def build_model(ckpt: dict[str, Any], cfg: DictConfig, path: str | Path) -> Beat
     check_weights_fit(model, ckpt, path, "drop the model.* overrides or choose the checkpoint trained with them")
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def input_setting(data: Mapping[str, Any], key: str) -> Any:
+    """A run's data setting, ``standardize`` read as on (its default) in checkpoints saved before it existed."""
+    return data.get(key, True) if key == "standardize" else data.get(key)

@@ -21,7 +21,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ecg_lightning.checkpoint import CONFIG_KEY, LEADS_KEY, CheckpointError, checkpoint_config, load_checkpoint
+from ecg_lightning.checkpoint import (
+    CONFIG_KEY,
+    LEADS_KEY,
+    CheckpointError,
+    checkpoint_config,
+    input_setting,
+    load_checkpoint,
+)
 from ecg_lightning.config import window_samples
 from ecg_lightning.data.records import lead_list
 from ecg_lightning.data.rr import rr_feature_names
@@ -31,8 +38,8 @@ log = logging.getLogger("ecg_lightning")
 
 # what both members must share: the records each trained on, what a class is, and how a window is prepared
 SHARED = (
-    "labels", "label_sets", "fs", "band", "pad_edges", "reference_beats", "databases", "records", "split",
-    "benchmark_protocol", "inner_split", "fold", "n_folds", "split_seed", "ds1", "ds2", "run_beats",
+    "labels", "label_sets", "fs", "band", "standardize", "pad_edges", "reference_beats", "databases", "records",
+    "split", "benchmark_protocol", "inner_split", "fold", "n_folds", "split_seed", "ds1", "ds2", "run_beats",
 )  # fmt: skip
 
 
@@ -40,7 +47,7 @@ def combined_config(network: dict[str, Any], voter: dict[str, Any], vote: str, c
     """The run config of the combination: the network's data serving both members' RR features, and a
     ``ClassVote`` net holding both members' nets (the voter sized to the network's windows)."""
     nd, vd = network["data"], voter["data"]
-    differ = [k for k in SHARED if nd.get(k) != vd.get(k)]
+    differ = [k for k in SHARED if input_setting(nd, k) != input_setting(vd, k)]
     if differ:
         raise CheckpointError(f"the two checkpoints differ in data.{', data.'.join(differ)}; train both alike")
     if vd.get("templates"):

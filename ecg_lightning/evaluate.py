@@ -22,6 +22,7 @@ from ecg_lightning.checkpoint import (
     CheckpointError,
     build_model,
     checkpoint_config,
+    input_setting,
     load_checkpoint,
     used_settings,
 )
@@ -32,7 +33,10 @@ from ecg_lightning.errors import check_command_line, check_threshold, exit_on_in
 log = logging.getLogger(__name__)
 
 MACHINE_KEYS = ("root", "download")  # where a database is on this machine (and whether to fetch it), not the run's
-INPUT_KEYS = ("lead", "fs", "band", "window_s", "templates", "reference_beats", "rr_features", "labels", "label_sets")
+INPUT_KEYS = (
+    "lead", "fs", "band", "standardize", "window_s", "templates", "reference_beats", "rr_features", "labels",
+    "label_sets",
+)  # fmt: skip
 
 
 def data_overrides(cfg: DictConfig) -> list[str]:
@@ -119,7 +123,7 @@ def load_models(cfg: DictConfig) -> tuple[list[DictConfig], list[BeatClassifier]
         models.append(build_model(ckpt, run, path))
         runs.append(run)
     for path, run in zip(paths[1:], runs[1:]):
-        differ = [k for k in INPUT_KEYS if run.data.get(k) != runs[0].data.get(k)]
+        differ = [k for k in INPUT_KEYS if input_setting(run.data, k) != input_setting(runs[0].data, k)]
         if differ:
             raise CheckpointError(
                 f"{path}: trained with other data.{', data.'.join(differ)} than {paths[0]}; "

@@ -70,7 +70,9 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
         "leads": configured_lead(data),  # the lead predict reads: a database's own (INCART: II) before data.lead
         "leads_seen_in_training": leads_seen,
         "band_hz": data.get("band"),
-        "standardize": "per lead, zero mean and unit variance over the whole record (after the band-pass)",
+        "standardize": "per lead, zero mean and unit variance over the whole record (after the band-pass)"
+        if data.get("standardize", True)
+        else "none: the physical units (mV), after the band-pass",
         "window_samples": window_samples(data["window_s"], data["fs"]),
         "window_centre": "the beat's sample",
         "edges": "samples beyond the record are 0",

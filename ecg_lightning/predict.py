@@ -194,7 +194,13 @@ def classify_record(
     if len(requested) != len(trained):
         raise RecordError(f"lead={requested}: the model takes {len(trained)} lead(s) ({trained}); give as many")
     record = read_any(
-        base, lead=requested, annotation=annotation if annotated else None, fs=data.fs, band=band, file_fs=file_fs
+        base,
+        lead=requested,
+        annotation=annotation if annotated else None,
+        fs=data.fs,
+        band=band,
+        file_fs=file_fs,
+        standardize=data.get("standardize", True),
     )
     lap("read")
     return classify_loaded(model, data, record, annotated, allow_other_lead, threshold, batch_size, leads_seen, lap)

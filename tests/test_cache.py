@@ -72,6 +72,7 @@ def test_key_changes_with_every_setting_that_shapes_the_cache(tiny_db):
         cache.cache_key(record_sources("db", tiny_db, NAMES, ["MLII", "V1"]), 360.0),
         cache.cache_key(record_sources("db", tiny_db, NAMES, ["V1", "MLII"]), 360.0),
         cache.cache_key(record_sources("db", tiny_db, list(reversed(NAMES)), 0), 360.0),
+        cache.cache_key(record_sources("db", tiny_db, NAMES, 0), 360.0, standardize=False),
     ]
     assert len({base, *variants}) == len(variants) + 1
 

@@ -211,6 +211,20 @@ def test_band_pass_reading_is_a_zero_phase_second_order_butterworth(tiny_db):
     np.testing.assert_allclose(out[1, middle], beat_band[middle], atol=0.02)  # zero phase: no shift
 
 
+def test_unstandardized_reading_keeps_the_band_passed_millivolts(tiny_db):
+    """``data.standardize=false``: the same preparation without the division by the record's spread, from a file
+    and from memory alike."""
+    import scipy.signal
+
+    raw = wfdb.rdrecord(str(tiny_db / "105")).p_signal[:, 0]
+    filtered = scipy.signal.sosfiltfilt(scipy.signal.butter(2, [0.5, 40.0], "bandpass", fs=360, output="sos"), raw)
+    rec = read_record(tiny_db / "105", band=(0.5, 40.0), standardize=False)
+    np.testing.assert_allclose(rec.signal[0], filtered, atol=1e-5)
+    assert abs(rec.signal[0].std() - 1) > 0.05  # not standardized after all
+    mem = records_mod.record_from_array("105", raw[None], 360.0, ["MLII"], band=(0.5, 40.0), standardize=False)
+    np.testing.assert_allclose(mem.signal[0], filtered, atol=1e-5)
+
+
 def test_record_sets_refuse_mixed_rates_leads_and_emptiness():
     one = records_mod.Record("a", np.zeros((1, 10), np.float32), ("MLII",), 360.0, np.array([5]), np.array(["N"]))
     other_rate = records_mod.Record(

@@ -32,6 +32,8 @@ SETUPS = {
     ],
     # the linear floor: ten RR features, a decimated stretch of one lead
     "linear": ["experiment=aami_linear"],
+    # the floor on the band-passed signal in millivolts (not standardized per record), single samples
+    "linear_millivolts": ["experiment=aami_linear", "data.standardize=false", "model.net.pooling=sample"],
 }
 
 

@@ -55,10 +55,14 @@ def record_files(root: Path, names: list[str]) -> dict[str, tuple[int, int]]:
 
 
 def cache_key(
-    sources: list[RecordSource], fs: float, band: tuple[float, float] | None = None, dtype: str = "float32"
+    sources: list[RecordSource],
+    fs: float,
+    band: tuple[float, float] | None = None,
+    dtype: str = "float32",
+    standardize: bool = True,
 ) -> str:
     """What shapes the store: every record's database, folder, name, lead(s) and annotation file; the files' sizes
-    and mtimes (one scan per folder); the sampling rate, band-pass and storage type."""
+    and mtimes (one scan per folder); the sampling rate, band-pass, standardization and storage type."""
     roots: dict[Path, list[str]] = {}
     for source in sources:
         roots.setdefault(Path(source.root), []).append(source.name)
@@ -73,6 +77,8 @@ def cache_key(
         spec["band"] = [float(f) for f in band]
     if dtype != "float32":
         spec["dtype"] = dtype
+    if not standardize:  # only when off: the stores of standardized records keep their keys
+        spec["standardize"] = False
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -95,6 +101,7 @@ def build(
     entry: Path,
     band: tuple[float, float] | None = None,
     dtype: str = "float32",
+    standardize: bool = True,
 ) -> None:
     """Read the records one at a time into the store ``entry`` (atomically: temporary folder, then rename).
 
@@ -110,7 +117,7 @@ def build(
         lengths, leads, samples, symbols, comments, rate, n_leads = [], [], [], [], [], None, None
         with (tmp / "signal.bin").open("wb") as out:
             for source in tqdm(sources, desc="Reading records", unit="record", leave=False):
-                record = read_source(source, fs, band)
+                record = read_source(source, fs, band, standardize)
                 if n_leads not in (None, record.signal.shape[0]):
                     raise RecordError(
                         f"{source.path}: {record.signal.shape[0]} leads where others have {n_leads}; "
@@ -188,14 +195,15 @@ def load_or_read(
     cache_dir: Path | None,
     band: tuple[float, float] | None = None,
     dtype: str = "float32",
+    standardize: bool = True,
 ) -> RecordSet:
     """The RecordSet of ``sources``: from the store when valid, else built (then opened) from the records.
 
     Without ``cache_dir`` (or where it cannot be written) the records are read into memory instead.
     """
     if cache_dir is None:
-        return read_database(sources, fs, band)
-    entry = Path(cache_dir) / cache_key(sources, fs, band, dtype)
+        return read_database(sources, fs, band, standardize)
+    entry = Path(cache_dir) / cache_key(sources, fs, band, dtype, standardize)
     if entry.is_dir():
         try:
             log.debug("Loading records from cache %s", entry)
@@ -204,9 +212,9 @@ def load_or_read(
             log.warning("Record cache %s is damaged (%s); reading the records again", entry, err)
             shutil.rmtree(entry, ignore_errors=True)
     try:
-        build(sources, fs, entry, band, dtype)
+        build(sources, fs, entry, band, dtype, standardize)
     except OSError as err:  # a read-only or full cache must not stop training
         log.warning("Could not write the record cache %s (%s); reading the records into memory", entry, err)
-        return read_database(sources, fs, band)
+        return read_database(sources, fs, band, standardize)
     log.info("Cached %d records in %s", len(sources), entry)
     return load(entry)

@@ -59,6 +59,8 @@ class BeatDataModule(L.LightningDataModule):
             a database's own ``lead`` replaces it there.
         fs: the sampling rate every record is resampled to (annotations follow).
         band: band-pass (low, high) in Hz applied before standardization (None: raw, as in the study).
+        standardize: each lead to zero mean and unit variance over its whole record (the study); False keeps the
+            physical units (mV), so a patient's amplitude stays in the input.
         window_s: seconds of signal on each side of the beat.
         pad_edges: keep beats whose window runs past the record's edge, zero-padded (False: drop them, as the study).
         templates: serve each record's median beat (windows.beat_templates) as extra input channels.
@@ -101,6 +103,7 @@ class BeatDataModule(L.LightningDataModule):
         lead: Lead | Sequence[Lead] = 0,
         fs: float = 360.0,
         band: Sequence[float] | None = None,
+        standardize: bool = True,
         window_s: float = 3.0,
         pad_edges: bool = False,
         templates: bool = False,
@@ -232,7 +235,9 @@ class BeatDataModule(L.LightningDataModule):
         hp = self.hparams
         cache_dir = Path(hp.cache_dir).expanduser() if hp.cache_dir else None
         band = tuple(float(f) for f in hp.band) if hp.band else None
-        self.records = cache.load_or_read(self._sources(), float(hp.fs), cache_dir, band, hp.cache_dtype)
+        self.records = cache.load_or_read(
+            self._sources(), float(hp.fs), cache_dir, band, hp.cache_dtype, hp.standardize
+        )
         labels = label_beats(self.records.ann_symbol, self.classes)
         reference = hp.reference_beats
         reference_class = self._reference_class(reference)

@@ -314,6 +314,7 @@ def read_lead(
     band: tuple[float, float] | None,
     piece_s: float = 600.0,
     out: np.ndarray | None = None,
+    standardize: bool = True,
 ) -> np.ndarray:
     """One lead of a record, checked (length, header checksum, missing samples), band-passed and standardized, as
     float32, into ``out`` when given. Read in ``piece_s``-second pieces so that a 24-hour recording needs little
@@ -362,22 +363,32 @@ def read_lead(
             f"{base}.dat: samples of lead {name} do not match the header's checksum; the signal file is "
             "damaged or belongs to another record: download or copy it again"
         )
-    return prepared_lead(x, float(meta.fs) * spf, band, f"{base}: lead {name}")
+    return prepared_lead(x, float(meta.fs) * spf, band, f"{base}: lead {name}", standardize)
 
 
-def prepared_lead(x: np.ndarray, fs: float, band: tuple[float, float] | None, where: str) -> np.ndarray:
+def prepared_lead(
+    x: np.ndarray, fs: float, band: tuple[float, float] | None, where: str, standardize: bool = True
+) -> np.ndarray:
     """One lead checked for missing samples, band-passed at its own rate ``fs`` and standardized, in place (``x`` is
     the caller's own float32 copy); ``where`` names the file and lead in the errors. The one preparation of a lead,
-    whether it comes from a WFDB file or from memory (EDF, CSV, the NumPy-array API)."""
+    whether it comes from a WFDB file or from memory (EDF, CSV, the NumPy-array API). ``standardize=False`` keeps
+    the physical units (MIT-BIH: mV), so a patient's amplitude is not divided away."""
     missing = int(np.isnan(x).sum())
     if missing:
         raise RecordError(f"{where} has {missing} missing (NaN) samples; interpolate or crop them before use")
     if band is not None:
         bandpass(x, fs, tuple(band), out=x)
+    if not standardize:
+        return x
     try:
-        return standardize(x, out=x)
+        return standardized(x)
     except ValueError as err:
         raise RecordError(f"{where} {err}") from err
+
+
+def standardized(x: np.ndarray) -> np.ndarray:
+    """``x`` standardized in place (``standardize`` under a name that ``prepared_lead``'s flag does not hide)."""
+    return standardize(x, out=x)
 
 
 def samples_per_frame(meta: wfdb.Record, channel: int) -> int:
@@ -391,6 +402,7 @@ def read_record(
     annotation: str | None = "atr",
     fs: float | None = None,
     band: tuple[float, float] | None = None,
+    standardize: bool = True,
 ) -> Record:
     """Read one WFDB record's lead(s), standardized, with its ``annotation`` file (None: no annotations).
 
@@ -435,7 +447,8 @@ def read_record(
     # one lead at a time, each read straight into its row: a 24-hour recording's memory stays bounded
     signal = np.empty((len(channels), meta.sig_len * spf), dtype=np.float32) if meta.sig_len else None
     for i, (channel, name) in enumerate(zip(channels, names)):
-        lead_signal = read_lead(base, meta, channel, name, band, out=None if signal is None else signal[i])
+        row = None if signal is None else signal[i]
+        lead_signal = read_lead(base, meta, channel, name, band, out=row, standardize=standardize)
         if signal is None:  # a header without the length: the first lead tells it
             signal = np.empty((len(channels), len(lead_signal)), dtype=np.float32)
         signal[i] = lead_signal
@@ -499,6 +512,7 @@ def record_from_array(
     lead: Lead | Sequence[Lead] = 0,
     to_fs: float | None = None,
     band: tuple[float, float] | None = None,
+    standardize: bool = True,
 ) -> Record:
     """A record from samples in memory (``signal`` (leads, samples), physical units, at ``fs`` Hz, one name per lead):
     the chosen leads band-passed and standardized as ``read_record`` does a file's, then resampled to ``to_fs``.
@@ -511,7 +525,8 @@ def record_from_array(
     channels = select_leads(list(leads), lead, name)
     out = np.empty((len(channels), signal.shape[1]), dtype=np.float32)
     for i, channel in enumerate(channels):
-        out[i] = prepared_lead(signal[channel].astype(np.float32), float(fs), band, f"{name}: lead {leads[channel]}")
+        where = f"{name}: lead {leads[channel]}"
+        out[i] = prepared_lead(signal[channel].astype(np.float32), float(fs), band, where, standardize)
     empty = np.empty(0, dtype=np.int64)
     names = tuple(str(leads[c]) for c in channels)
     return at_rate(Record(name, out, names, float(fs), empty, np.empty(0, dtype="<U2")), to_fs)
@@ -563,17 +578,18 @@ def read_any(
     fs: float | None = None,
     band: tuple[float, float] | None = None,
     file_fs: float | None = None,
+    standardize: bool = True,
 ) -> Record:
     """A WFDB record (path without extension), or an EDF/EDF+/BDF file, or a CSV of samples (``file_fs`` Hz),
     read as ``read_record`` reads WFDB: chosen leads, band-passed, standardized, at ``fs`` Hz."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SAMPLE_FILES:
-        return read_record(path, lead, annotation, fs, band)
+        return read_record(path, lead, annotation, fs, band, standardize)
     if not path.is_file():
         raise RecordError(f"{path}: file not found")
     signal, rate, labels = read_edf(path) if suffix != ".csv" else read_csv_samples(path, file_fs)
-    return record_from_array(path.stem, signal, rate, labels, lead, fs, band)
+    return record_from_array(path.stem, signal, rate, labels, lead, fs, band, standardize)
 
 
 # annotations ending more than this long before the signal does are reported (MIT-BIH's end within 2 s)
@@ -607,12 +623,17 @@ def annotation_end(ann_path: Path, ann_sample: np.ndarray, n_samples: int, fs: f
     return last
 
 
-def read_source(source: RecordSource, fs: float, band: tuple[float, float] | None = None) -> Record:
+def read_source(
+    source: RecordSource, fs: float, band: tuple[float, float] | None = None, standardize: bool = True
+) -> Record:
     """One record of a database, as its source says to read it, resampled to ``fs`` Hz."""
-    return read_record(source.path, lead=source.lead, annotation=source.annotation, fs=fs, band=band)
+    return read_record(source.path, source.lead, source.annotation, fs, band, standardize)
 
 
-def read_database(sources: Sequence[RecordSource], fs: float, band: tuple[float, float] | None = None) -> RecordSet:
+def read_database(
+    sources: Sequence[RecordSource], fs: float, band: tuple[float, float] | None = None, standardize: bool = True
+) -> RecordSet:
     """Read every record (with progress) into one RecordSet in memory, resampled to ``fs`` Hz."""
-    records = [read_source(s, fs, band) for s in tqdm(sources, desc="Reading records", unit="record", leave=False)]
+    progress = tqdm(sources, desc="Reading records", unit="record", leave=False)
+    records = [read_source(s, fs, band, standardize) for s in progress]
     return RecordSet.from_records(records, [s.database for s in sources])
