@@ -12,6 +12,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only
 
 from ecg_lightning import report
@@ -213,3 +215,17 @@ class MetricsJson(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best = state_dict["best"]
+
+
+class EMAWeights(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights, whose checkpoints serve the average everywhere.
+
+    A checkpoint holds the average as its weights and the raw weights beside them, for resuming. Lightning's callback
+    puts the raw weights back whenever the trainer loads a checkpoint, also to test one (the run's test score with
+    ``test_weights=best``), so the test would score other weights than ``evaluate`` and ``predict`` serve from the
+    same file. Here the raw weights are restored only to resume fitting.
+    """
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)

@@ -247,16 +247,10 @@ def score_test(
     trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, weights: str = "best"
 ) -> dict[str, float]:
     """Score the test set (e.g. DS2) once, with the checkpoint that was best on validation (else the final weights),
-    or with the final weights (``weights="last"``: a number of epochs fixed beforehand).
-
-    The best checkpoint's weights are loaded here, as ``evaluate`` loads them, not by the trainer: with a
-    weight-averaging callback the trainer would restore the raw weights the checkpoint also keeps for resuming,
-    and the test would score other weights than the checkpoint serves."""
+    or with the final weights (``weights="last"``: a number of epochs fixed beforehand)."""
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and weights == "best" else ""
     log.info("Testing %s on %d test records", best or "the final weights", len(datamodule.test_records))
-    if best:
-        model.load_state_dict(load_checkpoint(best)["state_dict"])
-    results = trainer.test(model, datamodule=datamodule, verbose=False)
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     return {k: float(v) for k, v in results[0].items()}
 
 

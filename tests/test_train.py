@@ -218,7 +218,8 @@ def test_test_stage_without_checkpoints_scores_the_final_weights(compose_cfg, tm
 @pytest.mark.parametrize("weights", ["best", "last"])
 def test_weight_averaging_tests_and_serves_the_averaged_weights(compose_cfg, tiny_db, tmp_path, weights):
     """With ``callbacks=ema`` the checkpoints serve the averaged weights (and keep the raw ones for resuming); the
-    run's test score must be the one ``evaluate`` gives the checkpoint it names, not the raw weights'."""
+    run's test score must be the one ``evaluate`` gives the checkpoint it names (Lightning's own callback restores
+    the raw weights when the trainer loads the best checkpoint to test it)."""
     from conftest import compose_config
 
     from ecg_lightning.evaluate import evaluate
@@ -230,7 +231,9 @@ def test_weight_averaging_tests_and_serves_the_averaged_weights(compose_cfg, tin
     last = torch.load(ckpts / "last.ckpt", weights_only=True)
     raw, averaged = last["current_model_state"], last["state_dict"]
     assert any(not torch.equal(raw[k], averaged[k]) for k in averaged)  # the average is not the raw weights
-    served = ckpts / "last.ckpt" if weights == "last" else next(ckpts.glob("epoch_*.ckpt"))
+    tested = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["checkpoint"]
+    served = ckpts / "last.ckpt" if weights == "last" else tested
+    assert (tested == "final weights") == (weights == "last")
     common = [f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}", "side=test"]
     result = evaluate(compose_config("evaluate", tmp_path / "eval", [f"ckpt_path={served}", *common]))
     assert result["auroc"] == pytest.approx(metrics["test/auroc"], abs=1e-5)
