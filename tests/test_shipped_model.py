@@ -88,6 +88,7 @@ def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     import torch
     from omegaconf import OmegaConf
 
+    from ecg_lightning.checkpoint import input_setting
     from ecg_lightning.evaluate import INPUT_KEYS
 
     saved = torch.load(pretrained.shipped_checkpoint(), map_location="cpu", weights_only=False)
@@ -96,7 +97,7 @@ def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     recipe = {part: OmegaConf.to_container(cfg[part], resolve=True) for part in ("data", "model")}
     HydraConfig.instance().cfg = None
     for key in INPUT_KEYS:
-        assert shipped["data"].get(key) == recipe["data"].get(key), f"data.{key}"
+        assert input_setting(shipped["data"], key) == input_setting(recipe["data"], key), f"data.{key}"
     for key in ("class_weight", "class_bias", "net"):
         assert shipped["model"][key] == recipe["model"][key], f"model.{key}"
     assert saved["hyper_parameters"]["class_bias"] == recipe["model"]["class_bias"]
