@@ -138,7 +138,8 @@ def detect_beats_in_chunks(signal: np.ndarray, fs: float, chunk_s: float = 600.0
 
 def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
     """QRS positions (sorted, unique int64 sample indices) in ``signal``: 1-D (samples) or 2-D (leads,
-    samples), each lead standardized (and possibly band-passed), sampled at ``fs`` Hz."""
+    samples), each lead standardized or in physical units (its levels adapt: the same beats on MIT-BIH 100, 208 and
+    232 either way) and possibly band-passed, sampled at ``fs`` Hz."""
     x = np.asarray(signal, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]

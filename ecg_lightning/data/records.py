@@ -367,28 +367,23 @@ def read_lead(
 
 
 def prepared_lead(
-    x: np.ndarray, fs: float, band: tuple[float, float] | None, where: str, standardize: bool = True
+    x: np.ndarray, fs: float, band: tuple[float, float] | None, where: str, unit_variance: bool = True
 ) -> np.ndarray:
     """One lead checked for missing samples, band-passed at its own rate ``fs`` and standardized, in place (``x`` is
     the caller's own float32 copy); ``where`` names the file and lead in the errors. The one preparation of a lead,
-    whether it comes from a WFDB file or from memory (EDF, CSV, the NumPy-array API). ``standardize=False`` keeps
-    the physical units (MIT-BIH: mV), so a patient's amplitude is not divided away."""
+    whether it comes from a WFDB file or from memory (EDF, CSV, the NumPy-array API). ``unit_variance=False``
+    (``data.standardize=false``) keeps the physical units (MIT-BIH: mV): a patient's amplitude is not divided away."""
     missing = int(np.isnan(x).sum())
     if missing:
         raise RecordError(f"{where} has {missing} missing (NaN) samples; interpolate or crop them before use")
     if band is not None:
         bandpass(x, fs, tuple(band), out=x)
-    if not standardize:
+    if not unit_variance:
         return x
     try:
-        return standardized(x)
+        return standardize(x, out=x)
     except ValueError as err:
         raise RecordError(f"{where} {err}") from err
-
-
-def standardized(x: np.ndarray) -> np.ndarray:
-    """``x`` standardized in place (``standardize`` under a name that ``prepared_lead``'s flag does not hide)."""
-    return standardize(x, out=x)
 
 
 def samples_per_frame(meta: wfdb.Record, channel: int) -> int:
