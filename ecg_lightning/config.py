@@ -53,9 +53,10 @@ def n_rr(rr_features: Any) -> int:
 
 MAX_FOLDER_NAME = 200  # most file systems allow 255 bytes; the job number and a prefix come before it
 # characters of an override's value that Hydra's override grammar refuses unquoted: a job folder holding them could
-# not be passed back as a checkpoint path (``evaluate -m ckpt_path=<folder>/...``); a list's commas would split it
+# not be passed back as a checkpoint path (``evaluate -m ckpt_path=<folder>/...``); a list's commas would split it;
+# a value's "/" (monitor=val/balanced_accuracy) would make the job's folder two nested folders
 _GRAMMAR = str.maketrans({",": "+", "[": None, "]": None, "{": None, "}": None, "(": None, ")": None, "'": None,
-                          '"': None, " ": "_", "=": "-", "~": "-", "#": "-"})  # fmt: skip
+                          '"': None, " ": "_", "=": "-", "~": "-", "#": "-", "/": "-"})  # fmt: skip
 
 
 def folder_name(text: str, limit: int = MAX_FOLDER_NAME) -> str:

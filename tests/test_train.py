@@ -455,7 +455,10 @@ def test_a_multirun_jobs_folder_passes_back_as_a_checkpoint_path_override():
 
     short = "data.rr_features-[log_pre_post,log_pre_local]__model.class_bias-null__seed-3"
     long = "data.fold-0__data.rr_features-[" + ",".join(["log_pre_post", "local_irregularity"] * 12) + "]__seed-4"
-    paths = [f"outputs/cv/{n}_{folder_name(text)}/checkpoints/last.ckpt" for n, text in enumerate((short, long))]
+    nested = "data.labels-study__monitor-val/balanced_accuracy__seed-0"  # a value with a "/": one folder, not two
+    texts = (short, long, nested)
+    paths = [f"outputs/cv/{n}_{folder_name(text)}/checkpoints/last.ckpt" for n, text in enumerate(texts)]
+    assert [p.count("/") for p in paths] == [4, 4, 4]
     override = OverridesParser.create().parse_overrides([f"ckpt_path={','.join(paths)}"])[0]
     assert list(override.sweep_iterator()) == paths
     assert folder_name("model-cnn__seed-0") == "model-cnn__seed-0"  # nothing to change: left as it is
