@@ -27,28 +27,23 @@ FOLDS = 5
 KEPT = ("accuracy", "se_S", "ppv_S", "se_V", "ppv_V", "kappa", "jk_index")
 
 
-def fold_config(fold: int, pooling: str):
-    return compose_train(
-        [
-            "experiment=aami_linear",
-            "data.inner_split=kfold",
-            f"data.n_folds={FOLDS}",
-            f"data.fold={fold}",
-            f"model.net.pooling={pooling}",
-        ]
-    )
+def floor_config(pooling: str, *split: str):
+    return compose_train(["experiment=aami_linear", f"model.net.pooling={pooling}", *split])
 
 
 def ds1_features(pooling: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Every DS1 beat's floor features, its class and the fold that validates its subject."""
     fold_of: dict[str, int] = {}
     for fold in range(FOLDS):
-        dm = instantiate(fold_config(fold, pooling).data, _convert_="all")
+        kfold = ("data.inner_split=kfold", f"data.n_folds={FOLDS}", f"data.fold={fold}")
+        dm = instantiate(floor_config(pooling, *kfold).data, _convert_="all")
         dm.setup("fit")
         fold_of.update({r: fold for r in dm.val_records})
-    cfg = fold_config(0, pooling)
+    cfg = floor_config(pooling)  # every DS1 subject trains (data.inner_split=none): the "train" side is all of DS1
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup("fit")
     net = instantiate(cfg.model.net)
-    data = dm._dataset(dm._beats_of(sorted(fold_of)))
+    data = dm.eval_dataset("train")
     features, labels = [], []
     with torch.no_grad():
         for x, rr, y in dm.loader(data, 4096):
