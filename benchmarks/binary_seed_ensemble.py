@@ -30,10 +30,13 @@ def jobs_by_fold(sweep: Path) -> dict[int, list[Path]]:
     folds: dict[int, list[Path]] = defaultdict(list)
     for overrides in sorted(sweep.rglob(".hydra/overrides.yaml")):
         job = overrides.parent.parent
-        if not json.loads((job / "metrics.json").read_text()).get("finished", False):
-            raise SystemExit(f"{job} has not finished")
+        report = job / "metrics.json"
+        if not report.is_file() or not json.loads(report.read_text()).get("finished", False):
+            raise SystemExit(f"{job}: the training has not finished (no finished metrics.json); rerun or remove it")
         fold = next(int(o.split("=")[1]) for o in OmegaConf.load(overrides) if o.startswith("data.fold="))
         folds[fold].append(job)
+    if not folds:
+        raise SystemExit(f"{sweep}: no training jobs there; give the folder of the data.fold x seed multirun")
     return dict(sorted(folds.items()))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ecg_lightning.checkpoint import LEADS_KEY, build_model, checkpoint_config, load_checkpoint
+from ecg_lightning.checkpoint import LEADS_KEY, build_model, checkpoint_config, input_setting, load_checkpoint
 from ecg_lightning.data.databases import configured_lead
 from ecg_lightning.data.records import lead_list, record_from_array
 from ecg_lightning.predict import Prediction, beat_arrays, classify_loaded, classify_record, data_band, summarize
@@ -101,7 +101,7 @@ class Model:
         """Every beat of a signal in memory: ``signal`` (leads, samples) in physical units at ``fs`` Hz, one name per
         lead (the model's leads are chosen by name, as from a file). Beats are found by our QRS detector."""
         data = self.run.data
-        standardize = data.get("standardize", True)
+        standardize = input_setting(data, "standardize")
         lead = configured_lead(data)
         record = record_from_array(name, signal, fs, list(leads), lead, data.fs, data_band(data), standardize)
         p = classify_loaded(self.module, data, record, False, allow_other_lead, threshold,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ecg_lightning.classifier import BeatClassifier
+from ecg_lightning.data import BeatDataModule
 from ecg_lightning.errors import InputError
 
 CONFIG_KEY = "ecg_lightning_config"
@@ -116,5 +118,10 @@ def build_model(ckpt: dict[str, Any], cfg: DictConfig, path: str | Path) -> Beat
 
 
 def input_setting(data: Mapping[str, Any], key: str) -> Any:
-    """A run's data setting, ``standardize`` read as on (its default) in checkpoints saved before it existed."""
-    return data.get(key, True) if key == "standardize" else data.get(key)
+    """A run's data setting; one its checkpoint predates (e.g. ``standardize``) reads as the DataModule's default,
+    which is what that run used."""
+    if key in data:
+        return data[key]
+    parameter = inspect.signature(BeatDataModule).parameters.get(key)
+    default = None if parameter is None else parameter.default
+    return list(default) if isinstance(default, tuple) else default

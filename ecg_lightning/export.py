@@ -28,6 +28,7 @@ from ecg_lightning.checkpoint import (
     CheckpointError,
     build_model,
     checkpoint_config,
+    input_setting,
     load_checkpoint,
 )
 from ecg_lightning.classifier import BeatClassifier, probabilities
@@ -71,7 +72,7 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
         "leads_seen_in_training": leads_seen,
         "band_hz": data.get("band"),
         "standardize": "per lead, zero mean and unit variance over the whole record (after the band-pass)"
-        if data.get("standardize", True)
+        if input_setting(data, "standardize")
         else "none: the physical units (mV), after the band-pass",
         "window_samples": window_samples(data["window_s"], data["fs"]),
         "window_centre": "the beat's sample",

@@ -28,6 +28,7 @@ from ecg_lightning.checkpoint import (
     LEADS_KEY,
     build_model,
     checkpoint_config,
+    input_setting,
     load_checkpoint,
 )
 from ecg_lightning.classifier import BeatClassifier
@@ -200,7 +201,7 @@ def classify_record(
         fs=data.fs,
         band=band,
         file_fs=file_fs,
-        standardize=data.get("standardize", True),
+        standardize=input_setting(data, "standardize"),
     )
     lap("read")
     return classify_loaded(model, data, record, annotated, allow_other_lead, threshold, batch_size, leads_seen, lap)

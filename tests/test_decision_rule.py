@@ -52,13 +52,13 @@ def test_calibration_finds_the_offset_that_recovers_underpredicted_s_beats():
     assert gamed["se_S"] < 0.1
 
 
-def selection_script():
-    """benchmarks/selection_over_seeds.py (a script, not a module of the package)."""
+def selection_script(name: str = "selection_over_seeds"):
+    """A script of benchmarks/ (not a module of the package), by name."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "benchmarks" / "selection_over_seeds.py"
-    spec = importlib.util.spec_from_file_location("selection_over_seeds", path)
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -92,3 +92,14 @@ def test_selection_script_names_a_candidate_given_without_its_folder(monkeypatch
     monkeypatch.setattr("sys.argv", ["selection_over_seeds.py", "--candidates", "L6", "R0=r0"])
     with pytest.raises(SystemExit, match="--candidates L6: give NAME=FOLDER"):
         selection_script().main()
+
+
+def test_binary_seed_ensemble_names_a_folder_without_finished_jobs(tmp_path):
+    script = selection_script("binary_seed_ensemble")
+    with pytest.raises(SystemExit, match="no training jobs there"):
+        script.jobs_by_fold(tmp_path)
+    job = tmp_path / "0_data.fold-0__seed-0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- data.fold=0\n- seed=0\n")
+    with pytest.raises(SystemExit, match="0_data.fold-0__seed-0: the training has not finished"):
+        script.jobs_by_fold(tmp_path)

@@ -97,6 +97,8 @@ def test_bad_monitor_and_class_weight_are_named(compose_cfg):
         ("data.split=kfold data.fold=4", r"data.fold=4 is outside 0..3"),
         ("data.cache_dtype=float64", r"data.cache_dtype='float64'; choose one of \('float32', 'float16'\)"),
         ("reuse_freed_memory=yes", r"reuse_freed_memory='yes': use true or false"),
+        ("data.standardize=no", r"data.standardize='no'; give true \(the study\) or false"),
+        ("experiment=aami_linear model.net.pooling=max", r"model.net.pooling='max'; choose one of"),
     ],
 )
 def test_bad_config_values_name_the_key(compose_cfg, override, message):

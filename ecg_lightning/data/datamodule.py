@@ -134,6 +134,8 @@ class BeatDataModule(L.LightningDataModule):
         super().__init__()
         if split not in SPLITS:
             raise ConfigError(f"data.split={split!r}; choose one of {SPLITS}")
+        if not isinstance(standardize, bool):  # a string such as "no" would read as true
+            raise ConfigError(f"data.standardize={standardize!r}; give true (the study) or false (physical units)")
         if inner_split not in INNER_SPLITS:
             raise ConfigError(f"data.inner_split={inner_split!r}; choose one of {INNER_SPLITS}")
         if inner_split == "none" and split != "ds1ds2":

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ecg_lightning.errors import ConfigError
 from ecg_lightning.models.cnn import logits_out
 
 # how the stretch of the beat becomes n_samples numbers: block means (a low-pass) or single samples (the issue's
@@ -34,7 +35,7 @@ class BeatLinear(nn.Module):
     ) -> None:
         super().__init__()
         if pooling not in POOLING:
-            raise ValueError(f"model.net.pooling={pooling!r}; choose one of {POOLING}")
+            raise ConfigError(f"model.net.pooling={pooling!r}; choose one of {POOLING}")
         centre = input_length // 2
         self.lo, self.hi = centre - round(before_s * fs), centre + round(after_s * fs)
         if self.lo < 0 or self.hi > input_length or self.hi - self.lo < n_samples:
@@ -43,6 +44,9 @@ class BeatLinear(nn.Module):
                 f"{input_length} samples at {fs} Hz; widen data.window_s or narrow model.net.before_s/after_s"
             )
         self.n_samples, self.n_rr, self.pooling = n_samples, n_rr, pooling
+        # pooling="sample": the sample at the centre of each block (a buffer: moves with the model, not saved)
+        step = (self.hi - self.lo) / n_samples
+        self.register_buffer("centres", ((torch.arange(n_samples) + 0.5) * step).long(), persistent=False)
         self.linear = nn.Linear(in_channels * n_samples + n_rr, n_outputs)
 
     def features(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
@@ -50,10 +54,8 @@ class BeatLinear(nn.Module):
         beat = x[..., self.lo : self.hi]
         if self.pooling == "mean":
             parts = [F.adaptive_avg_pool1d(beat, self.n_samples).flatten(1)]
-        else:  # the sample at the centre of each block
-            step = beat.shape[-1] / self.n_samples
-            centres = ((torch.arange(self.n_samples) + 0.5) * step).long().to(x.device)
-            parts = [beat[..., centres].flatten(1)]
+        else:
+            parts = [beat[..., self.centres].flatten(1)]
         if self.n_rr:
             if rr is None:
                 raise ValueError("this network was built with n_rr > 0: set data.rr_features")
