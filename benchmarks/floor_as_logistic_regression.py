@@ -10,7 +10,10 @@ With ``--ds2`` (fourteenth round, a diagnostic that chooses nothing): the same f
 protocol), scored once on DS2 per feature set (all, the 24 single samples alone, the ten RR features alone), with
 the per-record S and N sensitivity of the records that tell a model of S beats from a model of a QRS shape.
 
-    python benchmarks/floor_as_logistic_regression.py --ds2 --out results/aami_linear_logistic_regression_ds2_strict_by_features.json
+    python benchmarks/floor_as_logistic_regression.py --ds2 \
+        --out results/aami_linear_logistic_regression_ds2_strict_by_features.json
+    python benchmarks/floor_as_logistic_regression.py --ds2 data.standardize=false \
+        --out results/aami_linear_logistic_regression_millivolts_ds2_strict_by_features.json
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ def main() -> None:
             cells = [f"{row['records'][r]['se_S']:.2f} / {row['records'][r]['se_N']:.2f}" for r in WATCHED[:3]]
             print(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in KEPT) + " | " + " | ".join(cells) + " |")
         if args.out:
-            protocol = "fit on every DS1 subject (strict: 201 out), DS2 scored once; a floor diagnostic, chooses nothing"
+            protocol = "fit on all DS1 subject (strict: 201 out), DS2 scored once; a floor diagnostic: chooses nothing"
             payload = {"protocol": protocol, "overrides": args.overrides, **rows}
             args.out.write_text(json.dumps(payload, indent=2, default=float))
         return

@@ -24,6 +24,13 @@ outputs/stress13/l6 link to the twelfth round's L6 folders):
 
     python benchmarks/selection_over_seeds.py --cv outputs/cv13 --stress outputs/stress13 --candidates L6=l6 W=w \
         --stability 0.05 --out results/aami_ds1_cv5_weight_averaging_selection.json
+
+The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
+recorded it, its sweeps not on this machine):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv15 --stress outputs/stress15 --candidates SL6=sl6 \
+        --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --stability 0.05 \
+        --out results/aami_ds1_cv5_sequence_longest_rr_local_rr_selection.json
 """
 
 from __future__ import annotations
@@ -77,6 +84,17 @@ def candidate(cv: Path, stress: Path) -> dict:
     }
 
 
+def recorded(spec: str) -> tuple[str, dict]:
+    """NAME=RESULTS_JSON: a candidate's row as an earlier run of this script wrote it (its sweeps may be gone)."""
+    name, _, path = spec.partition("=")
+    if not path:
+        raise SystemExit(f"--recorded {spec}: give NAME=RESULTS_JSON, e.g. L6=results/<an earlier selection>.json")
+    rows = json.loads(Path(path).read_text())["candidates"]
+    if name not in rows:
+        raise SystemExit(f"--recorded {spec}: {path} holds {sorted(rows)}, not {name}")
+    return name, rows[name]
+
+
 def margin(rows: dict[str, dict], name: str) -> float:
     """The standard error of the difference between a candidate's mean jκ over seeds and the current model's."""
     se2 = [rows[n]["over_seeds"]["jk_index"][1] ** 2 / len(rows[n]["seeds"]) for n in (name, CURRENT)]
@@ -124,15 +142,23 @@ def main() -> None:
         type=float,
         help="the S Se sd over seeds that weighs first (the twelfth round: 0.05; default: jκ only)",
     )
+    parser.add_argument(
+        "--recorded",
+        nargs="+",
+        default=[],
+        metavar="NAME=RESULTS_JSON",
+        help="candidates read from an earlier selection's results file instead of their sweeps",
+    )
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
     bad = [c for c in args.candidates or () if "=" not in c]
     if bad:
         raise SystemExit(f"--candidates {' '.join(bad)}: give NAME=FOLDER, e.g. L6=l6 (FOLDER under --cv and --stress)")
     folders = dict(c.split("=", 1) for c in args.candidates) if args.candidates else CANDIDATES
-    if CURRENT not in folders:
-        raise SystemExit(f"--candidates must include the current model, {CURRENT}")
-    rows = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()}
+    rows = dict(recorded(spec) for spec in args.recorded)
+    if CURRENT not in {*folders, *rows}:
+        raise SystemExit(f"--candidates or --recorded must include the current model, {CURRENT}")
+    rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
     head = ("candidate", "offsets", "jκ, mean ± sd over seeds", "S Se", "S +P", "V Se", "V +P", "retention",
             "seed ensemble jκ")  # fmt: skip
     print("| " + " | ".join(head) + " |")

@@ -94,6 +94,18 @@ def test_selection_script_names_a_candidate_given_without_its_folder(monkeypatch
         selection_script().main()
 
 
+def test_selection_script_reads_a_recorded_candidate_and_names_a_missing_one(tmp_path):
+    script = selection_script()
+    results = tmp_path / "selection.json"
+    row = candidate_row((0.613, 0.031), 0.097)
+    results.write_text(__import__("json").dumps({"candidates": {"L6": row}}))
+    assert script.recorded(f"L6={results}") == ("L6", row)
+    with pytest.raises(SystemExit, match=r"holds \['L6'\], not R0"):
+        script.recorded(f"R0={results}")
+    with pytest.raises(SystemExit, match="give NAME=RESULTS_JSON"):
+        script.recorded("L6")
+
+
 def test_binary_seed_ensemble_names_a_folder_without_finished_jobs(tmp_path):
     script = selection_script("binary_seed_ensemble")
     with pytest.raises(SystemExit, match="no training jobs there"):
