@@ -1,0 +1,74 @@
+"""Where DS2's S beats are, and which of them each model finds: one bar per DS2 record holding S beats, from the
+``per_record.csv`` that ``evaluate`` wrote for each model's 5-seed ensemble (strict protocol). Reads results only;
+nothing is trained or scored.
+
+    python benchmarks/ds2_s_beats_per_record.py --out docs/ds2_s_beats_per_record.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+RESULTS = Path(__file__).parents[1] / "results"
+# label: the results folder of the model's 5-seed ensemble on DS2 (strict protocol)
+MODELS = {
+    "linear floor": "aami_linear_ds2_strict_ensemble5",
+    "recommended (L6)": "aami_longest_rr_local_rr_ds2_strict_ensemble5",
+    "beat-sequence": "aami_sequence_ds2_strict_ensemble5",
+}
+
+
+def s_beats(folder: Path) -> dict[str, tuple[int, int]]:
+    """Per record with S beats: (S beats, S beats found)."""
+    path = folder / "per_record.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path}: not found; evaluate the model's ensemble on DS2 first (docs/inter_patient.md)")
+    rows = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            n = int(row["n_S"])
+            if n:
+                rows[row["record"]] = (n, round(n * float(row["se_S"])))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the folder holding the models' results")
+    parser.add_argument("--out", type=Path, default=Path("ds2_s_beats_per_record.png"))
+    args = parser.parse_args()
+    found = {label: s_beats(args.results / folder) for label, folder in MODELS.items()}
+    totals = next(iter(found.values()))
+    records = sorted(totals, key=lambda r: totals[r][0])
+    y = np.arange(len(records))
+    height = 0.8 / len(MODELS)
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(records) + 1.5))
+    ax.barh(y, [totals[r][0] for r in records], 0.9, color="0.88", label="S beats (reference)")
+    for k, (label, rows) in enumerate(found.items()):
+        offset = ((len(MODELS) - 1) / 2 - k) * height  # the first model on top, as in the legend
+        ax.barh(y + offset, [rows.get(r, (0, 0))[1] for r in records], height, label=f"found: {label}")
+    for r, n in zip(y, (totals[r][0] for r in records), strict=True):
+        ax.text(n, r, f" {n}", va="center", fontsize=7, color="0.35")
+    ax.set_yticks(y, records, fontsize=8)
+    ax.set_ylabel("DS2 record")
+    ax.set_xlabel("S beats (5-seed ensembles, strict protocol)")
+    total = sum(n for n, _ in totals.values())
+    shares = ", ".join(f"{label} {sum(f for _, f in rows.values()) / total:.0%}" for label, rows in found.items())
+    ax.set_title(f"DS2's {total:,} S beats by record, and the share each model finds:\n{shares}", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"{args.out}: {len(records)} records, {total} S beats; found {shares}")
+
+
+if __name__ == "__main__":
+    main()
