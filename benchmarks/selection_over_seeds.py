@@ -25,6 +25,13 @@ outputs/stress13/l6 link to the twelfth round's L6 folders):
     python benchmarks/selection_over_seeds.py --cv outputs/cv13 --stress outputs/stress13 --candidates L6=l6 W=w \
         --stability 0.05 --out results/aami_ds1_cv5_weight_averaging_selection.json
 
+The sixteenth round (E3: L6 as three networks averaged, three instances of three fresh seeds each; an instance takes
+the place of a seed):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv16 --stress outputs/stress16 --ensembles E3=e3a,e3b,e3c \
+        --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --stability 0.05 \
+        --out results/aami_ds1_cv5_three_network_ensemble_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -39,6 +46,8 @@ import argparse
 import json
 import math
 from pathlib import Path
+
+import numpy as np
 
 from ecg_lightning.aggregate import pooled, selected_predictions
 from ecg_lightning.calibrate import choose_bias
@@ -82,6 +91,41 @@ def candidate(cv: Path, stress: Path) -> dict:
         "retention": round(stressed["se_S"] / plain["se_S"], 4) if plain["se_S"] else 0.0,
         "seed_ensemble": {"class_bias": ensemble_bias, **{k: round(ensemble[k], 4) for k in KEPT}},
     }
+
+
+def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:
+    """An ensemble candidate's row from its instances' pooled metrics (instances in the place of seeds): each
+    instance's figures, their mean ± sd, and the retention under the stress test. Every instance scores the same
+    beats, so the instances' pooled S Se is their mean."""
+    names = sorted(plain)
+    if len(names) < 2:
+        raise SystemExit(f"an ensemble candidate needs several instances; found {names}")
+    over = {k: [float(np.mean(v)), float(np.std(v, ddof=1))] for k in KEPT for v in [[plain[n][k] for n in names]]}
+    stressed = float(np.mean([stressed_se_s[n] for n in names]))
+    return {
+        "seeds": {n: {k: round(plain[n][k], 4) for k in KEPT} for n in names},
+        "over_seeds": {k: [round(x, 4) for x in v] for k, v in over.items()},
+        "stressed_se_S": round(stressed, 4),
+        "retention": round(stressed / over["se_S"][0], 4) if over["se_S"][0] else 0.0,
+    }
+
+
+def ensemble_candidate(cv: Path, stress: Path, folders: list[str]) -> dict:
+    """Each folder one instance (its seeds averaged beat by beat); offsets by F1(S) + F1(V) on the instances'
+    pooled beats."""
+    instances = [only(selected_predictions([cv / f], seeds=True)) for f in folders]
+    classes = instances[0][2]
+    probs = np.concatenate([i[0] for i in instances])
+    labels = np.concatenate([i[1] for i in instances])
+    bias = [float(b) for b in choose_bias(probs, labels, classes, ["S", "V"])[0]]
+    plain, stressed = {}, {}
+    for f in folders:
+        plain[f] = only(pooled([cv / f], seeds=True, class_bias=bias))
+        under_stress = only(pooled([stress / f], seeds=True, class_bias=bias))
+        if plain[f]["beats"] != under_stress["beats"]:
+            raise SystemExit(f"{cv / f}: {plain[f]['beats']} beats validated, {under_stress['beats']} under the stress")
+        stressed[f] = under_stress["se_S"]
+    return {"sweeps": [str(cv / f) for f in folders], "class_bias": bias, **over_instances(plain, stressed)}
 
 
 def recorded(spec: str) -> tuple[str, dict]:
@@ -149,24 +193,38 @@ def main() -> None:
         metavar="NAME=RESULTS_JSON",
         help="candidates read from an earlier selection's results file instead of their sweeps",
     )
+    parser.add_argument(
+        "--ensembles",
+        nargs="+",
+        default=[],
+        metavar="NAME=FOLDER,FOLDER,...",
+        help="ensemble candidates: each folder (under --cv and --stress) one instance, its seeds averaged",
+    )
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
     bad = [c for c in args.candidates or () if "=" not in c]
     if bad:
         raise SystemExit(f"--candidates {' '.join(bad)}: give NAME=FOLDER, e.g. L6=l6 (FOLDER under --cv and --stress)")
     folders = dict(c.split("=", 1) for c in args.candidates) if args.candidates else CANDIDATES
+    if args.ensembles and not args.candidates:
+        folders = {}
     rows = dict(recorded(spec) for spec in args.recorded)
     if CURRENT not in {*folders, *rows}:
         raise SystemExit(f"--candidates or --recorded must include the current model, {CURRENT}")
     rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
+    for spec in args.ensembles:
+        name, _, instances = spec.partition("=")
+        if not instances:
+            raise SystemExit(f"--ensembles {spec}: give NAME=FOLDER,FOLDER,... (one folder per instance)")
+        rows[name] = ensemble_candidate(args.cv, args.stress, instances.split(","))
     head = ("candidate", "offsets", "jκ, mean ± sd over seeds", "S Se", "S +P", "V Se", "V +P", "retention",
             "seed ensemble jκ")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        m, e = r["over_seeds"], r["seed_ensemble"]
+        m, e = r["over_seeds"], r.get("seed_ensemble")
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
-        cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}"]
+        cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}" if e else "–"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
     chosen, why = choose(rows, args.stability)
     print(f"chosen: {chosen} — {why}")

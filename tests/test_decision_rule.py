@@ -106,6 +106,23 @@ def test_selection_script_reads_a_recorded_candidate_and_names_a_missing_one(tmp
         script.recorded("L6")
 
 
+def test_an_ensemble_candidate_takes_its_instances_in_the_place_of_seeds():
+    script = selection_script()
+    metrics = {k: 0.5 for k in script.KEPT}
+    plain = {"a": {**metrics, "se_S": 0.4, "jk_index": 0.60}, "b": {**metrics, "se_S": 0.6, "jk_index": 0.64}}
+    row = script.over_instances(plain, {"a": 0.2, "b": 0.3})
+    assert row["over_seeds"]["se_S"] == [0.5, round(0.2 / 2**0.5, 4)]
+    assert row["over_seeds"]["jk_index"][0] == 0.62
+    assert row["retention"] == 0.5  # the instances' pooled S Se under the stress (0.25) over without it (0.5)
+    assert set(row["seeds"]) == {"a", "b"}
+    # the rule reads it as it reads seeds: steady instances with the current model's jκ are chosen
+    rows = {"L6": candidate_row((0.613, 0.031), 0.097), "E3": {**row, "retention": 0.6}}
+    rows["E3"]["over_seeds"] = {"jk_index": [0.62, 0.01], "se_S": [0.5, 0.03]}
+    assert script.choose(rows, stability=0.05)[0] == "E3"
+    with pytest.raises(SystemExit, match="several instances"):
+        script.over_instances({"a": plain["a"]}, {"a": 0.2})
+
+
 def test_binary_seed_ensemble_names_a_folder_without_finished_jobs(tmp_path):
     script = selection_script("binary_seed_ensemble")
     with pytest.raises(SystemExit, match="no training jobs there"):
