@@ -1,8 +1,10 @@
-"""Combine two trained checkpoints into one (``models/vote.py``: a network decides, a second model votes on a class).
+"""Combine trained checkpoints into one (``models/vote.py``): a network deciding with a second model's vote on one
+class, or several networks of one recipe averaged.
 
     python -m ecg_lightning.combine <network.ckpt> <voter.ckpt> --out combined.ckpt [--vote S]
         [--class-bias 0 0.5 0.5 0 0]
     python -m ecg_lightning.combine <network sweep> <voter sweep> --out <folder>   # seed by seed: <folder>/seed<N>.ckpt
+    python -m ecg_lightning.combine --mean <a.ckpt> <b.ckpt> ... --out mean.ckpt   # or a sweep: all its seeds
 
 The result is an ordinary ecg-lightning checkpoint: ``evaluate`` (also as an ensemble of several), ``predict``,
 ``export`` and the Python API use it as they use any other. Its data config is the network's, serving the RR
@@ -78,6 +80,62 @@ def combined_config(network: dict[str, Any], voter: dict[str, Any], vote: str, c
     return {**network, "data": {**nd, "rr_features": served or False}, "model": model}
 
 
+# data settings that may differ between averaged members: where the data is, how fast it is served, and training-only
+NOT_INPUTS = ("catalog", "cache_dir", "cache_dtype", "cut_on_device", "batch_size", "num_workers", "seed", "augment")
+
+
+def mean_config(configs: list[dict[str, Any]], class_bias: list[float] | None) -> dict[str, Any]:
+    """The run config of several networks averaged: the first's, its net a ``NetworkMean`` of every member's net.
+    The members must prepare their inputs alike and have one architecture; their seeds may differ."""
+    first = configs[0]
+    for k, other in enumerate(configs[1:], start=1):
+        keys = {*first["data"], *other["data"]} - set(NOT_INPUTS)
+        differ = sorted(key for key in keys if input_setting(first["data"], key) != input_setting(other["data"], key))
+        if differ:
+            raise CheckpointError(f"member {k} differs from member 0 in data.{', data.'.join(differ)}; train alike")
+        if other["model"]["net"] != first["model"]["net"] or other["model"]["classes"] != first["model"]["classes"]:
+            raise CheckpointError(f"member {k} is another network or class set than member 0 (model.net, .classes)")
+    net = {
+        "_target_": "ecg_lightning.models.NetworkMean",
+        "networks": [c["model"]["net"] for c in configs],
+        "binary": len(first["model"]["classes"]) == 2,
+    }
+    return {**first, "model": {**first["model"], "net": net, "class_bias": class_bias}}
+
+
+def _net_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+
+
+def _save(model: torch.nn.Module, first_ckpt: dict[str, Any], config: dict, members: dict, out: Path) -> None:
+    """Write a combined checkpoint: the combined net's weights, the classifier's buffers from ``first_ckpt``."""
+    state = {k: v for k, v in first_ckpt["state_dict"].items() if not k.startswith("net.")}
+    state.update({f"net.{k}": v for k, v in model.net.state_dict().items()})
+    model.load_state_dict(state)  # every key accounted for: the classifier's buffers are the first member's
+    out.parent.mkdir(parents=True, exist_ok=True)
+    leads = first_ckpt.get(LEADS_KEY)
+    torch.save({"state_dict": model.state_dict(), CONFIG_KEY: config, LEADS_KEY: leads, "members": members}, out)
+
+
+def combine_mean(paths: list[Path], out: Path, class_bias: list[float] | None = None) -> Path:
+    """Write the checkpoint of ``paths``' networks averaged (a folder stands for every seed of that sweep)."""
+    paths = [p for path in paths for p in (seeds_of(path).values() if path.is_dir() else [path])]
+    if len(paths) < 2:
+        raise CheckpointError(f"--mean averages several networks; got {[str(p) for p in paths]}")
+    ckpts = [load_checkpoint(p) for p in paths]
+    configs = [OmegaConf.to_container(checkpoint_config(c), resolve=True) for c in ckpts]
+    try:
+        config = mean_config(configs, class_bias)
+    except CheckpointError as err:  # name the files
+        raise CheckpointError(f"{', '.join(map(str, paths))}: {err}") from None
+    model = instantiate(OmegaConf.create(config["model"]), _convert_="all")
+    for member, ckpt in zip(model.net.networks, ckpts, strict=True):
+        member.load_state_dict(_net_state(ckpt))
+    _save(model, ckpts[0], config, {"mean": [str(p) for p in paths], "seeds": [c.get("seed") for c in configs]}, out)
+    log.info("Wrote %s: the mean of %d networks (%s)", out, len(paths), ", ".join(map(str, paths)))
+    return out
+
+
 def combine(network_path: Path, voter_path: Path, out: Path, vote: str = "S", class_bias=None) -> Path:
     """Write the combined checkpoint to ``out``; the members' weights are copied, nothing is trained."""
     network_ckpt, voter_ckpt = load_checkpoint(network_path), load_checkpoint(voter_path)
@@ -88,22 +146,8 @@ def combine(network_path: Path, voter_path: Path, out: Path, vote: str = "S", cl
         raise CheckpointError(f"{network_path} with {voter_path}: {err}") from None
     model = instantiate(OmegaConf.create(config["model"]), _convert_="all")
     for member, ckpt in ((model.net.network, network_ckpt), (model.net.voter, voter_ckpt)):
-        member.load_state_dict(
-            {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-        )
-    state = {k: v for k, v in network_ckpt["state_dict"].items() if not k.startswith("net.")}
-    state.update({f"net.{k}": v for k, v in model.net.state_dict().items()})
-    model.load_state_dict(state)  # every key accounted for: the classifier's buffers are the network's
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            CONFIG_KEY: config,
-            LEADS_KEY: network_ckpt.get(LEADS_KEY),
-            "members": {"network": str(network_path), "voter": str(voter_path), "vote": vote},
-        },
-        out,
-    )
+        member.load_state_dict(_net_state(ckpt))
+    _save(model, network_ckpt, config, {"network": str(network_path), "voter": str(voter_path), "vote": vote}, out)
     log.info("Wrote %s: %s decides, %s votes on %s", out, network_path, voter_path, vote)
     return out
 
@@ -131,15 +175,29 @@ def combine_sweeps(network: Path, voter: Path, out_dir: Path, vote: str = "S", c
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = argparse.ArgumentParser(description="Combine a network and a voter (one class) into one checkpoint.")
-    parser.add_argument("network", type=Path, help="checkpoint of the network that decides every class (or a sweep)")
-    parser.add_argument("voter", type=Path, help="checkpoint of the model that votes on one class (or a sweep)")
+    parser = argparse.ArgumentParser(
+        description="Combine a network and a voter (one class), or several networks averaged, into one checkpoint."
+    )
+    parser.add_argument(
+        "members",
+        type=Path,
+        nargs="+",
+        help="the network that decides every class and the model that votes on one class (checkpoints or sweeps); "
+        "with --mean the networks to average (checkpoints, or a sweep: all its seeds)",
+    )
     parser.add_argument(
         "--out", type=Path, required=True, help="the combined checkpoint; with two sweeps a folder of seed<N>.ckpt"
     )
+    parser.add_argument("--mean", action="store_true", help="average the members' class probabilities")
     parser.add_argument("--vote", default="S", help="the class the voter votes on (default S)")
     parser.add_argument("--class-bias", type=float, nargs="+", help="decision offsets per class (calibrate)")
     args = parser.parse_args()
+    if args.mean:
+        exit_on_input_error(lambda: combine_mean(args.members, args.out, args.class_bias))
+        return
+    if len(args.members) != 2:
+        parser.error(f"give a network and a voter (two paths), or --mean; got {len(args.members)} paths")
+    args.network, args.voter = args.members
     if args.network.is_dir() and args.voter.is_dir():  # two multiruns of seeds: paired seed by seed
         exit_on_input_error(lambda: combine_sweeps(args.network, args.voter, args.out, args.vote, args.class_bias))
     else:

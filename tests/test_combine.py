@@ -100,3 +100,59 @@ def test_two_sweeps_of_seeds_are_combined_seed_by_seed(tiny_db, tmp_path):
     trained(tiny_db, tmp_path, "floors/2", ["experiment=aami_linear", "trainer.max_epochs=1", "seed=7"])
     with pytest.raises(CheckpointError, match=r"seeds differ: \[1, 2\] in .*nets, \[1, 2, 7\]"):
         combine_sweeps(tmp_path / "nets", tmp_path / "floors", tmp_path / "vote2")
+
+
+def test_networks_averaged_give_the_mean_of_their_probabilities_through_evaluate_and_predict(tiny_db, tmp_path):
+    from ecg_lightning.checkpoint import load_checkpoint
+    from ecg_lightning.combine import combine_mean
+
+    for seed in (1, 2, 3):
+        trained(tiny_db, tmp_path, f"seeds/{seed}", ["experiment=aami_linear", "trainer.max_epochs=2", f"seed={seed}"])
+    bias = [0.0, 1.0, 0.5, 0.0, 0.0]
+    mean = combine_mean([tmp_path / "seeds"], tmp_path / "mean.ckpt", bias)  # a sweep: every seed of it
+    assert load_checkpoint(mean)["members"]["seeds"] == [1, 2, 3]
+    members = [scored(tmp_path / f"seeds/{s}/checkpoints/last.ckpt", tiny_db, tmp_path, f"s{s}") for s in (1, 2, 3)]
+    averaged = scored(mean, tiny_db, tmp_path, "mean")
+    assert np.abs(members[0]["probs"] - members[1]["probs"]).max() > 0.01  # the seeds disagree: the mean shows
+    expected = torch.softmax(
+        torch.log(torch.from_numpy(np.mean([m["probs"] for m in members], 0))) + torch.tensor(bias), 1
+    )
+    np.testing.assert_allclose(averaged["probs"], expected.numpy(), atol=2e-5)
+    predict_record(compose_config("predict", tmp_path / "p", [f"ckpt_path={mean}", f"record={tiny_db / '108'}"]))
+    rows = {int(row["sample"]): row for row in csv.DictReader((tmp_path / "p" / "beats.csv").open())}
+    mine = averaged["record"] == "108"
+    served = np.array([[float(rows[s][f"prob_{c}"]) for c in averaged["classes"]] for s in averaged["sample"][mine]])
+    np.testing.assert_allclose(served, averaged["probs"][mine], atol=2e-5)
+
+
+def test_networks_averaged_must_be_trained_alike_and_several(tiny_db, tmp_path):
+    from ecg_lightning.combine import combine_mean
+
+    one = trained(tiny_db, tmp_path, "one", ["experiment=aami_linear", "trainer.max_epochs=1"])
+    other = trained(tiny_db, tmp_path, "other", ["experiment=aami_linear", "trainer.max_epochs=1", "data.band=[1,30]"])
+    with pytest.raises(CheckpointError, match=r"one.*last.ckpt, .*other.*last.ckpt: member 1 differs .*data.band"):
+        combine_mean([one, other], tmp_path / "x.ckpt")
+    sampled = trained(
+        tiny_db, tmp_path, "sampled", ["experiment=aami_linear", "trainer.max_epochs=1", "model.net.pooling=sample"]
+    )
+    with pytest.raises(CheckpointError, match="another network"):
+        combine_mean([one, sampled], tmp_path / "x.ckpt")
+    with pytest.raises(CheckpointError, match="several networks"):
+        combine_mean([one], tmp_path / "x.ckpt")
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_a_binary_mean_is_the_logit_of_the_members_mean_probability():
+    from ecg_lightning.models import NetworkMean
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, logit: float) -> None:
+            super().__init__()
+            self.logit = logit
+
+        def forward(self, x, rr=None):
+            return torch.full(x.shape[:1], self.logit)
+
+    mean = NetworkMean([Fixed(0.0), Fixed(2.0)], binary=True)(torch.zeros(4, 1, 10))
+    expected = torch.logit(torch.tensor((0.5 + torch.sigmoid(torch.tensor(2.0)).item()) / 2))
+    torch.testing.assert_close(mean, torch.full((4,), expected.item()))

@@ -5,6 +5,6 @@ from ecg_lightning.models.cnn_lstm import StudyCNNLSTM
 from ecg_lightning.models.linear import BeatLinear
 from ecg_lightning.models.resnet import BeatResNet
 from ecg_lightning.models.sequence import BeatSequenceNet
-from ecg_lightning.models.vote import ClassVote
+from ecg_lightning.models.vote import ClassVote, NetworkMean
 
-__all__ = ["BeatLinear", "BeatResNet", "BeatSequenceNet", "ClassVote", "StudyCNN", "StudyCNNLSTM"]
+__all__ = ["BeatLinear", "BeatResNet", "BeatSequenceNet", "ClassVote", "NetworkMean", "StudyCNN", "StudyCNNLSTM"]
