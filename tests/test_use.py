@@ -734,6 +734,32 @@ def test_export_of_the_benchmark_model_takes_templates_and_rr(tiny_db, tmp_path)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_an_exported_mean_of_networks_gives_the_checkpoints_probabilities(tiny_db, tmp_path):
+    """The recommended model shipped as three seeds averaged (combine --mean) exports as one ONNX graph."""
+    import onnxruntime
+
+    from ecg_lightning.combine import combine_mean
+    from ecg_lightning.export import export
+
+    for seed in (1, 2):
+        overrides = [*train_overrides(tiny_db, tmp_path, window_s=1.0), "experiment=aami_longest_rr_local_rr"]
+        run = compose_config("train", tmp_path / f"runs/{seed}", [*overrides, "trainer.max_epochs=1", f"seed={seed}"])
+        train(run)
+        HydraConfig.instance().cfg = None
+    ckpt = combine_mean([tmp_path / "runs"], tmp_path / "mean.ckpt", [0.0, -1.0, -0.5, 0.0, 0.0])
+    path = export(compose_config("export", tmp_path / "onnx", [f"ckpt_path={ckpt}", "format=onnx"]))
+    blob = torch.load(ckpt, weights_only=False)
+    run = checkpoint_config(blob)
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    x, rr, _ = dm.data_test.__getitems__(list(range(30)))
+    model = build_model(blob, run, ckpt)
+    expected = model.probabilities(model(x, rr)).detach().numpy()
+    got = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy(), "rr": rr.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_resume_from_a_truncated_checkpoint_fails_before_writing_anything(tiny_db, tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
