@@ -19,7 +19,16 @@ from ecg_lightning.checkpoint import CONFIG_KEY, LEADS_KEY, CheckpointError, loa
 
 HERE = Path(__file__).resolve().parent
 NAME = "aami_ds1"
-KEEP = ("state_dict", "hyper_parameters", CONFIG_KEY, LEADS_KEY, "epoch", "global_step", "pytorch-lightning_version")
+KEEP = (
+    "state_dict",
+    "hyper_parameters",
+    CONFIG_KEY,
+    LEADS_KEY,
+    "epoch",
+    "global_step",
+    "pytorch-lightning_version",
+    "members",
+)
 
 
 def sha256(path: Path) -> str:
