@@ -113,8 +113,8 @@ def _save(model: torch.nn.Module, first_ckpt: dict[str, Any], config: dict, memb
     state.update({f"net.{k}": v for k, v in model.net.state_dict().items()})
     model.load_state_dict(state)  # every key accounted for: the classifier's buffers are the first member's
     out.parent.mkdir(parents=True, exist_ok=True)
-    leads = first_ckpt.get(LEADS_KEY)
-    torch.save({"state_dict": model.state_dict(), CONFIG_KEY: config, LEADS_KEY: leads, "members": members}, out)
+    saved = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), CONFIG_KEY: config}
+    torch.save({**saved, LEADS_KEY: first_ckpt.get(LEADS_KEY), "members": members}, out)
 
 
 def combine_mean(paths: list[Path], out: Path, class_bias: list[float] | None = None) -> Path:

@@ -110,7 +110,8 @@ def test_networks_averaged_give_the_mean_of_their_probabilities_through_evaluate
         trained(tiny_db, tmp_path, f"seeds/{seed}", ["experiment=aami_linear", "trainer.max_epochs=2", f"seed={seed}"])
     bias = [0.0, 1.0, 0.5, 0.0, 0.0]
     mean = combine_mean([tmp_path / "seeds"], tmp_path / "mean.ckpt", bias)  # a sweep: every seed of it
-    assert load_checkpoint(mean)["members"]["seeds"] == [1, 2, 3]
+    saved = load_checkpoint(mean)
+    assert saved["members"]["seeds"] == [1, 2, 3] and saved["hyper_parameters"]["class_bias"] == bias
     members = [scored(tmp_path / f"seeds/{s}/checkpoints/last.ckpt", tiny_db, tmp_path, f"s{s}") for s in (1, 2, 3)]
     averaged = scored(mean, tiny_db, tmp_path, "mean")
     assert np.abs(members[0]["probs"] - members[1]["probs"]).max() > 0.01  # the seeds disagree: the mean shows
