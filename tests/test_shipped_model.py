@@ -17,6 +17,8 @@ from ecg_lightning.checkpoint import CheckpointError
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
 CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
+# the DS1 choice of the recommended model (docs/inter_patient.md, sixteenth round): its offsets are the shipped ones
+ENSEMBLE_CHOICE = ROOT / "results" / "aami_ds1_cv5_three_network_ensemble_selection.json"
 
 
 def golden_recording(root: Path) -> Path:
@@ -82,9 +84,10 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 
 def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
-    """MODEL_CARD.md says the shipped model is `experiment=aami_longest_rr_local_rr`: its saved settings (inputs,
-    network, loss weights, decision offsets) are what that experiment composes now — changing the recipe (e.g. its
-    offsets, chosen again on DS1) without shipping a model of it fails here."""
+    """MODEL_CARD.md says the shipped model is three networks of `experiment=aami_longest_rr_local_rr` averaged, with
+    the offsets the sixteenth round chose on DS1: its saved settings (inputs, each member's network, loss weights,
+    decision offsets) are what that experiment composes now and what the choice recorded — changing the recipe or
+    the choice without shipping a model of it fails here."""
     import torch
     from omegaconf import OmegaConf
 
@@ -98,6 +101,11 @@ def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     HydraConfig.instance().cfg = None
     for key in INPUT_KEYS:
         assert input_setting(shipped["data"], key) == input_setting(recipe["data"], key), f"data.{key}"
-    for key in ("class_weight", "class_bias", "net"):
-        assert shipped["model"][key] == recipe["model"][key], f"model.{key}"
-    assert saved["hyper_parameters"]["class_bias"] == recipe["model"]["class_bias"]
+    assert shipped["model"]["class_weight"] == recipe["model"]["class_weight"]
+    net = shipped["model"]["net"]
+    assert net["_target_"] == "ecg_lightning.models.NetworkMean" and len(net["networks"]) == 3
+    assert all(member == recipe["model"]["net"] for member in net["networks"])
+    chosen = json.loads(ENSEMBLE_CHOICE.read_text())
+    assert chosen["chosen"] == "E3"
+    assert shipped["model"]["class_bias"] == chosen["candidates"]["E3"]["class_bias"]
+    assert saved["hyper_parameters"]["class_bias"] == chosen["candidates"]["E3"]["class_bias"]
