@@ -39,6 +39,16 @@ def scored(ckpt, tiny_db, tmp_path, name):
     return np.load(tmp_path / name / PREDICTIONS)
 
 
+def assert_predict_serves_what_evaluate_scored(ckpt, scored_beats, tiny_db, tmp_path):
+    """predict gives a record's beats the probabilities evaluate gave them (inputs served alike)."""
+    predict_record(compose_config("predict", tmp_path / "p", [f"ckpt_path={ckpt}", f"record={tiny_db / '108'}"]))
+    rows = {int(row["sample"]): row for row in csv.DictReader((tmp_path / "p" / "beats.csv").open())}
+    mine = scored_beats["record"] == "108"
+    classes = scored_beats["classes"]
+    served = np.array([[float(rows[s][f"prob_{c}"]) for c in classes] for s in scored_beats["sample"][mine]])
+    np.testing.assert_allclose(served, scored_beats["probs"][mine], atol=2e-5)
+
+
 def test_the_combined_model_is_the_network_with_the_voters_say_on_one_class(tiny_db, tmp_path):
     # as in the benchmark, the network's windows (1 s each side) are wider than the voter's (0.5 s): the voter cuts its
     # stretch around the beat out of the network's window
@@ -55,12 +65,8 @@ def test_the_combined_model_is_the_network_with_the_voters_say_on_one_class(tiny
     expected = torch.softmax(torch.log(torch.from_numpy(voted / voted.sum(1, keepdims=True))) + torch.tensor(bias), 1)
     assert np.abs(q["probs"][:, 1] - p["probs"][:, 1]).max() > 0.05  # the members disagree: the vote shows
     np.testing.assert_allclose(r["probs"], expected.numpy(), atol=2e-5)
-    # predict gives a record's beats what evaluate gives them (the voter's RR features and lead served alike)
-    predict_record(compose_config("predict", tmp_path / "p", [f"ckpt_path={both}", f"record={tiny_db / '108'}"]))
-    rows = {int(row["sample"]): row for row in csv.DictReader((tmp_path / "p" / "beats.csv").open())}
-    mine = r["record"] == "108"
-    served = np.array([[float(rows[s][f"prob_{c}"]) for c in r["classes"]] for s in r["sample"][mine]])
-    np.testing.assert_allclose(served, r["probs"][mine], atol=2e-5)
+    # the voter's RR features and lead served alike by predict
+    assert_predict_serves_what_evaluate_scored(both, r, tiny_db, tmp_path)
 
 
 def test_members_trained_apart_are_refused(tiny_db, tmp_path):
@@ -119,11 +125,7 @@ def test_networks_averaged_give_the_mean_of_their_probabilities_through_evaluate
         torch.log(torch.from_numpy(np.mean([m["probs"] for m in members], 0))) + torch.tensor(bias), 1
     )
     np.testing.assert_allclose(averaged["probs"], expected.numpy(), atol=2e-5)
-    predict_record(compose_config("predict", tmp_path / "p", [f"ckpt_path={mean}", f"record={tiny_db / '108'}"]))
-    rows = {int(row["sample"]): row for row in csv.DictReader((tmp_path / "p" / "beats.csv").open())}
-    mine = averaged["record"] == "108"
-    served = np.array([[float(rows[s][f"prob_{c}"]) for c in averaged["classes"]] for s in averaged["sample"][mine]])
-    np.testing.assert_allclose(served, averaged["probs"][mine], atol=2e-5)
+    assert_predict_serves_what_evaluate_scored(mean, averaged, tiny_db, tmp_path)
 
 
 def test_networks_averaged_must_be_trained_alike_and_several(tiny_db, tmp_path):

@@ -698,9 +698,24 @@ def test_exported_model_gives_the_checkpoints_probabilities(trained_aami, tiny_d
     assert got.shape == (40, 5)
 
 
+def assert_onnx_gives_the_checkpoints_probabilities(ckpt, path, tiny_db, tmp_path):
+    """The exported graph (windows and RR features as two inputs) gives 30 test beats the checkpoint's probabilities."""
+    import onnxruntime
+
+    blob = torch.load(ckpt, weights_only=False)
+    run = checkpoint_config(blob)
+    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
+    dm = instantiate(run.data, _convert_="all")
+    dm.setup()
+    x, rr, _ = dm.data_test.__getitems__(list(range(30)))
+    model = build_model(blob, run, ckpt)
+    expected = model.probabilities(model(x, rr)).detach().numpy()
+    got = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy(), "rr": rr.numpy()})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_export_of_the_benchmark_model_takes_templates_and_rr(tiny_db, tmp_path):
     """experiment=aami_ds1ds2: two leads plus their templates, and ten RR features, as two inputs."""
-    import onnxruntime
 
     from ecg_lightning.export import export
 
@@ -722,21 +737,11 @@ def test_export_of_the_benchmark_model_takes_templates_and_rr(tiny_db, tmp_path)
     spec = json.loads((tmp_path / "onnx" / "preprocessing.json").read_text())
     assert spec["inputs"] == ["x", "rr"] and spec["channels"] == 4 and len(spec["rr_features"]) == 8
     assert spec["leads_seen_in_training"] == [["MLII"], ["V1"]] and spec["window_samples"] == 720
-    blob = torch.load(ckpt, weights_only=False)
-    run = checkpoint_config(blob)
-    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
-    dm = instantiate(run.data, _convert_="all")
-    dm.setup()
-    x, rr, _ = dm.data_test.__getitems__(list(range(30)))
-    model = build_model(blob, run, ckpt)
-    expected = model.probabilities(model(x, rr)).detach().numpy()
-    got = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy(), "rr": rr.numpy()})[0]
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert_onnx_gives_the_checkpoints_probabilities(ckpt, path, tiny_db, tmp_path)
 
 
 def test_an_exported_mean_of_networks_gives_the_checkpoints_probabilities(tiny_db, tmp_path):
     """The recommended model shipped as three seeds averaged (combine --mean) exports as one ONNX graph."""
-    import onnxruntime
 
     from ecg_lightning.combine import combine_mean
     from ecg_lightning.export import export
@@ -748,16 +753,7 @@ def test_an_exported_mean_of_networks_gives_the_checkpoints_probabilities(tiny_d
         HydraConfig.instance().cfg = None
     ckpt = combine_mean([tmp_path / "runs"], tmp_path / "mean.ckpt", [0.0, -1.0, -0.5, 0.0, 0.0])
     path = export(compose_config("export", tmp_path / "onnx", [f"ckpt_path={ckpt}", "format=onnx"]))
-    blob = torch.load(ckpt, weights_only=False)
-    run = checkpoint_config(blob)
-    run.data.catalog.mitdb.root, run.data.cache_dir = str(tiny_db), str(tmp_path / "cache")
-    dm = instantiate(run.data, _convert_="all")
-    dm.setup()
-    x, rr, _ = dm.data_test.__getitems__(list(range(30)))
-    model = build_model(blob, run, ckpt)
-    expected = model.probabilities(model(x, rr)).detach().numpy()
-    got = onnxruntime.InferenceSession(str(path)).run(None, {"x": x.numpy(), "rr": rr.numpy()})[0]
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert_onnx_gives_the_checkpoints_probabilities(ckpt, path, tiny_db, tmp_path)
 
 
 def test_resume_from_a_truncated_checkpoint_fails_before_writing_anything(tiny_db, tmp_path):
