@@ -1,6 +1,6 @@
 """Where DS2's S beats are, and which of them each model finds: one bar per DS2 record holding S beats, from the
-``per_record.csv`` that ``evaluate`` wrote for each model's 5-seed ensemble (strict protocol). Reads results only;
-nothing is trained or scored.
+``per_record.csv`` that ``evaluate`` wrote for each model's ensemble of all its final seeds (strict protocol).
+Reads results only; nothing is trained or scored.
 
     python benchmarks/ds2_s_beats_per_record.py --out docs/ds2_s_beats_per_record.png
 """
@@ -18,11 +18,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 RESULTS = Path(__file__).parents[1] / "results"
-# label: the results folder of the model's 5-seed ensemble on DS2 (strict protocol)
+# label: the results folder of the model's ensemble on DS2 (strict protocol)
 MODELS = {
-    "linear floor": "aami_linear_ds2_strict_ensemble5",
-    "recommended (L6)": "aami_longest_rr_local_rr_ds2_strict_ensemble5",
-    "beat-sequence": "aami_sequence_ds2_strict_ensemble5",
+    "linear floor (5 seeds)": "aami_linear_ds2_strict_ensemble5",
+    "recommended, 3 networks averaged (15 seeds)": "aami_three_network_ensemble_ds2_strict_ensemble15",
+    "one such network (5 seeds)": "aami_longest_rr_local_rr_ds2_strict_ensemble5",
+    "beat-sequence (5 seeds)": "aami_sequence_ds2_strict_ensemble5",
 }
 
 
@@ -52,22 +53,24 @@ def main() -> None:
     height = 0.8 / len(MODELS)
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(records) + 1.5))
     ax.barh(y, [totals[r][0] for r in records], 0.9, color="0.88", label="S beats (reference)")
+    total = sum(n for n, _ in totals.values())
+    shares = {label: sum(f for _, f in rows.values()) / total for label, rows in found.items()}
     for k, (label, rows) in enumerate(found.items()):
         offset = ((len(MODELS) - 1) / 2 - k) * height  # the first model on top, as in the legend
-        ax.barh(y + offset, [rows.get(r, (0, 0))[1] for r in records], height, label=f"found: {label}")
+        found_here = [rows.get(r, (0, 0))[1] for r in records]
+        ax.barh(y + offset, found_here, height, label=f"found: {label}, {shares[label]:.0%} of all")
     for r, n in zip(y, (totals[r][0] for r in records), strict=True):
         ax.text(n, r, f" {n}", va="center", fontsize=7, color="0.35")
     ax.set_yticks(y, records, fontsize=8)
     ax.set_ylabel("DS2 record")
-    ax.set_xlabel("S beats (5-seed ensembles, strict protocol)")
-    total = sum(n for n, _ in totals.values())
-    shares = ", ".join(f"{label} {sum(f for _, f in rows.values()) / total:.0%}" for label, rows in found.items())
-    ax.set_title(f"DS2's {total:,} S beats by record, and the share each model finds:\n{shares}", fontsize=9)
+    ax.set_xlabel("S beats (each model's seeds averaged, strict protocol)")
+    ax.set_title(f"DS2's {total:,} S beats by record, and how many each model finds", fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
-    print(f"{args.out}: {len(records)} records, {total} S beats; found {shares}")
+    found_shares = ", ".join(f"{label} {share:.0%}" for label, share in shares.items())
+    print(f"{args.out}: {len(records)} records, {total} S beats; found {found_shares}")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,7 @@ def main() -> None:
             cells = [f"{row['records'][r]['se_S']:.2f} / {row['records'][r]['se_N']:.2f}" for r in WATCHED[:3]]
             print(f"| {name} | " + " | ".join(f"{row[k]:.3f}" for k in KEPT) + " | " + " | ".join(cells) + " |")
         if args.out:
-            protocol = "fit on all DS1 subject (strict: 201 out), DS2 scored once; a floor diagnostic: chooses nothing"
+            protocol = "fit on every DS1 subject (strict: 201 out), DS2 scored once; a diagnostic: chooses nothing"
             payload = {"protocol": protocol, "overrides": args.overrides, **rows}
             args.out.write_text(json.dumps(payload, indent=2, default=float))
         return

@@ -205,9 +205,9 @@ def main() -> None:
     bad = [c for c in args.candidates or () if "=" not in c]
     if bad:
         raise SystemExit(f"--candidates {' '.join(bad)}: give NAME=FOLDER, e.g. L6=l6 (FOLDER under --cv and --stress)")
-    folders = dict(c.split("=", 1) for c in args.candidates) if args.candidates else CANDIDATES
-    if args.ensembles and not args.candidates:
-        folders = {}
+    # without any candidate named, the eleventh round's
+    named = args.candidates or args.ensembles or args.recorded
+    folders = dict(c.split("=", 1) for c in args.candidates or ()) if named else CANDIDATES
     rows = dict(recorded(spec) for spec in args.recorded)
     if CURRENT not in {*folders, *rows}:
         raise SystemExit(f"--candidates or --recorded must include the current model, {CURRENT}")

@@ -80,7 +80,9 @@ def combined_config(network: dict[str, Any], voter: dict[str, Any], vote: str, c
     return {**network, "data": {**nd, "rr_features": served or False}, "model": model}
 
 
-# data settings that may differ between averaged members: where the data is, how fast it is served, and training-only
+# data settings that may differ between averaged members: where the data is, how fast it is served, and training-only.
+# Every other one must match (stricter than evaluate's ensemble check, INPUT_KEYS): the combined checkpoint keeps one
+# data config, so members trained on other records (e.g. other folds) would escape evaluate's check of unseen records.
 NOT_INPUTS = ("catalog", "cache_dir", "cache_dtype", "cut_on_device", "batch_size", "num_workers", "seed", "augment")
 
 
