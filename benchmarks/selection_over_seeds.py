@@ -32,6 +32,12 @@ the place of a seed):
         --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --stability 0.05 \
         --out results/aami_ds1_cv5_three_network_ensemble_selection.json
 
+The seventeenth round (LT: L6 trained with template swap, seeds 3, 4, 5; the retention gain weighs first):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv17 --stress outputs/stress17 --candidates LT=lt \
+        --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --retention-gain 0.1 \
+        --out results/aami_ds1_cv5_template_swap_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -57,6 +63,8 @@ CANDIDATES = {"L6": "l6", "R0": "r0", "L": "l"}
 CURRENT = "L6"
 # the retention under the stress test below which a candidate cannot be chosen
 MIN_RETENTION = 0.5
+# the seventeenth round: how far below the current model's seed-ensemble jκ a candidate chosen for its retention may be
+ENSEMBLE_TOLERANCE = 0.02
 KEPT = ("accuracy", "se_S", "ppv_S", "se_V", "ppv_V", "kappa", "jk_index")
 
 
@@ -145,16 +153,42 @@ def margin(rows: dict[str, dict], name: str) -> float:
     return math.sqrt(sum(se2))
 
 
-def choose(rows: dict[str, dict], stability: float | None = None) -> tuple[str, str]:
+def choose(
+    rows: dict[str, dict], stability: float | None = None, retention_gain: float | None = None
+) -> tuple[str, str]:
     """The rule: the current model stays unless a candidate with retention >= 0.5 beats its mean jκ by more than
     the standard error of the difference of the two means and by at least 0.01; of several such, the highest.
 
     With ``stability`` (the twelfth round), a candidate whose S Se sd over seeds is within it, while the current
     model's is not, is chosen first if its retention is >= 0.5 and its mean jκ is not below the current model's by
-    more than that standard error (of several such, the highest mean jκ)."""
+    more than that standard error (of several such, the highest mean jκ).
+
+    With ``retention_gain`` (the seventeenth round), a candidate whose retention is above the current model's by at
+    least that much is chosen first if its mean jκ is not below the current model's by more than that standard
+    error and its seed ensemble's jκ not below the current model's by more than ``ENSEMBLE_TOLERANCE`` (of several
+    such, the highest retention)."""
     mean = {n: r["over_seeds"]["jk_index"][0] for n, r in rows.items()}
     s_sd = {n: r["over_seeds"]["se_S"][1] for n, r in rows.items()}
     eligible = [n for n, r in rows.items() if n != CURRENT and r["retention"] >= MIN_RETENTION]
+    if retention_gain is not None:
+        kept = {n: r["retention"] for n, r in rows.items()}
+        ensemble = {n: r["seed_ensemble"]["jk_index"] for n, r in rows.items()}
+        robust = [
+            n
+            for n in eligible
+            if kept[n] - kept[CURRENT] >= retention_gain
+            and mean[CURRENT] - mean[n] <= margin(rows, n)
+            and ensemble[CURRENT] - ensemble[n] <= ENSEMBLE_TOLERANCE
+        ]
+        if robust:
+            winner = max(robust, key=kept.get)
+            return winner, (
+                f"{winner} keeps {kept[winner]:.2f} of its S Se under the stress ({CURRENT}: {kept[CURRENT]:.2f}, "
+                f"gain >= {retention_gain}); its mean jκ ({mean[winner]:.3f}) is within the standard error "
+                f"({margin(rows, winner):.3f}) of {CURRENT}'s ({mean[CURRENT]:.3f}) or above, its seed ensemble's "
+                f"({ensemble[winner]:.3f}) within {ENSEMBLE_TOLERANCE} of {CURRENT}'s ({ensemble[CURRENT]:.3f}) "
+                "or above"
+            )
     if stability is not None and s_sd[CURRENT] > stability:
         steady = [n for n in eligible if s_sd[n] <= stability and mean[CURRENT] - mean[n] <= margin(rows, n)]
         if steady:
@@ -185,6 +219,11 @@ def main() -> None:
         "--stability",
         type=float,
         help="the S Se sd over seeds that weighs first (the twelfth round: 0.05; default: jκ only)",
+    )
+    parser.add_argument(
+        "--retention-gain",
+        type=float,
+        help="the gain in stress retention over the current model that weighs first (the seventeenth round: 0.1)",
     )
     parser.add_argument(
         "--recorded",
@@ -226,12 +265,16 @@ def main() -> None:
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
         cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}" if e else "–"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
-    chosen, why = choose(rows, args.stability)
+    chosen, why = choose(rows, args.stability, args.retention_gain)
     print(f"chosen: {chosen} — {why}")
     if args.out:
-        rule = "docs/inter_patient.md, " + ("twelfth round" if args.stability is not None else "eleventh round")
-        args.out.write_text(json.dumps({"rule": rule, "stability": args.stability, "candidates": rows,
-                                        "chosen": chosen, "why": why}, indent=2))  # fmt: skip
+        rule = "docs/inter_patient.md, " + (
+            "seventeenth round" if args.retention_gain is not None
+            else "twelfth round" if args.stability is not None else "eleventh round"
+        )  # fmt: skip
+        weights = {"stability": args.stability, "retention_gain": args.retention_gain}
+        args.out.write_text(json.dumps({"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why},
+                                       indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":

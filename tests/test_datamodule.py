@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S, beat_dm
+from conftest import FRACTIONS, LABEL_SETS, TEST_WINDOW_S, beat_dm, write_record
 
 from ecg_lightning.errors import ConfigError, InputError
 
@@ -286,3 +286,77 @@ def test_jitter_is_given_in_seconds_and_applied_in_samples(tiny_db, tmp_path, fs
         start = data.starts[i] + shifts[i]
         np.testing.assert_allclose(x[i, 0].numpy(), lead[start : start + x.shape[-1]], atol=1e-6)
     assert np.abs(shifts).max() > 1
+
+
+@pytest.fixture(scope="module")
+def s_db(tmp_path_factory):
+    """Eight records, half of them with many S (A) beats, the others with V beats only."""
+    root = tmp_path_factory.mktemp("s_db")
+    rng = np.random.default_rng(3)
+    names = [str(100 + i) for i in range(8)]
+    for i, name in enumerate(names):
+        write_record(root, name, 0.3, rng, abnormal_symbols=("A",) if i % 2 else ("V",))
+    (root / "RECORDS").write_text("\n".join(names) + "\n")
+    return root
+
+
+def test_template_swap_serves_training_windows_beside_their_records_s_template(s_db, tmp_path):
+    """augment.template_swap=1: every training window of a record with enough S beats is served beside the median of
+    its S beats (the stress test's template), the others beside their own; validation windows are never swapped."""
+    from ecg_lightning.data.windows import beat_templates
+
+    settings = dict(labels="aami", templates=True, lead=["MLII", "V1"])
+    dm = make_dm(s_db, tmp_path, augment={"template_swap": 1.0, "swap_class": "S"}, **settings)
+    dm.setup()
+    n, s = len(dm.records.names), list(dm.classes).index("S")
+    own = beat_templates(dm.records, dm.beats, dm.half_width)
+    stressed = beat_templates(dm.records, dm.beats, dm.half_width, reference="annotated_S", reference_class=s)
+    enough = np.bincount(dm.beats.record[dm.beats.label == s], minlength=n) >= 5
+    train = np.flatnonzero(np.isin(np.asarray(dm.records.names), dm.train_records))
+    assert enough[train].any() and (~enough).any()  # both kinds of record are exercised
+    idx = list(range(len(dm.data_train)))
+    x, _ = dm.data_train.__getitems__(idx)
+    record = dm.data_train.beats.record
+    expected = np.where(enough[record][:, None, None], stressed[record], own[record])
+    np.testing.assert_array_equal(x[:, 2:].numpy(), expected)
+    xv, _ = dm.eval_dataset("val").__getitems__(list(range(len(dm.eval_dataset("val")))))
+    np.testing.assert_array_equal(xv[:, 2:].numpy(), own[dm.eval_dataset("val").beats.record])
+
+
+def test_template_swap_draws_its_share_and_cuts_alike_on_the_device(s_db, tmp_path):
+    """A swap chance of 0.5 swaps about half the windows of the records that can swap, drawn from the batch's seed,
+    so the device path (plans) serves the CPU path's windows exactly."""
+    settings = dict(labels="aami", templates=True, augment={"template_swap": 0.5, "noise": 0.1})
+    cpu, device = make_dm(s_db, tmp_path, **settings), make_dm(s_db, tmp_path, cut_on_device=True, **settings)
+    cpu.setup()
+    device.setup()
+    rows = np.concatenate(
+        [
+            device.data_train.__getitems__(list(b))["template_row"].numpy()
+            for b in np.array_split(np.arange(len(device.data_train)), 8)
+        ]
+    )
+    can = cpu.swap_rows[device.data_train.beats.record] != device.data_train.beats.record
+    swapped = rows >= len(cpu.records.names)
+    assert not swapped[~can].any() and 0.4 < swapped[can].mean() < 0.6
+    for plan, batch in zip(device.train_dataloader(), cpu.train_dataloader()):
+        for ours, theirs in zip(device.on_after_batch_transfer(plan, 0), batch):
+            torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"templates": False, "augment": {"template_swap": 0.5}}, "set data.templates=true"),
+        ({"templates": True, "augment": {"template_swap": 1.5}}, r"must be a probability in \[0, 1\]"),
+    ],
+)
+def test_template_swap_settings_are_checked(tiny_db, tmp_path, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        make_dm(tiny_db, tmp_path, labels="aami", **settings)
+
+
+def test_template_swap_names_an_unknown_class(tiny_db, tmp_path):
+    dm = make_dm(tiny_db, tmp_path, templates=True, augment={"template_swap": 0.5, "swap_class": "S"})
+    with pytest.raises(ConfigError, match="no class 'S'"):
+        dm.setup()  # the study's label set has no S class

@@ -132,3 +132,21 @@ def test_binary_seed_ensemble_names_a_folder_without_finished_jobs(tmp_path):
     (job / ".hydra" / "overrides.yaml").write_text("- data.fold=0\n- seed=0\n")
     with pytest.raises(SystemExit, match="0_data.fold-0__seed-0: the training has not finished"):
         script.jobs_by_fold(tmp_path)
+
+
+def test_selection_rule_weighs_a_retention_gain_only_when_asked_and_within_both_jk_tolerances():
+    choose = selection_script().choose
+
+    def row(jk, retention, ensemble_jk):
+        return {**candidate_row(jk, 0.1, retention), "seed_ensemble": {"jk_index": ensemble_jk}}
+
+    current = row((0.613, 0.031), 0.57, 0.635)
+    robust = {"L6": current, "LT": row((0.60, 0.03), 0.80, 0.62)}
+    assert choose(robust)[0] == "L6"  # jκ alone: LT is not ahead
+    assert choose(robust, retention_gain=0.1)[0] == "LT"
+    small_gain = {**robust, "LT": row((0.60, 0.03), 0.65, 0.62)}
+    assert choose(small_gain, retention_gain=0.1)[0] == "L6"
+    worse = {**robust, "LT": row((0.52, 0.03), 0.80, 0.62)}  # below by more than the standard error (0.025)
+    assert choose(worse, retention_gain=0.1)[0] == "L6"
+    weak_ensemble = {**robust, "LT": row((0.60, 0.03), 0.80, 0.61)}  # 0.025 below the current ensemble
+    assert choose(weak_ensemble, retention_gain=0.1)[0] == "L6"

@@ -15,7 +15,7 @@ from ecg_lightning.data import cache
 from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
 from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list, unnamed_lead
-from ecg_lightning.data.rr import annotated_class, check_reference, rr_columns
+from ecg_lightning.data.rr import ANNOTATED, MIN_ANNOTATED, annotated_class, check_reference, rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
     abnormal_fraction,
@@ -69,7 +69,9 @@ class BeatDataModule(L.LightningDataModule):
             RR, so a patient whose most frequent beat is premature still has a normal reference).
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
-        augment: training-time augmentation: jitter_s (max window shift, s), scale, noise (see windows.Augment).
+        augment: training-time augmentation: jitter_s (max window shift, s), scale, noise, template_swap (see
+            windows.Augment) and swap_class: the class whose annotated beats make a training record's swap template
+            (default "S"; records with fewer than rr.MIN_ANNOTATED of them keep their own template).
         labels, label_sets: the label set to use, by name, among ``label_sets`` (class name -> annotation
             symbols, in class order, the normal class first); symbols in no class are not beats.
         split: "seed" (the study's record split), "patient" (same, grouping records by subject), "kfold", or
@@ -156,6 +158,11 @@ class BeatDataModule(L.LightningDataModule):
         if both:
             raise ConfigError(f"{both} in both data.databases and data.test_databases; a test database is unseen")
         check_reference(reference_beats)
+        swap = float((augment or {}).get("template_swap", 0.0))
+        if not 0 <= swap <= 1:
+            raise ConfigError(f"data.augment.template_swap={swap}: must be a probability in [0, 1]")
+        if swap and not templates:
+            raise ConfigError("data.augment.template_swap swaps templates; set data.templates=true or leave it 0")
         if cache_dtype not in cache.DTYPES:
             raise ConfigError(f"data.cache_dtype={cache_dtype!r}; choose one of {cache.DTYPES}")
         if not label_sets or labels not in label_sets:
@@ -253,6 +260,7 @@ class BeatDataModule(L.LightningDataModule):
             if hp.templates
             else None
         )
+        self.swap_rows = self._add_swap_templates() if self._augment().template_swap else None
         self.train_records, self.val_records, self.test_records = self._split()
         on_device = hp.cut_on_device
         self.data_train = self._dataset(self._beats_of(self.train_records), train=True, plan_only=on_device)
@@ -275,6 +283,20 @@ class BeatDataModule(L.LightningDataModule):
             raise ConfigError(f"data.reference_beats={reference}: no class {name!r} in {list(self.classes)}")
         return list(self.classes).index(name)
 
+    def _add_swap_templates(self) -> np.ndarray:
+        """Append each record's swap template (``Augment.template_swap``: the median of its beats annotated
+        ``augment.swap_class``) to ``self.templates``; return the row each record swaps to — its own where it has
+        fewer than ``MIN_ANNOTATED`` such beats. Labels are read, so only training windows are ever swapped."""
+        name = str((self.hparams.augment or {}).get("swap_class", "S"))
+        reference = f"{ANNOTATED}{name}"
+        cls = self._reference_class(reference)
+        n = len(self.records.names)
+        swap = beat_templates(self.records, self.beats, self.half_width, reference=reference, reference_class=cls)
+        self.templates = np.concatenate([self.templates, swap])
+        enough = np.bincount(self.beats.record[self.beats.label == cls], minlength=n) >= MIN_ANNOTATED
+        log.info("template swap (%s): %d records have a swap template", name, int(enough.sum()))
+        return np.where(enough, n + np.arange(n), np.arange(n))
+
     def _beats_of(self, records: Sequence[str]) -> np.ndarray:
         """Mask of the indexed beats that belong to ``records`` (one lookup per record, not per beat)."""
         return np.isin(np.asarray(self.records.names), list(records))[self.beats.record]
@@ -294,6 +316,7 @@ class BeatDataModule(L.LightningDataModule):
             plan_only,
             runs,
             stride,
+            self.swap_rows if train else None,
         )
 
     def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:
@@ -318,6 +341,7 @@ class BeatDataModule(L.LightningDataModule):
 
     def _augment(self) -> Augment:
         spec = dict(self.hparams.augment or {})
+        spec.pop("swap_class", None)  # read by _add_swap_templates
         jitter = int(round(float(spec.pop("jitter_s", 0.0)) * self.hparams.fs))
         return Augment(jitter=jitter, **spec)
 

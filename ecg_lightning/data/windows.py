@@ -76,12 +76,16 @@ class Augment:
     """Batch-time augmentation of training windows (all vectorized over the batch).
 
     jitter: max shift of the window in samples (the beat is no longer exactly centred);
-    scale: max relative amplitude change; noise: std of added Gaussian noise (signals are standardized).
+    scale: max relative amplitude change; noise: std of added Gaussian noise (signals are standardized);
+    template_swap: the chance that a window is served beside its record's *swap template* (the median of the
+    record's beats of one class, ``BeatWindowDataset.swap_rows``) instead of its reference template — a patient
+    whose dominant beat is that class, as far as the template is concerned, so the template cannot decide alone.
     """
 
     jitter: int = 0
     scale: float = 0.0
     noise: float = 0.0
+    template_swap: float = 0.0
 
 
 class EpochShuffle(Sampler[int]):
@@ -185,7 +189,8 @@ class BeatWindowDataset(Dataset):
     whole batch with one fancy-indexing call. Use it with ``collate_fn=passthrough_collate``. Windows that
     run past their record's edge (``pad_edges`` indexes, or jitter) are zero-padded there: after
     standardization 0 is the record's mean, and no sample of a neighbouring record leaks in. With
-    ``templates`` (``beat_templates``), each window's record template follows its leads as extra channels.
+    ``templates`` (``beat_templates``), each window's record template follows its leads as extra channels;
+    ``swap_rows`` maps each record to its row of ``templates`` that ``Augment.template_swap`` serves instead.
     """
 
     def __init__(
@@ -200,6 +205,7 @@ class BeatWindowDataset(Dataset):
         plan_only: bool = False,
         run_beats: int = 1,
         run_stride: int | None = None,
+        swap_rows: np.ndarray | None = None,
     ) -> None:
         if run_beats > 1 and plan_only:
             raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
@@ -210,6 +216,7 @@ class BeatWindowDataset(Dataset):
         width = 2 * half_width
         self.windows = sliding_window_view(self.signal, width, axis=-1) if self.signal.shape[-1] >= width else None
         self.templates = templates
+        self.swap_rows = swap_rows
         self.beats = beats
         # per-beat arrays are kept small (a big database has millions of beats): record bounds are looked up per
         # batch from the records' offsets, labels stay int8 until a batch is cut
@@ -256,8 +263,11 @@ class BeatWindowDataset(Dataset):
         if aug.jitter:
             starts = starts + rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
         scales = (1 + aug.scale * rng.uniform(-1, 1, len(idx))).astype(np.float32) if aug.scale else None
+        rows = self.beats.record[idx]  # each window's template row
+        if aug.template_swap and self.swap_rows is not None:
+            rows = np.where(rng.random(len(idx)) < aug.template_swap, self.swap_rows[rows], rows)
         if self.plan_only:
-            return self.plan(idx, starts, scales, rng)
+            return self.plan(idx, starts, scales, rng, rows)
         lo, hi = self._bounds(idx)
         if ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
             windows = self.windows[:, starts]
@@ -272,7 +282,7 @@ class BeatWindowDataset(Dataset):
         if aug.noise:
             x = add_noise(x, aug.noise, int(rng.integers(2**62)))
         if self.templates is not None:
-            x = torch.cat([x, torch.from_numpy(self.templates[self.beats.record[idx]])], dim=1)
+            x = torch.cat([x, torch.from_numpy(self.templates[rows])], dim=1)
         y = torch.from_numpy(self.labels[idx].astype(np.int64))
         if not self.rr_columns:
             return x, y
@@ -287,7 +297,12 @@ class BeatWindowDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(self.beats.rr[idx][:, self.rr_columns]))
 
     def plan(
-        self, idx: np.ndarray, starts: np.ndarray, scales: np.ndarray | None, rng: np.random.Generator
+        self,
+        idx: np.ndarray,
+        starts: np.ndarray,
+        scales: np.ndarray | None,
+        rng: np.random.Generator,
+        rows: np.ndarray,
     ) -> dict[str, torch.Tensor]:
         """Everything a batch needs but its samples (a few numbers per window): window starts (jittered), record
         bounds, amplitude scales, a noise seed, template rows, RR features, labels. Drawn from the same seeded
@@ -301,7 +316,7 @@ class BeatWindowDataset(Dataset):
             "scale": torch.from_numpy(scales if scales is not None else np.ones(len(idx), np.float32)),
             "noise": torch.tensor([self.augment.noise], dtype=torch.float32),
             "noise_seed": torch.tensor([int(rng.integers(2**62))]),
-            "record": torch.from_numpy(self.beats.record[idx].astype(np.int64)),
+            "template_row": torch.from_numpy(rows.astype(np.int64)),
             "label": torch.from_numpy(self.labels[idx].astype(np.int64)),
         }
         if self.rr_columns:
@@ -343,6 +358,6 @@ def cut_windows(
     if noise:
         x = add_noise(x, noise, int(plan["noise_seed"][0]))
     if templates is not None:
-        x = torch.cat([x, templates[plan["record"]]], dim=1)
+        x = torch.cat([x, templates[plan["template_row"]]], dim=1)
     x = x.contiguous()
     return (x, plan["rr"], plan["label"]) if "rr" in plan else (x, plan["label"])
