@@ -294,7 +294,12 @@ class BeatDataModule(L.LightningDataModule):
         swap = beat_templates(self.records, self.beats, self.half_width, reference=reference, reference_class=cls)
         self.templates = np.concatenate([self.templates, swap])
         enough = np.bincount(self.beats.record[self.beats.label == cls], minlength=n) >= MIN_ANNOTATED
-        log.info("template swap (%s): %d records have a swap template", name, int(enough.sum()))
+        log.info(
+            "template swap (%s): %d of the %d records read have one; only training windows swap",
+            name,
+            int(enough.sum()),
+            n,
+        )
         return np.where(enough, n + np.arange(n), np.arange(n))
 
     def _beats_of(self, records: Sequence[str]) -> np.ndarray:
