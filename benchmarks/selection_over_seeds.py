@@ -36,7 +36,13 @@ The seventeenth round (LT: L6 trained with template swap, seeds 3, 4, 5; the ret
 
     python benchmarks/selection_over_seeds.py --cv outputs/cv17 --stress outputs/stress17 --candidates LT=lt \
         --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --retention-gain 0.1 \
-        --out results/aami_ds1_cv5_template_swap_selection.json
+        --out results/aami_ds1_cv5_template_swap_half_selection.json
+
+The eighteenth round (LT2: swap chance 0.2, the same rule):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv18 --stress outputs/stress18 --candidates LT2=lt2 \
+        --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --retention-gain 0.1 \
+        --out results/aami_ds1_cv5_template_swap_fifth_selection.json
 
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):

@@ -38,6 +38,7 @@ AAMI_METRICS = ["val/accuracy", "val/macro_f1", "val/kappa", "val/se_S", "val/pp
         "experiment=resnet_templates",
         "experiment=aami_linear",
         "experiment=aami_sequence",
+        "experiment=aami_template_swap",
     ],
 )
 def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
