@@ -7,8 +7,9 @@ cross-validation; pooled over the folds, no offsets. Nothing here touches DS2.
     python benchmarks/floor_as_logistic_regression.py --out results/aami_ds1_cv5_floor_as_logistic_regression.json
 
 With ``--ds2`` (fourteenth round, a diagnostic that chooses nothing): the same fit on every DS1 subject (strict
-protocol), scored once on DS2 per feature set (all, the 24 single samples alone, the ten RR features alone), with
-the per-record S and N sensitivity of the records that tell a model of S beats from a model of a QRS shape.
+protocol), scored once on DS2 per feature set (all, the 24 single samples alone, the ten RR features alone; since
+the nineteenth round also all but the local RR irregularity, and the RR features without it), with the per-record
+S and N sensitivity of the records that tell a model of S beats from a model of a QRS shape.
 
     python benchmarks/floor_as_logistic_regression.py --ds2 \
         --out results/aami_linear_logistic_regression_ds2_strict_by_features.json
@@ -30,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ecg_lightning.data.rr import rr_feature_names
 from ecg_lightning.report import metrics_report, per_record
 
 FOLDS = 5
@@ -42,7 +44,8 @@ def floor_config(pooling: str, *overrides: str):
 
 # DS2's right-bundle-branch-block records (232: S beats the majority; 212, 231: no S beats), then its other S records
 WATCHED = ("232", "212", "231", "222", "202", "100", "213")
-N_RR = 10  # the floor's RR features come last (BeatLinear.features)
+# the nineteenth round: the one RR feature dropped to test whether it keeps a linear model off 232's S beats
+DROPPED = "local_irregularity"
 
 
 def side_features(dm, net, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,8 +99,17 @@ def ds2_by_features(*overrides: str) -> dict[str, dict]:
     x_train, y_train, _ = side_features(dm, net, "train")
     x_test, y_test, names = side_features(dm, net, "test")
     classes = dm.class_names
-    n_beat = x_train.shape[1] - N_RR
-    columns = {"all": slice(None), "samples": slice(0, n_beat), "rr": slice(n_beat, None)}
+    rr_names = rr_feature_names(cfg.data.rr_features)
+    n_beat = x_train.shape[1] - len(rr_names)  # the RR features come last (BeatLinear.features)
+    everything = np.arange(x_train.shape[1])
+    dropped = everything != n_beat + rr_names.index(DROPPED)
+    columns = {
+        "all": everything,
+        "samples": everything[:n_beat],
+        "rr": everything[n_beat:],
+        f"all_but_{DROPPED}": everything[dropped],
+        f"rr_but_{DROPPED}": everything[n_beat:][dropped[n_beat:]],
+    }
     record_names = tuple(np.unique(names))
     record_index = np.searchsorted(record_names, names)
     rows = {}
