@@ -44,6 +44,13 @@ The eighteenth round (LT2: swap chance 0.2, the same rule):
         --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --retention-gain 0.1 \
         --out results/aami_ds1_cv5_template_swap_fifth_selection.json
 
+The nineteenth round (L6I: L6 without the local RR irregularity, seeds 3, 4, 5; an input that does not earn its
+place on DS1 is dropped):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv19 --stress outputs/stress19 --candidates L6I=l6i \
+        --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --parsimony \
+        --out results/aami_ds1_cv5_without_irregularity_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -159,8 +166,27 @@ def margin(rows: dict[str, dict], name: str) -> float:
     return math.sqrt(sum(se2))
 
 
+def holds_up(rows: dict[str, dict], name: str, ensembles: bool = True) -> tuple[bool, str]:
+    """Whether a candidate's mean jκ is within the standard error of the current model's (or above) and, with
+    ``ensembles``, its seed ensemble's jκ within ``ENSEMBLE_TOLERANCE`` of the current one's (or above); and the
+    sentence that says so."""
+    mean = {n: rows[n]["over_seeds"]["jk_index"][0] for n in (name, CURRENT)}
+    ok = mean[CURRENT] - mean[name] <= margin(rows, name)
+    why = (f"its mean jκ ({mean[name]:.3f}) is within the standard error ({margin(rows, name):.3f}) of {CURRENT}'s "
+           f"({mean[CURRENT]:.3f}) or above")  # fmt: skip
+    if ensembles:
+        ensemble = {n: rows[n]["seed_ensemble"]["jk_index"] for n in (name, CURRENT)}
+        ok = ok and ensemble[CURRENT] - ensemble[name] <= ENSEMBLE_TOLERANCE
+        why += (f", its seed ensemble's ({ensemble[name]:.3f}) within {ENSEMBLE_TOLERANCE} of {CURRENT}'s "
+                f"({ensemble[CURRENT]:.3f}) or above")  # fmt: skip
+    return ok, why
+
+
 def choose(
-    rows: dict[str, dict], stability: float | None = None, retention_gain: float | None = None
+    rows: dict[str, dict],
+    stability: float | None = None,
+    retention_gain: float | None = None,
+    parsimony: bool = False,
 ) -> tuple[str, str]:
     """The rule: the current model stays unless a candidate with retention >= 0.5 beats its mean jκ by more than
     the standard error of the difference of the two means and by at least 0.01; of several such, the highest.
@@ -172,37 +198,35 @@ def choose(
     With ``retention_gain`` (the seventeenth round), a candidate whose retention is above the current model's by at
     least that much is chosen first if its mean jκ is not below the current model's by more than that standard
     error and its seed ensemble's jκ not below the current model's by more than ``ENSEMBLE_TOLERANCE`` (of several
-    such, the highest retention)."""
+    such, the highest retention).
+
+    With ``parsimony`` (the nineteenth round: candidates that drop an input), a candidate with retention >= 0.5 that
+    holds up on both jκ tolerances is chosen (of several such, the highest mean jκ): an input that does not earn its
+    place on DS1 is dropped."""
     mean = {n: r["over_seeds"]["jk_index"][0] for n, r in rows.items()}
     s_sd = {n: r["over_seeds"]["se_S"][1] for n, r in rows.items()}
     eligible = [n for n, r in rows.items() if n != CURRENT and r["retention"] >= MIN_RETENTION]
     if retention_gain is not None:
         kept = {n: r["retention"] for n, r in rows.items()}
-        ensemble = {n: r["seed_ensemble"]["jk_index"] for n, r in rows.items()}
-        robust = [
-            n
-            for n in eligible
-            if kept[n] - kept[CURRENT] >= retention_gain
-            and mean[CURRENT] - mean[n] <= margin(rows, n)
-            and ensemble[CURRENT] - ensemble[n] <= ENSEMBLE_TOLERANCE
-        ]
+        robust = [n for n in eligible if kept[n] - kept[CURRENT] >= retention_gain and holds_up(rows, n)[0]]
         if robust:
             winner = max(robust, key=kept.get)
             return winner, (
                 f"{winner} keeps {kept[winner]:.2f} of its S Se under the stress ({CURRENT}: {kept[CURRENT]:.2f}, "
-                f"gain >= {retention_gain}); its mean jκ ({mean[winner]:.3f}) is within the standard error "
-                f"({margin(rows, winner):.3f}) of {CURRENT}'s ({mean[CURRENT]:.3f}) or above, its seed ensemble's "
-                f"({ensemble[winner]:.3f}) within {ENSEMBLE_TOLERANCE} of {CURRENT}'s ({ensemble[CURRENT]:.3f}) "
-                "or above"
+                f"gain >= {retention_gain}); {holds_up(rows, winner)[1]}"
             )
+    if parsimony:
+        simpler = [n for n in eligible if holds_up(rows, n)[0]]
+        if simpler:
+            winner = max(simpler, key=mean.get)
+            return winner, f"{winner} drops an input and holds up: {holds_up(rows, winner)[1]}"
     if stability is not None and s_sd[CURRENT] > stability:
-        steady = [n for n in eligible if s_sd[n] <= stability and mean[CURRENT] - mean[n] <= margin(rows, n)]
+        steady = [n for n in eligible if s_sd[n] <= stability and holds_up(rows, n, ensembles=False)[0]]
         if steady:
             winner = max(steady, key=mean.get)
             return winner, (
                 f"{winner}'s S Se sd over seeds ({s_sd[winner]:.3f}) is within {stability} and {CURRENT}'s "
-                f"({s_sd[CURRENT]:.3f}) is not; its mean jκ ({mean[winner]:.3f}) is within the standard error "
-                f"({margin(rows, winner):.3f}) of {CURRENT}'s ({mean[CURRENT]:.3f}) or above"
+                f"({s_sd[CURRENT]:.3f}) is not; {holds_up(rows, winner, ensembles=False)[1]}"
             )
     better = {n: mean[n] for n in eligible if mean[n] - mean[CURRENT] > max(0.01, margin(rows, n))}
     if not better:
@@ -230,6 +254,11 @@ def main() -> None:
         "--retention-gain",
         type=float,
         help="the gain in stress retention over the current model that weighs first (the seventeenth round: 0.1)",
+    )
+    parser.add_argument(
+        "--parsimony",
+        action="store_true",
+        help="a candidate that drops an input is chosen if it holds up on both jκ tolerances (the nineteenth round)",
     )
     parser.add_argument(
         "--recorded",
@@ -271,14 +300,15 @@ def main() -> None:
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
         cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}" if e else "–"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
-    chosen, why = choose(rows, args.stability, args.retention_gain)
+    chosen, why = choose(rows, args.stability, args.retention_gain, args.parsimony)
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "seventeenth round" if args.retention_gain is not None
+            "nineteenth round" if args.parsimony
+            else "seventeenth round" if args.retention_gain is not None
             else "twelfth round" if args.stability is not None else "eleventh round"
         )  # fmt: skip
-        weights = {"stability": args.stability, "retention_gain": args.retention_gain}
+        weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony}
         args.out.write_text(json.dumps({"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why},
                                        indent=2))  # fmt: skip
 

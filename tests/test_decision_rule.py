@@ -150,3 +150,18 @@ def test_selection_rule_weighs_a_retention_gain_only_when_asked_and_within_both_
     assert choose(worse, retention_gain=0.1)[0] == "L6"
     weak_ensemble = {**robust, "LT": row((0.60, 0.03), 0.80, 0.61)}  # 0.025 below the current ensemble
     assert choose(weak_ensemble, retention_gain=0.1)[0] == "L6"
+
+
+def test_parsimony_rule_drops_an_input_only_when_both_jk_tolerances_and_the_retention_floor_hold():
+    choose = selection_script().choose
+
+    def row(jk, retention, ensemble_jk):
+        return {**candidate_row(jk, 0.1, retention), "seed_ensemble": {"jk_index": ensemble_jk}}
+
+    rows = {"L6": row((0.613, 0.031), 0.57, 0.635), "L6I": row((0.60, 0.03), 0.55, 0.62)}
+    assert choose(rows)[0] == "L6"  # jκ alone: L6I is not ahead
+    chosen, why = choose(rows, parsimony=True)
+    assert chosen == "L6I" and "within the standard error" in why and "seed ensemble" in why
+    assert choose({**rows, "L6I": row((0.52, 0.03), 0.55, 0.62)}, parsimony=True)[0] == "L6"  # below the margin
+    assert choose({**rows, "L6I": row((0.60, 0.03), 0.55, 0.61)}, parsimony=True)[0] == "L6"  # weak ensemble
+    assert choose({**rows, "L6I": row((0.60, 0.03), 0.45, 0.62)}, parsimony=True)[0] == "L6"  # fragile under stress
