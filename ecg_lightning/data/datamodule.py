@@ -15,7 +15,7 @@ from ecg_lightning.data import cache
 from ecg_lightning.data.databases import Database, catalog_databases, check_leads
 from ecg_lightning.data.labels import check_classes, label_beats
 from ecg_lightning.data.records import Lead, RecordSet, RecordSource, lead_key, lead_list, unnamed_lead
-from ecg_lightning.data.rr import ANNOTATED, MIN_ANNOTATED, annotated_class, check_reference, rr_columns
+from ecg_lightning.data.rr import ANNOTATED, annotated_class, check_reference, enough_annotated, rr_columns
 from ecg_lightning.data.split import (
     STUDY_BIN_EDGES,
     abnormal_fraction,
@@ -293,7 +293,7 @@ class BeatDataModule(L.LightningDataModule):
         n = len(self.records.names)
         swap = beat_templates(self.records, self.beats, self.half_width, reference=reference, reference_class=cls)
         self.templates = np.concatenate([self.templates, swap])
-        enough = np.bincount(self.beats.record[self.beats.label == cls], minlength=n) >= MIN_ANNOTATED
+        enough = enough_annotated(self.beats.record, self.beats.label == cls, n)
         log.info(
             "template swap (%s): %d of the %d records read have one; only training windows swap",
             name,

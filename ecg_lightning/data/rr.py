@@ -75,6 +75,12 @@ def pre_post_rr(record: np.ndarray, sample: np.ndarray, fs: float) -> tuple[np.n
     return pre, post
 
 
+def enough_annotated(record: np.ndarray, annotated: np.ndarray, n_records: int = 0) -> np.ndarray:
+    """Per record index, whether at least ``MIN_ANNOTATED`` of its beats are ``annotated`` (a bool mask per beat):
+    the records that get a reference or template of that class (the stress test, the template swap)."""
+    return np.bincount(record, weights=annotated, minlength=n_records) >= MIN_ANNOTATED
+
+
 def reference_mask(
     record: np.ndarray, pre: np.ndarray, reference: str, annotated: np.ndarray | None = None
 ) -> np.ndarray:
@@ -86,8 +92,7 @@ def reference_mask(
         if annotated is None:
             raise ConfigError(f"data.reference_beats={reference} reads the annotations; only evaluate can use it")
         _, groups = np.unique(record, return_inverse=True)
-        enough = (np.bincount(groups, annotated) >= MIN_ANNOTATED)[groups]
-        return np.where(enough, annotated, True)
+        return np.where(enough_annotated(groups, annotated)[groups], annotated, True)
     if reference == "all" or len(record) == 0:
         return np.ones(len(record), dtype=bool)
     order = np.lexsort((pre, record))  # by record, then preceding RR
