@@ -86,10 +86,10 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 
 def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
-    """MODEL_CARD.md says the shipped model is three networks of the recommended recipe averaged, with the offsets
-    its three-seed average chose on DS1 (nineteenth round): its saved settings (inputs, each member's network, loss weights,
-    decision offsets) are what that experiment composes now and what the choice recorded — changing the recipe or
-    the choice without shipping a model of it fails here."""
+    """MODEL_CARD.md says the shipped model is three networks of the recommended recipe averaged, with the
+    offsets its three-seed average chose on DS1 (nineteenth round): its saved settings (inputs, each member's
+    network, loss weights, decision offsets) are what that experiment composes now and what the choice recorded —
+    changing the recipe or the choice without shipping a model of it fails here."""
     import torch
     from omegaconf import OmegaConf
 
