@@ -51,6 +51,13 @@ place on DS1 is dropped):
         --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --parsimony \
         --out results/aami_ds1_cv5_without_irregularity_selection.json
 
+The twentieth round (SL6I: the beat-sequence model with L6I's inputs, seeds 3, 4, 5, against L6I's recorded row;
+the seeds averaged weigh first, as the recommended model is three networks averaged):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv20 --stress outputs/stress20 --candidates SL6I=sl6i \
+        --recorded L6I=results/aami_ds1_cv5_without_irregularity_selection.json --current L6I --ensemble-gain 0.01 \
+        --out results/aami_ds1_cv5_sequence_without_irregularity_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -160,25 +167,26 @@ def recorded(spec: str) -> tuple[str, dict]:
     return name, rows[name]
 
 
-def margin(rows: dict[str, dict], name: str) -> float:
+def margin(rows: dict[str, dict], name: str, current: str = CURRENT) -> float:
     """The standard error of the difference between a candidate's mean jκ over seeds and the current model's."""
-    se2 = [rows[n]["over_seeds"]["jk_index"][1] ** 2 / len(rows[n]["seeds"]) for n in (name, CURRENT)]
+    se2 = [rows[n]["over_seeds"]["jk_index"][1] ** 2 / len(rows[n]["seeds"]) for n in (name, current)]
     return math.sqrt(sum(se2))
 
 
-def holds_up(rows: dict[str, dict], name: str, ensembles: bool = True) -> tuple[bool, str]:
+def holds_up(rows: dict[str, dict], name: str, ensembles: bool = True, current: str = CURRENT) -> tuple[bool, str]:
     """Whether a candidate's mean jκ is within the standard error of the current model's (or above) and, with
     ``ensembles``, its seed ensemble's jκ within ``ENSEMBLE_TOLERANCE`` of the current one's (or above); and the
     sentence that says so."""
-    mean = {n: rows[n]["over_seeds"]["jk_index"][0] for n in (name, CURRENT)}
-    ok = mean[CURRENT] - mean[name] <= margin(rows, name)
-    why = (f"its mean jκ ({mean[name]:.3f}) is within the standard error ({margin(rows, name):.3f}) of {CURRENT}'s "
-           f"({mean[CURRENT]:.3f}) or above")  # fmt: skip
+    mean = {n: rows[n]["over_seeds"]["jk_index"][0] for n in (name, current)}
+    se = margin(rows, name, current)
+    ok = mean[current] - mean[name] <= se
+    why = (f"its mean jκ ({mean[name]:.3f}) is within the standard error ({se:.3f}) of {current}'s "
+           f"({mean[current]:.3f}) or above")  # fmt: skip
     if ensembles:
-        ensemble = {n: rows[n]["seed_ensemble"]["jk_index"] for n in (name, CURRENT)}
-        ok = ok and ensemble[CURRENT] - ensemble[name] <= ENSEMBLE_TOLERANCE
-        why += (f", its seed ensemble's ({ensemble[name]:.3f}) within {ENSEMBLE_TOLERANCE} of {CURRENT}'s "
-                f"({ensemble[CURRENT]:.3f}) or above")  # fmt: skip
+        ensemble = {n: rows[n]["seed_ensemble"]["jk_index"] for n in (name, current)}
+        ok = ok and ensemble[current] - ensemble[name] <= ENSEMBLE_TOLERANCE
+        why += (f", its seed ensemble's ({ensemble[name]:.3f}) within {ENSEMBLE_TOLERANCE} of {current}'s "
+                f"({ensemble[current]:.3f}) or above")  # fmt: skip
     return ok, why
 
 
@@ -187,6 +195,8 @@ def choose(
     stability: float | None = None,
     retention_gain: float | None = None,
     parsimony: bool = False,
+    ensemble_gain: float | None = None,
+    current: str = CURRENT,
 ) -> tuple[str, str]:
     """The rule: the current model stays unless a candidate with retention >= 0.5 beats its mean jκ by more than
     the standard error of the difference of the two means and by at least 0.01; of several such, the highest.
@@ -202,37 +212,59 @@ def choose(
 
     With ``parsimony`` (the nineteenth round: candidates that drop an input), a candidate with retention >= 0.5 that
     holds up on both jκ tolerances is chosen (of several such, the highest mean jκ): an input that does not earn its
-    place on DS1 is dropped."""
+    place on DS1 is dropped.
+
+    With ``ensemble_gain`` (the twentieth round: the recommended model is three networks averaged, so the seeds
+    averaged weigh first), a candidate with retention >= 0.5 whose seed ensemble's jκ (its own offsets) is above
+    the current model's by at least that much, and whose mean jκ over single seeds is not below the current
+    model's by more than that standard error, is chosen (of several such, the highest seed ensemble jκ).
+
+    ``current`` names the model in place (default ``CURRENT``)."""
     mean = {n: r["over_seeds"]["jk_index"][0] for n, r in rows.items()}
     s_sd = {n: r["over_seeds"]["se_S"][1] for n, r in rows.items()}
-    eligible = [n for n, r in rows.items() if n != CURRENT and r["retention"] >= MIN_RETENTION]
+    eligible = [n for n, r in rows.items() if n != current and r["retention"] >= MIN_RETENTION]
     if retention_gain is not None:
         kept = {n: r["retention"] for n, r in rows.items()}
-        robust = [n for n in eligible if kept[n] - kept[CURRENT] >= retention_gain and holds_up(rows, n)[0]]
+        robust = [
+            n for n in eligible if kept[n] - kept[current] >= retention_gain and holds_up(rows, n, current=current)[0]
+        ]
         if robust:
             winner = max(robust, key=kept.get)
             return winner, (
-                f"{winner} keeps {kept[winner]:.2f} of its S Se under the stress ({CURRENT}: {kept[CURRENT]:.2f}, "
-                f"gain >= {retention_gain}); {holds_up(rows, winner)[1]}"
+                f"{winner} keeps {kept[winner]:.2f} of its S Se under the stress ({current}: {kept[current]:.2f}, "
+                f"gain >= {retention_gain}); {holds_up(rows, winner, current=current)[1]}"
+            )
+    if ensemble_gain is not None:
+        averaged = {n: r["seed_ensemble"]["jk_index"] for n, r in rows.items()}
+        ahead = [
+            n
+            for n in eligible
+            if averaged[n] - averaged[current] >= ensemble_gain and holds_up(rows, n, False, current)[0]
+        ]
+        if ahead:
+            winner = max(ahead, key=averaged.get)
+            return winner, (
+                f"{winner}'s seed ensemble ({averaged[winner]:.3f}) is above {current}'s ({averaged[current]:.3f}) by "
+                f">= {ensemble_gain}; {holds_up(rows, winner, False, current)[1]}"
             )
     if parsimony:
-        simpler = [n for n in eligible if holds_up(rows, n)[0]]
+        simpler = [n for n in eligible if holds_up(rows, n, current=current)[0]]
         if simpler:
             winner = max(simpler, key=mean.get)
-            return winner, f"{winner} drops an input and holds up: {holds_up(rows, winner)[1]}"
-    if stability is not None and s_sd[CURRENT] > stability:
-        steady = [n for n in eligible if s_sd[n] <= stability and holds_up(rows, n, ensembles=False)[0]]
+            return winner, f"{winner} drops an input and holds up: {holds_up(rows, winner, current=current)[1]}"
+    if stability is not None and s_sd[current] > stability:
+        steady = [n for n in eligible if s_sd[n] <= stability and holds_up(rows, n, False, current)[0]]
         if steady:
             winner = max(steady, key=mean.get)
             return winner, (
-                f"{winner}'s S Se sd over seeds ({s_sd[winner]:.3f}) is within {stability} and {CURRENT}'s "
-                f"({s_sd[CURRENT]:.3f}) is not; {holds_up(rows, winner, ensembles=False)[1]}"
+                f"{winner}'s S Se sd over seeds ({s_sd[winner]:.3f}) is within {stability} and {current}'s "
+                f"({s_sd[current]:.3f}) is not; {holds_up(rows, winner, False, current)[1]}"
             )
-    better = {n: mean[n] for n in eligible if mean[n] - mean[CURRENT] > max(0.01, margin(rows, n))}
+    better = {n: mean[n] for n in eligible if mean[n] - mean[current] > max(0.01, margin(rows, n, current))}
     if not better:
-        return CURRENT, f"no candidate beats {CURRENT} ({mean[CURRENT]:.3f}) by more than the margin"
+        return current, f"no candidate beats {current} ({mean[current]:.3f}) by more than the margin"
     winner = max(better, key=better.get)
-    return winner, f"{winner} ({mean[winner]:.3f}) beats {CURRENT} ({mean[CURRENT]:.3f}) by more than the margin"
+    return winner, f"{winner} ({mean[winner]:.3f}) beats {current} ({mean[current]:.3f}) by more than the margin"
 
 
 def main() -> None:
@@ -261,6 +293,12 @@ def main() -> None:
         help="a candidate that drops an input is chosen if it holds up on both jκ tolerances (the nineteenth round)",
     )
     parser.add_argument(
+        "--ensemble-gain",
+        type=float,
+        help="the gain in seed-ensemble jκ over the current model that weighs first (the twentieth round: 0.01)",
+    )
+    parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
+    parser.add_argument(
         "--recorded",
         nargs="+",
         default=[],
@@ -283,8 +321,8 @@ def main() -> None:
     named = args.candidates or args.ensembles or args.recorded
     folders = dict(c.split("=", 1) for c in args.candidates or ()) if named else CANDIDATES
     rows = dict(recorded(spec) for spec in args.recorded)
-    if CURRENT not in {*folders, *rows}:
-        raise SystemExit(f"--candidates or --recorded must include the current model, {CURRENT}")
+    if args.current not in {*folders, *rows}:
+        raise SystemExit(f"--candidates or --recorded must include the current model, {args.current}")
     rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
     for spec in args.ensembles:
         name, _, instances = spec.partition("=")
@@ -300,15 +338,17 @@ def main() -> None:
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
         cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}" if e else "–"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
-    chosen, why = choose(rows, args.stability, args.retention_gain, args.parsimony)
+    chosen, why = choose(rows, args.stability, args.retention_gain, args.parsimony, args.ensemble_gain, args.current)
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "nineteenth round" if args.parsimony
+            "twentieth round" if args.ensemble_gain is not None
+            else "nineteenth round" if args.parsimony
             else "seventeenth round" if args.retention_gain is not None
             else "twelfth round" if args.stability is not None else "eleventh round"
         )  # fmt: skip
-        weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony}
+        weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony,
+                   "ensemble_gain": args.ensemble_gain, "current": args.current}  # fmt: skip
         args.out.write_text(json.dumps({"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why},
                                        indent=2))  # fmt: skip
 

@@ -165,3 +165,21 @@ def test_parsimony_rule_drops_an_input_only_when_both_jk_tolerances_and_the_rete
     assert choose({**rows, "L6I": row((0.52, 0.03), 0.55, 0.62)}, parsimony=True)[0] == "L6"  # below the margin
     assert choose({**rows, "L6I": row((0.60, 0.03), 0.55, 0.61)}, parsimony=True)[0] == "L6"  # weak ensemble
     assert choose({**rows, "L6I": row((0.60, 0.03), 0.45, 0.62)}, parsimony=True)[0] == "L6"  # fragile under stress
+
+
+def test_ensemble_gain_rule_weighs_the_seeds_averaged_against_a_named_current_model():
+    choose = selection_script().choose
+
+    def row(jk, retention, ensemble_jk):
+        return {**candidate_row(jk, 0.1, retention), "seed_ensemble": {"jk_index": ensemble_jk}}
+
+    rows = {"L6I": row((0.597, 0.053), 0.56, 0.639), "SL6I": row((0.59, 0.08), 0.55, 0.652)}
+    assert choose(rows, current="L6I")[0] == "L6I"  # jκ over single seeds alone: SL6I is not ahead
+    chosen, why = choose(rows, ensemble_gain=0.01, current="L6I")
+    assert chosen == "SL6I" and "seed ensemble (0.652)" in why and "L6I's (0.639)" in why
+    small_gain = {**rows, "SL6I": row((0.59, 0.08), 0.55, 0.645)}  # 0.006 above
+    assert choose(small_gain, ensemble_gain=0.01, current="L6I")[0] == "L6I"
+    weak_seeds = {**rows, "SL6I": row((0.45, 0.08), 0.55, 0.66)}  # single seeds far below the margin
+    assert choose(weak_seeds, ensemble_gain=0.01, current="L6I")[0] == "L6I"
+    fragile = {**rows, "SL6I": row((0.59, 0.08), 0.45, 0.66)}  # retention under the stress below 0.5
+    assert choose(fragile, ensemble_gain=0.01, current="L6I")[0] == "L6I"
