@@ -183,3 +183,22 @@ def test_ensemble_gain_rule_weighs_the_seeds_averaged_against_a_named_current_mo
     assert choose(weak_seeds, ensemble_gain=0.01, current="L6I")[0] == "L6I"
     fragile = {**rows, "SL6I": row((0.59, 0.08), 0.45, 0.66)}  # retention under the stress below 0.5
     assert choose(fragile, ensemble_gain=0.01, current="L6I")[0] == "L6I"
+
+
+def test_stressed_floor_rule_weighs_the_s_beats_found_under_the_stress_not_their_ratio():
+    choose = selection_script().choose
+
+    def row(jk, retention, ensemble_jk, stressed):
+        return {
+            **candidate_row(jk, 0.1, retention),
+            "seed_ensemble": {"jk_index": ensemble_jk},
+            "stressed_se_S": stressed,
+        }
+
+    current = row((0.597, 0.053), 0.56, 0.639, 0.161)
+    more_s = row((0.645, 0.032), 0.41, 0.694, 0.176)  # finds more S beats with and without the stress: a lower ratio
+    rows = {"L6I": current, "SL6I": more_s}
+    assert choose(rows, ensemble_gain=0.01, current="L6I")[0] == "L6I"  # retention < 0.5: not eligible
+    assert choose(rows, ensemble_gain=0.01, current="L6I", stressed_floor=True)[0] == "SL6I"
+    fewer_under_stress = {"L6I": current, "SL6I": row((0.645, 0.032), 0.41, 0.694, 0.15)}
+    assert choose(fewer_under_stress, ensemble_gain=0.01, current="L6I", stressed_floor=True)[0] == "L6I"
