@@ -40,6 +40,7 @@ AAMI_METRICS = ["val/accuracy", "val/macro_f1", "val/kappa", "val/se_S", "val/pp
         "experiment=aami_sequence",
         "experiment=aami_template_swap",
         "experiment=aami_longest_rr_local_rr_no_irregularity",
+        "experiment=aami_sequence_template_swap",
     ],
 )
 def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
