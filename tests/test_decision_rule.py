@@ -202,3 +202,31 @@ def test_stressed_floor_rule_weighs_the_s_beats_found_under_the_stress_not_their
     assert choose(rows, ensemble_gain=0.01, current="L6I", stressed_floor=True)[0] == "SL6I"
     fewer_under_stress = {"L6I": current, "SL6I": row((0.645, 0.032), 0.41, 0.694, 0.15)}
     assert choose(fewer_under_stress, ensemble_gain=0.01, current="L6I", stressed_floor=True)[0] == "L6I"
+
+
+def test_selection_script_names_a_current_model_that_is_not_given(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["selection_over_seeds.py", "--candidates", "SL6I=sl6i", "--current", "L6I"])
+    with pytest.raises(SystemExit, match="must include the current model, L6I"):
+        selection_script().main()
+
+
+def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tmp_path):
+    """experiment=aami_sequence_template_swap says it is the twenty-second round's DS1 choice: its inputs and a
+    single network's offsets are the candidate's as the selection recorded them, and the offsets its comment gives
+    for three networks averaged are the seed ensemble's."""
+    import json
+    from pathlib import Path
+
+    from conftest import compose_config
+
+    root = Path(__file__).resolve().parents[1]
+    chosen = json.loads((root / "results" / "aami_ds1_cv5_sequence_template_swap_selection.json").read_text())
+    assert chosen["chosen"] == "SL6IT"
+    row = chosen["candidates"]["SL6IT"]
+    cfg = compose_config("train", tmp_path, ["experiment=aami_sequence_template_swap"])
+    assert list(cfg.model.class_bias) == row["class_bias"]
+    assert cfg.data.reference_beats == "longest_rr" and cfg.data.augment.template_swap == 0.2
+    assert "local_irregularity" not in cfg.data.rr_features and cfg.data.run_beats > 1
+    averaged = " ".join(f"{b:g}" for b in row["seed_ensemble"]["class_bias"])
+    text = (root / "conf" / "experiment" / "aami_sequence_template_swap.yaml").read_text()
+    assert f"--class-bias {averaged} --out" in text
