@@ -64,6 +64,12 @@ The twenty-first round (SL6I on fresh seeds 6, 7, 8; the S Se under the stress, 
         --recorded L6I=results/aami_ds1_cv5_without_irregularity_selection.json --current L6I --ensemble-gain 0.01 \
         --stressed-floor --out results/aami_ds1_cv5_sequence_without_irregularity_fresh_seeds_selection.json
 
+The twenty-second round (SL6IT: SL6I trained with the template swap at 0.2, seeds 9, 10, 11; the same rule):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv22 --stress outputs/stress22 --candidates SL6IT=sl6it \
+        --recorded L6I=results/aami_ds1_cv5_without_irregularity_selection.json --current L6I --ensemble-gain 0.01 \
+        --stressed-floor --out results/aami_ds1_cv5_sequence_template_swap_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
