@@ -332,6 +332,29 @@ def pooled(
     return summary
 
 
+def pooled_per_record(
+    sweep_dirs: list[Path],
+    ensemble: bool = False,
+    vote: str | None = None,
+    class_bias: list[float] | None = None,
+    seeds: bool = False,
+) -> str:
+    """One setting's pooled validation beats per record, as CSV (the columns ``evaluate`` writes for a test side):
+    which patients a k-fold's pooled figure is made of — on DS1, most S beats are one patient's."""
+    from ecg_lightning.report import per_record, per_record_columns, rows_to_csv
+
+    joined = selected_predictions(sweep_dirs, ensemble, vote, seeds)
+    if len(joined) != 1:
+        raise SystemExit(f"--per-record needs one setting (or --ensemble / --seed-ensemble); found {sorted(joined)}")
+    _, _, classes, info = next(iter(joined.values()))
+    records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
+    names, index = np.unique(records, return_inverse=True)
+    probs = with_class_bias(np.concatenate([part["probs"] for part in info["parts"]]), class_bias)
+    labels = np.concatenate([part["labels"] for part in info["parts"]])
+    rows = per_record(index, tuple(names), probs, labels, classes, info["threshold"])
+    return rows_to_csv(rows, per_record_columns(classes))
+
+
 def pooled_markdown(summary: dict[str, dict]) -> str:
     """One row per setting: each metric over the pooled beats, then (mean ± sd over the folds)."""
     cols = [m for m in dict.fromkeys((*AAMI_METRICS, *METRICS)) if any(m in row for row in summary.values())]
@@ -390,13 +413,24 @@ def main() -> None:
         metavar="B",
         help="with --which pooled: score with these log-prior offsets per class (a decision rule calibrate chose)",
     )
+    parser.add_argument(
+        "--per-record",
+        type=Path,
+        metavar="CSV",
+        help="with --which pooled and one setting: also write its pooled beats per record (per_record.csv columns)",
+    )
     parser.add_argument("--out", type=Path, help="also write the summary as JSON here")
     args = parser.parse_args()
-    if (args.ensemble or args.vote or args.class_bias or args.seed_ensemble) and args.which != "pooled":
-        parser.error("--ensemble, --seed-ensemble, --vote and --class-bias need --which pooled")
+    pooled_only = args.ensemble or args.vote or args.class_bias or args.seed_ensemble or args.per_record
+    if pooled_only and args.which != "pooled":
+        parser.error("--ensemble, --seed-ensemble, --vote, --class-bias and --per-record need --which pooled")
     if args.which == "pooled":
         summary = pooled(args.sweep_dirs, args.ensemble, args.vote, args.class_bias, args.seed_ensemble)
         print(pooled_markdown(summary))
+        if args.per_record:
+            args.per_record.parent.mkdir(parents=True, exist_ok=True)
+            table = pooled_per_record(args.sweep_dirs, args.ensemble, args.vote, args.class_bias, args.seed_ensemble)
+            args.per_record.write_text(table)
     else:
         summary = summarize(args.sweep_dirs, args.which)
         print(markdown(summary))

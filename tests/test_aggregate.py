@@ -195,6 +195,28 @@ def test_pooled_beats_are_scored_with_the_decision_offsets_given(tmp_path):
         pooled([tmp_path], class_bias=[0.0, 1.0])
 
 
+def test_pooled_beats_per_record_say_which_patients_a_pooled_figure_is_made_of(tmp_path):
+    """--per-record: a k-fold's pooled S Se of 0.75 is r1's 3 of 3 and r2's 0 of 1 — one record's S beats carry it;
+    with offsets the rows follow them; two settings without an ensemble are refused."""
+    import csv
+    import io
+
+    from ecg_lightning.aggregate import pooled_per_record
+
+    one_hot = np.eye(3)
+    write_fold(tmp_path, 0, ["m=a", "data.fold=0"], ["r1"] * 4, [1, 1, 1, 0], one_hot[[1, 1, 1, 0]])
+    write_fold(tmp_path, 1, ["m=a", "data.fold=1"], ["r2"] * 3, [1, 0, 2], [[0.6, 0.4, 0], [1, 0, 0], [0, 0, 1]])
+    rows = {r["record"]: r for r in csv.DictReader(io.StringIO(pooled_per_record([tmp_path])))}
+    assert sorted(rows) == ["r1", "r2"]
+    assert (rows["r1"]["n_S"], float(rows["r1"]["se_S"])) == ("3", 1.0)
+    assert (rows["r2"]["n_S"], float(rows["r2"]["se_S"]), rows["r2"]["n_V"]) == ("1", 0.0, "1")
+    biased = {r["record"]: r for r in csv.DictReader(io.StringIO(pooled_per_record([tmp_path], class_bias=[0, 1, 0])))}
+    assert float(biased["r2"]["se_S"]) == 1.0 and float(biased["r2"]["accuracy"]) == 1.0  # 0.4 e > 0.6
+    write_fold(tmp_path, 2, ["m=b", "data.fold=0"], ["r1"] * 4, [1, 1, 1, 0], one_hot[[0, 0, 0, 0]])
+    with pytest.raises(SystemExit, match="one setting"):
+        pooled_per_record([tmp_path])
+
+
 def test_a_job_that_has_not_finished_is_left_out_and_named(tmp_path, caplog):
     """metrics.json is rewritten after every epoch: a sweep summarized while a job still runs (or after it stopped)
     must not count its last validation as the final epoch."""
