@@ -17,10 +17,10 @@ from ecg_lightning.checkpoint import CheckpointError
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
 CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
-# the DS1 choice of the recommended model (docs/inter_patient.md, nineteenth round): its seed ensemble's offsets are
-# the shipped ones
-CHOICE = ROOT / "results" / "aami_ds1_cv5_without_irregularity_selection.json"
-RECIPE, CHOSEN = "experiment=aami_longest_rr_local_rr_no_irregularity", "L6I"
+# the DS1 choice of the recommended model (docs/inter_patient.md, twenty-second round): its seed ensemble's offsets
+# are the shipped ones
+CHOICE = ROOT / "results" / "aami_ds1_cv5_sequence_template_swap_selection.json"
+RECIPE, CHOSEN = "experiment=aami_sequence_template_swap", "SL6IT"
 
 
 def golden_recording(root: Path) -> Path:
@@ -87,7 +87,7 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     """MODEL_CARD.md says the shipped model is three networks of the recommended recipe averaged, with the
-    offsets its three-seed average chose on DS1 (nineteenth round): its saved settings (inputs, each member's
+    offsets its three-seed average chose on DS1 (twenty-second round): its saved settings (inputs, each member's
     network, loss weights, decision offsets) are what that experiment composes now and what the choice recorded —
     changing the recipe or the choice without shipping a model of it fails here."""
     import torch
