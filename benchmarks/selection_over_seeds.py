@@ -70,6 +70,13 @@ The twenty-second round (SL6IT: SL6I trained with the template swap at 0.2, seed
         --recorded L6I=results/aami_ds1_cv5_without_irregularity_selection.json --current L6I --ensemble-gain 0.01 \
         --stressed-floor --out results/aami_ds1_cv5_sequence_template_swap_selection.json
 
+The twenty-third round (SL6IT, S1, S1T on fresh seeds 12, 13, 14; DS1's S patients one by one at a published
+operating point):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r \
+        --candidates SL6IT=sl6it S1=s1 S1T=s1t --current SL6IT --patient-gain 0.1 \
+        --out results/aami_ds1_cv5_s_patients_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -88,7 +95,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_lightning.aggregate import pooled, selected_predictions
-from ecg_lightning.calibrate import choose_bias
+from ecg_lightning.calibrate import choose_bias, choose_operating_point, patient_mean
 
 # name: its cross-validation sweep (and stress sweep) folder name (the eleventh round's; --candidates overrides)
 CANDIDATES = {"L6": "l6", "R0": "r0", "L": "l"}
@@ -98,6 +105,10 @@ MIN_RETENTION = 0.5
 # the seventeenth round: how far below the current model's seed-ensemble jκ a candidate chosen for its retention may be
 ENSEMBLE_TOLERANCE = 0.02
 KEPT = ("accuracy", "se_S", "ppv_S", "se_V", "ppv_V", "kappa", "jk_index")
+# the twenty-third round: how far below the current model a candidate chosen for DS1's S patients may be on the S Se
+# under the stress and on jκ, and the gain in its own patient mean for which the current model takes that point
+PATIENT_TOLERANCE = 0.05
+OWN_POINT_GAIN = 0.05
 
 
 def only(rows: dict[str, dict]) -> dict:
@@ -130,6 +141,28 @@ def candidate(cv: Path, stress: Path) -> dict:
         "stressed_se_S": round(stressed["se_S"], 4),
         "retention": round(stressed["se_S"] / plain["se_S"], 4) if plain["se_S"] else 0.0,
         "seed_ensemble": {"class_bias": ensemble_bias, **{k: round(ensemble[k], 4) for k in KEPT}},
+    }
+
+
+def at_operating_point(cv: Path, stress: Path, base: list[float]) -> dict:
+    """The seeds averaged at the operating point that weighs DS1's S patients one by one
+    (``calibrate.choose_operating_point`` from the F1 offsets ``base``), the S Se under the stress at the same
+    offsets, and the patient mean at ``base`` for comparison."""
+    probs, labels, classes, info = only(selected_predictions([cv], seeds=True))
+    records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
+    bias, point = choose_operating_point(probs, labels, records, classes, np.asarray(base, dtype=float))
+    offsets = [float(b) for b in bias]
+    at = only(pooled([cv], seeds=True, class_bias=offsets))
+    stressed = only(pooled([stress], seeds=True, class_bias=offsets))
+    at_base = (np.log(np.clip(probs, 1e-12, None)) + np.asarray(base, dtype=float)).argmax(1)
+    base_mean, _ = patient_mean(at_base, labels, records, classes.index("S"))
+    return {
+        "class_bias": offsets,
+        **{k: round(at[k], 4) for k in KEPT},
+        "patient_mean_se_S": round(point["patient_mean_se_S"], 4),
+        "per_patient_se_S": {r: round(v, 4) for r, v in point["per_patient_se_S"].items()},
+        "stressed_se_S": round(stressed["se_S"], 4),
+        "patient_mean_se_S_at_f1_offsets": round(base_mean, 4),
     }
 
 
@@ -285,6 +318,56 @@ def choose(
     return winner, f"{winner} ({mean[winner]:.3f}) beats {current} ({mean[current]:.3f}) by more than the margin"
 
 
+def choose_by_patients(rows: dict[str, dict], gain: float, current: str = CURRENT) -> tuple[str, list[float], str]:
+    """The twenty-third round: the candidate with the highest patient mean of S Se at its operating point replaces the
+    current model if that mean is above the current model's (at its own operating point) by at least ``gain``, and
+    its stressed S Se and jκ are not below the current model's by more than ``PATIENT_TOLERANCE``. Otherwise the
+    current model stays, at its operating point if that raises its own patient mean by ``OWN_POINT_GAIN`` or more,
+    else at its F1 offsets. Returns the model, its offsets and why."""
+    point = {n: r["operating_point"] for n, r in rows.items()}
+    mine = point[current]
+    others = [n for n in rows if n != current]
+    if others:
+        top = max(others, key=lambda n: point[n]["patient_mean_se_S"])
+        theirs = point[top]
+        ahead = theirs["patient_mean_se_S"] - mine["patient_mean_se_S"]
+        if (
+            ahead >= gain
+            and mine["stressed_se_S"] - theirs["stressed_se_S"] <= PATIENT_TOLERANCE
+            and mine["jk_index"] - theirs["jk_index"] <= PATIENT_TOLERANCE
+        ):
+            return (
+                top,
+                theirs["class_bias"],
+                (
+                    f"{top}'s patient mean of S Se ({theirs['patient_mean_se_S']:.3f}) is above {current}'s "
+                    f"({mine['patient_mean_se_S']:.3f}) by >= {gain}; its stressed S Se "
+                    f"({theirs['stressed_se_S']:.3f}) and "
+                    f"jκ ({theirs['jk_index']:.3f}) within {PATIENT_TOLERANCE} of {current}'s "
+                    f"({mine['stressed_se_S']:.3f}, {mine['jk_index']:.3f}) or above"
+                ),
+            )
+    own = mine["patient_mean_se_S"] - mine["patient_mean_se_S_at_f1_offsets"]
+    if own >= OWN_POINT_GAIN:
+        return (
+            current,
+            mine["class_bias"],
+            (
+                f"no candidate is ahead by the rule; {current} takes its operating point {mine['class_bias']} "
+                f"(patient mean {mine['patient_mean_se_S']:.3f} vs {mine['patient_mean_se_S_at_f1_offsets']:.3f} "
+                "at its F1 offsets)"
+            ),
+        )
+    return (
+        current,
+        rows[current]["seed_ensemble"]["class_bias"],
+        (
+            f"no candidate is ahead by the rule, and {current}'s operating point raises its patient mean by "
+            f"{own:.3f} < {OWN_POINT_GAIN}: it stays at its F1 offsets"
+        ),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", type=Path, default=Path("outputs/cv"), help="the cross-validation sweeps")
@@ -321,6 +404,12 @@ def main() -> None:
         help="eligible if the S Se under the stress is not below the current model's (the twenty-first round), "
         "in place of retention >= 0.5",
     )
+    parser.add_argument(
+        "--patient-gain",
+        type=float,
+        help="weigh DS1's S patients one by one at a published operating point (the twenty-third round: 0.1); "
+        "candidates from sweeps only",
+    )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
         "--recorded",
@@ -348,6 +437,12 @@ def main() -> None:
     if args.current not in {*folders, *rows}:
         raise SystemExit(f"--candidates or --recorded must include the current model, {args.current}")
     rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
+    if args.patient_gain is not None:
+        if args.recorded or args.ensembles:
+            raise SystemExit("--patient-gain weighs candidates from their sweeps: drop --recorded and --ensembles")
+        for name, folder in folders.items():
+            base = rows[name]["seed_ensemble"]["class_bias"]
+            rows[name]["operating_point"] = at_operating_point(args.cv / folder, args.stress / folder, base)
     for spec in args.ensembles:
         name, _, instances = spec.partition("=")
         if not instances:
@@ -362,12 +457,22 @@ def main() -> None:
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
         cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}" if e else "–"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
-    chosen, why = choose(rows, args.stability, args.retention_gain, args.parsimony, args.ensemble_gain, args.current,
-                         args.stressed_floor)  # fmt: skip
+    offsets = None
+    if args.patient_gain is not None:
+        chosen, offsets, why = choose_by_patients(rows, args.patient_gain, args.current)
+        for name, r in rows.items():
+            point = r["operating_point"]
+            print(f"{name} at {point['class_bias']}: patient mean S Se {point['patient_mean_se_S']:.3f} "
+                  f"({point['per_patient_se_S']}), S {point['se_S']:.3f} / {point['ppv_S']:.3f}, "
+                  f"stressed {point['stressed_se_S']:.3f}, jκ {point['jk_index']:.3f}")  # fmt: skip
+    else:
+        chosen, why = choose(rows, args.stability, args.retention_gain, args.parsimony, args.ensemble_gain,
+                             args.current, args.stressed_floor)  # fmt: skip
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "twenty-first round" if args.stressed_floor
+            "twenty-third round" if args.patient_gain is not None
+            else "twenty-first round" if args.stressed_floor
             else "twentieth round" if args.ensemble_gain is not None
             else "nineteenth round" if args.parsimony
             else "seventeenth round" if args.retention_gain is not None
@@ -375,9 +480,11 @@ def main() -> None:
         )  # fmt: skip
         weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony,
                    "ensemble_gain": args.ensemble_gain, "current": args.current,
-                   "stressed_floor": args.stressed_floor}  # fmt: skip
-        args.out.write_text(json.dumps({"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why},
-                                       indent=2))  # fmt: skip
+                   "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain}  # fmt: skip
+        result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
+        if offsets is not None:
+            result["class_bias"] = offsets
+        args.out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -230,3 +230,104 @@ def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tm
     averaged = " ".join(f"{b:g}" for b in row["seed_ensemble"]["class_bias"])
     text = (root / "conf" / "experiment" / "aami_sequence_template_swap.yaml").read_text()
     assert f"--class-bias {averaged} --out" in text
+
+
+def test_the_patient_mean_counts_each_s_patient_once_whatever_its_beats():
+    """r1: 18 of 20 S beats found, r2: 0 of 10, r3: 5 of 5 but under the 10-beat floor — the patient mean is 0.45
+    where the pooled sensitivity over r1 and r2 is 0.6."""
+    from ecg_lightning.calibrate import patient_mean
+
+    records = np.array(["r1"] * 20 + ["r2"] * 10 + ["r3"] * 5 + ["r2"] * 3)
+    labels = np.r_[np.ones(35, int), np.zeros(3, int)]
+    predicted = np.r_[np.ones(18, int), np.zeros(2, int), np.zeros(10, int), np.ones(5, int), np.ones(3, int)]
+    mean, each = patient_mean(predicted, labels, records, 1)
+    assert each == {"r1": 0.9, "r2": 0.0} and mean == pytest.approx(0.45)
+    with pytest.raises(ValueError, match="no record holds 50"):
+        patient_mean(predicted, labels, records, 1, min_beats=50)
+
+
+def test_the_operating_point_finds_every_patients_s_beats_it_can_while_s_plus_p_holds():
+    """Patient a's S beats are found at any offset; patient b's need a push that also calls c's N beats S: the point
+    is the grid's best patient mean among offsets keeping S +P >= the floor, and with an unreachable floor the
+    offset of the highest +P."""
+    from ecg_lightning.calibrate import choose_operating_point, patient_mean
+
+    rng = np.random.default_rng(3)
+    labels = np.r_[np.ones(40, int), np.ones(40, int), np.zeros(400, int)]
+    records = np.array(["a"] * 40 + ["b"] * 40 + ["c"] * 400)
+    logits = np.zeros((480, 5))
+    logits[:40, 1] = 2.0 + rng.normal(0, 0.2, 40)  # a: S clearly
+    logits[40:80, 1] = -1.0 + rng.normal(0, 0.5, 40)  # b: S only with a push
+    logits[80:, 1] = -2.0 + rng.normal(0, 1.0, 400)  # c: N beats, some called S with a push
+    probs = torch.softmax(torch.from_numpy(logits), -1).numpy()
+    base = np.zeros(5)
+    bias, point = choose_operating_point(probs, labels, records, CLASSES, base, min_ppv=0.6)
+    assert point["ppv_S"] >= 0.6 and bias[0] == bias[2] == 0
+    feasible = []
+    for value in GRID:
+        trial = base.copy()
+        trial[1] = value
+        predicted = (np.log(probs) + trial).argmax(1)
+        ppv = ((predicted == 1) & (labels == 1)).sum() / max((predicted == 1).sum(), 1)
+        if ppv >= 0.6:
+            feasible.append(patient_mean(predicted, labels, records, 1)[0])
+    assert point["patient_mean_se_S"] == pytest.approx(max(feasible)) and 0.5 < point["patient_mean_se_S"] < 1
+    assert set(point["per_patient_se_S"]) == {"a", "b"} and point["per_patient_se_S"]["a"] == 1.0
+    _, unreachable = choose_operating_point(probs, labels, records, CLASSES, base, min_ppv=1.01)
+    assert unreachable["ppv_S"] == pytest.approx(1.0)  # no offset reaches it: the highest +P
+
+
+def test_patient_rule_takes_a_candidate_ahead_on_s_patients_only_within_the_stress_and_jk_tolerances():
+    choose_by_patients = selection_script().choose_by_patients
+
+    def row(mean, stressed, jk, at_f1, point_bias=(0, 1, 0, 0, 0), f1_bias=(0, -2, 0, 0, 0)):
+        point = {"patient_mean_se_S": mean, "stressed_se_S": stressed, "jk_index": jk,
+                 "patient_mean_se_S_at_f1_offsets": at_f1, "class_bias": list(point_bias)}  # fmt: skip
+        return {"seed_ensemble": {"class_bias": list(f1_bias)}, "operating_point": point}
+
+    current = row(0.20, 0.38, 0.70, 0.19)
+    ahead = row(0.45, 0.35, 0.66, 0.30, point_bias=(0, 4, 0, 0, 0))
+    assert choose_by_patients({"SL6IT": current, "S1": ahead}, 0.1, "SL6IT")[:2] == ("S1", [0, 4, 0, 0, 0])
+    collapses = row(0.45, 0.10, 0.66, 0.30)  # finds S patients, loses them when the template is S
+    assert choose_by_patients({"SL6IT": current, "S1": collapses}, 0.1, "SL6IT")[:2] == ("SL6IT", [0, -2, 0, 0, 0])
+    # the highest patient mean alone is weighed: a runner-up that would pass does not step in
+    assert choose_by_patients({"SL6IT": current, "S1": collapses, "S1T": row(0.40, 0.40, 0.70, 0.3)}, 0.1,
+                              "SL6IT")[0] == "SL6IT"  # fmt: skip
+    own_point = row(0.30, 0.38, 0.69, 0.19, point_bias=(0, -0.5, 0, 0, 0))  # its own point gains 0.11
+    assert choose_by_patients({"SL6IT": own_point, "S1": collapses}, 0.1, "SL6IT")[:2] == ("SL6IT", [0, -0.5, 0, 0, 0])
+
+
+def test_a_candidate_at_its_operating_point_is_read_from_its_cross_validation_and_stress_sweeps(tmp_path):
+    """Two seeds of a 2-fold cross-validation and their stress re-scoring, as the sweeps lay them out: the seeds
+    averaged at the operating point find patient b's S beats that the F1 offsets left, at S +P 1 (no N called S)."""
+    import yaml
+
+    def write(sweep, num, fold, seed, s_prob):
+        job = sweep / f"{num}_job"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["m=a", f"data.fold={fold}", f"seed={seed}"]))
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+        labels = [1] * 10 + [0] * 10
+        probs = [[1 - s_prob, s_prob, 0, 0, 0]] * 10 + [[0.9, 0.1, 0, 0, 0]] * 10
+        np.savez(job / "val_predictions.npz", probs=np.asarray(probs, np.float32), labels=np.asarray(labels),
+                 record=np.asarray([f"r{fold}"] * 20), classes=np.asarray(CLASSES), threshold=0.5)  # fmt: skip
+
+    for num, (fold, seed) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
+        write(tmp_path / "cv", num, fold, seed, 0.95 if fold == 0 else 0.5)  # r1's S beats need S pushed above 0
+        write(tmp_path / "stress", num, fold, seed, 0.9 if fold == 0 else 0.4)
+    point = selection_script().at_operating_point(tmp_path / "cv", tmp_path / "stress", [0, -2, 0, 0, 0])
+    # at S -2: r0's 0.95 e^-2 > 0.05 found, r1's 0.5 e^-2 < 0.5 not; N beats (0.1) stay N until S > 2.2
+    assert point["patient_mean_se_S_at_f1_offsets"] == 0.5
+    assert point["class_bias"] == [0, 0.25, 0, 0, 0]  # the first grid step that finds r1, at S +P 1
+    assert point["patient_mean_se_S"] == 1.0 and point["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0}
+    assert point["ppv_S"] == 1.0 and point["se_S"] == 1.0
+    assert point["stressed_se_S"] == 0.5  # under the stress r1's 0.4 e^0.25 < 0.6: lost again
+
+
+def test_the_patient_rule_refuses_candidates_without_their_sweeps(monkeypatch, tmp_path):
+    recorded = tmp_path / "l6i.json"
+    recorded.write_text('{"candidates": {"L6I": {"class_bias": [0, 0, 0, 0, 0]}}}')
+    argv = ["selection_over_seeds.py", "--recorded", f"L6I={recorded}", "--current", "L6I", "--patient-gain", "0.1"]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match="--patient-gain weighs candidates from their sweeps"):
+        selection_script().main()
