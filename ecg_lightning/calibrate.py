@@ -113,11 +113,8 @@ def choose_operating_point(
     for value in GRID:
         bias = np.asarray(base, dtype=float).copy()
         bias[s] = value
-        predicted = (log_probs + bias).argmax(1)
-        confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-        np.add.at(confusion, (labels, predicted), 1)
-        row = scores(confusion, classes)
-        mean, each = patient_mean(predicted, labels, records, s)
+        row = scores(confusion_with(log_probs, labels, bias), classes)
+        mean, each = patient_mean((log_probs + bias).argmax(1), labels, records, s)
         reached = row["ppv_S"] >= min_ppv
         key = (reached, round(mean, 6) if reached else 0.0, row["ppv_S"])
         if best_key is None or key > best_key:
