@@ -150,7 +150,10 @@ def at_operating_point(cv: Path, stress: Path, base: list[float]) -> dict:
     offsets, and the patient mean at ``base`` for comparison."""
     probs, labels, classes, info = only(selected_predictions([cv], seeds=True))
     records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
-    bias, point = choose_operating_point(probs, labels, records, classes, np.asarray(base, dtype=float))
+    try:
+        bias, point = choose_operating_point(probs, labels, records, classes, np.asarray(base, dtype=float))
+    except ValueError as error:  # no S patient among the validated records
+        raise SystemExit(f"{cv}: {error}; the patient mean needs DS1's S patients validated") from None
     offsets = [float(b) for b in bias]
     at = only(pooled([cv], seeds=True, class_bias=offsets))
     stressed = only(pooled([stress], seeds=True, class_bias=offsets))

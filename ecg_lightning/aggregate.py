@@ -346,12 +346,10 @@ def pooled_per_record(
     joined = selected_predictions(sweep_dirs, ensemble, vote, seeds)
     if len(joined) != 1:
         raise SystemExit(f"--per-record needs one setting (or --ensemble / --seed-ensemble); found {sorted(joined)}")
-    _, _, classes, info = next(iter(joined.values()))
+    probs, labels, classes, info = next(iter(joined.values()))  # the beats in the order of info's parts
     records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
     names, index = np.unique(records, return_inverse=True)
-    probs = with_class_bias(np.concatenate([part["probs"] for part in info["parts"]]), class_bias)
-    labels = np.concatenate([part["labels"] for part in info["parts"]])
-    rows = per_record(index, tuple(names), probs, labels, classes, info["threshold"])
+    rows = per_record(index, tuple(names), with_class_bias(probs, class_bias), labels, classes, info["threshold"])
     return rows_to_csv(rows, per_record_columns(classes))
 
 

@@ -91,7 +91,7 @@ def patient_mean(
     found = np.bincount(index, weights=(labels == k) & (predicted == k), minlength=len(names))
     kept = np.flatnonzero(of_class >= min_beats)
     if not len(kept):
-        raise ValueError(f"no record holds {min_beats} or more beats of class {k}")
+        raise ValueError(f"no record holds {min_beats} or more beats of class index {k}")
     each = {str(names[i]): float(found[i] / of_class[i]) for i in kept}
     return float(np.mean(list(each.values()))), each
 

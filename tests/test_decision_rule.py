@@ -242,7 +242,7 @@ def test_the_patient_mean_counts_each_s_patient_once_whatever_its_beats():
     predicted = np.r_[np.ones(18, int), np.zeros(2, int), np.zeros(10, int), np.ones(5, int), np.ones(3, int)]
     mean, each = patient_mean(predicted, labels, records, 1)
     assert each == {"r1": 0.9, "r2": 0.0} and mean == pytest.approx(0.45)
-    with pytest.raises(ValueError, match="no record holds 50"):
+    with pytest.raises(ValueError, match="no record holds 50 or more beats of class index 1"):
         patient_mean(predicted, labels, records, 1, min_beats=50)
 
 
@@ -322,6 +322,14 @@ def test_a_candidate_at_its_operating_point_is_read_from_its_cross_validation_an
     assert point["patient_mean_se_S"] == 1.0 and point["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0}
     assert point["ppv_S"] == 1.0 and point["se_S"] == 1.0
     assert point["stressed_se_S"] == 0.5  # under the stress r1's 0.4 e^0.25 < 0.6: lost again
+    fewer = tmp_path / "few"
+    for num, (fold, seed) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
+        write(fewer, num, fold, seed, 0.9)
+        np.savez(next(fewer.glob(f"{num}_job")) / "val_predictions.npz", probs=np.full((5, 5), 0.2, np.float32),
+                 labels=np.r_[np.ones(4, int), 0], record=np.asarray([f"r{fold}"] * 5), classes=np.asarray(CLASSES),
+                 threshold=0.5)  # fmt: skip
+    with pytest.raises(SystemExit, match="few: no record holds 10 or more beats of class index 1"):
+        selection_script().at_operating_point(fewer, fewer, [0, -2, 0, 0, 0])
 
 
 def test_the_patient_rule_refuses_candidates_without_their_sweeps(monkeypatch, tmp_path):
