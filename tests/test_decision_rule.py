@@ -1,5 +1,7 @@
 """The multi-class decision rule (model.class_bias) and its choice on cross-validated predictions (calibrate)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -339,3 +341,17 @@ def test_the_patient_rule_refuses_candidates_without_their_sweeps(monkeypatch, t
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit, match="--patient-gain weighs candidates from their sweeps"):
         selection_script().main()
+
+
+def test_the_s_patients_figure_draws_each_candidates_patients_and_refuses_a_file_without_them(monkeypatch, tmp_path):
+    point = {"class_bias": [0, -1, 0, 0, 0], "ppv_S": 0.4, "patient_mean_se_S": 0.5,
+             "per_patient_se_S": {"209": 0.9, "220": 0.1}}  # fmt: skip
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps({"candidates": {"A": {"operating_point": point}, "B": {"operating_point": point}}}))
+    out = tmp_path / "s_patients.png"
+    monkeypatch.setattr("sys.argv", ["ds1_s_patients.py", str(selection), "--out", str(out)])
+    selection_script("ds1_s_patients").main()
+    assert out.stat().st_size > 1000
+    selection.write_text(json.dumps({"candidates": {"A": {"class_bias": [0, 0, 0, 0, 0]}}}))
+    with pytest.raises(SystemExit, match="no candidate has an operating point"):
+        selection_script("ds1_s_patients").main()
