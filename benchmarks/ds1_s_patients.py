@@ -1,6 +1,8 @@
 """DS1's S patients one by one: each candidate's S sensitivity per DS1 patient with S beats, in the pooled five-fold
-cross-validation (its seeds averaged, at its operating point), from the selection file the twenty-third round's rule
-writes (``selection_over_seeds.py --patient-gain``). Reads that file only; nothing is trained or scored.
+cross-validation (its seeds averaged, at its operating point), and beside it the trade-off the operating point is
+chosen on (per S offset: the patient mean of S Se against the pooled S +P, with the floor on +P), from the selection
+file the twenty-third round's rule writes (``selection_over_seeds.py --patient-gain``). Reads that file only; nothing
+is trained or scored.
 
     python benchmarks/ds1_s_patients.py results/aami_ds1_cv5_s_patients_selection.json --out docs/ds1_s_patients.png
 """
@@ -35,14 +37,27 @@ def main() -> None:
     patients = sorted(next(iter(rows.values()))["per_patient_se_S"])
     x = np.arange(len(patients))
     width = 0.8 / len(rows)
-    fig, ax = plt.subplots(figsize=(1.0 * len(patients) + 2.5, 3.6))
+    fig, (ax, trade) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 2]})
     for k, (name, point) in enumerate(rows.items()):
         se = [point["per_patient_se_S"][p] for p in patients]
         label = (
             f"{name}: patient mean {point['patient_mean_se_S']:.2f}, pooled S +P {point['ppv_S']:.2f} "
             f"(S offset {point['class_bias'][1]:+g})"
         )
-        ax.bar(x + (k - (len(rows) - 1) / 2) * width, se, width, label=label)
+        bars = ax.bar(x + (k - (len(rows) - 1) / 2) * width, se, width, label=label)
+        curve = point["curve"]
+        trade.plot(
+            [c["ppv_S"] for c in curve], [c["patient_mean_se_S"] for c in curve], ".-", color=bars[0].get_facecolor()
+        )
+        trade.plot(point["ppv_S"], point["patient_mean_se_S"], "o", ms=9, mfc="none", color=bars[0].get_facecolor())
+    floor = next(iter(rows.values()))["min_ppv_S"]
+    trade.axvline(floor, color="0.5", ls="--", lw=1)
+    trade.text(floor, 1.0, f" +P floor {floor:g}", fontsize=7, color="0.4", va="top")
+    trade.set_xlim(0, 1)
+    trade.set_ylim(0, 1.05)
+    trade.set_xlabel("pooled S +P")
+    trade.set_ylabel("patient mean of S Se")
+    trade.set_title("each S offset on the grid (circled: the operating point)", fontsize=9)
     ax.set_xticks(x, patients)
     ax.set_xlabel("DS1 record with at least 10 S beats")
     ax.set_ylabel("S Se (pooled 5-fold CV)")

@@ -166,6 +166,8 @@ def at_operating_point(cv: Path, stress: Path, base: list[float]) -> dict:
         "per_patient_se_S": {r: round(v, 4) for r, v in point["per_patient_se_S"].items()},
         "stressed_se_S": round(stressed["se_S"], 4),
         "patient_mean_se_S_at_f1_offsets": round(base_mean, 4),
+        "min_ppv_S": point["min_ppv_S"],
+        "curve": [{k: round(v, 4) for k, v in step.items()} for step in point["curve"]],
     }
 
 

@@ -106,21 +106,23 @@ def choose_operating_point(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``base``'s offsets with the S offset moved on the grid to maximize the patient mean of S sensitivity while the
     pooled S +P stays >= ``min_ppv`` (ties: the higher +P); if no offset reaches it, the one with the highest +P. Its
-    scores, the patient mean and each S patient's sensitivity beside them."""
+    scores, the patient mean and each S patient's sensitivity beside them, and the whole trade-off (``curve``: per S
+    offset on the grid, the patient mean and the pooled S Se and +P) to show what the floor on +P costs."""
     log_probs = np.log(np.clip(probs, 1e-12, None))
     s = classes.index("S")
-    best, best_key, best_info = None, None, None
+    best, best_key, best_info, curve = None, None, None, []
     for value in GRID:
         bias = np.asarray(base, dtype=float).copy()
         bias[s] = value
         row = scores(confusion_with(log_probs, labels, bias), classes)
         mean, each = patient_mean((log_probs + bias).argmax(1), labels, records, s)
+        curve.append({"s_offset": float(value), "patient_mean_se_S": mean, "se_S": row["se_S"], "ppv_S": row["ppv_S"]})
         reached = row["ppv_S"] >= min_ppv
         key = (reached, round(mean, 6) if reached else 0.0, row["ppv_S"])
         if best_key is None or key > best_key:
             best, best_key = bias, key
             best_info = {**row, "patient_mean_se_S": mean, "per_patient_se_S": each, "min_ppv_S": min_ppv}
-    return best, best_info
+    return best, {**best_info, "curve": curve}
 
 
 def main() -> None:

@@ -275,6 +275,12 @@ def test_the_operating_point_finds_every_patients_s_beats_it_can_while_s_plus_p_
             feasible.append(patient_mean(predicted, labels, records, 1)[0])
     assert point["patient_mean_se_S"] == pytest.approx(max(feasible)) and 0.5 < point["patient_mean_se_S"] < 1
     assert set(point["per_patient_se_S"]) == {"a", "b"} and point["per_patient_se_S"]["a"] == 1.0
+    # the trade-off over the whole grid: the chosen offset on it, and the push that finds b's beats past the floor
+    curve = {step["s_offset"]: step for step in point["curve"]}
+    assert list(curve) == [float(v) for v in GRID]
+    assert curve[float(bias[1])]["patient_mean_se_S"] == pytest.approx(point["patient_mean_se_S"])
+    assert max(step["patient_mean_se_S"] for step in curve.values()) > point["patient_mean_se_S"]
+    assert min(step["ppv_S"] for step in curve.values()) < 0.6
     _, unreachable = choose_operating_point(probs, labels, records, CLASSES, base, min_ppv=1.01)
     assert unreachable["ppv_S"] == pytest.approx(1.0)  # no offset reaches it: the highest +P
 
@@ -344,8 +350,12 @@ def test_the_patient_rule_refuses_candidates_without_their_sweeps(monkeypatch, t
 
 
 def test_the_s_patients_figure_draws_each_candidates_patients_and_refuses_a_file_without_them(monkeypatch, tmp_path):
-    point = {"class_bias": [0, -1, 0, 0, 0], "ppv_S": 0.4, "patient_mean_se_S": 0.5,
-             "per_patient_se_S": {"209": 0.9, "220": 0.1}}  # fmt: skip
+    curve = [
+        {"s_offset": -1, "patient_mean_se_S": 0.5, "ppv_S": 0.4},
+        {"s_offset": 1, "patient_mean_se_S": 0.8, "ppv_S": 0.1},
+    ]
+    point = {"class_bias": [0, -1, 0, 0, 0], "ppv_S": 0.4, "patient_mean_se_S": 0.5, "min_ppv_S": 0.385,
+             "per_patient_se_S": {"209": 0.9, "220": 0.1}, "curve": curve}  # fmt: skip
     selection = tmp_path / "selection.json"
     selection.write_text(json.dumps({"candidates": {"A": {"operating_point": point}, "B": {"operating_point": point}}}))
     out = tmp_path / "s_patients.png"
