@@ -21,8 +21,11 @@ import numpy as np  # noqa: E402
 
 
 def per_patient(selection: dict) -> dict[str, dict]:
-    """Candidate name -> its operating point (offsets, per-patient S Se, patient mean, pooled S +P)."""
+    """Candidate name -> its operating point (offsets, per-patient S Se, patient mean, pooled S +P); references
+    (measured beside the candidates, never chosen) follow, named as such."""
     rows = {n: c["operating_point"] for n, c in selection["candidates"].items() if "operating_point" in c}
+    refs = selection.get("references", {})
+    rows |= {f"{n} (reference)": c["operating_point"] for n, c in refs.items() if "operating_point" in c}
     if not rows:
         raise SystemExit("no candidate has an operating point; write the file with selection_over_seeds --patient-gain")
     return rows
@@ -67,7 +70,7 @@ def main() -> None:
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
-    print(f"{args.out}: {len(rows)} candidates, {len(patients)} patients")
+    print(f"{args.out}: {len(rows)} models, {len(patients)} patients")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,13 @@ operating point):
         --candidates SL6IT=sl6it S1=s1 S1T=s1t --current SL6IT --patient-gain 0.1 \
         --out results/aami_ds1_cv5_s_patients_selection.json
 
+and beside it, as a diagnostic that chooses nothing, the linear floor on the same folds and seeds (``--reference``:
+measured like a candidate, never eligible):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r \
+        --candidates SL6IT=sl6it S1=s1 S1T=s1t --reference FLOOR=floor --current SL6IT --patient-gain 0.1 \
+        --out results/aami_ds1_cv5_s_patients_with_floor_reference.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -430,11 +437,19 @@ def main() -> None:
         metavar="NAME=FOLDER,FOLDER,...",
         help="ensemble candidates: each folder (under --cv and --stress) one instance, its seeds averaged",
     )
+    parser.add_argument(
+        "--reference",
+        nargs="+",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="models measured like the candidates and reported beside them (under 'references'), never chosen",
+    )
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
-    bad = [c for c in args.candidates or () if "=" not in c]
-    if bad:
-        raise SystemExit(f"--candidates {' '.join(bad)}: give NAME=FOLDER, e.g. L6=l6 (FOLDER under --cv and --stress)")
+    for flag, specs in (("--candidates", args.candidates or ()), ("--reference", args.reference)):
+        bad = [c for c in specs if "=" not in c]
+        if bad:
+            raise SystemExit(f"{flag} {' '.join(bad)}: give NAME=FOLDER, e.g. L6=l6 (FOLDER under --cv and --stress)")
     # without any candidate named, the eleventh round's
     named = args.candidates or args.ensembles or args.recorded
     folders = dict(c.split("=", 1) for c in args.candidates or ()) if named else CANDIDATES
@@ -442,12 +457,15 @@ def main() -> None:
     if args.current not in {*folders, *rows}:
         raise SystemExit(f"--candidates or --recorded must include the current model, {args.current}")
     rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
+    references = dict(spec.split("=", 1) for spec in args.reference)
+    refs = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in references.items()}
     if args.patient_gain is not None:
         if args.recorded or args.ensembles:
             raise SystemExit("--patient-gain weighs candidates from their sweeps: drop --recorded and --ensembles")
-        for name, folder in folders.items():
-            base = rows[name]["seed_ensemble"]["class_bias"]
-            rows[name]["operating_point"] = at_operating_point(args.cv / folder, args.stress / folder, base)
+        for table, named in ((rows, folders), (refs, references)):
+            for name, folder in named.items():
+                base = table[name]["seed_ensemble"]["class_bias"]
+                table[name]["operating_point"] = at_operating_point(args.cv / folder, args.stress / folder, base)
     for spec in args.ensembles:
         name, _, instances = spec.partition("=")
         if not instances:
@@ -457,7 +475,8 @@ def main() -> None:
             "seed ensemble jκ")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, r in rows.items():
+    shown = {**rows, **{f"{name} (reference)": r for name, r in refs.items()}}
+    for name, r in shown.items():
         m, e = r["over_seeds"], r.get("seed_ensemble")
         cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
         cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}" if e else "–"]
@@ -465,7 +484,7 @@ def main() -> None:
     offsets = None
     if args.patient_gain is not None:
         chosen, offsets, why = choose_by_patients(rows, args.patient_gain, args.current)
-        for name, r in rows.items():
+        for name, r in shown.items():
             point = r["operating_point"]
             print(f"{name} at {point['class_bias']}: patient mean S Se {point['patient_mean_se_S']:.3f} "
                   f"({point['per_patient_se_S']}), S {point['se_S']:.3f} / {point['ppv_S']:.3f}, "
@@ -487,6 +506,8 @@ def main() -> None:
                    "ensemble_gain": args.ensemble_gain, "current": args.current,
                    "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
+        if refs:
+            result["references"] = refs
         if offsets is not None:
             result["class_bias"] = offsets
         args.out.write_text(json.dumps(result, indent=2))

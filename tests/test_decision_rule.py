@@ -305,20 +305,24 @@ def test_patient_rule_takes_a_candidate_ahead_on_s_patients_only_within_the_stre
     assert choose_by_patients({"SL6IT": own_point, "S1": collapses}, 0.1, "SL6IT")[:2] == ("SL6IT", [0, -0.5, 0, 0, 0])
 
 
+def write(sweep, num, fold, seed, s_prob, n_beats=10):
+    """One job of a made-up cross-validation sweep, laid out as Hydra writes it: fold ``fold``'s record r<fold>
+    holds 10 S beats given S probability ``s_prob`` and ``n_beats`` N beats given 0.1."""
+    import yaml
+
+    job = sweep / f"{num}_job"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["m=a", f"data.fold={fold}", f"seed={seed}"]))
+    (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+    labels = [1] * 10 + [0] * n_beats
+    probs = [[1 - s_prob, s_prob, 0, 0, 0]] * 10 + [[0.9, 0.1, 0, 0, 0]] * n_beats
+    np.savez(job / "val_predictions.npz", probs=np.asarray(probs, np.float32), labels=np.asarray(labels),
+             record=np.asarray([f"r{fold}"] * len(labels)), classes=np.asarray(CLASSES), threshold=0.5)  # fmt: skip
+
+
 def test_a_candidate_at_its_operating_point_is_read_from_its_cross_validation_and_stress_sweeps(tmp_path):
     """Two seeds of a 2-fold cross-validation and their stress re-scoring, as the sweeps lay them out: the seeds
     averaged at the operating point find patient b's S beats that the F1 offsets left, at S +P 1 (no N called S)."""
-    import yaml
-
-    def write(sweep, num, fold, seed, s_prob):
-        job = sweep / f"{num}_job"
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["m=a", f"data.fold={fold}", f"seed={seed}"]))
-        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
-        labels = [1] * 10 + [0] * 10
-        probs = [[1 - s_prob, s_prob, 0, 0, 0]] * 10 + [[0.9, 0.1, 0, 0, 0]] * 10
-        np.savez(job / "val_predictions.npz", probs=np.asarray(probs, np.float32), labels=np.asarray(labels),
-                 record=np.asarray([f"r{fold}"] * 20), classes=np.asarray(CLASSES), threshold=0.5)  # fmt: skip
 
     for num, (fold, seed) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
         write(tmp_path / "cv", num, fold, seed, 0.95 if fold == 0 else 0.5)  # r1's S beats need S pushed above 0
@@ -357,7 +361,9 @@ def test_the_s_patients_figure_draws_each_candidates_patients_and_refuses_a_file
     point = {"class_bias": [0, -1, 0, 0, 0], "ppv_S": 0.4, "patient_mean_se_S": 0.5, "min_ppv_S": 0.385,
              "per_patient_se_S": {"209": 0.9, "220": 0.1}, "curve": curve}  # fmt: skip
     selection = tmp_path / "selection.json"
-    selection.write_text(json.dumps({"candidates": {"A": {"operating_point": point}, "B": {"operating_point": point}}}))
+    made_up = {"candidates": {"A": {"operating_point": point}}, "references": {"F": {"operating_point": point}}}
+    selection.write_text(json.dumps(made_up))
+    assert list(selection_script("ds1_s_patients").per_patient(made_up)) == ["A", "F (reference)"]
     out = tmp_path / "s_patients.png"
     monkeypatch.setattr("sys.argv", ["ds1_s_patients.py", str(selection), "--out", str(out)])
     selection_script("ds1_s_patients").main()
@@ -365,3 +371,30 @@ def test_the_s_patients_figure_draws_each_candidates_patients_and_refuses_a_file
     selection.write_text(json.dumps({"candidates": {"A": {"class_bias": [0, 0, 0, 0, 0]}}}))
     with pytest.raises(SystemExit, match="no candidate has an operating point"):
         selection_script("ds1_s_patients").main()
+
+
+def test_a_reference_is_measured_beside_the_candidates_and_never_chosen(monkeypatch, tmp_path):
+    """The current model finds one patient's S beats (the other's only when every N beat is called S, below the +P
+    floor), the reference both patients' (patient mean 1.0 against 0.5): the reference is written beside the
+    candidates and the choice is made among the candidates alone; as a candidate it would have been chosen."""
+    jobs = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    for folder, r1 in (("cur", 0.05), ("ref", 0.95)):
+        for sweep in ("cv", "stress"):
+            for num, (fold, seed) in enumerate(jobs):
+                write(tmp_path / sweep / folder, num, fold, seed, 0.95 if fold == 0 else r1, n_beats=40)
+    out = tmp_path / "selection.json"
+    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "cv"), "--stress", str(tmp_path / "stress"),
+            "--candidates", "CUR=cur", "--reference", "REF=ref", "--current", "CUR", "--patient-gain", "0.1",
+            "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    selection_script().main()
+    result = json.loads(out.read_text())
+    assert result["chosen"] == "CUR" and set(result["candidates"]) == {"CUR"}
+    assert result["references"]["REF"]["operating_point"]["patient_mean_se_S"] == 1.0
+    assert result["candidates"]["CUR"]["operating_point"]["patient_mean_se_S"] == 0.5
+    monkeypatch.setattr("sys.argv", [*argv[:6], "CUR=cur", "REF=ref", *argv[9:]])
+    selection_script().main()
+    assert json.loads(out.read_text())["chosen"] == "REF"
+    monkeypatch.setattr("sys.argv", [*argv[:7], "--reference", "REF", "--current", "CUR"])
+    with pytest.raises(SystemExit, match="--reference REF: give NAME=FOLDER"):
+        selection_script().main()
