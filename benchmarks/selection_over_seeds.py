@@ -84,6 +84,11 @@ measured like a candidate, never eligible):
         --candidates SL6IT=sl6it S1=s1 S1T=s1t --reference FLOOR=floor --current SL6IT --patient-gain 0.1 \
         --out results/aami_ds1_cv5_s_patients_with_floor_reference.json
 
+The twenty-fourth round (SV: SL6IT's seeds averaged with the floor's voting on S; the twenty-third round's rule):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r --candidates SL6IT=sl6it \
+        --votes SV=sl6it+floor --current SL6IT --patient-gain 0.1 --out results/aami_ds1_cv5_floor_vote_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -151,19 +156,23 @@ def candidate(cv: Path, stress: Path) -> dict:
     }
 
 
-def at_operating_point(cv: Path, stress: Path, base: list[float]) -> dict:
+def at_operating_point(
+    cv: Path | list[Path], stress: Path | list[Path], base: list[float], vote: str | None = None
+) -> dict:
     """The seeds averaged at the operating point that weighs DS1's S patients one by one
     (``calibrate.choose_operating_point`` from the F1 offsets ``base``), the S Se under the stress at the same
-    offsets, and the patient mean at ``base`` for comparison."""
-    probs, labels, classes, info = only(selected_predictions([cv], seeds=True))
+    offsets, and the patient mean at ``base`` for comparison. With ``vote`` (a class), ``cv`` and ``stress`` are
+    [network, voter] sweeps, each one's seeds averaged, the voter voting on that class (``combine --vote``)."""
+    cvs, stresses = ([cv], [stress]) if isinstance(cv, Path) else (list(cv), list(stress))
+    probs, labels, classes, info = only(selected_predictions(cvs, vote=vote, seeds=True))
     records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
     try:
         bias, point = choose_operating_point(probs, labels, records, classes, np.asarray(base, dtype=float))
     except ValueError as error:  # no S patient among the validated records
-        raise SystemExit(f"{cv}: {error}; the patient mean needs DS1's S patients validated") from None
+        raise SystemExit(f"{cvs[0]}: {error}; the patient mean needs DS1's S patients validated") from None
     offsets = [float(b) for b in bias]
-    at = only(pooled([cv], seeds=True, class_bias=offsets))
-    stressed = only(pooled([stress], seeds=True, class_bias=offsets))
+    at = only(pooled(cvs, vote=vote, seeds=True, class_bias=offsets))
+    stressed = only(pooled(stresses, vote=vote, seeds=True, class_bias=offsets))
     at_base = (np.log(np.clip(probs, 1e-12, None)) + np.asarray(base, dtype=float)).argmax(1)
     base_mean, _ = patient_mean(at_base, labels, records, classes.index("S"))
     return {
@@ -175,6 +184,23 @@ def at_operating_point(cv: Path, stress: Path, base: list[float]) -> dict:
         "patient_mean_se_S_at_f1_offsets": round(base_mean, 4),
         "min_ppv_S": point["min_ppv_S"],
         "curve": [{k: round(v, 4) for k, v in step.items()} for step in point["curve"]],
+    }
+
+
+def vote_candidate(cv: Path, stress: Path, network: str, voter: str, vote: str = "S") -> dict:
+    """A network's seeds averaged with a voter's seeds averaged voting on ``vote`` (the twenty-fourth round), both
+    cross-validated on the same folds: its F1 offsets and its operating point on the voted probabilities. Only the
+    seeds averaged are scored (the patient rule weighs nothing else)."""
+    sweeps, stressed = [cv / network, cv / voter], [stress / network, stress / voter]
+    probs, labels, classes, _ = only(selected_predictions(sweeps, vote=vote, seeds=True))
+    bias = [float(b) for b in choose_bias(probs, labels, classes, ["S", "V"])[0]]
+    at_f1 = only(pooled(sweeps, vote=vote, seeds=True, class_bias=bias))
+    return {
+        "sweeps": [str(p) for p in sweeps],
+        "vote": vote,
+        "class_bias": bias,
+        "seed_ensemble": {"class_bias": bias, **{k: round(at_f1[k], 4) for k in KEPT}},
+        "operating_point": at_operating_point(sweeps, stressed, bias, vote),
     }
 
 
@@ -438,6 +464,14 @@ def main() -> None:
         help="ensemble candidates: each folder (under --cv and --stress) one instance, its seeds averaged",
     )
     parser.add_argument(
+        "--votes",
+        nargs="+",
+        default=[],
+        metavar="NAME=NETWORK+VOTER",
+        help="vote candidates for --patient-gain: the NETWORK sweep's seeds averaged with the VOTER's voting on S "
+        "(the twenty-fourth round)",
+    )
+    parser.add_argument(
         "--reference",
         nargs="+",
         default=[],
@@ -466,6 +500,14 @@ def main() -> None:
             for name, folder in named.items():
                 base = table[name]["seed_ensemble"]["class_bias"]
                 table[name]["operating_point"] = at_operating_point(args.cv / folder, args.stress / folder, base)
+        for spec in args.votes:
+            name, _, pair = spec.partition("=")
+            network, plus, voter = pair.partition("+")
+            if not (network and plus and voter):
+                raise SystemExit(f"--votes {spec}: give NAME=NETWORK+VOTER (two folders under --cv and --stress)")
+            rows[name] = vote_candidate(args.cv, args.stress, network, voter)
+    elif args.votes:
+        raise SystemExit("--votes weighs vote candidates by the patient rule: give --patient-gain")
     for spec in args.ensembles:
         name, _, instances = spec.partition("=")
         if not instances:
@@ -477,9 +519,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     shown = {**rows, **{f"{name} (reference)": r for name, r in refs.items()}}
     for name, r in shown.items():
-        m, e = r["over_seeds"], r.get("seed_ensemble")
-        cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")]
-        cells += [f"{r['retention']:.2f}", f"{e['jk_index']:.3f}" if e else "–"]
+        m, e = r.get("over_seeds"), r.get("seed_ensemble")
+        keys = ("jk_index", "se_S", "ppv_S", "se_V", "ppv_V")
+        cells = [f"{m[k][0]:.3f} ± {m[k][1]:.3f}" if m else "–" for k in keys]  # a vote: its seeds averaged only
+        cells += [f"{r['retention']:.2f}" if "retention" in r else "–", f"{e['jk_index']:.3f}" if e else "–"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
     offsets = None
     if args.patient_gain is not None:

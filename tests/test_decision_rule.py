@@ -305,14 +305,14 @@ def test_patient_rule_takes_a_candidate_ahead_on_s_patients_only_within_the_stre
     assert choose_by_patients({"SL6IT": own_point, "S1": collapses}, 0.1, "SL6IT")[:2] == ("SL6IT", [0, -0.5, 0, 0, 0])
 
 
-def write(sweep, num, fold, seed, s_prob, n_beats=10):
+def write(sweep, num, fold, seed, s_prob, n_beats=10, setting="m=a"):
     """One job of a made-up cross-validation sweep, laid out as Hydra writes it: fold ``fold``'s record r<fold>
     holds 10 S beats given S probability ``s_prob`` and ``n_beats`` N beats given 0.1."""
     import yaml
 
     job = sweep / f"{num}_job"
     (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["m=a", f"data.fold={fold}", f"seed={seed}"]))
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([setting, f"data.fold={fold}", f"seed={seed}"]))
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
     labels = [1] * 10 + [0] * n_beats
     probs = [[1 - s_prob, s_prob, 0, 0, 0]] * 10 + [[0.9, 0.1, 0, 0, 0]] * n_beats
@@ -398,3 +398,19 @@ def test_a_reference_is_measured_beside_the_candidates_and_never_chosen(monkeypa
     monkeypatch.setattr("sys.argv", [*argv[:7], "--reference", "REF", "--current", "CUR"])
     with pytest.raises(SystemExit, match="--reference REF: give NAME=FOLDER"):
         selection_script().main()
+
+
+def test_a_vote_candidate_finds_the_s_beats_its_voter_finds_and_loses_them_with_the_voter_under_the_stress(tmp_path):
+    """The network finds r0's S beats only; the voter finds r1's too, but not under the stress: the vote (S probability
+    the mean of both) finds both patients' at its operating point, and under the stress r1's are lost again."""
+    jobs = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    for folder, setting, r1, r1_stressed in (("net", "m=net", 0.05, 0.05), ("flo", "m=floor", 0.95, 0.0)):
+        for num, (fold, seed) in enumerate(jobs):
+            write(tmp_path / "cv" / folder, num, fold, seed, 0.95 if fold == 0 else r1, 40, setting)
+            write(tmp_path / "stress" / folder, num, fold, seed, 0.95 if fold == 0 else r1_stressed, 40, setting)
+    row = selection_script().vote_candidate(tmp_path / "cv", tmp_path / "stress", "net", "flo")
+    point = row["operating_point"]
+    assert row["vote"] == "S" and point["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0} and point["ppv_S"] == 1.0
+    assert point["stressed_se_S"] == 0.5
+    alone = selection_script().at_operating_point(tmp_path / "cv" / "net", tmp_path / "stress" / "net", [0] * 5)
+    assert alone["patient_mean_se_S"] == 0.5
