@@ -4,7 +4,10 @@ chosen on (per S offset: the patient mean of S Se against the pooled S +P, with 
 file the twenty-third round's rule writes (``selection_over_seeds.py --patient-gain``). Reads that file only; nothing
 is trained or scored.
 
-    python benchmarks/ds1_s_patients.py results/aami_ds1_cv5_s_patients_selection.json --out docs/ds1_s_patients.png
+    python benchmarks/ds1_s_patients.py results/aami_ds1_cv5_s_patients_with_floor_reference.json \
+        results/aami_ds1_cv5_floor_vote_selection.json --out docs/ds1_s_patients.png
+
+Several files are drawn together, each model once (the first file that holds it).
 """
 
 from __future__ import annotations
@@ -33,10 +36,14 @@ def per_patient(selection: dict) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("selection", type=Path, help="the JSON written by selection_over_seeds.py --patient-gain")
+    parser.add_argument(
+        "selections", type=Path, nargs="+", help="JSON files written by selection_over_seeds.py --patient-gain"
+    )
     parser.add_argument("--out", type=Path, default=Path("ds1_s_patients.png"))
     args = parser.parse_args()
-    rows = per_patient(json.loads(args.selection.read_text()))
+    rows: dict[str, dict] = {}
+    for path in args.selections:
+        rows |= {name: row for name, row in per_patient(json.loads(path.read_text())).items() if name not in rows}
     patients = sorted(next(iter(rows.values()))["per_patient_se_S"])
     x = np.arange(len(patients))
     width = 0.8 / len(rows)
