@@ -89,6 +89,12 @@ The twenty-fourth round (SV: SL6IT's seeds averaged with the floor's voting on S
     python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r --candidates SL6IT=sl6it \
         --votes SV=sl6it+floor --current SL6IT --patient-gain 0.1 --out results/aami_ds1_cv5_floor_vote_selection.json
 
+The twenty-fifth round (SL6IT-R: SL6IT with the S decision relative to each record; the same rule):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r --candidates SL6IT=sl6it \
+        --relative SL6IT-R=sl6it --current SL6IT --patient-gain 0.1 \
+        --out results/aami_ds1_cv5_record_relative_s_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -106,8 +112,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_lightning.aggregate import pooled, selected_predictions
-from ecg_lightning.calibrate import choose_bias, choose_operating_point, patient_mean
+from ecg_lightning.aggregate import pooled, selected_predictions, with_class_bias
+from ecg_lightning.calibrate import (
+    RELATIVE_GRID,
+    choose_bias,
+    choose_operating_point,
+    patient_mean,
+    relative_to_records,
+)
+from ecg_lightning.report import metrics_report
 
 # name: its cross-validation sweep (and stress sweep) folder name (the eleventh round's; --candidates overrides)
 CANDIDATES = {"L6": "l6", "R0": "r0", "L": "l"}
@@ -201,6 +214,44 @@ def vote_candidate(cv: Path, stress: Path, network: str, voter: str, vote: str =
         "class_bias": bias,
         "seed_ensemble": {"class_bias": bias, **{k: round(at_f1[k], 4) for k in KEPT}},
         "operating_point": at_operating_point(sweeps, stressed, bias, vote),
+    }
+
+
+def relative_candidate(cv: Path, stress: Path, base: list[float]) -> dict:
+    """The sweep's seeds averaged with the S decision relative to each record (``calibrate.relative_to_records``; the
+    twenty-fifth round): the operating point is the relative S offset on ``RELATIVE_GRID``, the other offsets
+    ``base``'s; the S Se under the stress with the same transform (each re-scored record's own median)."""
+
+    def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+        probs, labels, classes, info = only(selected_predictions([sweep], seeds=True))
+        records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
+        return relative_to_records(probs, records, classes), labels, classes, {**info, "records": records}
+
+    probs, labels, classes, info = relative(cv)
+    base = np.asarray(base, dtype=float)
+    try:
+        bias, point = choose_operating_point(probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
+    except ValueError as error:
+        raise SystemExit(f"{cv}: {error}; the patient mean needs DS1's S patients validated") from None
+    offsets = [float(b) for b in bias]
+    at = metrics_report(with_class_bias(probs, offsets), labels, classes, info["threshold"])
+    s_probs, s_labels, _, s_info = relative(stress)
+    if len(s_labels) != len(labels):
+        raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
+    stressed = metrics_report(with_class_bias(s_probs, offsets), s_labels, classes, s_info["threshold"])
+    return {
+        "sweep": str(cv),
+        "relative_to_records": True,
+        "class_bias": offsets,
+        "operating_point": {
+            "class_bias": offsets,
+            **{k: round(at[k], 4) for k in KEPT},
+            "patient_mean_se_S": round(point["patient_mean_se_S"], 4),
+            "per_patient_se_S": {r: round(v, 4) for r, v in point["per_patient_se_S"].items()},
+            "stressed_se_S": round(stressed["se_S"], 4),
+            "min_ppv_S": point["min_ppv_S"],
+            "curve": [{k: round(v, 4) for k, v in step.items()} for step in point["curve"]],
+        },
     }
 
 
@@ -472,6 +523,14 @@ def main() -> None:
         "(the twenty-fourth round)",
     )
     parser.add_argument(
+        "--relative",
+        nargs="+",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="candidates for --patient-gain whose S decision is relative to each record (the twenty-fifth round); "
+        "FOLDER's seeds averaged, its other offsets those of the current model's F1 choice",
+    )
+    parser.add_argument(
         "--reference",
         nargs="+",
         default=[],
@@ -506,8 +565,14 @@ def main() -> None:
             if not (network and plus and voter):
                 raise SystemExit(f"--votes {spec}: give NAME=NETWORK+VOTER (two folders under --cv and --stress)")
             rows[name] = vote_candidate(args.cv, args.stress, network, voter)
-    elif args.votes:
-        raise SystemExit("--votes weighs vote candidates by the patient rule: give --patient-gain")
+        for spec in args.relative:
+            name, _, folder = spec.partition("=")
+            if not folder:
+                raise SystemExit(f"--relative {spec}: give NAME=FOLDER (under --cv and --stress)")
+            base = rows[args.current]["seed_ensemble"]["class_bias"]
+            rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base)
+    elif args.votes or args.relative:
+        raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain")
     for spec in args.ensembles:
         name, _, instances = spec.partition("=")
         if not instances:

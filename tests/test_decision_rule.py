@@ -305,9 +305,9 @@ def test_patient_rule_takes_a_candidate_ahead_on_s_patients_only_within_the_stre
     assert choose_by_patients({"SL6IT": own_point, "S1": collapses}, 0.1, "SL6IT")[:2] == ("SL6IT", [0, -0.5, 0, 0, 0])
 
 
-def write(sweep, num, fold, seed, s_prob, n_beats=10, setting="m=a"):
+def write(sweep, num, fold, seed, s_prob, n_beats=10, setting="m=a", n_prob=0.1):
     """One job of a made-up cross-validation sweep, laid out as Hydra writes it: fold ``fold``'s record r<fold>
-    holds 10 S beats given S probability ``s_prob`` and ``n_beats`` N beats given 0.1."""
+    holds 10 S beats given S probability ``s_prob`` and ``n_beats`` N beats given ``n_prob``."""
     import yaml
 
     job = sweep / f"{num}_job"
@@ -315,7 +315,7 @@ def write(sweep, num, fold, seed, s_prob, n_beats=10, setting="m=a"):
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([setting, f"data.fold={fold}", f"seed={seed}"]))
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
     labels = [1] * 10 + [0] * n_beats
-    probs = [[1 - s_prob, s_prob, 0, 0, 0]] * 10 + [[0.9, 0.1, 0, 0, 0]] * n_beats
+    probs = [[1 - s_prob, s_prob, 0, 0, 0]] * 10 + [[1 - n_prob, n_prob, 0, 0, 0]] * n_beats
     np.savez(job / "val_predictions.npz", probs=np.asarray(probs, np.float32), labels=np.asarray(labels),
              record=np.asarray([f"r{fold}"] * len(labels)), classes=np.asarray(CLASSES), threshold=0.5)  # fmt: skip
 
@@ -414,3 +414,46 @@ def test_a_vote_candidate_finds_the_s_beats_its_voter_finds_and_loses_them_with_
     assert point["stressed_se_S"] == 0.5
     alone = selection_script().at_operating_point(tmp_path / "cv" / "net", tmp_path / "stress" / "net", [0] * 5)
     assert alone["patient_mean_se_S"] == 0.5
+
+
+def test_relative_to_records_measures_each_beats_s_score_from_its_own_records_median():
+    """Record a's beats all score low on S (its S beats below record b's N beats), b's N beats high (fibrillation):
+    no shared S offset finds a's S beats without b's N beats; relative to each record's median one offset does."""
+    from ecg_lightning.calibrate import relative_to_records
+
+    def beats(s_prob, n):
+        return [[1 - s_prob, s_prob, 0, 0, 0]] * n
+
+    probs = np.asarray(beats(0.01, 5) + beats(1e-4, 20) + beats(0.05, 20), dtype=np.float64)
+    records = np.array(["a"] * 25 + ["b"] * 20)
+    relative = relative_to_records(probs, records, CLASSES)
+    assert np.allclose(relative.sum(1), 1) and relative.shape == probs.shape
+    odds = np.log(relative[:, 1]) - np.log(relative[:, 0])
+    assert np.allclose(odds[5:], 0, atol=1e-9)  # every record's median beat (here its N beats) at even odds
+    assert odds[0] == pytest.approx(np.log(0.01 / 0.99) - np.log(1e-4 / (1 - 1e-4)))
+    called = (np.log(relative) + np.array([0, -2.0, 0, 0, 0])).argmax(1) == 1
+    assert called[:5].all() and not called[5:].any()
+    shared = [(np.log(np.clip(probs, 1e-12, None)) + np.array([0, c, 0, 0, 0])).argmax(1) == 1 for c in GRID]
+    assert not any(c[:5].all() and not c[25:].any() for c in shared)
+
+
+def test_a_record_relative_candidate_finds_the_patient_whose_beats_all_score_low_and_is_chosen(monkeypatch, tmp_path):
+    """r1's S beats score below r0's N beats (as 118's and 207's do against 203's): the network alone cannot find them
+    above the +P floor (patient mean 0.5); its S decision relative to each record finds both (1.0) and is chosen."""
+    jobs = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    for sweep in ("cv", "stress"):
+        for num, (fold, seed) in enumerate(jobs):
+            s_prob, n_prob = (0.95, 0.1) if fold == 0 else (0.05, 0.005)
+            write(tmp_path / sweep / "net", num, fold, seed, s_prob, 40, n_prob=n_prob)
+    out = tmp_path / "selection.json"
+    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "cv"), "--stress", str(tmp_path / "stress"),
+            "--candidates", "NET=net", "--relative", "REL=net", "--current", "NET", "--patient-gain", "0.1",
+            "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    selection_script().main()
+    result = json.loads(out.read_text())
+    assert result["candidates"]["NET"]["operating_point"]["patient_mean_se_S"] == 0.5
+    point = result["candidates"]["REL"]["operating_point"]
+    assert point["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0} and point["ppv_S"] == 1.0
+    assert point["stressed_se_S"] == 1.0 and result["chosen"] == "REL"
+    assert result["candidates"]["REL"]["relative_to_records"] is True
