@@ -5,7 +5,8 @@ file the twenty-third round's rule writes (``selection_over_seeds.py --patient-g
 is trained or scored.
 
     python benchmarks/ds1_s_patients.py results/aami_ds1_cv5_s_patients_with_floor_reference.json \
-        results/aami_ds1_cv5_floor_vote_selection.json --out docs/ds1_s_patients.png
+        results/aami_ds1_cv5_floor_vote_selection.json results/aami_ds1_cv5_record_relative_s_selection.json \
+        --out docs/ds1_s_patients.png
 
 Several files are drawn together, each model once (the first file that holds it).
 """
@@ -26,7 +27,11 @@ import numpy as np  # noqa: E402
 def per_patient(selection: dict) -> dict[str, dict]:
     """Candidate name -> its operating point (offsets, per-patient S Se, patient mean, pooled S +P); references
     (measured beside the candidates, never chosen) follow, named as such."""
-    rows = {n: c["operating_point"] for n, c in selection["candidates"].items() if "operating_point" in c}
+    rows = {
+        n: {**c["operating_point"], "relative": c.get("relative_to_records", False)}
+        for n, c in selection["candidates"].items()
+        if "operating_point" in c
+    }
     refs = selection.get("references", {})
     rows |= {f"{n} (reference)": c["operating_point"] for n, c in refs.items() if "operating_point" in c}
     if not rows:
@@ -52,7 +57,7 @@ def main() -> None:
         se = [point["per_patient_se_S"][p] for p in patients]
         label = (
             f"{name}: patient mean {point['patient_mean_se_S']:.2f}, pooled S +P {point['ppv_S']:.2f} "
-            f"(S offset {point['class_bias'][1]:+g})"
+            f"({'relative ' if point.get('relative') else ''}S offset {point['class_bias'][1]:+g})"
         )
         bars = ax.bar(x + (k - (len(rows) - 1) / 2) * width, se, width, label=label)
         curve = point["curve"]
