@@ -96,25 +96,9 @@ def patient_mean(
     return float(np.mean(list(each.values()))), each
 
 
-# the twenty-fifth round's S offsets, relative to each record's median S-vs-N log-odds (about 0 calls half a record S)
+# the twenty-fifth round's S offsets, relative to each record's median S-vs-N log-odds (classifier.relative_to_records:
+# about 0 calls half a record S)
 RELATIVE_GRID = np.round(np.arange(-12.0, 2.01, 0.25), 2)
-
-
-def relative_to_records(probs: np.ndarray, records: np.ndarray, classes: list[str]) -> np.ndarray:
-    """Probabilities whose S log-odds against N are measured from the median of the beat's own record: p(S) divided
-    by exp(median over the record of log p(S) - log p(N)), then renormalized. Why: within a patient the networks rank
-    S beats above N beats almost perfectly, but a threshold shared by all patients misses a patient whose beats all
-    get a low S score (bundle branch blocks) and catches one whose N beats get a high one (fibrillation); an S offset
-    on these probabilities is an offset relative to the patient (docs/inter_patient.md, twenty-fifth round). Needs
-    the whole record, as ``predict`` has it."""
-    log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
-    s, n = classes.index("S"), classes.index("N")
-    odds = log_probs[:, s] - log_probs[:, n]
-    names, index = np.unique(np.asarray(records).astype(str), return_inverse=True)
-    medians = np.array([np.median(odds[index == i]) for i in range(len(names))])  # one per record
-    log_probs[:, s] -= medians[index]
-    shifted = np.exp(log_probs - log_probs.max(1, keepdims=True))
-    return shifted / shifted.sum(1, keepdims=True)
 
 
 def choose_operating_point(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -42,6 +43,26 @@ def probabilities(logits: torch.Tensor, binary: bool, bias: torch.Tensor | None 
     return torch.softmax(logits if bias is None else logits + bias.to(logits.device, logits.dtype), dim=-1)
 
 
+def relative_to_records(
+    probs: np.ndarray, records: np.ndarray, classes: Sequence[str], s_offset: float = 0.0
+) -> np.ndarray:
+    """Probabilities whose S log-odds against N are measured from the median of the beat's own record, then offset by
+    ``s_offset``: p(S) times exp(s_offset - median over the record of log p(S) - log p(N)), renormalized. Any S offset
+    already in ``probs`` cancels in the median, so ``s_offset`` is the whole S decision. Why: within a patient the
+    networks rank S beats above N beats almost perfectly, but one threshold for all patients misses a patient whose
+    beats all get a low S score (bundle branch blocks) and catches one whose N beats get a high one (fibrillation)
+    (docs/inter_patient.md, twenty-fifth and twenty-sixth rounds). Needs every beat of each record, as ``evaluate``
+    and ``predict`` have them; a record's median beat then sits at even S-vs-N odds before the offset."""
+    log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
+    s, n = list(classes).index("S"), list(classes).index("N")
+    odds = log_probs[:, s] - log_probs[:, n]
+    names, index = np.unique(np.asarray(records).astype(str), return_inverse=True)
+    medians = np.array([np.median(odds[index == i]) for i in range(len(names))])  # one per record, not per beat
+    log_probs[:, s] += s_offset - medians[index]
+    shifted = np.exp(log_probs - log_probs.max(1, keepdims=True))
+    return shifted / shifted.sum(1, keepdims=True)
+
+
 class BeatClassifier(L.LightningModule):
     """Beat classifier around an injected network: one logit per window for two classes, one per class otherwise.
 
@@ -61,6 +82,9 @@ class BeatClassifier(L.LightningModule):
             multi-class counterpart of ``threshold``: e.g. how readily a beat is called S), chosen on pooled
             cross-validated validation predictions (``python -m ecg_lightning.calibrate``), never on a test set;
             the loss does not see it. None: no offset.
+        relative_s: make the S decision relative to each record (``relative_to_records``; AAMI classes): the S
+            offset of ``class_bias`` then applies to a beat's S-vs-N log-odds minus its record's median. Applied by
+            ``evaluate`` and ``predict`` over whole records, never per batch; training does not see it.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
 
@@ -73,6 +97,7 @@ class BeatClassifier(L.LightningModule):
         class_weight: str | Sequence[float] | None = None,
         threshold: float = 0.5,
         class_bias: Sequence[float] | None = None,
+        relative_s: bool = False,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
@@ -115,6 +140,11 @@ class BeatClassifier(L.LightningModule):
         self.register_buffer("class_weight", weight)
         # not a buffer: checkpoints from before it existed load as they are; it comes back from the hparams
         self.class_bias = None if class_bias is None else torch.tensor([float(b) for b in class_bias])
+        if relative_s and not {"S", "N"} <= set(classes):
+            raise ConfigError(
+                f"model.relative_s=true needs the classes N and S (AAMI labels); the classes are {classes}"
+            )
+        self.relative_s = bool(relative_s)
         self.train_metrics = metrics.clone(prefix="train/")
         self.train_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_metrics = metrics.clone(prefix="val/")
@@ -129,6 +159,14 @@ class BeatClassifier(L.LightningModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """P(abnormal) per beat for two classes, else class probabilities (batch, classes)."""
         return probabilities(logits, self.binary, self.class_bias)
+
+    def decide_per_record(self, probs: np.ndarray, records: np.ndarray) -> np.ndarray:
+        """The probabilities a whole-record decision gives: with ``relative_s`` the S decision relative to each record
+        (``relative_to_records``, the S offset of ``class_bias``), else ``probs`` as they are."""
+        if not self.relative_s:
+            return probs
+        s_offset = 0.0 if self.class_bias is None else float(self.class_bias[list(self.hparams.classes).index("S")])
+        return relative_to_records(probs, records, self.hparams.classes, s_offset).astype(probs.dtype)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.binary:

@@ -86,7 +86,9 @@ def combined_config(network: dict[str, Any], voter: dict[str, Any], vote: str, c
 NOT_INPUTS = ("catalog", "cache_dir", "cache_dtype", "cut_on_device", "batch_size", "num_workers", "seed", "augment")
 
 
-def mean_config(configs: list[dict[str, Any]], class_bias: list[float] | None) -> dict[str, Any]:
+def mean_config(
+    configs: list[dict[str, Any]], class_bias: list[float] | None, relative_s: bool = False
+) -> dict[str, Any]:
     """The run config of several networks averaged: the first's, its net a ``NetworkMean`` of every member's net.
     The members must prepare their inputs alike and have one architecture; their seeds may differ."""
     first = configs[0]
@@ -102,7 +104,7 @@ def mean_config(configs: list[dict[str, Any]], class_bias: list[float] | None) -
         "networks": [c["model"]["net"] for c in configs],
         "binary": len(first["model"]["classes"]) == 2,
     }
-    return {**first, "model": {**first["model"], "net": net, "class_bias": class_bias}}
+    return {**first, "model": {**first["model"], "net": net, "class_bias": class_bias, "relative_s": relative_s}}
 
 
 def _net_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -119,15 +121,16 @@ def _save(model: torch.nn.Module, first_ckpt: dict[str, Any], config: dict, memb
     torch.save({**saved, LEADS_KEY: first_ckpt.get(LEADS_KEY), "members": members}, out)
 
 
-def combine_mean(paths: list[Path], out: Path, class_bias: list[float] | None = None) -> Path:
-    """Write the checkpoint of ``paths``' networks averaged (a folder stands for every seed of that sweep)."""
+def combine_mean(paths: list[Path], out: Path, class_bias: list[float] | None = None, relative_s: bool = False) -> Path:
+    """Write the checkpoint of ``paths``' networks averaged (a folder stands for every seed of that sweep); with
+    ``relative_s`` its S decision is made relative to each record (``model.relative_s``)."""
     paths = [p for path in paths for p in (seeds_of(path).values() if path.is_dir() else [path])]
     if len(paths) < 2:
         raise CheckpointError(f"--mean averages several networks; got {[str(p) for p in paths]}")
     ckpts = [load_checkpoint(p) for p in paths]
     configs = [OmegaConf.to_container(checkpoint_config(c), resolve=True) for c in ckpts]
     try:
-        config = mean_config(configs, class_bias)
+        config = mean_config(configs, class_bias, relative_s)
     except CheckpointError as err:  # name the files
         raise CheckpointError(f"{', '.join(map(str, paths))}: {err}") from None
     model = instantiate(OmegaConf.create(config["model"]), _convert_="all")
@@ -193,10 +196,17 @@ def main() -> None:
     parser.add_argument("--mean", action="store_true", help="average the members' class probabilities")
     parser.add_argument("--vote", default="S", help="the class the voter votes on (default S)")
     parser.add_argument("--class-bias", type=float, nargs="+", help="decision offsets per class (calibrate)")
+    parser.add_argument(
+        "--relative-s",
+        action="store_true",
+        help="with --mean: the S offset applies relative to each record's median S-vs-N log-odds (model.relative_s)",
+    )
     args = parser.parse_args()
     if args.mean:
-        exit_on_input_error(lambda: combine_mean(args.members, args.out, args.class_bias))
+        exit_on_input_error(lambda: combine_mean(args.members, args.out, args.class_bias, args.relative_s))
         return
+    if args.relative_s:
+        parser.error("--relative-s goes with --mean (a network with a voter decides per beat)")
     if len(args.members) != 2:
         parser.error(f"give a network and a voter (two paths), or --mean; got {len(args.members)} paths")
     args.network, args.voter = args.members

@@ -171,10 +171,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     loader = datamodule.loader(data, cfg.batch_size)
     predictions = [report.predict_proba(model, loader, f"Evaluating {cfg.side}") for model in models]
     probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
+    names = datamodule.records.names
+    probs = models[0].decide_per_record(probs, np.asarray(names)[data.beats.record])  # e.g. the record-relative S
 
     classes = datamodule.class_names
     metrics = report.metrics_report(probs, labels, classes, threshold)
-    names, databases = datamodule.records.names, datamodule.records.databases
+    databases = datamodule.records.databases
     rows = report.per_record(data.beats.record, names, probs, labels, classes, threshold, databases)
     records = sorted({r["record"] for r in rows})
     paths = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)

@@ -83,6 +83,17 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
         else "all beats of the record (template, RR normalization)",
         "channels": n_channels(data["lead"], data.get("templates", False)),
         "rr_features": rr,
+        **(
+            {
+                "record_decision": "the S decision is relative to each record: over all the beats of one record, "
+                "ecg_lightning.classifier.relative_to_records(probs, records, classes, s_offset) with s_offset the "
+                "S entry of class_bias (each record's median S-vs-N log-odds taken off); the graph alone decides "
+                "beat by beat, without it",
+                "class_bias": [float(b) for b in module.class_bias],
+            }
+            if getattr(module, "relative_s", False)
+            else {}
+        ),
     }
 
 
@@ -139,6 +150,8 @@ def export(cfg: DictConfig) -> Path:
         out_dir / "preprocessing.json", json.dumps({"checkpoint": str(cfg.ckpt_path), **spec}, indent=2)
     )
     log.info("Exported %s to %s (inputs %s; preprocessing.json beside it)", cfg.ckpt_path, path, names)
+    if "record_decision" in spec:
+        log.warning("%s decides S relative to each record: apply preprocessing.json's record_decision", cfg.ckpt_path)
     return path
 
 

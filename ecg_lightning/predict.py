@@ -258,6 +258,7 @@ def classify_loaded(
     loader = DataLoader(dataset, batch_size=max(1, batch_size // runs), collate_fn=passthrough_collate)
     threshold = check_threshold(threshold if threshold is not None else model.hparams.threshold)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")
+    probs = model.decide_per_record(probs, np.full(len(probs), record.name))  # a decision over the whole record
     lap("classify")
     quality = signal_quality(records.signal[0], index.sample, records.fs)  # one record: beats in time order
     if quality.noisy.any():

@@ -126,6 +126,16 @@ def test_networks_averaged_give_the_mean_of_their_probabilities_through_evaluate
     )
     np.testing.assert_allclose(averaged["probs"], expected.numpy(), atol=2e-5)
     assert_predict_serves_what_evaluate_scored(mean, averaged, tiny_db, tmp_path)
+    # the S decision relative to each record: evaluate and predict both decide over the whole record
+    from ecg_lightning.classifier import relative_to_records
+
+    relative = combine_mean([tmp_path / "seeds"], tmp_path / "relative.ckpt", bias, relative_s=True)
+    assert load_checkpoint(relative)["hyper_parameters"]["relative_s"] is True
+    decided = scored(relative, tiny_db, tmp_path, "relative")
+    wanted = relative_to_records(expected.numpy(), decided["record"], list(decided["classes"]), s_offset=bias[1])
+    np.testing.assert_allclose(decided["probs"], wanted, atol=2e-5)
+    assert np.abs(decided["probs"] - averaged["probs"]).max() > 0.01  # it changes the decision
+    assert_predict_serves_what_evaluate_scored(relative, decided, tiny_db, tmp_path)
 
 
 def test_networks_averaged_must_be_trained_alike_and_several(tiny_db, tmp_path):

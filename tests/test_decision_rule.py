@@ -29,6 +29,22 @@ def test_class_bias_is_a_log_prior_added_before_the_softmax():
     assert "class_bias" not in classifier(class_bias=bias).state_dict()  # earlier checkpoints load as they are
 
 
+def test_the_record_relative_decision_is_the_s_offset_on_each_records_own_scale_and_needs_n_and_s():
+    probs = torch.softmax(torch.randn(30, 5, generator=torch.Generator().manual_seed(0)), -1).numpy()
+    records = np.array(["a"] * 10 + ["b"] * 20)
+    assert classifier(class_bias=[0, 1.5, 0, 0, 0]).decide_per_record(probs, records) is probs  # off: untouched
+    decided = classifier(class_bias=[0, 1.5, 0, 0, 0], relative_s=True).decide_per_record(probs, records)
+    odds = np.log(decided[:, 1]) - np.log(decided[:, 0])
+    for record in "ab":  # every record's median beat at the S offset's odds, the order of its beats unchanged
+        mine = records == record
+        assert np.median(odds[mine]) == pytest.approx(1.5, abs=1e-5)
+        raw = np.log(probs[mine, 1]) - np.log(probs[mine, 0])
+        assert (np.argsort(odds[mine]) == np.argsort(raw)).all()
+    np.testing.assert_allclose(decided[:, 2:] / decided[:, [0]], probs[:, 2:] / probs[:, [0]], rtol=1e-5)
+    with pytest.raises(ConfigError, match="needs the classes N and S"):
+        BeatClassifier(nn.Identity(), torch.optim.Adam, classes=["normal", "abnormal"], relative_s=True)
+
+
 def test_calibration_finds_the_offset_that_recovers_underpredicted_s_beats():
     rng = np.random.default_rng(0)
     labels = np.r_[np.zeros(900, int), np.ones(60, int), np.full(40, 2)]
@@ -419,7 +435,7 @@ def test_a_vote_candidate_finds_the_s_beats_its_voter_finds_and_loses_them_with_
 def test_relative_to_records_measures_each_beats_s_score_from_its_own_records_median():
     """Record a's beats all score low on S (its S beats below record b's N beats), b's N beats high (fibrillation):
     no shared S offset finds a's S beats without b's N beats; relative to each record's median one offset does."""
-    from ecg_lightning.calibrate import relative_to_records
+    from ecg_lightning.classifier import relative_to_records
 
     def beats(s_prob, n):
         return [[1 - s_prob, s_prob, 0, 0, 0]] * n

@@ -754,6 +754,12 @@ def test_an_exported_mean_of_networks_gives_the_checkpoints_probabilities(tiny_d
     ckpt = combine_mean([tmp_path / "runs"], tmp_path / "mean.ckpt", [0.0, -1.0, -0.5, 0.0, 0.0])
     path = export(compose_config("export", tmp_path / "onnx", [f"ckpt_path={ckpt}", "format=onnx"]))
     assert_onnx_gives_the_checkpoints_probabilities(ckpt, path, tiny_db, tmp_path)
+    assert "record_decision" not in json.loads((tmp_path / "onnx" / "preprocessing.json").read_text())
+    # a model deciding S relative to each record: the graph decides beat by beat, the sidecar says what to add
+    relative = combine_mean([tmp_path / "runs"], tmp_path / "rel.ckpt", [0.0, -6.0, -0.5, 0.0, 0.0], relative_s=True)
+    export(compose_config("export", tmp_path / "rel", [f"ckpt_path={relative}", "format=onnx"]))
+    spec = json.loads((tmp_path / "rel" / "preprocessing.json").read_text())
+    assert "relative_to_records" in spec["record_decision"] and spec["class_bias"] == [0.0, -6.0, -0.5, 0.0, 0.0]
 
 
 def test_resume_from_a_truncated_checkpoint_fails_before_writing_anything(tiny_db, tmp_path):
