@@ -250,6 +250,24 @@ def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tm
     assert f"--class-bias {averaged} --out" in text
 
 
+def test_the_record_relative_experiment_holds_what_the_twenty_sixth_round_chose(tmp_path):
+    """experiment=aami_sequence_relative_s is S1T-R as the selection recorded it: S1T's inputs, the S decision
+    relative to each record, and the operating point the rule chose (also in the combine line of its comment)."""
+    import json
+    from pathlib import Path
+
+    from conftest import compose_config
+
+    root = Path(__file__).resolve().parents[1]
+    chosen = json.loads((root / "results" / "aami_ds1_cv5_record_relative_s_other_networks_selection.json").read_text())
+    assert chosen["chosen"] == "S1T-R" and chosen["candidates"]["S1T-R"]["relative_to_records"]
+    cfg = compose_config("train", tmp_path, ["experiment=aami_sequence_relative_s"])
+    assert list(cfg.model.class_bias) == chosen["class_bias"] and cfg.model.relative_s is True
+    assert cfg.data.augment.template_swap == 0.2 and cfg.data.reference_beats == "all" and cfg.data.run_beats > 1
+    text = (root / "conf" / "experiment" / "aami_sequence_relative_s.yaml").read_text()
+    assert f"--class-bias {' '.join(f'{b:g}' for b in chosen['class_bias'])} --relative-s --out" in text
+
+
 def test_the_patient_mean_counts_each_s_patient_once_whatever_its_beats():
     """r1: 18 of 20 S beats found, r2: 0 of 10, r3: 5 of 5 but under the 10-beat floor — the patient mean is 0.45
     where the pooled sensitivity over r1 and r2 is 0.6."""
