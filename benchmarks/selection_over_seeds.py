@@ -113,13 +113,8 @@ from pathlib import Path
 import numpy as np
 
 from ecg_lightning.aggregate import pooled, selected_predictions, with_class_bias
-from ecg_lightning.calibrate import (
-    RELATIVE_GRID,
-    choose_bias,
-    choose_operating_point,
-    patient_mean,
-    relative_to_records,
-)
+from ecg_lightning.calibrate import RELATIVE_GRID, choose_bias, choose_operating_point, patient_mean
+from ecg_lightning.classifier import relative_to_records
 from ecg_lightning.report import metrics_report
 
 # name: its cross-validation sweep (and stress sweep) folder name (the eleventh round's; --candidates overrides)
@@ -218,7 +213,7 @@ def vote_candidate(cv: Path, stress: Path, network: str, voter: str, vote: str =
 
 
 def relative_candidate(cv: Path, stress: Path, base: list[float]) -> dict:
-    """The sweep's seeds averaged with the S decision relative to each record (``calibrate.relative_to_records``; the
+    """The sweep's seeds averaged with the S decision relative to each record (``classifier.relative_to_records``; the
     twenty-fifth round): the operating point is the relative S offset on ``RELATIVE_GRID``, the other offsets
     ``base``'s; the S Se under the stress with the same transform (each re-scored record's own median)."""
 
