@@ -6,7 +6,7 @@ is trained or scored.
 
     python benchmarks/ds1_s_patients.py results/aami_ds1_cv5_s_patients_with_floor_reference.json \
         results/aami_ds1_cv5_floor_vote_selection.json results/aami_ds1_cv5_record_relative_s_selection.json \
-        --out docs/ds1_s_patients.png
+        results/aami_ds1_cv5_record_relative_s_other_networks_selection.json --out docs/ds1_s_patients.png
 
 Several files are drawn together, each model once (the first file that holds it).
 """
