@@ -17,10 +17,10 @@ from ecg_lightning.checkpoint import CheckpointError
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
 CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
-# the DS1 choice of the recommended model (docs/inter_patient.md, twenty-second round): its seed ensemble's offsets
-# are the shipped ones
-CHOICE = ROOT / "results" / "aami_ds1_cv5_sequence_template_swap_selection.json"
-RECIPE, CHOSEN = "experiment=aami_sequence_template_swap", "SL6IT"
+# the DS1 choice of the recommended model (docs/inter_patient.md, twenty-sixth round): the operating point it chose
+# (with the S decision relative to each record) is the shipped decision
+CHOICE = ROOT / "results" / "aami_ds1_cv5_record_relative_s_other_networks_selection.json"
+RECIPE, CHOSEN = "experiment=aami_sequence_relative_s", "S1T-R"
 
 
 def golden_recording(root: Path) -> Path:
@@ -87,9 +87,9 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     """MODEL_CARD.md says the shipped model is three networks of the recommended recipe averaged, with the
-    offsets its three-seed average chose on DS1 (twenty-second round): its saved settings (inputs, each member's
-    network, loss weights, decision offsets) are what that experiment composes now and what the choice recorded —
-    changing the recipe or the choice without shipping a model of it fails here."""
+    decision its three-seed average chose on DS1 (twenty-sixth round: offsets and the record-relative S): its saved
+    settings (inputs, each member's network, loss weights, decision) are what that experiment composes now and what
+    the choice recorded — changing the recipe or the choice without shipping a model of it fails here."""
     import torch
     from omegaconf import OmegaConf
 
@@ -108,7 +108,8 @@ def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     assert net["_target_"] == "ecg_lightning.models.NetworkMean" and len(net["networks"]) == 3
     assert all(member == recipe["model"]["net"] for member in net["networks"])
     chosen = json.loads(CHOICE.read_text())
-    assert chosen["chosen"] == CHOSEN
-    offsets = chosen["candidates"][CHOSEN]["seed_ensemble"]["class_bias"]
-    assert shipped["model"]["class_bias"] == offsets
+    assert chosen["chosen"] == CHOSEN and chosen["candidates"][CHOSEN]["relative_to_records"]
+    offsets = chosen["class_bias"]
+    assert shipped["model"]["class_bias"] == offsets == recipe["model"]["class_bias"]
     assert saved["hyper_parameters"]["class_bias"] == offsets
+    assert shipped["model"]["relative_s"] is saved["hyper_parameters"]["relative_s"] is recipe["model"]["relative_s"]
