@@ -407,6 +407,16 @@ def test_the_s_patients_figure_draws_each_candidates_patients_and_refuses_a_file
         selection_script("ds1_s_patients").main()
 
 
+def patient_selection(monkeypatch, tmp_path, *flags: str, current: str = "CUR") -> dict:
+    """selection_over_seeds.py by the patient rule on the made-up sweeps under ``tmp_path``; its JSON."""
+    out = tmp_path / "selection.json"
+    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "cv"), "--stress", str(tmp_path / "stress"), *flags,
+            "--current", current, "--patient-gain", "0.1", "--out", str(out)]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    selection_script().main()
+    return json.loads(out.read_text())
+
+
 def test_a_reference_is_measured_beside_the_candidates_and_never_chosen(monkeypatch, tmp_path):
     """The current model finds one patient's S beats (the other's only when every N beat is called S, below the +P
     floor), the reference both patients' (patient mean 1.0 against 0.5): the reference is written beside the
@@ -416,22 +426,13 @@ def test_a_reference_is_measured_beside_the_candidates_and_never_chosen(monkeypa
         for sweep in ("cv", "stress"):
             for num, (fold, seed) in enumerate(jobs):
                 write(tmp_path / sweep / folder, num, fold, seed, 0.95 if fold == 0 else r1, n_beats=40)
-    out = tmp_path / "selection.json"
-    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "cv"), "--stress", str(tmp_path / "stress"),
-            "--candidates", "CUR=cur", "--reference", "REF=ref", "--current", "CUR", "--patient-gain", "0.1",
-            "--out", str(out)]  # fmt: skip
-    monkeypatch.setattr("sys.argv", argv)
-    selection_script().main()
-    result = json.loads(out.read_text())
+    result = patient_selection(monkeypatch, tmp_path, "--candidates", "CUR=cur", "--reference", "REF=ref")
     assert result["chosen"] == "CUR" and set(result["candidates"]) == {"CUR"}
     assert result["references"]["REF"]["operating_point"]["patient_mean_se_S"] == 1.0
     assert result["candidates"]["CUR"]["operating_point"]["patient_mean_se_S"] == 0.5
-    monkeypatch.setattr("sys.argv", [*argv[:6], "CUR=cur", "REF=ref", *argv[9:]])
-    selection_script().main()
-    assert json.loads(out.read_text())["chosen"] == "REF"
-    monkeypatch.setattr("sys.argv", [*argv[:7], "--reference", "REF", "--current", "CUR"])
+    assert patient_selection(monkeypatch, tmp_path, "--candidates", "CUR=cur", "REF=ref")["chosen"] == "REF"
     with pytest.raises(SystemExit, match="--reference REF: give NAME=FOLDER"):
-        selection_script().main()
+        patient_selection(monkeypatch, tmp_path, "--candidates", "CUR=cur", "--reference", "REF")
 
 
 def test_a_vote_candidate_finds_the_s_beats_its_voter_finds_and_loses_them_with_the_voter_under_the_stress(tmp_path):
@@ -479,13 +480,7 @@ def test_a_record_relative_candidate_finds_the_patient_whose_beats_all_score_low
         for num, (fold, seed) in enumerate(jobs):
             s_prob, n_prob = (0.95, 0.1) if fold == 0 else (0.05, 0.005)
             write(tmp_path / sweep / "net", num, fold, seed, s_prob, 40, n_prob=n_prob)
-    out = tmp_path / "selection.json"
-    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "cv"), "--stress", str(tmp_path / "stress"),
-            "--candidates", "NET=net", "--relative", "REL=net", "--current", "NET", "--patient-gain", "0.1",
-            "--out", str(out)]  # fmt: skip
-    monkeypatch.setattr("sys.argv", argv)
-    selection_script().main()
-    result = json.loads(out.read_text())
+    result = patient_selection(monkeypatch, tmp_path, "--candidates", "NET=net", "--relative", "REL=net", current="NET")
     assert result["candidates"]["NET"]["operating_point"]["patient_mean_se_S"] == 0.5
     point = result["candidates"]["REL"]["operating_point"]
     assert point["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0} and point["ppv_S"] == 1.0
