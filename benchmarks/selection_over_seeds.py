@@ -113,7 +113,7 @@ from pathlib import Path
 import numpy as np
 
 from ecg_lightning.aggregate import pooled, selected_predictions, with_class_bias
-from ecg_lightning.calibrate import RELATIVE_GRID, choose_bias, choose_operating_point, patient_mean
+from ecg_lightning.calibrate import GRID, RELATIVE_GRID, choose_bias, choose_operating_point, patient_mean
 from ecg_lightning.classifier import relative_to_records
 from ecg_lightning.report import metrics_report
 
@@ -164,35 +164,48 @@ def candidate(cv: Path, stress: Path) -> dict:
     }
 
 
-def at_operating_point(
-    cv: Path | list[Path], stress: Path | list[Path], base: list[float], vote: str | None = None
-) -> dict:
-    """The seeds averaged at the operating point that weighs DS1's S patients one by one
-    (``calibrate.choose_operating_point`` from the F1 offsets ``base``), the S Se under the stress at the same
-    offsets, and the patient mean at ``base`` for comparison. With ``vote`` (a class), ``cv`` and ``stress`` are
-    [network, voter] sweeps, each one's seeds averaged, the voter voting on that class (``combine --vote``)."""
-    cvs, stresses = ([cv], [stress]) if isinstance(cv, Path) else (list(cv), list(stress))
-    probs, labels, classes, info = only(selected_predictions(cvs, vote=vote, seeds=True))
-    records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
+def operating_point(
+    where: Path, probs: np.ndarray, labels: np.ndarray, records: np.ndarray, classes: list[str], base, grid=GRID
+) -> tuple[list[float], dict]:
+    """``calibrate.choose_operating_point`` from the offsets ``base``, ending in one message naming ``where`` when no
+    S patient was validated."""
     try:
-        bias, point = choose_operating_point(probs, labels, records, classes, np.asarray(base, dtype=float))
+        bias, point = choose_operating_point(probs, labels, records, classes, np.asarray(base, dtype=float), grid=grid)
     except ValueError as error:  # no S patient among the validated records
-        raise SystemExit(f"{cvs[0]}: {error}; the patient mean needs DS1's S patients validated") from None
-    offsets = [float(b) for b in bias]
-    at = only(pooled(cvs, vote=vote, seeds=True, class_bias=offsets))
-    stressed = only(pooled(stresses, vote=vote, seeds=True, class_bias=offsets))
-    at_base = (np.log(np.clip(probs, 1e-12, None)) + np.asarray(base, dtype=float)).argmax(1)
-    base_mean, _ = patient_mean(at_base, labels, records, classes.index("S"))
+        raise SystemExit(f"{where}: {error}; the patient mean needs DS1's S patients validated") from None
+    return [float(b) for b in bias], point
+
+
+def point_row(offsets: list[float], at: dict, point: dict, stressed: dict) -> dict:
+    """An operating point as the selection file records it: the offsets, the scores there (``at``), the patient
+    mean and each S patient's S Se, the S Se under the stress, the +P floor and the whole trade-off."""
     return {
         "class_bias": offsets,
         **{k: round(at[k], 4) for k in KEPT},
         "patient_mean_se_S": round(point["patient_mean_se_S"], 4),
         "per_patient_se_S": {r: round(v, 4) for r, v in point["per_patient_se_S"].items()},
         "stressed_se_S": round(stressed["se_S"], 4),
-        "patient_mean_se_S_at_f1_offsets": round(base_mean, 4),
         "min_ppv_S": point["min_ppv_S"],
         "curve": [{k: round(v, 4) for k, v in step.items()} for step in point["curve"]],
     }
+
+
+def at_operating_point(
+    cv: Path | list[Path], stress: Path | list[Path], base: list[float], vote: str | None = None
+) -> dict:
+    """The seeds averaged at the operating point that weighs DS1's S patients one by one (``operating_point`` from
+    the F1 offsets ``base``), the S Se under the stress at the same offsets, and the patient mean at ``base`` for
+    comparison. With ``vote`` (a class), ``cv`` and ``stress`` are [network, voter] sweeps, each one's seeds
+    averaged, the voter voting on that class (``combine --vote``)."""
+    cvs, stresses = ([cv], [stress]) if isinstance(cv, Path) else (list(cv), list(stress))
+    probs, labels, classes, info = only(selected_predictions(cvs, vote=vote, seeds=True))
+    records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
+    offsets, point = operating_point(cvs[0], probs, labels, records, classes, base)
+    at = only(pooled(cvs, vote=vote, seeds=True, class_bias=offsets))
+    stressed = only(pooled(stresses, vote=vote, seeds=True, class_bias=offsets))
+    at_base = (np.log(np.clip(probs, 1e-12, None)) + np.asarray(base, dtype=float)).argmax(1)
+    base_mean, _ = patient_mean(at_base, labels, records, classes.index("S"))
+    return {**point_row(offsets, at, point, stressed), "patient_mean_se_S_at_f1_offsets": round(base_mean, 4)}
 
 
 def vote_candidate(cv: Path, stress: Path, network: str, voter: str, vote: str = "S") -> dict:
@@ -223,31 +236,14 @@ def relative_candidate(cv: Path, stress: Path, base: list[float]) -> dict:
         return relative_to_records(probs, records, classes), labels, classes, {**info, "records": records}
 
     probs, labels, classes, info = relative(cv)
-    base = np.asarray(base, dtype=float)
-    try:
-        bias, point = choose_operating_point(probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
-    except ValueError as error:
-        raise SystemExit(f"{cv}: {error}; the patient mean needs DS1's S patients validated") from None
-    offsets = [float(b) for b in bias]
+    offsets, point = operating_point(cv, probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
     at = metrics_report(with_class_bias(probs, offsets), labels, classes, info["threshold"])
     s_probs, s_labels, _, s_info = relative(stress)
     if len(s_labels) != len(labels):
         raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
     stressed = metrics_report(with_class_bias(s_probs, offsets), s_labels, classes, s_info["threshold"])
-    return {
-        "sweep": str(cv),
-        "relative_to_records": True,
-        "class_bias": offsets,
-        "operating_point": {
-            "class_bias": offsets,
-            **{k: round(at[k], 4) for k in KEPT},
-            "patient_mean_se_S": round(point["patient_mean_se_S"], 4),
-            "per_patient_se_S": {r: round(v, 4) for r, v in point["per_patient_se_S"].items()},
-            "stressed_se_S": round(stressed["se_S"], 4),
-            "min_ppv_S": point["min_ppv_S"],
-            "curve": [{k: round(v, 4) for k, v in step.items()} for step in point["curve"]],
-        },
-    }
+    row = point_row(offsets, at, point, stressed)
+    return {"sweep": str(cv), "relative_to_records": True, "class_bias": offsets, "operating_point": row}
 
 
 def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:
