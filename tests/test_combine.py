@@ -136,6 +136,8 @@ def test_networks_averaged_give_the_mean_of_their_probabilities_through_evaluate
     np.testing.assert_allclose(decided["probs"], wanted, atol=2e-5)
     assert np.abs(decided["probs"] - averaged["probs"]).max() > 0.01  # it changes the decision
     assert_predict_serves_what_evaluate_scored(relative, decided, tiny_db, tmp_path)
+    with pytest.raises(CheckpointError, match="record-relative S decision .* needs every checkpoint to decide alike"):
+        scored(f"[{relative},{mean}]", tiny_db, tmp_path, "mixed")
 
 
 def test_networks_averaged_must_be_trained_alike_and_several(tiny_db, tmp_path):
