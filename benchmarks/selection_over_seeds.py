@@ -427,6 +427,12 @@ def choose_by_patients(rows: dict[str, dict], gain: float, current: str = CURREN
                     f"({mine['stressed_se_S']:.3f}, {mine['jk_index']:.3f}) or above"
                 ),
             )
+    if rows[current].get("relative_to_records"):  # its operating point is the decision it was chosen with
+        return (
+            current,
+            mine["class_bias"],
+            f"no candidate is ahead by the rule; {current} stays at {mine['class_bias']}",
+        )
     own = mine["patient_mean_se_S"] - mine["patient_mean_se_S_at_f1_offsets"]
     if own >= OWN_POINT_GAIN:
         return (
@@ -519,7 +525,13 @@ def main() -> None:
         default=[],
         metavar="NAME=FOLDER",
         help="candidates for --patient-gain whose S decision is relative to each record (the twenty-fifth round); "
-        "FOLDER's seeds averaged, its other offsets those of the current model's F1 choice",
+        "FOLDER's seeds averaged, its other offsets those of the current model's F1 choice (or --relative-base's)",
+    )
+    parser.add_argument(
+        "--relative-base",
+        metavar="NAME",
+        help="the --candidates model whose F1 offsets the --relative candidates take (default: the current model; "
+        "the twenty-seventh round: SL6IT, whose V offset S1T-R took)",
     )
     parser.add_argument(
         "--reference",
@@ -538,8 +550,14 @@ def main() -> None:
     named = args.candidates or args.ensembles or args.recorded
     folders = dict(c.split("=", 1) for c in args.candidates or ()) if named else CANDIDATES
     rows = dict(recorded(spec) for spec in args.recorded)
-    if args.current not in {*folders, *rows}:
-        raise SystemExit(f"--candidates or --recorded must include the current model, {args.current}")
+    relatives = {spec.partition("=")[0] for spec in args.relative}
+    if args.current not in {*folders, *rows, *relatives}:
+        raise SystemExit(f"--candidates, --recorded or --relative must include the current model, {args.current}")
+    if args.relative and (args.relative_base or args.current) not in folders:
+        raise SystemExit(
+            f"--relative candidates take the F1 offsets of {args.relative_base or args.current}: name it in "
+            "--candidates (and as --relative-base when the current model is itself a --relative one)"
+        )
     rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
     references = dict(spec.split("=", 1) for spec in args.reference)
     refs = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in references.items()}
@@ -560,7 +578,7 @@ def main() -> None:
             name, _, folder = spec.partition("=")
             if not folder:
                 raise SystemExit(f"--relative {spec}: give NAME=FOLDER (under --cv and --stress)")
-            base = rows[args.current]["seed_ensemble"]["class_bias"]
+            base = rows[args.relative_base or args.current]["seed_ensemble"]["class_bias"]
             rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base)
     elif args.votes or args.relative:
         raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain")

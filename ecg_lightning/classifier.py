@@ -63,6 +63,25 @@ def relative_to_records(
     return shifted / shifted.sum(1, keepdims=True)
 
 
+# the S-vs-N log-odds a run's median beat gets in the run-relative loss: an N beat at or above its run's median then
+# costs at most log(1 + e^-4) ~ 0.018, so the loss asks for S beats well above their run, not for half its N beats below
+RUN_RELATIVE_S_OFFSET = -4.0
+
+
+def run_relative_s_logits(
+    logits: torch.Tensor, target: torch.Tensor, s: int, n: int, offset: float = RUN_RELATIVE_S_OFFSET
+) -> torch.Tensor:
+    """Runs' logits (batch, beats, classes) whose S logit is measured from the run's median S-vs-N log-odds (over its
+    beats, padding (target -1) left out), then ``offset``: the training counterpart of ``relative_to_records``, over
+    the run a beat-sequence model sees in place of the whole record. The median is not detached, so a loss on these
+    logits is blind to a constant added to a run's S scores: it asks only that S beats stand out from their run."""
+    odds = (logits[..., s] - logits[..., n]).float().masked_fill(target < 0, float("nan"))
+    median = odds.nanmedian(dim=1, keepdim=True).values
+    shift = torch.zeros_like(logits)
+    shift[..., s] = (offset - median).to(logits.dtype)
+    return logits + shift
+
+
 class BeatClassifier(L.LightningModule):
     """Beat classifier around an injected network: one logit per window for two classes, one per class otherwise.
 
@@ -85,6 +104,9 @@ class BeatClassifier(L.LightningModule):
         relative_s: make the S decision relative to each record (``relative_to_records``; AAMI classes): the S
             offset of ``class_bias`` then applies to a beat's S-vs-N log-odds minus its record's median. Applied by
             ``evaluate`` and ``predict`` over whole records, never per batch; training does not see it.
+        relative_s_loss: weight of a second training loss, cross-entropy on ``run_relative_s_logits`` (beat-sequence
+            models, AAMI classes): training for the record-relative decision, each run of beats standing in for its
+            record. 0: off. Validation and test losses stay the plain cross-entropy.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
 
@@ -98,6 +120,7 @@ class BeatClassifier(L.LightningModule):
         threshold: float = 0.5,
         class_bias: Sequence[float] | None = None,
         relative_s: bool = False,
+        relative_s_loss: float = 0.0,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
@@ -140,11 +163,15 @@ class BeatClassifier(L.LightningModule):
         self.register_buffer("class_weight", weight)
         # not a buffer: checkpoints from before it existed load as they are; it comes back from the hparams
         self.class_bias = None if class_bias is None else torch.tensor([float(b) for b in class_bias])
-        if relative_s and not {"S", "N"} <= set(classes):
-            raise ConfigError(
-                f"model.relative_s=true needs the classes N and S (AAMI labels); the classes are {classes}"
-            )
+        for key, value in (("relative_s", relative_s), ("relative_s_loss", relative_s_loss)):
+            if value and not {"S", "N"} <= set(classes):
+                raise ConfigError(
+                    f"model.{key}={value} needs the classes N and S (AAMI labels); the classes are {classes}"
+                )
+        if relative_s_loss < 0:
+            raise ConfigError(f"model.relative_s_loss={relative_s_loss}: a loss weight, >= 0 (0: off)")
         self.relative_s = bool(relative_s)
+        self.relative_s_loss = float(relative_s_loss)
         self.train_metrics = metrics.clone(prefix="train/")
         self.train_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_metrics = metrics.clone(prefix="val/")
@@ -174,11 +201,27 @@ class BeatClassifier(L.LightningModule):
             return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=pos_weight)
         return F.cross_entropy(logits, target, weight=self.class_weight)
 
-    def _step(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        *inputs, y = batch
-        logits, y = beats_of_runs(self(*inputs), y)
+    def run_relative_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on the run-relative S logits (``run_relative_s_logits``) of runs of beats."""
+        if target.dim() < 2:
+            raise ConfigError(
+                "model.relative_s_loss > 0 needs runs of beats (a beat-sequence model, data.run_beats > 1)"
+            )
+        classes = list(self.hparams.classes)
+        relative = run_relative_s_logits(logits, target, classes.index("S"), classes.index("N"))
+        return self.loss(*beats_of_runs(relative, target))
+
+    def _step(
+        self, batch: tuple[torch.Tensor, ...], train: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        *inputs, target = batch
+        runs = self(*inputs)
+        logits, y = beats_of_runs(runs, target)
+        loss = self.loss(logits, y)
+        if train and self.relative_s_loss:
+            loss = loss + self.relative_s_loss * self.run_relative_loss(runs, target)
         # probabilities in float32 whatever the training precision (bf16-mixed): the metrics sort and sum them
-        return self.loss(logits, y), self.probabilities(logits.detach().float()), y
+        return loss, self.probabilities(logits.detach().float()), y
 
     def setup(self, stage: str) -> None:
         """One training item as ``example_input_array``: the model summary then shows each layer's input and output
@@ -195,7 +238,7 @@ class BeatClassifier(L.LightningModule):
             self.class_weight.copy_(balanced_weights(counts, self.hparams.class_weight))
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        loss, probs, target = self._step(batch)
+        loss, probs, target = self._step(batch, train=True)
         # kept, and given to the metrics (and the epoch's mean loss) once at the epoch's end: one update instead of
         # one per step (a tenth of a fast step's time); the epoch's training metrics are the same
         self.train_outputs.append((probs, target, loss.detach()))

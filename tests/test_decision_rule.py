@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ecg_lightning.calibrate import GRID, choose_bias, scores
-from ecg_lightning.classifier import BeatClassifier
+from ecg_lightning.classifier import BeatClassifier, beats_of_runs
 from ecg_lightning.errors import ConfigError
 
 CLASSES = ["N", "S", "V", "F", "Q"]
@@ -43,6 +43,43 @@ def test_the_record_relative_decision_is_the_s_offset_on_each_records_own_scale_
     np.testing.assert_allclose(decided[:, 2:] / decided[:, [0]], probs[:, 2:] / probs[:, [0]], rtol=1e-5)
     with pytest.raises(ConfigError, match="needs the classes N and S"):
         BeatClassifier(nn.Identity(), torch.optim.Adam, classes=["normal", "abnormal"], relative_s=True)
+
+
+def test_the_run_relative_loss_measures_s_from_each_runs_median_and_ignores_padding():
+    """Training for the record-relative decision: each run's S scores from its own median beat (padding left out),
+    so a constant added to one run's S logits leaves the loss as it was (the plain loss changes), and the loss is
+    the plain cross-entropy of the shifted logits, added to the plain loss with its weight."""
+    from ecg_lightning.classifier import RUN_RELATIVE_S_OFFSET, run_relative_s_logits
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 6, 5, generator=gen, requires_grad=True)
+    target = torch.randint(0, 5, (3, 6), generator=gen)
+    target[2, 3:] = -1  # the record's last run, padded
+    relative = run_relative_s_logits(logits, target, 1, 0)
+    odds = relative[..., 1] - relative[..., 0]
+    for run, keep in ((0, 6), (1, 6), (2, 3)):
+        assert odds[run, :keep].median().item() == pytest.approx(RUN_RELATIVE_S_OFFSET, abs=1e-5)
+    torch.testing.assert_close(relative[..., [0, 2, 3, 4]], logits[..., [0, 2, 3, 4]])
+    model = classifier(relative_s_loss=0.5)
+    shifted = logits.detach().clone()
+    shifted[1, :, 1] += 3.0  # one run's S scores all higher: the relative loss is blind to it, the plain one is not
+    assert model.run_relative_loss(shifted, target).item() == pytest.approx(
+        model.run_relative_loss(logits, target).item()
+    )
+    plain = model.loss(*beats_of_runs(logits, target))
+    assert model.loss(*beats_of_runs(shifted, target)).item() != pytest.approx(plain.item())
+    wanted = plain + 0.5 * model.loss(*beats_of_runs(relative, target))
+    loss, _, y = model._step((logits, target), train=True)
+    assert loss.item() == pytest.approx(wanted.item()) and len(y) == 15
+    assert model._step((logits, target))[0].item() == pytest.approx(plain.item())  # validation: the plain loss
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[2, 3:] == 0).all()  # padding gets no gradient
+    with pytest.raises(ConfigError, match="runs of beats"):
+        model.run_relative_loss(logits[:, 0], target[:, 0])
+    with pytest.raises(ConfigError, match="needs the classes N and S"):
+        BeatClassifier(nn.Identity(), torch.optim.Adam, classes=["normal", "abnormal"], relative_s_loss=1.0)
+    with pytest.raises(ConfigError, match=">= 0"):
+        classifier(relative_s_loss=-1.0)
 
 
 def test_calibration_finds_the_offset_that_recovers_underpredicted_s_beats():
@@ -486,3 +523,28 @@ def test_a_record_relative_candidate_finds_the_patient_whose_beats_all_score_low
     assert point["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0} and point["ppv_S"] == 1.0
     assert point["stressed_se_S"] == 1.0 and result["chosen"] == "REL"
     assert result["candidates"]["REL"]["relative_to_records"] is True
+
+
+def test_a_record_relative_current_model_is_weighed_against_a_relative_candidate_from_its_base_offsets(
+    monkeypatch, tmp_path
+):
+    """The twenty-seventh round's layout: the current model is itself a record-relative one, its V offset that of
+    the network named by --relative-base. A relative candidate that finds no more S patients leaves it in place at
+    its own operating point; one that finds the patient it misses replaces it; without the base it is refused."""
+    jobs = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    for sweep in ("cv", "stress"):
+        for num, (fold, seed) in enumerate(jobs):
+            write(tmp_path / sweep / "net", num, fold, seed, 0.95 if fold == 0 else 0.05, 40, n_prob=0.1)
+            # the current model's r1: S beats at the median of their record's N beats (not found relatively) ...
+            write(tmp_path / sweep / "cur", num, fold, seed, 0.95 if fold == 0 else 0.1, 40, n_prob=0.1)
+            # ... the candidate's r1: S beats far above its N beats, though all low (found relatively)
+            write(tmp_path / sweep / "new", num, fold, seed, 0.95 if fold == 0 else 0.05, 40, n_prob=0.001)
+    flags = ("--candidates", "NET=net", "--relative-base", "NET", "--relative", "CUR=cur")
+    same = patient_selection(monkeypatch, tmp_path, *flags, "SAME=cur", current="CUR")
+    assert same["chosen"] == "CUR" and same["class_bias"] == same["candidates"]["CUR"]["class_bias"]
+    better = patient_selection(monkeypatch, tmp_path, *flags, "NEW=new", current="CUR")
+    assert better["candidates"]["CUR"]["operating_point"]["per_patient_se_S"]["r1"] == 0.0
+    assert better["candidates"]["NEW"]["operating_point"]["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0}
+    assert better["chosen"] == "NEW"
+    with pytest.raises(SystemExit, match="name it in --candidates"):
+        patient_selection(monkeypatch, tmp_path, "--relative", "CUR=cur", "NEW=new", current="CUR")
