@@ -52,7 +52,7 @@ def main() -> None:
     patients = sorted(next(iter(rows.values()))["per_patient_se_S"])
     x = np.arange(len(patients))
     width = 0.8 / len(rows)
-    fig, (ax, trade) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, trade) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 2]})
     for k, (name, point) in enumerate(rows.items()):
         se = [point["per_patient_se_S"][p] for p in patients]
         label = (
@@ -78,7 +78,7 @@ def main() -> None:
     ax.set_ylabel("S Se (pooled 5-fold CV)")
     ax.set_ylim(0, 1.05)
     ax.set_title("DS1's S patients one by one: each candidate's seeds averaged, at its operating point", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)

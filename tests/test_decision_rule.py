@@ -287,19 +287,22 @@ def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tm
     assert f"--class-bias {averaged} --out" in text
 
 
-def test_the_record_relative_experiment_holds_what_the_twenty_sixth_round_chose(tmp_path):
-    """experiment=aami_sequence_relative_s is S1T-R as the selection recorded it: S1T's inputs, the S decision
-    relative to each record, and the operating point the rule chose (also in the combine line of its comment)."""
+def test_the_record_relative_experiment_holds_what_the_twenty_seventh_round_chose(tmp_path):
+    """experiment=aami_sequence_relative_s is S1T-RL as the selection recorded it: S1T's inputs, trained for the
+    record-relative decision (the run-relative loss), the S decision relative to each record, and the operating point
+    the rule chose (also in the combine line of its comment)."""
     import json
     from pathlib import Path
 
     from conftest import compose_config
 
     root = Path(__file__).resolve().parents[1]
-    chosen = json.loads((root / "results" / "aami_ds1_cv5_record_relative_s_other_networks_selection.json").read_text())
-    assert chosen["chosen"] == "S1T-R" and chosen["candidates"]["S1T-R"]["relative_to_records"]
+    chosen = json.loads((root / "results" / "aami_ds1_cv5_relative_s_loss_selection.json").read_text())
+    assert chosen["chosen"] == "S1T-RL" and chosen["candidates"]["S1T-RL"]["relative_to_records"]
+    assert chosen["candidates"]["S1T-RL"]["sweep"].endswith("s1trl")
     cfg = compose_config("train", tmp_path, ["experiment=aami_sequence_relative_s"])
     assert list(cfg.model.class_bias) == chosen["class_bias"] and cfg.model.relative_s is True
+    assert cfg.model.relative_s_loss == 1.0
     assert cfg.data.augment.template_swap == 0.2 and cfg.data.reference_beats == "all" and cfg.data.run_beats > 1
     text = (root / "conf" / "experiment" / "aami_sequence_relative_s.yaml").read_text()
     assert f"--class-bias {' '.join(f'{b:g}' for b in chosen['class_bias'])} --relative-s --out" in text
