@@ -17,10 +17,10 @@ from ecg_lightning.checkpoint import CheckpointError
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
 CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
-# the DS1 choice of the recommended model (docs/inter_patient.md, twenty-sixth round): the operating point it chose
+# the DS1 choice of the recommended model (docs/inter_patient.md, twenty-seventh round): the operating point it chose
 # (with the S decision relative to each record) is the shipped decision
-CHOICE = ROOT / "results" / "aami_ds1_cv5_record_relative_s_other_networks_selection.json"
-RECIPE, CHOSEN = "experiment=aami_sequence_relative_s", "S1T-R"
+CHOICE = ROOT / "results" / "aami_ds1_cv5_relative_s_loss_selection.json"
+RECIPE, CHOSEN = "experiment=aami_sequence_relative_s", "S1T-RL"
 
 
 def golden_recording(root: Path) -> Path:
@@ -87,7 +87,7 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     """MODEL_CARD.md says the shipped model is three networks of the recommended recipe averaged, with the
-    decision its three-seed average chose on DS1 (twenty-sixth round: offsets and the record-relative S): its saved
+    decision its three-seed average chose on DS1 (twenty-seventh round: offsets and the record-relative S): its saved
     settings (inputs, each member's network, loss weights, decision) are what that experiment composes now and what
     the choice recorded — changing the recipe or the choice without shipping a model of it fails here."""
     import torch
@@ -104,6 +104,7 @@ def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     for key in INPUT_KEYS:
         assert input_setting(shipped["data"], key) == input_setting(recipe["data"], key), f"data.{key}"
     assert shipped["model"]["class_weight"] == recipe["model"]["class_weight"]
+    assert shipped["model"]["relative_s_loss"] == recipe["model"]["relative_s_loss"]  # trained as the recipe says
     net = shipped["model"]["net"]
     assert net["_target_"] == "ecg_lightning.models.NetworkMean" and len(net["networks"]) == 3
     assert all(member == recipe["model"]["net"] for member in net["networks"])
