@@ -95,6 +95,16 @@ The twenty-fifth round (SL6IT-R: SL6IT with the S decision relative to each reco
         --relative SL6IT-R=sl6it --current SL6IT --patient-gain 0.1 \
         --out results/aami_ds1_cv5_record_relative_s_selection.json
 
+The twenty-seventh round (S1T-RL, trained for the record-relative decision, against S1T-R, the current model) and the
+twenty-eighth (S1T-RL's decision measured from the median of the 33 or 129 beats around each beat):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r --candidates SL6IT=sl6it \
+        --relative-base SL6IT --relative S1T-R=s1t S1T-RL=s1trl --current S1T-R --patient-gain 0.1 \
+        --out results/aami_ds1_cv5_relative_s_loss_selection.json
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r --candidates SL6IT=sl6it \
+        --relative-base SL6IT --relative S1T-RL=s1trl S1T-RL-W33=s1trl:33 S1T-RL-W129=s1trl:129 --current S1T-RL \
+        --patient-gain 0.1 --out results/aami_ds1_cv5_relative_s_window_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -225,15 +235,17 @@ def vote_candidate(cv: Path, stress: Path, network: str, voter: str, vote: str =
     }
 
 
-def relative_candidate(cv: Path, stress: Path, base: list[float]) -> dict:
+def relative_candidate(cv: Path, stress: Path, base: list[float], window: int | None = None) -> dict:
     """The sweep's seeds averaged with the S decision relative to each record (``classifier.relative_to_records``; the
-    twenty-fifth round): the operating point is the relative S offset on ``RELATIVE_GRID``, the other offsets
-    ``base``'s; the S Se under the stress with the same transform (each re-scored record's own median)."""
+    twenty-fifth round), or with ``window`` to the beats around each beat (the twenty-eighth): the operating point is
+    the relative S offset on ``RELATIVE_GRID``, the other offsets ``base``'s; the S Se under the stress with the same
+    transform (each re-scored record's own medians)."""
 
     def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
         probs, labels, classes, info = only(selected_predictions([sweep], seeds=True))
         records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
-        return relative_to_records(probs, records, classes), labels, classes, {**info, "records": records}
+        measured = relative_to_records(probs, records, classes, window=window)
+        return measured, labels, classes, {**info, "records": records}
 
     probs, labels, classes, info = relative(cv)
     offsets, point = operating_point(cv, probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
@@ -243,7 +255,8 @@ def relative_candidate(cv: Path, stress: Path, base: list[float]) -> dict:
         raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
     stressed = metrics_report(with_class_bias(s_probs, offsets), s_labels, classes, s_info["threshold"])
     row = point_row(offsets, at, point, stressed)
-    return {"sweep": str(cv), "relative_to_records": True, "class_bias": offsets, "operating_point": row}
+    return {"sweep": str(cv), "relative_to_records": True, "window": window, "class_bias": offsets,
+            "operating_point": row}  # fmt: skip
 
 
 def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:
@@ -523,8 +536,9 @@ def main() -> None:
         "--relative",
         nargs="+",
         default=[],
-        metavar="NAME=FOLDER",
-        help="candidates for --patient-gain whose S decision is relative to each record (the twenty-fifth round); "
+        metavar="NAME=FOLDER[:BEATS]",
+        help="candidates for --patient-gain whose S decision is relative to each record (the twenty-fifth round), or "
+        "with :BEATS to the median of that many beats around each beat (the twenty-eighth); "
         "FOLDER's seeds averaged, its other offsets those of the current model's F1 choice (or --relative-base's)",
     )
     parser.add_argument(
@@ -575,11 +589,14 @@ def main() -> None:
                 raise SystemExit(f"--votes {spec}: give NAME=NETWORK+VOTER (two folders under --cv and --stress)")
             rows[name] = vote_candidate(args.cv, args.stress, network, voter)
         for spec in args.relative:
-            name, _, folder = spec.partition("=")
-            if not folder:
-                raise SystemExit(f"--relative {spec}: give NAME=FOLDER (under --cv and --stress)")
+            name, _, where = spec.partition("=")
+            folder, colon, window = where.partition(":")
+            if not folder or (colon and not window.isdigit()):
+                raise SystemExit(f"--relative {spec}: give NAME=FOLDER or NAME=FOLDER:BEATS (under --cv and --stress)")
             base = rows[args.relative_base or args.current]["seed_ensemble"]["class_bias"]
-            rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base)
+            rows[name] = relative_candidate(
+                args.cv / folder, args.stress / folder, base, int(window) if colon else None
+            )
     elif args.votes or args.relative:
         raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain")
     for spec in args.ensembles:

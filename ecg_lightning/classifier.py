@@ -43,8 +43,15 @@ def probabilities(logits: torch.Tensor, binary: bool, bias: torch.Tensor | None 
     return torch.softmax(logits if bias is None else logits + bias.to(logits.device, logits.dtype), dim=-1)
 
 
+def centred_median(values: np.ndarray, window: int) -> np.ndarray:
+    """The median of the ``window`` values centred on each value (an odd count; fewer at the ends, none invented)."""
+    half = window // 2
+    padded = np.pad(np.asarray(values, dtype=np.float64), half, constant_values=np.nan)
+    return np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1), axis=1)
+
+
 def relative_to_records(
-    probs: np.ndarray, records: np.ndarray, classes: Sequence[str], s_offset: float = 0.0
+    probs: np.ndarray, records: np.ndarray, classes: Sequence[str], s_offset: float = 0.0, window: int | None = None
 ) -> np.ndarray:
     """Probabilities whose S log-odds against N are measured from the median of the beat's own record, then offset by
     ``s_offset``: p(S) times exp(s_offset - median over the record of log p(S) - log p(N)), renormalized. Any S offset
@@ -52,13 +59,21 @@ def relative_to_records(
     networks rank S beats above N beats almost perfectly, but one threshold for all patients misses a patient whose
     beats all get a low S score (bundle branch blocks) and catches one whose N beats get a high one (fibrillation)
     (docs/inter_patient.md, twenty-fifth and twenty-sixth rounds). Needs every beat of each record, as ``evaluate``
-    and ``predict`` have them; a record's median beat then sits at even S-vs-N odds before the offset."""
+    and ``predict`` have them; a record's median beat then sits at even S-vs-N odds before the offset. With ``window``
+    (an odd number of beats) the median is that of the beats around each beat in its record, in time order
+    (``centred_median``): a rhythm that changes within a record (a fibrillation episode) moves the reference with it;
+    weighed on DS1 in the twenty-eighth round and not chosen (a run of S beats pulls its own reference up)."""
+    if window is not None and (window < 1 or window % 2 == 0):
+        raise ValueError(f"window={window}: the beats around a beat, itself in the middle: give an odd number of beats")
     log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
     s, n = list(classes).index("S"), list(classes).index("N")
     odds = log_probs[:, s] - log_probs[:, n]
     names, index = np.unique(np.asarray(records).astype(str), return_inverse=True)
-    medians = np.array([np.median(odds[index == i]) for i in range(len(names))])  # one per record, not per beat
-    log_probs[:, s] += s_offset - medians[index]
+    reference = np.empty_like(odds)
+    for i in range(len(names)):  # one step per record, none per beat
+        mine = index == i
+        reference[mine] = np.median(odds[mine]) if window is None else centred_median(odds[mine], window)
+    log_probs[:, s] += s_offset - reference
     shifted = np.exp(log_probs - log_probs.max(1, keepdims=True))
     return shifted / shifted.sum(1, keepdims=True)
 

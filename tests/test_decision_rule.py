@@ -545,9 +545,40 @@ def test_a_record_relative_current_model_is_weighed_against_a_relative_candidate
     flags = ("--candidates", "NET=net", "--relative-base", "NET", "--relative", "CUR=cur")
     same = patient_selection(monkeypatch, tmp_path, *flags, "SAME=cur", current="CUR")
     assert same["chosen"] == "CUR" and same["class_bias"] == same["candidates"]["CUR"]["class_bias"]
-    better = patient_selection(monkeypatch, tmp_path, *flags, "NEW=new", current="CUR")
+    better = patient_selection(monkeypatch, tmp_path, *flags, "NEW=new", "WIN=new:5", current="CUR")
+    assert better["candidates"]["WIN"]["window"] == 5 and better["candidates"]["NEW"]["window"] is None
     assert better["candidates"]["CUR"]["operating_point"]["per_patient_se_S"]["r1"] == 0.0
     assert better["candidates"]["NEW"]["operating_point"]["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0}
     assert better["chosen"] == "NEW"
     with pytest.raises(SystemExit, match="name it in --candidates"):
         patient_selection(monkeypatch, tmp_path, "--relative", "CUR=cur", "NEW=new", current="CUR")
+
+
+def test_the_relative_decision_over_a_window_measures_each_beat_from_the_beats_around_it():
+    """With a window of W beats, each beat's S log-odds is measured from the median over the W beats centred on it in
+    its own record (fewer at the record's ends), in time order: a record whose second half is a fibrillation episode
+    (every beat's S score raised) has its episode's N beats back at even odds, which the whole record's median does
+    not do, and an isolated S beat in either half stands out by the same margin."""
+    from ecg_lightning.classifier import relative_to_records
+
+    rng = np.random.default_rng(0)
+    odds = np.r_[rng.normal(-6, 0.2, 50), rng.normal(-1.5, 0.2, 30), rng.normal(-5, 0.2, 9)]
+    odds[[10, 65]] += 5  # one S beat in each half of record a
+    records = np.array(["a"] * 80 + ["b"] * 9)
+    p_s = 1 / (1 + np.exp(-odds))
+    probs = np.stack([1 - p_s, p_s, 0 * p_s, 0 * p_s, 0 * p_s], 1)
+    measured = relative_to_records(probs, records, CLASSES, window=7)
+    got = np.log(measured[:, 1]) - np.log(measured[:, 0])
+    for i in range(len(odds)):
+        mine = np.flatnonzero(records == records[i])
+        lo, hi = max(mine[0], i - 3), min(mine[-1], i + 3)
+        assert got[i] == pytest.approx(odds[i] - np.median(odds[lo : hi + 1]), abs=1e-6), i
+    assert got[10] == pytest.approx(got[65], abs=1.0) and got[10] > 4  # both S beats stand out by ~5
+    whole = relative_to_records(probs, records, CLASSES)
+    whole_odds = np.log(whole[:, 1]) - np.log(whole[:, 0])
+    episode = np.setdiff1d(np.arange(55, 77), [65])
+    assert np.abs(got[episode]).max() < 1.5 < np.abs(whole_odds[episode]).min()  # the episode: back at even odds
+    np.testing.assert_allclose(measured[:, 2:], probs[:, 2:], atol=1e-12)
+    assert (relative_to_records(probs, records, CLASSES, window=1)[:, 1] == pytest.approx(0.5))  # itself: even odds
+    with pytest.raises(ValueError, match="odd number of beats"):
+        relative_to_records(probs, records, CLASSES, window=8)
