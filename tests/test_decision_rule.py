@@ -579,6 +579,6 @@ def test_the_relative_decision_over_a_window_measures_each_beat_from_the_beats_a
     episode = np.setdiff1d(np.arange(55, 77), [65])
     assert np.abs(got[episode]).max() < 1.5 < np.abs(whole_odds[episode]).min()  # the episode: back at even odds
     np.testing.assert_allclose(measured[:, 2:], probs[:, 2:], atol=1e-12)
-    assert (relative_to_records(probs, records, CLASSES, window=1)[:, 1] == pytest.approx(0.5))  # itself: even odds
+    assert relative_to_records(probs, records, CLASSES, window=1)[:, 1] == pytest.approx(0.5)  # itself: even odds
     with pytest.raises(ValueError, match="odd number of beats"):
         relative_to_records(probs, records, CLASSES, window=8)
