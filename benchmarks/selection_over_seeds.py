@@ -591,8 +591,11 @@ def main() -> None:
         for spec in args.relative:
             name, _, where = spec.partition("=")
             folder, colon, window = where.partition(":")
-            if not folder or (colon and not window.isdigit()):
-                raise SystemExit(f"--relative {spec}: give NAME=FOLDER or NAME=FOLDER:BEATS (under --cv and --stress)")
+            if not folder or (colon and not (window.isdigit() and int(window) % 2 == 1)):
+                raise SystemExit(
+                    f"--relative {spec}: give NAME=FOLDER or NAME=FOLDER:BEATS, BEATS an odd number (under --cv and "
+                    "--stress)"
+                )
             base = rows[args.relative_base or args.current]["seed_ensemble"]["class_bias"]
             rows[name] = relative_candidate(
                 args.cv / folder, args.stress / folder, base, int(window) if colon else None

@@ -550,6 +550,8 @@ def test_a_record_relative_current_model_is_weighed_against_a_relative_candidate
     assert better["candidates"]["CUR"]["operating_point"]["per_patient_se_S"]["r1"] == 0.0
     assert better["candidates"]["NEW"]["operating_point"]["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0}
     assert better["chosen"] == "NEW"
+    with pytest.raises(SystemExit, match="BEATS an odd number"):  # the beat itself in the middle of its window
+        patient_selection(monkeypatch, tmp_path, *flags, "EVEN=new:4", current="CUR")
     with pytest.raises(SystemExit, match="name it in --candidates"):
         patient_selection(monkeypatch, tmp_path, "--relative", "CUR=cur", "NEW=new", current="CUR")
 
