@@ -122,6 +122,9 @@ class BeatClassifier(L.LightningModule):
         relative_s_loss: weight of a second training loss, cross-entropy on ``run_relative_s_logits`` (beat-sequence
             models, AAMI classes): training for the record-relative decision, each run of beats standing in for its
             record. 0: off. Validation and test losses stay the plain cross-entropy.
+        relative_s_offset: the S-vs-N log-odds a run's median beat is given in that loss (default
+            ``RUN_RELATIVE_S_OFFSET``): how far below their run's median N beats are asked to stay, i.e. the margin
+            an S beat needs above its run.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
 
@@ -136,6 +139,7 @@ class BeatClassifier(L.LightningModule):
         class_bias: Sequence[float] | None = None,
         relative_s: bool = False,
         relative_s_loss: float = 0.0,
+        relative_s_offset: float = RUN_RELATIVE_S_OFFSET,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
@@ -187,6 +191,7 @@ class BeatClassifier(L.LightningModule):
             raise ConfigError(f"model.relative_s_loss={relative_s_loss}: a loss weight, >= 0 (0: off)")
         self.relative_s = bool(relative_s)
         self.relative_s_loss = float(relative_s_loss)
+        self.relative_s_offset = float(relative_s_offset)
         self.train_metrics = metrics.clone(prefix="train/")
         self.train_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_metrics = metrics.clone(prefix="val/")
@@ -223,7 +228,9 @@ class BeatClassifier(L.LightningModule):
                 "model.relative_s_loss > 0 needs runs of beats (a beat-sequence model, data.run_beats > 1)"
             )
         classes = list(self.hparams.classes)
-        relative = run_relative_s_logits(logits, target, classes.index("S"), classes.index("N"))
+        relative = run_relative_s_logits(
+            logits, target, classes.index("S"), classes.index("N"), offset=self.relative_s_offset
+        )
         return self.loss(*beats_of_runs(relative, target))
 
     def _step(

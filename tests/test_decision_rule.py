@@ -74,6 +74,10 @@ def test_the_run_relative_loss_measures_s_from_each_runs_median_and_ignores_padd
     assert model._step((logits, target))[0].item() == pytest.approx(plain.item())  # validation: the plain loss
     loss.backward()
     assert torch.isfinite(logits.grad).all() and (logits.grad[2, 3:] == 0).all()  # padding gets no gradient
+    farther = classifier(relative_s_loss=0.5, relative_s_offset=-2.0)  # the margin is a setting, used by the loss
+    wanted = farther.loss(*beats_of_runs(run_relative_s_logits(logits, target, 1, 0, offset=-2.0), target))
+    assert farther.run_relative_loss(logits, target).item() == pytest.approx(wanted.item())
+    assert wanted.item() != pytest.approx(model.run_relative_loss(logits, target).item())
     with pytest.raises(ConfigError, match="runs of beats"):
         model.run_relative_loss(logits[:, 0], target[:, 0])
     with pytest.raises(ConfigError, match="needs the classes N and S"):
