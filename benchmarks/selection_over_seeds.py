@@ -105,6 +105,15 @@ twenty-eighth (S1T-RL's decision measured from the median of the 33 or 129 beats
         --relative-base SL6IT --relative S1T-RL=s1trl S1T-RL-W33=s1trl:33 S1T-RL-W129=s1trl:129 --current S1T-RL \
         --patient-gain 0.1 --out results/aami_ds1_cv5_relative_s_window_selection.json
 
+The thirtieth round (S1T-RL3 and S1T-RL-M2: the run-relative loss's weight 3 and margin -2; S1T-RL and SL6IT's
+offsets as the twenty-ninth round recorded them, their sweeps on an earlier machine):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r \
+        --recorded SL6IT=results/aami_ds1_cv5_relative_s_loss_long_runs_selection.json \
+        S1T-RL=results/aami_ds1_cv5_relative_s_loss_long_runs_selection.json --relative-base SL6IT \
+        --relative S1T-RL3=s1trl3 S1T-RL-M2=s1trlm2 --current S1T-RL --patient-gain 0.1 \
+        --out results/aami_ds1_cv5_relative_s_loss_weight_margin_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -295,7 +304,8 @@ def ensemble_candidate(cv: Path, stress: Path, folders: list[str]) -> dict:
 
 
 def recorded(spec: str) -> tuple[str, dict]:
-    """NAME=RESULTS_JSON: a candidate's row as an earlier run of this script wrote it (its sweeps may be gone)."""
+    """NAME=RESULTS_JSON: a candidate's row as an earlier run of this script wrote it (its sweeps may be gone; under
+    the patient rule, its operating point as that run measured it)."""
     name, _, path = spec.partition("=")
     if not path:
         raise SystemExit(f"--recorded {spec}: give NAME=RESULTS_JSON, e.g. L6=results/<an earlier selection>.json")
@@ -567,17 +577,22 @@ def main() -> None:
     relatives = {spec.partition("=")[0] for spec in args.relative}
     if args.current not in {*folders, *rows, *relatives}:
         raise SystemExit(f"--candidates, --recorded or --relative must include the current model, {args.current}")
-    if args.relative and (args.relative_base or args.current) not in folders:
+    base_name = args.relative_base or args.current
+    if args.relative and base_name not in folders and "seed_ensemble" not in rows.get(base_name, {}):
         raise SystemExit(
-            f"--relative candidates take the F1 offsets of {args.relative_base or args.current}: name it in "
-            "--candidates (and as --relative-base when the current model is itself a --relative one)"
+            f"--relative candidates take the F1 offsets of {base_name}: name it in --candidates or --recorded (and "
+            "as --relative-base when the current model is itself a --relative one)"
         )
     rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
     references = dict(spec.split("=", 1) for spec in args.reference)
     refs = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in references.items()}
     if args.patient_gain is not None:
-        if args.recorded or args.ensembles:
-            raise SystemExit("--patient-gain weighs candidates from their sweeps: drop --recorded and --ensembles")
+        unweighed = [name for name, row in rows.items() if name not in folders and "operating_point" not in row]
+        if unweighed or args.ensembles:
+            raise SystemExit(
+                "--patient-gain weighs candidates from their sweeps, or as an earlier run of this rule recorded them "
+                f"(with an operating point): drop --ensembles and {unweighed or 'none'} from --recorded"
+            )
         for table, named in ((rows, folders), (refs, references)):
             for name, folder in named.items():
                 base = table[name]["seed_ensemble"]["class_bias"]
@@ -596,7 +611,7 @@ def main() -> None:
                     f"--relative {spec}: give NAME=FOLDER or NAME=FOLDER:BEATS, BEATS an odd number (under --cv and "
                     "--stress)"
                 )
-            base = rows[args.relative_base or args.current]["seed_ensemble"]["class_bias"]
+            base = rows[base_name]["seed_ensemble"]["class_bias"]
             rows[name] = relative_candidate(
                 args.cv / folder, args.stress / folder, base, int(window) if colon else None
             )

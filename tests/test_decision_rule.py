@@ -554,6 +554,13 @@ def test_a_record_relative_current_model_is_weighed_against_a_relative_candidate
     assert better["candidates"]["CUR"]["operating_point"]["per_patient_se_S"]["r1"] == 0.0
     assert better["candidates"]["NEW"]["operating_point"]["per_patient_se_S"] == {"r0": 1.0, "r1": 1.0}
     assert better["chosen"] == "NEW"
+    # the current model and the base as that run recorded them (their sweeps gone): the same rows, the same choice
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(better))
+    recorded = ("--recorded", f"CUR={earlier}", f"NET={earlier}", "--relative-base", "NET")
+    again = patient_selection(monkeypatch, tmp_path, *recorded, "--relative", "NEW=new", current="CUR")
+    assert again["chosen"] == "NEW" and again["candidates"]["CUR"] == better["candidates"]["CUR"]
+    assert again["candidates"]["NEW"]["operating_point"] == better["candidates"]["NEW"]["operating_point"]
     with pytest.raises(SystemExit, match="BEATS an odd number"):  # the beat itself in the middle of its window
         patient_selection(monkeypatch, tmp_path, *flags, "EVEN=new:4", current="CUR")
     with pytest.raises(SystemExit, match="name it in --candidates"):
