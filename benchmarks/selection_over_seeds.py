@@ -114,6 +114,14 @@ offsets as the twenty-ninth round recorded them, their sweeps on an earlier mach
         --relative S1T-RL3=s1trl3 S1T-RL-M2=s1trlm2 --current S1T-RL --patient-gain 0.1 \
         --out results/aami_ds1_cv5_relative_s_loss_weight_margin_selection.json
 
+The thirty-first round (a 10th-percentile reference for the record-relative decision, weighed by the composition
+stress; S1T-RL's sweeps trained again with the twenty-seventh round's command):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv23r --stress outputs/stress23r \
+        --recorded SL6IT=results/aami_ds1_cv5_relative_s_loss_long_runs_selection.json --relative-base SL6IT \
+        --relative S1T-RL=s1trl S1T-RL-Q10=s1trl:q10 --current S1T-RL --patient-gain 0.1 --composition-gain 0.1 \
+        --out results/aami_ds1_cv5_relative_s_low_quantile_selection.json
+
 The fifteenth round (SL6: the beat-sequence model with L6's inputs, seeds 3, 4, 5; L6's row as the thirteenth round
 recorded it, its sweeps not on this machine):
 
@@ -132,7 +140,14 @@ from pathlib import Path
 import numpy as np
 
 from ecg_lightning.aggregate import pooled, selected_predictions, with_class_bias
-from ecg_lightning.calibrate import GRID, RELATIVE_GRID, choose_bias, choose_operating_point, patient_mean
+from ecg_lightning.calibrate import (
+    GRID,
+    MIN_S_BEATS,
+    RELATIVE_GRID,
+    choose_bias,
+    choose_operating_point,
+    patient_mean,
+)
 from ecg_lightning.classifier import relative_to_records
 from ecg_lightning.report import metrics_report
 
@@ -148,6 +163,8 @@ KEPT = ("accuracy", "se_S", "ppv_S", "se_V", "ppv_V", "kappa", "jk_index")
 # under the stress and on jκ, and the gain in its own patient mean for which the current model takes that point
 PATIENT_TOLERANCE = 0.05
 OWN_POINT_GAIN = 0.05
+# the thirty-first round's composition stress: the share of S among a record's S and N beats, record 232's (the issue)
+COMPOSED_S_SHARE = 0.78
 
 
 def only(rows: dict[str, dict]) -> dict:
@@ -244,17 +261,54 @@ def vote_candidate(cv: Path, stress: Path, network: str, voter: str, vote: str =
     }
 
 
-def relative_candidate(cv: Path, stress: Path, base: list[float], window: int | None = None) -> dict:
+def composed_patient_mean(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    records: np.ndarray,
+    classes: list[str],
+    offsets: list[float],
+    reference: dict,
+    share: float = COMPOSED_S_SHARE,
+) -> tuple[float, dict[str, float]]:
+    """The composition stress (thirty-first round): each S patient's record (``calibrate.MIN_S_BEATS`` S beats or
+    more) keeps its beats that are not N and a random subset of its N beats (generator seeded 0 per record) such that
+    S beats are ``share`` of the kept S and N beats, as in record 232; the record-relative decision (``reference``:
+    ``relative_to_records``' keywords) is measured over the kept beats, at ``offsets``. Returns the mean over the
+    patients of their S Se, and each one's. The scores are the network's on the whole record: a stress of the decision.
+    """
+    s, n = classes.index("S"), classes.index("N")
+    each = {}
+    for name in np.unique(records):
+        mine = np.flatnonzero(records == name)
+        n_s = int(np.sum(labels[mine] == s))
+        if n_s < MIN_S_BEATS:
+            continue
+        normal = mine[labels[mine] == n]
+        wanted = min(len(normal), round(n_s * (1 - share) / share))
+        kept = np.sort(np.r_[mine[labels[mine] != n], np.random.default_rng(0).choice(normal, wanted, replace=False)])
+        measured = relative_to_records(probs[kept], records[kept], classes, **reference)
+        called = (np.log(np.clip(measured, 1e-12, None)) + np.asarray(offsets)).argmax(1)
+        each[str(name)] = float(np.sum((called == s) & (labels[kept] == s)) / n_s)
+    if not each:
+        raise SystemExit(f"no record holds {MIN_S_BEATS} or more S beats: the composition stress needs S patients")
+    return float(np.mean(list(each.values()))), each
+
+
+def relative_candidate(
+    cv: Path, stress: Path, base: list[float], window: int | None = None, quantile: float | None = None
+) -> dict:
     """The sweep's seeds averaged with the S decision relative to each record (``classifier.relative_to_records``; the
-    twenty-fifth round), or with ``window`` to the beats around each beat (the twenty-eighth): the operating point is
-    the relative S offset on ``RELATIVE_GRID``, the other offsets ``base``'s; the S Se under the stress with the same
-    transform (each re-scored record's own medians)."""
+    twenty-fifth round), or with ``window`` to the beats around each beat (the twenty-eighth), or with ``quantile``
+    from that quantile of the record in place of its median (the thirty-first): the operating point is the relative S
+    offset on ``RELATIVE_GRID``, the other offsets ``base``'s; the S Se under the stress with the same transform (each
+    re-scored record's own reference) and under the composition stress (``composed_patient_mean``)."""
+    reference = {"window": window} | ({"quantile": quantile} if quantile is not None else {})
 
     def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
         probs, labels, classes, info = only(selected_predictions([sweep], seeds=True))
         records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
-        measured = relative_to_records(probs, records, classes, window=window)
-        return measured, labels, classes, {**info, "records": records}
+        measured = relative_to_records(probs, records, classes, **reference)
+        return measured, labels, classes, {**info, "records": records, "raw": probs}
 
     probs, labels, classes, info = relative(cv)
     offsets, point = operating_point(cv, probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
@@ -264,8 +318,11 @@ def relative_candidate(cv: Path, stress: Path, base: list[float], window: int | 
         raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
     stressed = metrics_report(with_class_bias(s_probs, offsets), s_labels, classes, s_info["threshold"])
     row = point_row(offsets, at, point, stressed)
-    return {"sweep": str(cv), "relative_to_records": True, "window": window, "class_bias": offsets,
-            "operating_point": row}  # fmt: skip
+    composed, each = composed_patient_mean(info["raw"], labels, info["records"], classes, offsets, reference)
+    row |= {"composed_patient_mean_se_S": round(composed, 4),
+            "composed_per_patient_se_S": {r: round(v, 4) for r, v in each.items()}}  # fmt: skip
+    return {"sweep": str(cv), "relative_to_records": True, "window": window, "quantile": quantile,
+            "class_bias": offsets, "operating_point": row}  # fmt: skip
 
 
 def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:
@@ -477,6 +534,38 @@ def choose_by_patients(rows: dict[str, dict], gain: float, current: str = CURREN
     )
 
 
+def choose_by_composition(rows: dict[str, dict], gain: float, current: str = CURRENT) -> tuple[str, list[float], str]:
+    """The thirty-first round: the record-relative candidate with the highest composed patient mean replaces the
+    current model if that mean is above the current model's by at least ``gain`` and its patient mean of S Se, its
+    S Se under the dominant-S stress and its jκ are each within ``PATIENT_TOLERANCE`` of the current model's or above.
+    Otherwise the current model stays at its operating point. Returns the model, its offsets and why."""
+    point = {n: r["operating_point"] for n, r in rows.items() if "composed_patient_mean_se_S" in r["operating_point"]}
+    if current not in point:
+        raise SystemExit(f"--composition-gain weighs record-relative models: give {current} as a --relative one")
+    mine = point[current]
+    others = [n for n in point if n != current]
+    if others:
+        top = max(others, key=lambda n: point[n]["composed_patient_mean_se_S"])
+        theirs = point[top]
+        ahead = theirs["composed_patient_mean_se_S"] - mine["composed_patient_mean_se_S"]
+        held = all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in ("patient_mean_se_S", "stressed_se_S", "jk_index"))
+        if ahead >= gain and held:
+            return (
+                top,
+                theirs["class_bias"],
+                f"{top}'s composed patient mean ({theirs['composed_patient_mean_se_S']:.3f}) is above {current}'s "
+                f"({mine['composed_patient_mean_se_S']:.3f}) by >= {gain}; its patient mean "
+                f"({theirs['patient_mean_se_S']:.3f}), stressed S Se ({theirs['stressed_se_S']:.3f}) and jκ "
+                f"({theirs['jk_index']:.3f}) within {PATIENT_TOLERANCE} of {current}'s or above",
+            )
+        why = f"{top} is ahead on the composed patient mean by {ahead:.3f}" + (
+            "" if held else f", and not within {PATIENT_TOLERANCE} on the patient mean, stressed S Se and jκ"
+        )
+    else:
+        why = "no other record-relative candidate"
+    return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", type=Path, default=Path("outputs/cv"), help="the cross-validation sweeps")
@@ -519,6 +608,12 @@ def main() -> None:
         help="weigh DS1's S patients one by one at a published operating point (the twenty-third round: 0.1); "
         "candidates from sweeps only",
     )
+    parser.add_argument(
+        "--composition-gain",
+        type=float,
+        help="with --patient-gain's measures, weigh the record-relative candidates by the composition stress (S beats "
+        f"{COMPOSED_S_SHARE:.0%} of each S patient's S and N beats; the thirty-first round: 0.1)",
+    )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
         "--recorded",
@@ -546,9 +641,10 @@ def main() -> None:
         "--relative",
         nargs="+",
         default=[],
-        metavar="NAME=FOLDER[:BEATS]",
-        help="candidates for --patient-gain whose S decision is relative to each record (the twenty-fifth round), or "
-        "with :BEATS to the median of that many beats around each beat (the twenty-eighth); "
+        metavar="NAME=FOLDER[:BEATS|:qPCT]",
+        help="candidates for --patient-gain whose S decision is relative to each record (the twenty-fifth round), "
+        "with :BEATS to the median of that many beats around each beat (the twenty-eighth), with :qPCT to the "
+        "record's PCT-th percentile in place of its median (the thirty-first); "
         "FOLDER's seeds averaged, its other offsets those of the current model's F1 choice (or --relative-base's)",
     )
     parser.add_argument(
@@ -605,16 +701,21 @@ def main() -> None:
             rows[name] = vote_candidate(args.cv, args.stress, network, voter)
         for spec in args.relative:
             name, _, where = spec.partition("=")
-            folder, colon, window = where.partition(":")
-            if not folder or (colon and not (window.isdigit() and int(window) % 2 == 1)):
+            folder, colon, after = where.partition(":")
+            percent = after[1:] if after.startswith("q") else None
+            if (
+                not folder
+                or (colon and percent is None and not (after.isdigit() and int(after) % 2 == 1))
+                or (percent is not None and not (percent.isdigit() and 0 <= int(percent) <= 100))
+            ):
                 raise SystemExit(
-                    f"--relative {spec}: give NAME=FOLDER or NAME=FOLDER:BEATS, BEATS an odd number (under --cv and "
-                    "--stress)"
+                    f"--relative {spec}: give NAME=FOLDER, NAME=FOLDER:BEATS (BEATS an odd number) or NAME=FOLDER:qPCT "
+                    "(the reference the PCT-th percentile, 0-100), FOLDER under --cv and --stress"
                 )
             base = rows[base_name]["seed_ensemble"]["class_bias"]
-            rows[name] = relative_candidate(
-                args.cv / folder, args.stress / folder, base, int(window) if colon else None
-            )
+            window = int(after) if colon and percent is None else None
+            quantile = int(percent) / 100 if percent is not None else None
+            rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile)
     elif args.votes or args.relative:
         raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain")
     for spec in args.ensembles:
@@ -634,20 +735,27 @@ def main() -> None:
         cells += [f"{r['retention']:.2f}" if "retention" in r else "–", f"{e['jk_index']:.3f}" if e else "–"]
         print(f"| {name} | {r['class_bias']} | " + " | ".join(cells) + " |")
     offsets = None
-    if args.patient_gain is not None:
+    if args.composition_gain is not None and args.patient_gain is None:
+        raise SystemExit("--composition-gain weighs the measures of the patient rule: give --patient-gain too")
+    if args.composition_gain is not None:
+        chosen, offsets, why = choose_by_composition(rows, args.composition_gain, args.current)
+    elif args.patient_gain is not None:
         chosen, offsets, why = choose_by_patients(rows, args.patient_gain, args.current)
         for name, r in shown.items():
             point = r["operating_point"]
+            composed = point.get("composed_patient_mean_se_S")
+            extra = "" if composed is None else f", composed {composed:.3f} ({point['composed_per_patient_se_S']})"
             print(f"{name} at {point['class_bias']}: patient mean S Se {point['patient_mean_se_S']:.3f} "
                   f"({point['per_patient_se_S']}), S {point['se_S']:.3f} / {point['ppv_S']:.3f}, "
-                  f"stressed {point['stressed_se_S']:.3f}, jκ {point['jk_index']:.3f}")  # fmt: skip
+                  f"stressed {point['stressed_se_S']:.3f}, jκ {point['jk_index']:.3f}{extra}")  # fmt: skip
     else:
         chosen, why = choose(rows, args.stability, args.retention_gain, args.parsimony, args.ensemble_gain,
                              args.current, args.stressed_floor)  # fmt: skip
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "twenty-third round" if args.patient_gain is not None
+            "thirty-first round" if args.composition_gain is not None
+            else "twenty-third round" if args.patient_gain is not None
             else "twenty-first round" if args.stressed_floor
             else "twentieth round" if args.ensemble_gain is not None
             else "nineteenth round" if args.parsimony
@@ -656,7 +764,8 @@ def main() -> None:
         )  # fmt: skip
         weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony,
                    "ensemble_gain": args.ensemble_gain, "current": args.current,
-                   "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain}  # fmt: skip
+                   "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain,
+                   "composition_gain": args.composition_gain}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
             result["references"] = refs

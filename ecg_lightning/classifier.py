@@ -51,7 +51,12 @@ def centred_median(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def relative_to_records(
-    probs: np.ndarray, records: np.ndarray, classes: Sequence[str], s_offset: float = 0.0, window: int | None = None
+    probs: np.ndarray,
+    records: np.ndarray,
+    classes: Sequence[str],
+    s_offset: float = 0.0,
+    window: int | None = None,
+    quantile: float | None = None,
 ) -> np.ndarray:
     """Probabilities whose S log-odds against N are measured from the median of the beat's own record, then offset by
     ``s_offset``: p(S) times exp(s_offset - median over the record of log p(S) - log p(N)), renormalized. Any S offset
@@ -62,9 +67,15 @@ def relative_to_records(
     and ``predict`` have them; a record's median beat then sits at even S-vs-N odds before the offset. With ``window``
     (an odd number of beats) the median is that of the beats around each beat in its record, in time order
     (``centred_median``): a rhythm that changes within a record (a fibrillation episode) moves the reference with it;
-    weighed on DS1 in the twenty-eighth round and not chosen (a run of S beats pulls its own reference up)."""
+    weighed on DS1 in the twenty-eighth round and not chosen (a run of S beats pulls its own reference up). With
+    ``quantile`` the reference is that quantile of the record's log-odds in place of its median (0.5): a low one stays
+    among the N beats of a record whose beats are mostly S (the thirty-first round)."""
     if window is not None and (window < 1 or window % 2 == 0):
         raise ValueError(f"window={window}: the beats around a beat, itself in the middle: give an odd number of beats")
+    if quantile is not None and not 0 <= quantile <= 1:
+        raise ValueError(f"quantile={quantile}: the reference is a quantile of the record's beats, from 0 to 1")
+    if quantile is not None and window is not None:
+        raise ValueError("the reference is either the beats around each beat (window) or a quantile of the record")
     log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
     s, n = list(classes).index("S"), list(classes).index("N")
     odds = log_probs[:, s] - log_probs[:, n]
@@ -72,7 +83,10 @@ def relative_to_records(
     reference = np.empty_like(odds)
     for i in range(len(names)):  # one step per record, none per beat
         mine = index == i
-        reference[mine] = np.median(odds[mine]) if window is None else centred_median(odds[mine], window)
+        if window is not None:
+            reference[mine] = centred_median(odds[mine], window)
+        else:
+            reference[mine] = np.quantile(odds[mine], 0.5 if quantile is None else quantile)
     log_probs[:, s] += s_offset - reference
     shifted = np.exp(log_probs - log_probs.max(1, keepdims=True))
     return shifted / shifted.sum(1, keepdims=True)

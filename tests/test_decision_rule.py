@@ -595,3 +595,68 @@ def test_the_relative_decision_over_a_window_measures_each_beat_from_the_beats_a
     assert relative_to_records(probs, records, CLASSES, window=1)[:, 1] == pytest.approx(0.5)  # itself: even odds
     with pytest.raises(ValueError, match="odd number of beats"):
         relative_to_records(probs, records, CLASSES, window=8)
+
+
+def test_a_low_quantile_reference_stays_among_the_n_beats_when_s_beats_are_most_of_a_record():
+    """A record whose beats are 78 % S, each S beat ranked above every N beat: measured from the median (an S beat),
+    the S beats below it (28 of 78) are lost at an offset that keeps N beats N; from the 10th percentile none is."""
+    from ecg_lightning.classifier import relative_to_records
+
+    odds = np.r_[np.linspace(-1, 1, 78), np.linspace(-7, -5, 22)]
+    p_s = 1 / (1 + np.exp(-odds))
+    probs = np.stack([1 - p_s, p_s, 0 * p_s, 0 * p_s, 0 * p_s], 1)
+    records = np.array(["232"] * 100)
+    median = relative_to_records(probs, records, CLASSES)
+    low = relative_to_records(probs, records, CLASSES, quantile=0.1)
+    for measured, c, found in ((median, 0, 50), (low, -2, 78)):  # S called where the measured odds are above -c
+        called = (np.log(measured) + [0, c, 0, 0, 0]).argmax(1) == 1
+        assert called[:78].sum() == found and not called[78:].any()
+    assert np.log(low[:, 1] / low[:, 0]) == pytest.approx(odds - np.quantile(odds, 0.1), abs=1e-9)
+    assert relative_to_records(probs, records, CLASSES, quantile=0.5) == pytest.approx(median)
+    with pytest.raises(ValueError, match="quantile=1.5"):
+        relative_to_records(probs, records, CLASSES, quantile=1.5)
+    with pytest.raises(ValueError, match="either"):
+        relative_to_records(probs, records, CLASSES, window=3, quantile=0.1)
+
+
+def test_the_composition_stress_keeps_s_beats_at_232s_share_and_measures_the_decision_over_what_is_kept():
+    """Record a: 20 S beats at S-vs-N log-odds 0, 100 N beats at -6. Over the whole record the median is an N beat and
+    every S beat stands out by 6; kept at 78 % S (6 of the N beats) the median is an S beat and none stands out, while
+    the 10th percentile is still an N beat. Record b (5 S beats) is not an S patient and is not weighed."""
+    from ecg_lightning.classifier import relative_to_records
+
+    selection = selection_script()
+    odds = np.r_[np.zeros(20), np.full(100, -6.0), np.zeros(5), np.full(50, -6.0)]
+    p_s = 1 / (1 + np.exp(-odds))
+    probs = np.stack([1 - p_s, p_s, 0 * p_s, 0 * p_s, 0 * p_s], 1)
+    labels = np.r_[np.ones(20, int), np.zeros(100, int), np.ones(5, int), np.zeros(50, int)]
+    records = np.array(["a"] * 120 + ["b"] * 55)
+    offsets = [0, -3, 0, 0, 0]
+    mean, each = selection.composed_patient_mean(probs, labels, records, CLASSES, offsets, {"window": None})
+    assert (mean, each) == (0.0, {"a": 0.0})
+    whole = (np.log(relative_to_records(probs, records, CLASSES)) + offsets).argmax(1)
+    assert (whole[:20] == 1).all()  # without the stress the same decision finds them all
+    low = selection.composed_patient_mean(probs, labels, records, CLASSES, offsets, {"quantile": 0.1})
+    assert low == (1.0, {"a": 1.0})
+    with pytest.raises(SystemExit, match="no record holds 10 or more S beats"):
+        selection.composed_patient_mean(probs[120:], labels[120:], records[120:], CLASSES, offsets, {})
+
+
+def test_composition_rule_takes_a_reference_ahead_under_the_stress_only_within_the_other_tolerances(monkeypatch):
+    choose = selection_script().choose_by_composition
+
+    def row(composed, mean, stressed, jk, bias=(0, -3, -0.75, 0, 0)):
+        point = {"composed_patient_mean_se_S": composed, "patient_mean_se_S": mean, "stressed_se_S": stressed,
+                 "jk_index": jk, "class_bias": list(bias)}  # fmt: skip
+        return {"relative_to_records": True, "operating_point": point}
+
+    current = row(0.30, 0.43, 0.43, 0.73)
+    assert choose({"CUR": current, "Q": row(0.45, 0.40, 0.40, 0.70, (0, -5, -0.75, 0, 0))}, 0.1, "CUR")[:2] == (
+        "Q",
+        [0, -5, -0.75, 0, 0],
+    )
+    assert choose({"CUR": current, "Q": row(0.45, 0.35, 0.43, 0.73)}, 0.1, "CUR")[0] == "CUR"  # loses S patients
+    assert choose({"CUR": current, "Q": row(0.39, 0.43, 0.43, 0.73)}, 0.1, "CUR")[0] == "CUR"  # not 0.10 ahead
+    plain = {"seed_ensemble": {"class_bias": [0] * 5}, "operating_point": {"patient_mean_se_S": 0.1}}
+    with pytest.raises(SystemExit, match="give NET as a --relative one"):
+        choose({"NET": plain, "Q": current}, 0.1, "NET")
