@@ -478,6 +478,21 @@ def choose(
     return winner, f"{winner} ({mean[winner]:.3f}) beats {current} ({mean[current]:.3f}) by more than the margin"
 
 
+def leader(
+    point: dict[str, dict], current: str, measure: str, tolerated: tuple[str, ...], gain: float
+) -> tuple[str | None, bool]:
+    """The candidate highest on ``measure`` at its operating point (None when the current model is alone), and whether
+    it replaces the current model: above it by at least ``gain`` and within ``PATIENT_TOLERANCE`` of it or above on
+    each of ``tolerated``."""
+    others = [n for n in point if n != current]
+    if not others:
+        return None, False
+    top = max(others, key=lambda n: point[n][measure])
+    mine, theirs = point[current], point[top]
+    held = all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in tolerated)
+    return top, theirs[measure] - mine[measure] >= gain and held
+
+
 def choose_by_patients(rows: dict[str, dict], gain: float, current: str = CURRENT) -> tuple[str, list[float], str]:
     """The twenty-third round: the candidate with the highest patient mean of S Se at its operating point replaces the
     current model if that mean is above the current model's (at its own operating point) by at least ``gain``, and
@@ -486,27 +501,19 @@ def choose_by_patients(rows: dict[str, dict], gain: float, current: str = CURREN
     else at its F1 offsets. Returns the model, its offsets and why."""
     point = {n: r["operating_point"] for n, r in rows.items()}
     mine = point[current]
-    others = [n for n in rows if n != current]
-    if others:
-        top = max(others, key=lambda n: point[n]["patient_mean_se_S"])
+    top, wins = leader(point, current, "patient_mean_se_S", ("stressed_se_S", "jk_index"), gain)
+    if wins:
         theirs = point[top]
-        ahead = theirs["patient_mean_se_S"] - mine["patient_mean_se_S"]
-        if (
-            ahead >= gain
-            and mine["stressed_se_S"] - theirs["stressed_se_S"] <= PATIENT_TOLERANCE
-            and mine["jk_index"] - theirs["jk_index"] <= PATIENT_TOLERANCE
-        ):
-            return (
-                top,
-                theirs["class_bias"],
-                (
-                    f"{top}'s patient mean of S Se ({theirs['patient_mean_se_S']:.3f}) is above {current}'s "
-                    f"({mine['patient_mean_se_S']:.3f}) by >= {gain}; its stressed S Se "
-                    f"({theirs['stressed_se_S']:.3f}) and "
-                    f"jκ ({theirs['jk_index']:.3f}) within {PATIENT_TOLERANCE} of {current}'s "
-                    f"({mine['stressed_se_S']:.3f}, {mine['jk_index']:.3f}) or above"
-                ),
-            )
+        return (
+            top,
+            theirs["class_bias"],
+            (
+                f"{top}'s patient mean of S Se ({theirs['patient_mean_se_S']:.3f}) is above {current}'s "
+                f"({mine['patient_mean_se_S']:.3f}) by >= {gain}; its stressed S Se ({theirs['stressed_se_S']:.3f}) "
+                f"and jκ ({theirs['jk_index']:.3f}) within {PATIENT_TOLERANCE} of {current}'s "
+                f"({mine['stressed_se_S']:.3f}, {mine['jk_index']:.3f}) or above"
+            ),
+        )
     if rows[current].get("relative_to_records"):  # its operating point is the decision it was chosen with
         return (
             current,
@@ -543,26 +550,26 @@ def choose_by_composition(rows: dict[str, dict], gain: float, current: str = CUR
     if current not in point:
         raise SystemExit(f"--composition-gain weighs record-relative models: give {current} as a --relative one")
     mine = point[current]
-    others = [n for n in point if n != current]
-    if others:
-        top = max(others, key=lambda n: point[n]["composed_patient_mean_se_S"])
+    measure = "composed_patient_mean_se_S"
+    top, wins = leader(point, current, measure, ("patient_mean_se_S", "stressed_se_S", "jk_index"), gain)
+    if wins:
         theirs = point[top]
-        ahead = theirs["composed_patient_mean_se_S"] - mine["composed_patient_mean_se_S"]
-        held = all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in ("patient_mean_se_S", "stressed_se_S", "jk_index"))
-        if ahead >= gain and held:
-            return (
-                top,
-                theirs["class_bias"],
-                f"{top}'s composed patient mean ({theirs['composed_patient_mean_se_S']:.3f}) is above {current}'s "
-                f"({mine['composed_patient_mean_se_S']:.3f}) by >= {gain}; its patient mean "
-                f"({theirs['patient_mean_se_S']:.3f}), stressed S Se ({theirs['stressed_se_S']:.3f}) and jκ "
-                f"({theirs['jk_index']:.3f}) within {PATIENT_TOLERANCE} of {current}'s or above",
-            )
-        why = f"{top} is ahead on the composed patient mean by {ahead:.3f}" + (
-            "" if held else f", and not within {PATIENT_TOLERANCE} on the patient mean, stressed S Se and jκ"
+        return (
+            top,
+            theirs["class_bias"],
+            f"{top}'s composed patient mean ({theirs[measure]:.3f}) is above {current}'s ({mine[measure]:.3f}) by >= "
+            f"{gain}; its patient mean ({theirs['patient_mean_se_S']:.3f}), stressed S Se "
+            f"({theirs['stressed_se_S']:.3f}) and jκ ({theirs['jk_index']:.3f}) within {PATIENT_TOLERANCE} of "
+            f"{current}'s or above",
         )
-    else:
-        why = "no other record-relative candidate"
+    why = (
+        "no other record-relative candidate"
+        if top is None
+        else (
+            f"{top} is {point[top][measure] - mine[measure]:+.3f} on the composed patient mean; the rule needs +{gain} "
+            f"and {PATIENT_TOLERANCE} on the patient mean, stressed S Se and jκ"
+        )
+    )
     return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
 
 
