@@ -748,6 +748,7 @@ def main() -> None:
         chosen, offsets, why = choose_by_composition(rows, args.composition_gain, args.current)
     elif args.patient_gain is not None:
         chosen, offsets, why = choose_by_patients(rows, args.patient_gain, args.current)
+    if args.patient_gain is not None:
         for name, r in shown.items():
             point = r["operating_point"]
             composed = point.get("composed_patient_mean_se_S")
