@@ -133,6 +133,9 @@ class BeatClassifier(L.LightningModule):
         relative_s: make the S decision relative to each record (``relative_to_records``; AAMI classes): the S
             offset of ``class_bias`` then applies to a beat's S-vs-N log-odds minus its record's median. Applied by
             ``evaluate`` and ``predict`` over whole records, never per batch; training does not see it.
+        relative_s_quantile: the quantile of the record's S-vs-N log-odds the relative decision measures from (0.5:
+            its median); a low one stays among the N beats of a record whose beats are mostly S (docs/inter_patient.md,
+            thirty-first round).
         relative_s_loss: weight of a second training loss, cross-entropy on ``run_relative_s_logits`` (beat-sequence
             models, AAMI classes): training for the record-relative decision, each run of beats standing in for its
             record. 0: off. Validation and test losses stay the plain cross-entropy.
@@ -152,6 +155,7 @@ class BeatClassifier(L.LightningModule):
         threshold: float = 0.5,
         class_bias: Sequence[float] | None = None,
         relative_s: bool = False,
+        relative_s_quantile: float = 0.5,
         relative_s_loss: float = 0.0,
         relative_s_offset: float = RUN_RELATIVE_S_OFFSET,
         monitor: str = "val/balanced_accuracy",
@@ -201,9 +205,12 @@ class BeatClassifier(L.LightningModule):
                 raise ConfigError(
                     f"model.{key}={value} needs the classes N and S (AAMI labels); the classes are {classes}"
                 )
+        if not 0 <= relative_s_quantile <= 1:
+            raise ConfigError(f"model.relative_s_quantile={relative_s_quantile}: a quantile, from 0 to 1 (0.5: median)")
         if relative_s_loss < 0:
             raise ConfigError(f"model.relative_s_loss={relative_s_loss}: a loss weight, >= 0 (0: off)")
         self.relative_s = bool(relative_s)
+        self.relative_s_quantile = float(relative_s_quantile)
         self.relative_s_loss = float(relative_s_loss)
         self.relative_s_offset = float(relative_s_offset)
         self.train_metrics = metrics.clone(prefix="train/")
@@ -223,11 +230,14 @@ class BeatClassifier(L.LightningModule):
 
     def decide_per_record(self, probs: np.ndarray, records: np.ndarray) -> np.ndarray:
         """The probabilities a whole-record decision gives: with ``relative_s`` the S decision relative to each record
-        (``relative_to_records``, the S offset of ``class_bias``), else ``probs`` as they are."""
+        (``relative_to_records``, the S offset of ``class_bias``, from ``relative_s_quantile``), else ``probs``."""
         if not self.relative_s:
             return probs
         s_offset = 0.0 if self.class_bias is None else float(self.class_bias[list(self.hparams.classes).index("S")])
-        return relative_to_records(probs, records, self.hparams.classes, s_offset).astype(probs.dtype)
+        quantile = self.relative_s_quantile
+        return relative_to_records(probs, records, self.hparams.classes, s_offset, quantile=quantile).astype(
+            probs.dtype
+        )
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.binary:

@@ -87,7 +87,7 @@ NOT_INPUTS = ("catalog", "cache_dir", "cache_dtype", "cut_on_device", "batch_siz
 
 
 def mean_config(
-    configs: list[dict[str, Any]], class_bias: list[float] | None, relative_s: bool = False
+    configs: list[dict[str, Any]], class_bias: list[float] | None, relative_s: bool = False, quantile: float = 0.5
 ) -> dict[str, Any]:
     """The run config of several networks averaged: the first's, its net a ``NetworkMean`` of every member's net.
     The members must prepare their inputs alike and have one architecture; their seeds may differ."""
@@ -104,7 +104,8 @@ def mean_config(
         "networks": [c["model"]["net"] for c in configs],
         "binary": len(first["model"]["classes"]) == 2,
     }
-    return {**first, "model": {**first["model"], "net": net, "class_bias": class_bias, "relative_s": relative_s}}
+    decision = {"class_bias": class_bias, "relative_s": relative_s, "relative_s_quantile": quantile}
+    return {**first, "model": {**first["model"], "net": net, **decision}}
 
 
 def _net_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -121,16 +122,23 @@ def _save(model: torch.nn.Module, first_ckpt: dict[str, Any], config: dict, memb
     torch.save({**saved, LEADS_KEY: first_ckpt.get(LEADS_KEY), "members": members}, out)
 
 
-def combine_mean(paths: list[Path], out: Path, class_bias: list[float] | None = None, relative_s: bool = False) -> Path:
+def combine_mean(
+    paths: list[Path],
+    out: Path,
+    class_bias: list[float] | None = None,
+    relative_s: bool = False,
+    quantile: float = 0.5,
+) -> Path:
     """Write the checkpoint of ``paths``' networks averaged (a folder stands for every seed of that sweep); with
-    ``relative_s`` its S decision is made relative to each record (``model.relative_s``)."""
+    ``relative_s`` its S decision is made relative to each record (``model.relative_s``), measured from the record's
+    ``quantile`` (``model.relative_s_quantile``)."""
     paths = [p for path in paths for p in (seeds_of(path).values() if path.is_dir() else [path])]
     if len(paths) < 2:
         raise CheckpointError(f"--mean averages several networks; got {[str(p) for p in paths]}")
     ckpts = [load_checkpoint(p) for p in paths]
     configs = [OmegaConf.to_container(checkpoint_config(c), resolve=True) for c in ckpts]
     try:
-        config = mean_config(configs, class_bias, relative_s)
+        config = mean_config(configs, class_bias, relative_s, quantile)
     except CheckpointError as err:  # name the files
         raise CheckpointError(f"{', '.join(map(str, paths))}: {err}") from None
     model = instantiate(OmegaConf.create(config["model"]), _convert_="all")
@@ -201,9 +209,20 @@ def main() -> None:
         action="store_true",
         help="with --mean: the S offset applies relative to each record's median S-vs-N log-odds (model.relative_s)",
     )
+    parser.add_argument(
+        "--relative-s-quantile",
+        type=float,
+        default=0.5,
+        help="with --relative-s: the quantile of each record's S-vs-N log-odds measured from (default 0.5, the median; "
+        "model.relative_s_quantile)",
+    )
     args = parser.parse_args()
+    if args.relative_s_quantile != 0.5 and not args.relative_s:
+        parser.error("--relative-s-quantile goes with --relative-s")
     if args.mean:
-        exit_on_input_error(lambda: combine_mean(args.members, args.out, args.class_bias, args.relative_s))
+        exit_on_input_error(
+            lambda: combine_mean(args.members, args.out, args.class_bias, args.relative_s, args.relative_s_quantile)
+        )
         return
     if args.relative_s:
         parser.error("--relative-s goes with --mean (a network with a voter decides per beat)")

@@ -161,11 +161,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("class_bias") is not None:  # a decision rule chosen on cross-validation (ecg_lightning.calibrate)
         for model in models:
             model.class_bias = torch.tensor([float(b) for b in cfg.class_bias])
-    decisions = {(m.relative_s, None if m.class_bias is None else tuple(m.class_bias.tolist())) for m in models}
+    decisions = {
+        (m.relative_s, m.relative_s_quantile, None if m.class_bias is None else tuple(m.class_bias.tolist()))
+        for m in models
+    }
     if len(decisions) > 1 and any(m.relative_s for m in models):  # the record-relative step is taken once, for all
         raise CheckpointError(
             f"{', '.join(checkpoint_paths(cfg))}: an ensemble with a record-relative S decision (model.relative_s) "
-            "needs every checkpoint to decide alike (the same model.class_bias); average them with combine --mean "
+            "needs every checkpoint to decide alike (the same model.class_bias and relative_s_quantile); average them "
+            "with combine --mean "
             "--relative-s"
         )
     datamodule = instantiate_checked(run.data, _convert_="all")

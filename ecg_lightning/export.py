@@ -86,10 +86,11 @@ def preprocessing(run: DictConfig, module: BeatClassifier, leads_seen: Any) -> d
         **(
             {
                 "record_decision": "the S decision is relative to each record: over all the beats of one record, "
-                "ecg_lightning.classifier.relative_to_records(probs, records, classes, s_offset) with s_offset the "
-                "S entry of class_bias (each record's median S-vs-N log-odds taken off); the graph alone decides "
-                "beat by beat, without it",
+                "ecg_lightning.classifier.relative_to_records(probs, records, classes, s_offset, quantile=quantile) "
+                "with s_offset the S entry of class_bias (each record's quantile of S-vs-N log-odds taken off); the "
+                "graph alone decides beat by beat, without it",
                 "class_bias": [float(b) for b in module.class_bias],
+                "quantile": float(getattr(module, "relative_s_quantile", 0.5)),
             }
             if getattr(module, "relative_s", False)
             else {}

@@ -138,6 +138,18 @@ def test_networks_averaged_give_the_mean_of_their_probabilities_through_evaluate
     assert_predict_serves_what_evaluate_scored(relative, decided, tiny_db, tmp_path)
     with pytest.raises(CheckpointError, match="record-relative S decision .* needs every checkpoint to decide alike"):
         scored(f"[{relative},{mean}]", tiny_db, tmp_path, "mixed")
+    # measured from a low quantile of each record (model.relative_s_quantile): evaluate and predict take it alike
+    low = combine_mean([tmp_path / "seeds"], tmp_path / "low.ckpt", bias, relative_s=True, quantile=0.1)
+    assert load_checkpoint(low)["hyper_parameters"]["relative_s_quantile"] == 0.1
+    decided_low = scored(low, tiny_db, tmp_path, "low")
+    wanted = relative_to_records(
+        expected.numpy(), decided_low["record"], list(decided_low["classes"]), bias[1], quantile=0.1
+    )
+    np.testing.assert_allclose(decided_low["probs"], wanted, atol=2e-5)
+    assert np.abs(decided_low["probs"] - decided["probs"]).max() > 0.01
+    assert_predict_serves_what_evaluate_scored(low, decided_low, tiny_db, tmp_path)
+    with pytest.raises(CheckpointError, match="the same model.class_bias and relative_s_quantile"):
+        scored(f"[{relative},{low}]", tiny_db, tmp_path, "two_quantiles")
 
 
 def test_networks_averaged_must_be_trained_alike_and_several(tiny_db, tmp_path):

@@ -41,6 +41,12 @@ def test_the_record_relative_decision_is_the_s_offset_on_each_records_own_scale_
         raw = np.log(probs[mine, 1]) - np.log(probs[mine, 0])
         assert (np.argsort(odds[mine]) == np.argsort(raw)).all()
     np.testing.assert_allclose(decided[:, 2:] / decided[:, [0]], probs[:, 2:] / probs[:, [0]], rtol=1e-5)
+    low = classifier(class_bias=[0, 1.5, 0, 0, 0], relative_s=True, relative_s_quantile=0.1)
+    odds = np.log(low.decide_per_record(probs, records)[:, 1] / low.decide_per_record(probs, records)[:, 0])
+    for record in "ab":  # measured from the record's 10th percentile in place of its median
+        assert np.quantile(odds[records == record], 0.1) == pytest.approx(1.5, abs=1e-5)
+    with pytest.raises(ConfigError, match="relative_s_quantile=1.5"):
+        classifier(relative_s=True, relative_s_quantile=1.5)
     with pytest.raises(ConfigError, match="needs the classes N and S"):
         BeatClassifier(nn.Identity(), torch.optim.Adam, classes=["normal", "abnormal"], relative_s=True)
 
@@ -291,25 +297,28 @@ def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tm
     assert f"--class-bias {averaged} --out" in text
 
 
-def test_the_record_relative_experiment_holds_what_the_twenty_seventh_round_chose(tmp_path):
-    """experiment=aami_sequence_relative_s is S1T-RL as the selection recorded it: S1T's inputs, trained for the
-    record-relative decision (the run-relative loss), the S decision relative to each record, and the operating point
-    the rule chose (also in the combine line of its comment)."""
+def test_the_record_relative_experiment_holds_what_the_twenty_seventh_and_thirty_first_rounds_chose(tmp_path):
+    """experiment=aami_sequence_relative_s is S1T-RL as the selections recorded it: S1T's inputs, trained for the
+    record-relative decision (the run-relative loss), the S decision relative to each record measured from its 10th
+    percentile, and the operating point the thirty-first round's rule chose (in the combine line of its comment too)."""
     import json
     from pathlib import Path
 
     from conftest import compose_config
 
     root = Path(__file__).resolve().parents[1]
-    chosen = json.loads((root / "results" / "aami_ds1_cv5_relative_s_loss_selection.json").read_text())
-    assert chosen["chosen"] == "S1T-RL" and chosen["candidates"]["S1T-RL"]["relative_to_records"]
-    assert chosen["candidates"]["S1T-RL"]["sweep"].endswith("s1trl")
+    trained = json.loads((root / "results" / "aami_ds1_cv5_relative_s_loss_selection.json").read_text())
+    assert trained["chosen"] == "S1T-RL" and trained["candidates"]["S1T-RL"]["sweep"].endswith("s1trl")
+    chosen = json.loads((root / "results" / "aami_ds1_cv5_relative_s_low_quantile_selection.json").read_text())
+    row = chosen["candidates"][chosen["chosen"]]
+    assert row["relative_to_records"] and row["sweep"].endswith("s1trl") and row["quantile"] == 0.1
     cfg = compose_config("train", tmp_path, ["experiment=aami_sequence_relative_s"])
     assert list(cfg.model.class_bias) == chosen["class_bias"] and cfg.model.relative_s is True
-    assert cfg.model.relative_s_loss == 1.0
+    assert cfg.model.relative_s_quantile == row["quantile"] and cfg.model.relative_s_loss == 1.0
     assert cfg.data.augment.template_swap == 0.2 and cfg.data.reference_beats == "all" and cfg.data.run_beats > 1
     text = (root / "conf" / "experiment" / "aami_sequence_relative_s.yaml").read_text()
-    assert f"--class-bias {' '.join(f'{b:g}' for b in chosen['class_bias'])} --relative-s --out" in text
+    bias = " ".join(f"{b:g}" for b in chosen["class_bias"])
+    assert f"--class-bias {bias} --relative-s --relative-s-quantile {row['quantile']:g} --out" in text
 
 
 def test_the_patient_mean_counts_each_s_patient_once_whatever_its_beats():

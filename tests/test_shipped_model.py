@@ -17,10 +17,10 @@ from ecg_lightning.checkpoint import CheckpointError
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
 CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
-# the DS1 choice of the recommended model (docs/inter_patient.md, twenty-seventh round): the operating point it chose
-# (with the S decision relative to each record) is the shipped decision
-CHOICE = ROOT / "results" / "aami_ds1_cv5_relative_s_loss_selection.json"
-RECIPE, CHOSEN = "experiment=aami_sequence_relative_s", "S1T-RL"
+# the DS1 choice of the recommended model's decision (docs/inter_patient.md, thirty-first round: S1T-RL's networks, the
+# S decision relative to each record's 10th percentile): the operating point it chose is the shipped decision
+CHOICE = ROOT / "results" / "aami_ds1_cv5_relative_s_low_quantile_selection.json"
+RECIPE, CHOSEN = "experiment=aami_sequence_relative_s", "S1T-RL-Q10"
 
 
 def golden_recording(root: Path) -> Path:
@@ -87,7 +87,8 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     """MODEL_CARD.md says the shipped model is three networks of the recommended recipe averaged, with the
-    decision its three-seed average chose on DS1 (twenty-seventh round: offsets and the record-relative S): its saved
+    decision its three-seed average chose on DS1 (twenty-seventh and thirty-first rounds: offsets, the S decision
+    relative to each record's 10th percentile): its saved
     settings (inputs, each member's network, loss weights, decision) are what that experiment composes now and what
     the choice recorded — changing the recipe or the choice without shipping a model of it fails here."""
     import torch
@@ -114,3 +115,6 @@ def test_the_shipped_model_is_the_recommended_recipe_as_it_stands(tmp_path):
     assert shipped["model"]["class_bias"] == offsets == recipe["model"]["class_bias"]
     assert saved["hyper_parameters"]["class_bias"] == offsets
     assert shipped["model"]["relative_s"] is saved["hyper_parameters"]["relative_s"] is recipe["model"]["relative_s"]
+    quantile = chosen["candidates"][CHOSEN]["quantile"]
+    assert shipped["model"]["relative_s_quantile"] == saved["hyper_parameters"]["relative_s_quantile"] == quantile
+    assert recipe["model"]["relative_s_quantile"] == quantile

@@ -760,6 +760,7 @@ def test_an_exported_mean_of_networks_gives_the_checkpoints_probabilities(tiny_d
     export(compose_config("export", tmp_path / "rel", [f"ckpt_path={relative}", "format=onnx"]))
     spec = json.loads((tmp_path / "rel" / "preprocessing.json").read_text())
     assert "relative_to_records" in spec["record_decision"] and spec["class_bias"] == [0.0, -6.0, -0.5, 0.0, 0.0]
+    assert spec["quantile"] == 0.5
 
 
 def test_resume_from_a_truncated_checkpoint_fails_before_writing_anything(tiny_db, tmp_path):
