@@ -295,14 +295,14 @@ def composed_patient_mean(
 
 
 def relative_candidate(
-    cv: Path, stress: Path, base: list[float], window: int | None = None, quantile: float | None = None
+    cv: Path, stress: Path, base: list[float], window: int | None = None, quantile: float = 0.5
 ) -> dict:
     """The sweep's seeds averaged with the S decision relative to each record (``classifier.relative_to_records``; the
     twenty-fifth round), or with ``window`` to the beats around each beat (the twenty-eighth), or with ``quantile``
     from that quantile of the record in place of its median (the thirty-first): the operating point is the relative S
     offset on ``RELATIVE_GRID``, the other offsets ``base``'s; the S Se under the stress with the same transform (each
     re-scored record's own reference) and under the composition stress (``composed_patient_mean``)."""
-    reference = {"window": window} | ({"quantile": quantile} if quantile is not None else {})
+    reference = {"window": window, "quantile": quantile}
 
     def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
         probs, labels, classes, info = only(selected_predictions([sweep], seeds=True))
@@ -721,7 +721,7 @@ def main() -> None:
                 )
             base = rows[base_name]["seed_ensemble"]["class_bias"]
             window = int(after) if colon and percent is None else None
-            quantile = int(percent) / 100 if percent is not None else None
+            quantile = int(percent) / 100 if percent is not None else 0.5
             rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile)
     elif args.votes or args.relative:
         raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain")

@@ -56,7 +56,7 @@ def relative_to_records(
     classes: Sequence[str],
     s_offset: float = 0.0,
     window: int | None = None,
-    quantile: float | None = None,
+    quantile: float = 0.5,
 ) -> np.ndarray:
     """Probabilities whose S log-odds against N are measured from the median of the beat's own record, then offset by
     ``s_offset``: p(S) times exp(s_offset - median over the record of log p(S) - log p(N)), renormalized. Any S offset
@@ -72,9 +72,9 @@ def relative_to_records(
     among the N beats of a record whose beats are mostly S (the thirty-first round)."""
     if window is not None and (window < 1 or window % 2 == 0):
         raise ValueError(f"window={window}: the beats around a beat, itself in the middle: give an odd number of beats")
-    if quantile is not None and not 0 <= quantile <= 1:
+    if not 0 <= quantile <= 1:
         raise ValueError(f"quantile={quantile}: the reference is a quantile of the record's beats, from 0 to 1")
-    if quantile is not None and window is not None:
+    if quantile != 0.5 and window is not None:
         raise ValueError("the reference is either the beats around each beat (window) or a quantile of the record")
     log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
     s, n = list(classes).index("S"), list(classes).index("N")
@@ -83,10 +83,7 @@ def relative_to_records(
     reference = np.empty_like(odds)
     for i in range(len(names)):  # one step per record, none per beat
         mine = index == i
-        if window is not None:
-            reference[mine] = centred_median(odds[mine], window)
-        else:
-            reference[mine] = np.quantile(odds[mine], 0.5 if quantile is None else quantile)
+        reference[mine] = np.quantile(odds[mine], quantile) if window is None else centred_median(odds[mine], window)
     log_probs[:, s] += s_offset - reference
     shifted = np.exp(log_probs - log_probs.max(1, keepdims=True))
     return shifted / shifted.sum(1, keepdims=True)
@@ -234,10 +231,8 @@ class BeatClassifier(L.LightningModule):
         if not self.relative_s:
             return probs
         s_offset = 0.0 if self.class_bias is None else float(self.class_bias[list(self.hparams.classes).index("S")])
-        quantile = self.relative_s_quantile
-        return relative_to_records(probs, records, self.hparams.classes, s_offset, quantile=quantile).astype(
-            probs.dtype
-        )
+        decided = relative_to_records(probs, records, self.hparams.classes, s_offset, quantile=self.relative_s_quantile)
+        return decided.astype(probs.dtype)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.binary:

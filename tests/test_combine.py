@@ -183,3 +183,22 @@ def test_a_binary_mean_is_the_logit_of_the_members_mean_probability():
     mean = NetworkMean([Fixed(0.0), Fixed(2.0)], binary=True)(torch.zeros(4, 1, 10))
     expected = torch.logit(torch.tensor((0.5 + torch.sigmoid(torch.tensor(2.0)).item()) / 2))
     torch.testing.assert_close(mean, torch.full((4,), expected.item()))
+
+
+def test_the_combine_command_refuses_a_decision_option_without_what_it_goes_with(monkeypatch, tmp_path, capsys):
+    """A quantile without the record-relative decision, or that decision for a network and its voter, would be
+    silently ignored: the command stops and says which option it needs."""
+    from ecg_lightning import combine
+
+    for argv, message in (
+        (
+            ["--mean", "a.ckpt", "b.ckpt", "--relative-s-quantile", "0.1"],
+            "--relative-s-quantile goes with --relative-s",
+        ),
+        (["a.ckpt", "b.ckpt", "--relative-s"], "--relative-s goes with --mean"),
+    ):
+        monkeypatch.setattr("sys.argv", ["combine", *argv, "--out", str(tmp_path / "x.ckpt")])
+        with pytest.raises(SystemExit):
+            combine.main()
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "x.ckpt").exists()
