@@ -95,16 +95,23 @@ RUN_RELATIVE_S_OFFSET = -4.0
 
 
 def run_relative_s_logits(
-    logits: torch.Tensor, target: torch.Tensor, s: int, n: int, offset: float = RUN_RELATIVE_S_OFFSET
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    s: int,
+    n: int,
+    offset: float = RUN_RELATIVE_S_OFFSET,
+    quantile: float = 0.5,
 ) -> torch.Tensor:
     """Runs' logits (batch, beats, classes) whose S logit is measured from the run's median S-vs-N log-odds (over its
     beats, padding (target -1) left out), then ``offset``: the training counterpart of ``relative_to_records``, over
     the run a beat-sequence model sees in place of the whole record. The median is not detached, so a loss on these
-    logits is blind to a constant added to a run's S scores: it asks only that S beats stand out from their run."""
+    logits is blind to a constant added to a run's S scores: it asks only that S beats stand out from their run. With
+    ``quantile`` the reference is that quantile of the run's log-odds (the lower of two beats, as the median is), the
+    counterpart of ``relative_to_records(quantile=)``: training for the decision the model is judged by."""
     odds = (logits[..., s] - logits[..., n]).float().masked_fill(target < 0, float("nan"))
-    median = odds.nanmedian(dim=1, keepdim=True).values
+    reference = torch.nanquantile(odds, quantile, dim=1, keepdim=True, interpolation="lower")
     shift = torch.zeros_like(logits)
-    shift[..., s] = (offset - median).to(logits.dtype)
+    shift[..., s] = (offset - reference).to(logits.dtype)
     return logits + shift
 
 
@@ -139,6 +146,8 @@ class BeatClassifier(L.LightningModule):
         relative_s_offset: the S-vs-N log-odds a run's median beat is given in that loss (default
             ``RUN_RELATIVE_S_OFFSET``): how far below their run's median N beats are asked to stay, i.e. the margin
             an S beat needs above its run.
+        relative_s_loss_quantile: the quantile of each run's S-vs-N log-odds that loss measures from (0.5: the run's
+            median; ``relative_s_quantile``'s training counterpart, docs/inter_patient.md, thirty-second round).
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
 
@@ -155,6 +164,7 @@ class BeatClassifier(L.LightningModule):
         relative_s_quantile: float = 0.5,
         relative_s_loss: float = 0.0,
         relative_s_offset: float = RUN_RELATIVE_S_OFFSET,
+        relative_s_loss_quantile: float = 0.5,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
@@ -202,14 +212,19 @@ class BeatClassifier(L.LightningModule):
                 raise ConfigError(
                     f"model.{key}={value} needs the classes N and S (AAMI labels); the classes are {classes}"
                 )
-        if not 0 <= relative_s_quantile <= 1:
-            raise ConfigError(f"model.relative_s_quantile={relative_s_quantile}: a quantile, from 0 to 1 (0.5: median)")
+        for key, value in (
+            ("relative_s_quantile", relative_s_quantile),
+            ("relative_s_loss_quantile", relative_s_loss_quantile),
+        ):
+            if not 0 <= value <= 1:
+                raise ConfigError(f"model.{key}={value}: a quantile, from 0 to 1 (0.5: median)")
         if relative_s_loss < 0:
             raise ConfigError(f"model.relative_s_loss={relative_s_loss}: a loss weight, >= 0 (0: off)")
         self.relative_s = bool(relative_s)
         self.relative_s_quantile = float(relative_s_quantile)
         self.relative_s_loss = float(relative_s_loss)
         self.relative_s_offset = float(relative_s_offset)
+        self.relative_s_loss_quantile = float(relative_s_loss_quantile)
         self.train_metrics = metrics.clone(prefix="train/")
         self.train_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_metrics = metrics.clone(prefix="val/")
@@ -248,7 +263,12 @@ class BeatClassifier(L.LightningModule):
             )
         classes = list(self.hparams.classes)
         relative = run_relative_s_logits(
-            logits, target, classes.index("S"), classes.index("N"), offset=self.relative_s_offset
+            logits,
+            target,
+            classes.index("S"),
+            classes.index("N"),
+            offset=self.relative_s_offset,
+            quantile=self.relative_s_loss_quantile,
         )
         return self.loss(*beats_of_runs(relative, target))
 

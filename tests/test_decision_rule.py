@@ -92,6 +92,35 @@ def test_the_run_relative_loss_measures_s_from_each_runs_median_and_ignores_padd
         classifier(relative_s_loss=-1.0)
 
 
+def test_the_run_relative_loss_can_measure_s_from_a_low_quantile_of_each_run():
+    """The loss's reference is a quantile of each run's S-vs-N log-odds (padding left out), the counterpart of the
+    decision's ``relative_s_quantile``: the 0.1 quantile is a lower beat of the run than its median, the 0.5 quantile
+    is the median exactly, and the classifier passes its setting through (a bad one is refused)."""
+    from ecg_lightning.classifier import RUN_RELATIVE_S_OFFSET, run_relative_s_logits
+
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 11, 5, generator=gen)
+    target = torch.randint(0, 5, (2, 11), generator=gen)
+    target[1, 6:] = -1
+    odds = logits[..., 1] - logits[..., 0]
+    low = run_relative_s_logits(logits, target, 1, 0, quantile=0.1)
+    for run, keep in ((0, 11), (1, 6)):
+        run_odds = odds[run, :keep]
+        lowest_tenth = run_odds.sort().values[int(0.1 * (keep - 1))]  # the lower of two beats, as the median's
+        shifted = low[run, :keep, 1] - low[run, :keep, 0]
+        torch.testing.assert_close(shifted, run_odds - lowest_tenth + RUN_RELATIVE_S_OFFSET)
+        assert lowest_tenth < run_odds.median()
+    torch.testing.assert_close(
+        run_relative_s_logits(logits, target, 1, 0, quantile=0.5), run_relative_s_logits(logits, target, 1, 0)
+    )
+    model = classifier(relative_s_loss=1.0, relative_s_loss_quantile=0.1)
+    wanted = model.loss(*beats_of_runs(low, target))
+    assert model.run_relative_loss(logits, target).item() == pytest.approx(wanted.item())
+    assert wanted.item() != pytest.approx(classifier(relative_s_loss=1.0).run_relative_loss(logits, target).item())
+    with pytest.raises(ConfigError, match="relative_s_loss_quantile"):
+        classifier(relative_s_loss=1.0, relative_s_loss_quantile=1.5)
+
+
 def test_calibration_finds_the_offset_that_recovers_underpredicted_s_beats():
     rng = np.random.default_rng(0)
     labels = np.r_[np.zeros(900, int), np.ones(60, int), np.full(40, 2)]

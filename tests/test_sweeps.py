@@ -158,7 +158,8 @@ def test_sigterm_mid_training_exits_non_zero_logs_it_and_leaves_a_resumable_chec
 
 
 def test_the_gpu_check_runs_dry_on_the_cpu(tiny_db, tmp_path):
-    """benchmarks/device_check.sh --dry: every step of the GPU check, a few batches each, on the CPU."""
+    """benchmarks/device_check.sh --dry: every step of the GPU check, a few batches each, on the CPU: the throughput
+    checks, then the first DS1 cross-validation candidate (one fold, one seed) and its stress sweep, packed."""
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "MITDB_DIR": str(tiny_db), "OUT": str(tmp_path), "ECG_LIGHTNING_CACHE": str(tmp_path / "c")}
     done = subprocess.run(["bash", str(root / "benchmarks" / "device_check.sh"), "--dry"], env=env, cwd=root,
@@ -166,3 +167,10 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tiny_db, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "benchmark_gpu.txt").read_text()
     assert report.count("Lightning w/s") == 2 and "data.cut_on_device=true" in report and "throughput checks" in report
+    assert "CUR: 1 trainings finished" in report, report
+    import tarfile
+
+    names = tarfile.open(tmp_path / "cv_CUR.tar.xz").getnames()
+    assert any(n.startswith("cv/CUR/") and n.endswith("val_predictions.npz") for n in names), names
+    assert any(n.startswith("stress/CUR/") and n.endswith("predictions.npz") for n in names), names
+    assert not any(n.endswith(".ckpt") for n in names)
