@@ -80,8 +80,12 @@ for pid in "${pids[@]}"; do wait "$pid" || echo "a sweep stopped (time or error;
 echo "cross-validation sweeps: $(( $(date +%s) - start )) s" | tee -a "$report"
 for sweep in "$out"/cv/*/; do
   name=$(basename "$sweep")
-  ckpts=$(ls -d "$sweep"*/checkpoints/last.ckpt 2>/dev/null | sed "s|.*|'&'|" | paste -sd, -)
-  echo "$name: $(ls -d "$sweep"*/checkpoints/last.ckpt 2>/dev/null | wc -l) trainings finished" | tee -a "$report"
+  # a run stopped by the time limit keeps its last finished epoch's checkpoint and says so in FAILED.txt
+  finished=$(for run in "$sweep"*/; do [ -f "${run}checkpoints/last.ckpt" ] && [ ! -f "${run}FAILED.txt" ] \
+    && echo "${run}checkpoints/last.ckpt"; done)
+  ckpts=$(echo "$finished" | sed "/^$/d; s|.*|'&'|" | paste -sd, -)
+  echo "$name: $(echo "$finished" | grep -c . || true) trainings finished, $(ls -d "$sweep"*/FAILED.txt 2>/dev/null \
+    | wc -l) stopped" | tee -a "$report"
   [ -n "$ckpts" ] && python -m ecg_lightning.evaluate -m "ckpt_path=$ckpts" side=val \
     data.reference_beats=annotated_S "data.catalog.mitdb.root=$root" "${records[@]}" \
     "hydra.sweep.dir=$out/stress/$name" > "$out/stress_$name.log" 2>&1 &
