@@ -45,6 +45,32 @@ def test_local_rhythm_features_by_hand():
     np.testing.assert_allclose(regular[:, 5:8], 0.0, atol=1e-6)  # a regular rhythm: nothing premature, no spread
 
 
+def test_local_rr_change_is_the_median_successive_change_that_pauses_do_not_inflate():
+    """local_rr_change: the median over the beats around (context_beats each side, within the record) of |log(RR /
+    previous RR)|, the record's first beat having none; checked against a loop over beats written here. A regular
+    rhythm with a long pause every fifth beat keeps it at 0 while the standard deviation (local_irregularity) is high;
+    RRs that all differ (fibrillation-like) raise both."""
+    rng = np.random.default_rng(3)
+    record = np.repeat([0, 1], [9, 7])
+    sample = np.r_[np.cumsum(rng.integers(50, 150, 9)), np.cumsum(rng.integers(50, 150, 7))]
+    f = rr_features(record, sample, fs=100.0, context_beats=2)
+    column = RR_FEATURES.index("local_rr_change")
+    for name in (0, 1):
+        mine = record == name
+        gaps = np.diff(sample[mine]).astype(float)
+        pre = np.r_[gaps[0], gaps]  # the first beat borrows its following RR
+        change = np.r_[np.nan, np.abs(np.diff(np.log(pre)))]
+        wanted = [np.nanmedian(change[max(i - 2, 0) : i + 3]) for i in range(mine.sum())]
+        np.testing.assert_allclose(f[mine, column], wanted, atol=1e-6)
+    paused = np.cumsum(np.where(np.arange(60) % 5 == 0, 300, 100))
+    fibrillating = np.cumsum(rng.uniform(60, 140, 60)).astype(int)
+    g = rr_features(np.repeat([0, 1], 60), np.r_[paused, fibrillating], fs=100.0)
+    irregularity = RR_FEATURES.index("local_irregularity")
+    assert np.median(g[:60, column]) == 0.0 and np.median(g[:60, irregularity]) > 0.4
+    assert np.median(g[60:, column]) > 0.15 and np.median(g[60:, irregularity]) > 0.15
+    assert rr_features(np.zeros(1, int), np.array([5]), fs=100.0)[0, column] == 0.0  # one beat: no change, not NaN
+
+
 def test_rr_feature_selection():
     assert rr_feature_names(False) == () and rr_feature_names(None) == ()
     assert rr_feature_names(True) == RR_FEATURES[:5]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import warnings
+
 import numpy as np
 
 from ecg_lightning.errors import ConfigError
@@ -28,6 +30,8 @@ RR_FEATURES = (
     # not normalized: log RR in seconds (a record whose beats are mostly ectopic has an ectopic "normal")
     "log_pre_rr_s",
     "log_post_rr_s",
+    # the local irregularity that a minority of pauses or ectopic beats does not inflate (thirty-third round)
+    "local_rr_change",
 )
 # ``data.rr_features: true``: the record-normalized five (the features of the first RR experiments)
 RECORD_RR = RR_FEATURES[:5]
@@ -130,6 +134,23 @@ def _window_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     return (cumulative[hi] - cumulative[lo]) / (hi - lo)
 
 
+def _window_median(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Median of the non-NaN ``values[lo[i]:hi[i]]`` for every i (windows of at most ``hi - lo`` <= w values): the
+    beats' windows as one (beats, w) array of indices, NaN where a window is shorter, taken in chunks of beats so
+    memory stays bounded for long stores."""
+    width = int((hi - lo).max()) if len(lo) else 0
+    out = np.full(len(lo), np.nan)
+    offsets = np.arange(width)
+    for start in range(0, len(lo), chunk):  # chunks of beats, not a loop over beats
+        index = lo[start : start + chunk, None] + offsets
+        inside = index < hi[start : start + chunk, None]
+        window = np.where(inside, values[np.minimum(index, len(values) - 1)], np.nan)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a window of NaN only: its median stays NaN
+            out[start : start + chunk] = np.nanmedian(window, axis=1)
+    return out
+
+
 def rr_features(
     record: np.ndarray,
     sample: np.ndarray,
@@ -146,7 +167,9 @@ def rr_features(
     reference RR being the mean preceding RR of the record's reference beats (``reference_mask``); then
     log(pre RR / local RR), log(post RR / local RR) with the local RR the mean over ``context_beats`` beats on
     each side, and the standard deviation of log RR over that neighbourhood (irregularity: high in AF); then
-    log(pre RR / 1 s) and log(post RR / 1 s).
+    log(pre RR / 1 s) and log(post RR / 1 s); then the median over that neighbourhood of |log(RR / previous RR)|
+    (the record's first beat has none): high in AF, where most successive RRs differ, and low in a regular rhythm
+    whatever a minority of long pauses or ectopic beats does to the standard deviation (DS2's record 232).
     """
     n = len(sample)
     if n == 0:
@@ -168,6 +191,9 @@ def rr_features(
     context = _window_mean(pre, lo, hi)
     log_pre = np.log(pre)
     spread = _window_mean(log_pre**2, lo, hi) - _window_mean(log_pre, lo, hi) ** 2
+    change = np.abs(np.diff(log_pre, prepend=np.nan))
+    change[first] = np.nan  # a record's first RR follows none of its own
+    rr_change = np.nan_to_num(_window_median(change, lo, hi), nan=0.0)
     features = np.column_stack(
         [
             np.log(pre / reference_rr),
@@ -180,6 +206,7 @@ def rr_features(
             np.sqrt(np.maximum(spread, 0.0)),
             np.log(pre / fs),
             np.log(post / fs),
+            rr_change,
         ]
     )
     return features.astype(np.float32)
