@@ -8,9 +8,8 @@ all the time, from looking premature, and the local irregularity tells the netwo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
