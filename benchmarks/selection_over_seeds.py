@@ -541,16 +541,23 @@ def choose_by_patients(rows: dict[str, dict], gain: float, current: str = CURREN
     )
 
 
-def choose_by_composition(rows: dict[str, dict], gain: float, current: str = CURRENT) -> tuple[str, list[float], str]:
+def choose_by_composition(
+    rows: dict[str, dict], gain: float, current: str = CURRENT, either: bool = False
+) -> tuple[str, list[float], str]:
     """The thirty-first round: the record-relative candidate with the highest composed patient mean replaces the
     current model if that mean is above the current model's by at least ``gain`` and its patient mean of S Se, its
     S Se under the dominant-S stress and its jκ are each within ``PATIENT_TOLERANCE`` of the current model's or above.
-    Otherwise the current model stays at its operating point. Returns the model, its offsets and why."""
+    With ``either`` (the thirty-third round) a candidate qualifies when its patient mean **or** its composed patient
+    mean is ahead by ``gain`` and all four are within the tolerance or above; the qualifying one with the highest sum
+    of the two means is chosen. Otherwise the current model stays at its operating point. Returns the model, its
+    offsets and why."""
     point = {n: r["operating_point"] for n, r in rows.items() if "composed_patient_mean_se_S" in r["operating_point"]}
     if current not in point:
         raise SystemExit(f"--composition-gain weighs record-relative models: give {current} as a --relative one")
     mine = point[current]
     measure = "composed_patient_mean_se_S"
+    if either:
+        return choose_by_either_mean(point, gain, current)
     top, wins = leader(point, current, measure, ("patient_mean_se_S", "stressed_se_S", "jk_index"), gain)
     if wins:
         theirs = point[top]
@@ -570,6 +577,40 @@ def choose_by_composition(rows: dict[str, dict], gain: float, current: str = CUR
             f"and {PATIENT_TOLERANCE} on the patient mean, stressed S Se and jκ"
         )
     )
+    return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
+
+
+def choose_by_either_mean(point: dict[str, dict], gain: float, current: str) -> tuple[str, list[float], str]:
+    """``choose_by_composition(either=True)``: qualified if the patient mean or the composed patient mean of S Se
+    is ahead of ``current``'s by ``gain``, and the patient mean, composed patient mean, stressed S Se and jκ are each
+    within ``PATIENT_TOLERANCE`` of it or above; of the qualified, the highest sum of the two means."""
+    means = ("patient_mean_se_S", "composed_patient_mean_se_S")
+    tolerated = (*means, "stressed_se_S", "jk_index")
+    mine = point[current]
+    qualified = [
+        name
+        for name, theirs in point.items()
+        if name != current
+        and max(theirs[k] - mine[k] for k in means) >= gain
+        and all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in tolerated)
+    ]
+    if qualified:
+        top = max(qualified, key=lambda n: sum(point[n][k] for k in means))
+        theirs = point[top]
+        return (
+            top,
+            theirs["class_bias"],
+            f"{top}'s patient mean / composed patient mean ({theirs[means[0]]:.3f} / {theirs[means[1]]:.3f}) against "
+            f"{current}'s ({mine[means[0]]:.3f} / {mine[means[1]]:.3f}): one ahead by >= {gain}, and the two, the "
+            f"stressed S Se ({theirs['stressed_se_S']:.3f}) and jκ ({theirs['jk_index']:.3f}) within "
+            f"{PATIENT_TOLERANCE} or above",
+        )
+    gaps = ", ".join(
+        f"{n} {theirs[means[0]] - mine[means[0]]:+.3f} / {theirs[means[1]] - mine[means[1]]:+.3f}"
+        for n, theirs in point.items()
+        if n != current
+    )
+    why = f"no candidate ahead by {gain} on either mean within {PATIENT_TOLERANCE} on the rest ({gaps or 'none'})"
     return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
 
 
@@ -621,6 +662,12 @@ def main() -> None:
         help="with --patient-gain's measures, weigh the record-relative candidates by the composition stress (S beats "
         f"{COMPOSED_S_SHARE:.0%} of each S patient's S and N beats; the thirty-first round: 0.1)",
     )
+    parser.add_argument(
+        "--either-gain",
+        action="store_true",
+        help="with --composition-gain: the patient mean or the composed patient mean ahead by the gain, all four "
+        "measures within the tolerance (the thirty-third round)",
+    )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
         "--recorded",
@@ -669,6 +716,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
+    if args.either_gain and args.composition_gain is None:
+        raise SystemExit("--either-gain weighs the composition rule's measures: give --composition-gain too")
     for flag, specs in (("--candidates", args.candidates or ()), ("--reference", args.reference)):
         bad = [c for c in specs if "=" not in c]
         if bad:
@@ -745,7 +794,7 @@ def main() -> None:
     if args.composition_gain is not None and args.patient_gain is None:
         raise SystemExit("--composition-gain weighs the measures of the patient rule: give --patient-gain too")
     if args.composition_gain is not None:
-        chosen, offsets, why = choose_by_composition(rows, args.composition_gain, args.current)
+        chosen, offsets, why = choose_by_composition(rows, args.composition_gain, args.current, args.either_gain)
     elif args.patient_gain is not None:
         chosen, offsets, why = choose_by_patients(rows, args.patient_gain, args.current)
     if args.patient_gain is not None:
@@ -762,7 +811,8 @@ def main() -> None:
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "thirty-first round" if args.composition_gain is not None
+            "thirty-third round" if args.either_gain
+            else "thirty-first round" if args.composition_gain is not None
             else "twenty-third round" if args.patient_gain is not None
             else "twenty-first round" if args.stressed_floor
             else "twentieth round" if args.ensemble_gain is not None
@@ -773,7 +823,7 @@ def main() -> None:
         weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony,
                    "ensemble_gain": args.ensemble_gain, "current": args.current,
                    "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain,
-                   "composition_gain": args.composition_gain}  # fmt: skip
+                   "composition_gain": args.composition_gain, "either_gain": args.either_gain}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
             result["references"] = refs

@@ -700,3 +700,12 @@ def test_composition_rule_takes_a_reference_ahead_under_the_stress_only_within_t
     plain = {"seed_ensemble": {"class_bias": [0] * 5}, "operating_point": {"patient_mean_se_S": 0.1}}
     with pytest.raises(SystemExit, match="give NET as a --relative one"):
         choose({"NET": plain, "Q": current}, 0.1, "NET")
+    # the thirty-third round: either mean ahead by the gain, all four within the tolerance; the higher sum of the two
+    ahead_on_patients = row(0.27, 0.55, 0.40, 0.70, (0, -4, -0.75, 0, 0))
+    assert choose({"CUR": current, "R": ahead_on_patients}, 0.1, "CUR")[0] == "CUR"  # the composition rule alone
+    assert choose({"CUR": current, "R": ahead_on_patients}, 0.1, "CUR", either=True)[:2] == ("R", [0, -4, -0.75, 0, 0])
+    both = {"CUR": current, "R": ahead_on_patients, "Q": row(0.45, 0.40, 0.40, 0.70)}
+    assert choose(both, 0.1, "CUR", either=True)[0] == "Q"  # both qualify: Q's sum 0.85 above R's 0.82
+    losing_composed = row(0.24, 0.55, 0.43, 0.73)  # 0.06 below on the composed mean: the tolerance is 0.05
+    assert choose({"CUR": current, "R": losing_composed}, 0.1, "CUR", either=True)[0] == "CUR"
+    assert choose({"CUR": current, "R": row(0.30, 0.52, 0.43, 0.73)}, 0.1, "CUR", either=True)[0] == "CUR"  # +0.09
