@@ -5,8 +5,8 @@
 # 1. Training throughput (benchmarks/train_step.py, Lightning epochs) of the study CNN and BeatResNet at
 #    fp32 batch 128 and bf16-mixed batch 1024 with data.cut_on_device on: benchmark_gpu.txt.
 # 2. The DS1 cross-validation sweeps of benchmarks/gpu_cv_candidates.txt (one line per candidate: NAME overrides...;
-#    5 subject folds x seeds 12-14 (DEVICE_SEEDS) each, all candidates at once, several jobs per candidate on the one GPU), then each
-#    sweep's dominant-S stress sweep (evaluate side=val data.reference_beats=annotated_S): cv_NAME.tar.xz (without
+#    5 subject folds x seeds 12-14 (DEVICE_SEEDS) each, all candidates at once, fifteen jobs each on the one GPU),
+#    then each sweep's dominant-S stress sweep (evaluate side=val data.reference_beats=annotated_S): cv_NAME.tar.xz (without
 #    checkpoints) for benchmarks/selection_over_seeds.py here.
 # The device image has torch, lightning, torchmetrics, scikit-learn and tensorboard; the rest travels as wheels in
 # .whl/ (wfdb, hydra-core, omegaconf, antlr4-python3-runtime, hydra-joblib-launcher; docs/development.md) and the
@@ -39,7 +39,7 @@ if [ "$dry" = 1 ]; then
   seeds=12; folds=0; n_folds=2; jobs=1; keep=1; train_limit=(trainer.max_epochs=1 +trainer.limit_train_batches=2 +trainer.limit_val_batches=2)
 else
   accel=gpu; limit=(--repeats 1); models=(cnn resnet); runs=("32-true 128 false" "bf16-mixed 1024 true")
-  seeds="${DEVICE_SEEDS:-12,13,14}"; folds=0,1,2,3,4; n_folds=5; jobs="${DEVICE_JOBS_PER_CANDIDATE:-5}"; keep=100; train_limit=()
+  seeds="${DEVICE_SEEDS:-12,13,14}"; folds=0,1,2,3,4; n_folds=5; jobs="${DEVICE_JOBS_PER_CANDIDATE:-15}"; keep=100; train_limit=()
 fi
 report="$out/benchmark_gpu.txt"
 : > "$report"
