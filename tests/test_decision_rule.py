@@ -350,6 +350,34 @@ def test_the_record_relative_experiment_holds_what_the_twenty_seventh_and_thirty
     assert f"--class-bias {bias} --relative-s --relative-s-quantile {row['quantile']:g} --out" in text
 
 
+def test_the_two_irregularities_experiment_is_the_thirty_fourth_rounds_choice(tmp_path):
+    """experiment=aami_sequence_two_irregularities is CB as its selections recorded it: the recommended recipe before
+    it (aami_sequence_relative_s) with local_rr_change beside local_irregularity, chosen on fresh seeds 15-17 by the
+    thirty-third round's rule, at that choice's operating point (in the combine line of its comment too)."""
+    import json
+    from pathlib import Path
+
+    from conftest import compose_config
+
+    root = Path(__file__).resolve().parents[1]
+    first = json.loads((root / "results" / "aami_ds1_cv5_both_irregularities_selection.json").read_text())
+    assert first["chosen"] == "CUR" and first["either_gain"] and "CB" in first["candidates"]
+    chosen = json.loads((root / "results" / "aami_ds1_cv5_both_irregularities_fresh_seeds_selection.json").read_text())
+    row = chosen["candidates"]["CB"]
+    assert chosen["chosen"] == "CB" and chosen["either_gain"] and row["sweep"].endswith("cv35/cb")
+    assert row["relative_to_records"] and row["quantile"] == 0.1
+    cfg = compose_config("train", tmp_path, ["experiment=aami_sequence_two_irregularities"])
+    before = compose_config("train", tmp_path, ["experiment=aami_sequence_relative_s"])
+    assert list(cfg.data.rr_features) == [*before.data.rr_features[:3], "local_rr_change", *before.data.rr_features[3:]]
+    assert list(cfg.model.class_bias) == chosen["class_bias"] and cfg.model.relative_s_quantile == row["quantile"]
+    for key in ("relative_s", "relative_s_loss", "relative_s_loss_quantile"):
+        assert cfg.model[key] == before.model[key], key
+    assert cfg.data.augment == before.data.augment and cfg.data.run_beats == before.data.run_beats
+    text = (root / "conf" / "experiment" / "aami_sequence_two_irregularities.yaml").read_text()
+    bias = " ".join(f"{b:g}" for b in chosen["class_bias"])
+    assert f"--class-bias {bias} --relative-s --relative-s-quantile {row['quantile']:g} --out" in text
+
+
 def test_the_patient_mean_counts_each_s_patient_once_whatever_its_beats():
     """r1: 18 of 20 S beats found, r2: 0 of 10, r3: 5 of 5 but under the 10-beat floor — the patient mean is 0.45
     where the pooled sensitivity over r1 and r2 is 0.6."""
