@@ -554,10 +554,10 @@ def choose_by_composition(
     point = {n: r["operating_point"] for n, r in rows.items() if "composed_patient_mean_se_S" in r["operating_point"]}
     if current not in point:
         raise SystemExit(f"--composition-gain weighs record-relative models: give {current} as a --relative one")
-    mine = point[current]
-    measure = "composed_patient_mean_se_S"
     if either:
         return choose_by_either_mean(point, gain, current)
+    mine = point[current]
+    measure = "composed_patient_mean_se_S"
     top, wins = leader(point, current, measure, ("patient_mean_se_S", "stressed_se_S", "jk_index"), gain)
     if wins:
         theirs = point[top]

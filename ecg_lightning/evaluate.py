@@ -169,8 +169,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise CheckpointError(
             f"{', '.join(checkpoint_paths(cfg))}: an ensemble with a record-relative S decision (model.relative_s) "
             "needs every checkpoint to decide alike (the same model.class_bias and relative_s_quantile); average them "
-            "with combine --mean "
-            "--relative-s"
+            "with combine --mean --relative-s"
         )
     datamodule = instantiate_checked(run.data, _convert_="all")
     datamodule.prepare_data()

@@ -249,12 +249,11 @@ def classify_loaded(
         [Record(record.name, record.signal, record.leads, record.fs, beats.sample, beats.symbol)]
     )
     reference = data.get("reference_beats", "all")
-    index = index_beats(records, labels, half_width, pad_edges=True, reference=reference)  # every beat gets a row
+    columns = rr_columns(data.get("rr_features", False))
+    index = index_beats(records, labels, half_width, True, columns, reference)  # every beat gets a row
     templates = beat_templates(records, index, half_width, reference=reference) if data.get("templates") else None
     runs = int(data.get("run_beats", 1))  # a beat-sequence model classifies runs of beats, tiling every beat once
-    dataset = BeatWindowDataset(
-        records, index, half_width, rr_columns(data.get("rr_features", False)), templates=templates, run_beats=runs
-    )
+    dataset = BeatWindowDataset(records, index, half_width, columns, templates=templates, run_beats=runs)
     loader = DataLoader(dataset, batch_size=max(1, batch_size // runs), collate_fn=passthrough_collate)
     threshold = check_threshold(threshold if threshold is not None else model.hparams.threshold)
     probs, _ = report.predict_proba(model, loader, f"Classifying {record.name}")

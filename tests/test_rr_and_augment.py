@@ -69,6 +69,23 @@ def test_local_rr_change_is_the_median_successive_change_that_pauses_do_not_infl
     assert np.median(g[:60, column]) == 0.0 and np.median(g[:60, irregularity]) > 0.4
     assert np.median(g[60:, column]) > 0.15 and np.median(g[60:, irregularity]) > 0.15
     assert rr_features(np.zeros(1, int), np.array([5]), fs=100.0)[0, column] == 0.0  # one beat: no change, not NaN
+    skipped = rr_features(np.repeat([0, 1], 60), np.r_[paused, fibrillating], fs=100.0, rr_change=False)
+    assert np.isnan(skipped[:, column]).all()  # not asked for: not computed, and loud if ever served
+    np.testing.assert_array_equal(np.delete(skipped, column, 1), np.delete(g, column, 1))
+
+
+def test_index_beats_computes_local_rr_change_only_when_it_is_served(tiny_db):
+    """index_beats takes the served columns: the costly windowed median only when local_rr_change is among them (the
+    same values as with every feature), NaN otherwise; no columns: no features at all."""
+    db = read_database(record_sources("db", tiny_db, ["100", "108"], 0), 360.0)
+    labels = label_beats(db.ann_symbol, STUDY)
+    column = RR_FEATURES.index("local_rr_change")
+    every = index_beats(db, labels, 180).rr
+    served = index_beats(db, labels, 180, rr=[0, column]).rr
+    others = index_beats(db, labels, 180, rr=[0, 5]).rr
+    np.testing.assert_array_equal(served, every)
+    assert np.isnan(others[:, column]).all() and np.isfinite(np.delete(others, column, 1)).all()
+    assert index_beats(db, labels, 180, rr=[]).rr.shape == (len(every), 0)
 
 
 def test_rr_feature_selection():

@@ -251,7 +251,7 @@ class BeatDataModule(L.LightningDataModule):
         reference = hp.reference_beats
         reference_class = self._reference_class(reference)
         self.beats = index_beats(
-            self.records, labels, self.half_width, hp.pad_edges, bool(self.rr_columns), reference, reference_class
+            self.records, labels, self.half_width, hp.pad_edges, self.rr_columns, reference, reference_class
         )
         self.templates = (
             beat_templates(

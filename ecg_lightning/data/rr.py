@@ -134,9 +134,8 @@ def _window_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
 
 
 def _window_median(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """Median of the non-NaN ``values[lo[i]:hi[i]]`` for every i (windows of at most ``hi - lo`` <= w values): the
-    beats' windows as one (beats, w) array of indices, NaN where a window is shorter, taken in chunks of beats so
-    memory stays bounded for long stores."""
+    """Median of the non-NaN ``values[lo[i]:hi[i]]`` for every i: each chunk of beats' windows as one (beats, width)
+    array, NaN past a window's end, so memory stays bounded for long stores."""
     width = int((hi - lo).max()) if len(lo) else 0
     out = np.full(len(lo), np.nan)
     offsets = np.arange(width)
@@ -144,7 +143,7 @@ def _window_median(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, chunk: in
         index = lo[start : start + chunk, None] + offsets
         inside = index < hi[start : start + chunk, None]
         window = np.where(inside, values[np.minimum(index, len(values) - 1)], np.nan)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a window of NaN only: its median stays NaN
             out[start : start + chunk] = np.nanmedian(window, axis=1)
     return out
@@ -158,6 +157,7 @@ def rr_features(
     context_beats: int = 16,
     reference: str = "all",
     annotated: np.ndarray | None = None,
+    rr_change: bool = True,
 ) -> np.ndarray:
     """Features per beat from the beat positions of each record (sorted by record, then sample).
 
@@ -168,7 +168,8 @@ def rr_features(
     each side, and the standard deviation of log RR over that neighbourhood (irregularity: high in AF); then
     log(pre RR / 1 s) and log(post RR / 1 s); then the median over that neighbourhood of |log(RR / previous RR)|
     (the record's first beat has none): high in AF, where most successive RRs differ, and low in a regular rhythm
-    whatever a minority of long pauses or ectopic beats does to the standard deviation (DS2's record 232).
+    whatever a minority of long pauses or ectopic beats does to the standard deviation (DS2's record 232). That
+    windowed median costs ~8 times all the rest: ``rr_change=False`` leaves its column NaN (not served, not computed).
     """
     n = len(sample)
     if n == 0:
@@ -192,7 +193,7 @@ def rr_features(
     spread = _window_mean(log_pre**2, lo, hi) - _window_mean(log_pre, lo, hi) ** 2
     change = np.abs(np.diff(log_pre, prepend=np.nan))
     change[first] = np.nan  # a record's first RR follows none of its own
-    rr_change = np.nan_to_num(_window_median(change, lo, hi), nan=0.0)
+    changes = np.nan_to_num(_window_median(change, lo, hi), nan=0.0) if rr_change else np.full(n, np.nan)
     features = np.column_stack(
         [
             np.log(pre / reference_rr),
@@ -205,7 +206,7 @@ def rr_features(
             np.sqrt(np.maximum(spread, 0.0)),
             np.log(pre / fs),
             np.log(post / fs),
-            rr_change,
+            changes,
         ]
     )
     return features.astype(np.float32)

@@ -37,7 +37,7 @@ def index_beats(
     labels: np.ndarray,
     half_width: int,
     pad_edges: bool = False,
-    rr: bool = True,
+    rr: bool | Sequence[int] = True,
     reference: str = "all",
     reference_class: int | None = None,
 ) -> BeatIndex:
@@ -45,19 +45,22 @@ def index_beats(
     or, with ``pad_edges``, every labelled beat inside its record (its window is zero-padded at the edge).
 
     RR features are computed over every labelled beat first, so an edge beat still counts as a neighbour; with
-    ``rr=False`` (none served) they are left out: (beats, 0), which saves 32 bytes a beat on big databases.
+    ``rr=False`` (none served) they are left out: (beats, 0), which saves 32 bytes a beat on big databases; with the
+    served columns (``rr.rr_columns``) the costly ``local_rr_change`` is computed only if among them (else NaN).
     ``reference``: the record's beats whose RR the record-normalized features divide by (``rr.REFERENCE_BEATS``);
     ``reference_class``: the class index an ``annotated_<class>`` reference takes (evaluation only).
     """
     is_beat = labels != DROPPED
-    features = np.zeros((len(labels), len(RR_FEATURES) if rr else 0), dtype=np.float32)
-    if rr:
+    served = rr if isinstance(rr, bool) else len(rr) > 0
+    features = np.zeros((len(labels), len(RR_FEATURES) if served else 0), dtype=np.float32)
+    if served:
         features[is_beat] = rr_features(
             records.ann_record[is_beat],
             records.ann_sample[is_beat],
             records.fs,
             reference=reference,
             annotated=None if reference_class is None else labels[is_beat] == reference_class,
+            rr_change=rr is True or RR_FEATURES.index("local_rr_change") in rr,
         )
     lengths = records.lengths[records.ann_record]
     margin = 0 if pad_edges else half_width
