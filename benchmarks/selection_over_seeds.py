@@ -149,6 +149,7 @@ from ecg_lightning.calibrate import (
     patient_mean,
 )
 from ecg_lightning.classifier import relative_to_records
+from ecg_lightning.data.rr import pre_post_rr, reference_mask
 from ecg_lightning.report import metrics_report
 
 # name: its cross-validation sweep (and stress sweep) folder name (the eleventh round's; --candidates overrides)
@@ -261,6 +262,39 @@ def vote_candidate(cv: Path, stress: Path, network: str, voter: str, vote: str =
     }
 
 
+def longest_rr_beats(records: np.ndarray, pre: np.ndarray) -> np.ndarray:
+    """Each beat: whether it is among its record's fifth with the longest preceding RR (``data.rr.reference_mask``,
+    the beats ``data.reference_beats=longest_rr`` takes as the record's normal ones; the thirty-sixth round)."""
+    _, codes = np.unique(np.asarray(records).astype(str), return_inverse=True)
+    return reference_mask(codes, pre, "longest_rr")
+
+
+def preceding_rr(parts: list[dict], donors: list[dict]) -> np.ndarray:
+    """The preceding RR (samples) of every beat of the joined ``parts``, in their order, from the beats' samples:
+    a part without them (a training job's ``val_predictions.npz`` before they were saved) takes them from the
+    ``donors`` part that validated the same records and labels (the stress sweep's ``evaluate`` jobs). Each part's
+    beats are in store order: by record, then sample."""
+    out = []
+    for part in parts:
+        same = [
+            d
+            for d in donors
+            if np.array_equal(d["record"], part["record"]) and np.array_equal(d["labels"], part["labels"])
+        ]
+        sample = part.get("sample", same[0]["sample"] if same and "sample" in same[0] else None)
+        if sample is None:
+            raise SystemExit(
+                f"records {sorted(set(part['record'].tolist()))}: the longest-RR reference needs the beats' samples, "
+                "and no predictions of these records hold them (evaluate them with side=val)"
+            )
+        _, codes = np.unique(np.asarray(part["record"]).astype(str), return_inverse=True)
+        within = codes[1:] == codes[:-1]
+        if np.any(np.diff(sample)[within] <= 0) or np.count_nonzero(~within) != codes.max(initial=-1):
+            raise SystemExit("predictions not in store order (by record, then sample): the preceding RR is unknown")
+        out.append(pre_post_rr(codes, np.asarray(sample), 1.0)[0])
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def composed_patient_mean(
     probs: np.ndarray,
     labels: np.ndarray,
@@ -269,12 +303,14 @@ def composed_patient_mean(
     offsets: list[float],
     reference: dict,
     share: float = COMPOSED_S_SHARE,
+    pre: np.ndarray | None = None,
 ) -> tuple[float, dict[str, float]]:
     """The composition stress (thirty-first round): each S patient's record (``calibrate.MIN_S_BEATS`` S beats or
     more) keeps its beats that are not N and a random subset of its N beats (generator seeded 0 per record) such that
     S beats are ``share`` of the kept S and N beats, as in record 232; the record-relative decision (``reference``:
     ``relative_to_records``' keywords) is measured over the kept beats, at ``offsets``. Returns the mean over the
     patients of their S Se, and each one's. The scores are the network's on the whole record: a stress of the decision.
+    With ``pre`` (each beat's preceding RR) the reference is the kept beats' longest-RR fifth (``longest_rr_beats``).
     """
     s, n = classes.index("S"), classes.index("N")
     each = {}
@@ -286,7 +322,8 @@ def composed_patient_mean(
         normal = mine[labels[mine] == n]
         wanted = min(len(normal), round(n_s * (1 - share) / share))
         kept = np.sort(np.r_[mine[labels[mine] != n], np.random.default_rng(0).choice(normal, wanted, replace=False)])
-        measured = relative_to_records(probs[kept], records[kept], classes, **reference)
+        among = None if pre is None else longest_rr_beats(records[kept], pre[kept])
+        measured = relative_to_records(probs[kept], records[kept], classes, **reference, among=among)
         called = (np.log(np.clip(measured, 1e-12, None)) + np.asarray(offsets)).argmax(1)
         each[str(name)] = float(np.sum((called == s) & (labels[kept] == s)) / n_s)
     if not each:
@@ -295,20 +332,29 @@ def composed_patient_mean(
 
 
 def relative_candidate(
-    cv: Path, stress: Path, base: list[float], window: int | None = None, quantile: float = 0.5
+    cv: Path,
+    stress: Path,
+    base: list[float],
+    window: int | None = None,
+    quantile: float = 0.5,
+    longest_rr: bool = False,
 ) -> dict:
     """The sweep's seeds averaged with the S decision relative to each record (``classifier.relative_to_records``; the
     twenty-fifth round), or with ``window`` to the beats around each beat (the twenty-eighth), or with ``quantile``
     from that quantile of the record in place of its median (the thirty-first): the operating point is the relative S
     offset on ``RELATIVE_GRID``, the other offsets ``base``'s; the S Se under the stress with the same transform (each
-    re-scored record's own reference) and under the composition stress (``composed_patient_mean``)."""
+    re-scored record's own reference) and under the composition stress (``composed_patient_mean``). With
+    ``longest_rr`` the ``quantile`` is that of each record's longest-RR fifth (``longest_rr_beats``; the 36th)."""
     reference = {"window": window, "quantile": quantile}
+    donors = only(selected_predictions([stress], seeds=True))[3]["parts"] if longest_rr else []
 
     def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
         probs, labels, classes, info = only(selected_predictions([sweep], seeds=True))
         records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
-        measured = relative_to_records(probs, records, classes, **reference)
-        return measured, labels, classes, {**info, "records": records, "raw": probs}
+        pre = preceding_rr(info["parts"], donors) if longest_rr else None
+        among = None if pre is None else longest_rr_beats(records, pre)
+        measured = relative_to_records(probs, records, classes, **reference, among=among)
+        return measured, labels, classes, {**info, "records": records, "raw": probs, "pre": pre}
 
     probs, labels, classes, info = relative(cv)
     offsets, point = operating_point(cv, probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
@@ -318,11 +364,13 @@ def relative_candidate(
         raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
     stressed = metrics_report(with_class_bias(s_probs, offsets), s_labels, classes, s_info["threshold"])
     row = point_row(offsets, at, point, stressed)
-    composed, each = composed_patient_mean(info["raw"], labels, info["records"], classes, offsets, reference)
+    composed, each = composed_patient_mean(
+        info["raw"], labels, info["records"], classes, offsets, reference, pre=info["pre"]
+    )
     row |= {"composed_patient_mean_se_S": round(composed, 4),
             "composed_per_patient_se_S": {r: round(v, 4) for r, v in each.items()}}  # fmt: skip
     return {"sweep": str(cv), "relative_to_records": True, "window": window, "quantile": quantile,
-            "class_bias": offsets, "operating_point": row}  # fmt: skip
+            "among": "longest_rr" if longest_rr else "all", "class_bias": offsets, "operating_point": row}  # fmt: skip
 
 
 def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:
@@ -695,10 +743,11 @@ def main() -> None:
         "--relative",
         nargs="+",
         default=[],
-        metavar="NAME=FOLDER[:BEATS|:qPCT]",
+        metavar="NAME=FOLDER[:BEATS|:qPCT|:lrr]",
         help="candidates for --patient-gain whose S decision is relative to each record (the twenty-fifth round), "
         "with :BEATS to the median of that many beats around each beat (the twenty-eighth), with :qPCT to the "
-        "record's PCT-th percentile in place of its median (the thirty-first); "
+        "record's PCT-th percentile in place of its median (the thirty-first), with :lrr to the median of the "
+        "record's fifth of beats with the longest preceding RR (the thirty-sixth); "
         "FOLDER's seeds averaged, its other offsets those of the current model's F1 choice (or --relative-base's)",
     )
     parser.add_argument(
@@ -758,6 +807,8 @@ def main() -> None:
         for spec in args.relative:
             name, _, where = spec.partition("=")
             folder, colon, after = where.partition(":")
+            longest_rr = after == "lrr"
+            after = "q50" if longest_rr else after
             percent = after[1:] if after.startswith("q") else None
             if (
                 not folder
@@ -765,13 +816,14 @@ def main() -> None:
                 or (percent is not None and not (percent.isdigit() and 0 <= int(percent) <= 100))
             ):
                 raise SystemExit(
-                    f"--relative {spec}: give NAME=FOLDER, NAME=FOLDER:BEATS (BEATS an odd number) or NAME=FOLDER:qPCT "
-                    "(the reference the PCT-th percentile, 0-100), FOLDER under --cv and --stress"
+                    f"--relative {spec}: give NAME=FOLDER, NAME=FOLDER:BEATS (BEATS an odd number), NAME=FOLDER:qPCT "
+                    "(the reference the PCT-th percentile, 0-100) or NAME=FOLDER:lrr (the median of the record's "
+                    "longest-RR fifth), FOLDER under --cv and --stress"
                 )
             base = rows[base_name]["seed_ensemble"]["class_bias"]
             window = int(after) if colon and percent is None else None
             quantile = int(percent) / 100 if percent is not None else 0.5
-            rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile)
+            rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile, longest_rr)
     elif args.votes or args.relative:
         raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain")
     for spec in args.ensembles:

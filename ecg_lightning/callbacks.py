@@ -68,7 +68,7 @@ VAL_PREDICTIONS = "val_predictions.npz"
 
 class ValidationFigures(L.Callback):
     """At the end of fit: confusion matrix and ROC of the final model on the validation set (PNG and TensorBoard),
-    and its per-beat probabilities (``val_predictions.npz``: probs, labels, record, classes, threshold), which
+    and its per-beat probabilities (``val_predictions.npz``: probs, labels, record, sample, classes, threshold), which
     ``aggregate --which pooled`` joins across the folds of a cross-validation (every beat validated once). After
     a test (e.g. DS2 at the end of a benchmark run): the same figures of the test set, ``test_*.png``."""
 
@@ -136,6 +136,7 @@ class ValidationFigures(L.Callback):
             probs=probs,
             labels=labels,
             record=np.asarray(trainer.datamodule.records.names)[data.beats.record],
+            sample=data.beats.sample,  # with the record: each beat's RR (the longest-RR reference of selection)
             classes=np.asarray(pl_module.hparams.classes),
             threshold=pl_module.hparams.threshold,
         )

@@ -57,6 +57,7 @@ def relative_to_records(
     s_offset: float = 0.0,
     window: int | None = None,
     quantile: float = 0.5,
+    among: np.ndarray | None = None,
 ) -> np.ndarray:
     """Probabilities whose S log-odds against N are measured from the median of the beat's own record, then offset by
     ``s_offset``: p(S) times exp(s_offset - median over the record of log p(S) - log p(N)), renormalized. Any S offset
@@ -69,13 +70,19 @@ def relative_to_records(
     (``centred_median``): a rhythm that changes within a record (a fibrillation episode) moves the reference with it;
     weighed on DS1 in the twenty-eighth round and not chosen (a run of S beats pulls its own reference up). With
     ``quantile`` the reference is that quantile of the record's log-odds in place of its median (0.5): a low one stays
-    among the N beats of a record whose beats are mostly S (the thirty-first round)."""
+    among the N beats of a record whose beats are mostly S (the thirty-first round). With ``among`` (a mask per beat)
+    the quantile is that of the masked beats of each record only, e.g. the fifth that follows its longest RR
+    (``data.rr.reference_mask``: the beats most likely normal whatever the record's composition; the thirty-sixth
+    round)."""
     if window is not None and (window < 1 or window % 2 == 0):
         raise ValueError(f"window={window}: the beats around a beat, itself in the middle: give an odd number of beats")
     if not 0 <= quantile <= 1:
         raise ValueError(f"quantile={quantile}: the reference is a quantile of the record's beats, from 0 to 1")
-    if quantile != 0.5 and window is not None:
+    if window is not None and (quantile != 0.5 or among is not None):
         raise ValueError("the reference is either the beats around each beat (window) or a quantile of the record")
+    among = np.ones(len(probs), dtype=bool) if among is None else np.asarray(among, dtype=bool)
+    if among.shape != (len(probs),):
+        raise ValueError(f"among: one flag per beat ({len(probs)}), got shape {among.shape}")
     log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
     s, n = list(classes).index("S"), list(classes).index("N")
     odds = log_probs[:, s] - log_probs[:, n]
@@ -83,7 +90,12 @@ def relative_to_records(
     reference = np.empty_like(odds)
     for i in range(len(names)):  # one step per record, none per beat
         mine = index == i
-        reference[mine] = np.quantile(odds[mine], quantile) if window is None else centred_median(odds[mine], window)
+        if window is not None:
+            reference[mine] = centred_median(odds[mine], window)
+            continue
+        if not among[mine].any():
+            raise ValueError(f"record {names[i]}: none of its beats is among the reference beats")
+        reference[mine] = np.quantile(odds[mine & among], quantile)
     log_probs[:, s] += s_offset - reference
     shifted = np.exp(log_probs - log_probs.max(1, keepdims=True))
     return shifted / shifted.sum(1, keepdims=True)

@@ -737,3 +737,60 @@ def test_composition_rule_takes_a_reference_ahead_under_the_stress_only_within_t
     losing_composed = row(0.24, 0.55, 0.43, 0.73)  # 0.06 below on the composed mean: the tolerance is 0.05
     assert choose({"CUR": current, "R": losing_composed}, 0.1, "CUR", either=True)[0] == "CUR"
     assert choose({"CUR": current, "R": row(0.30, 0.52, 0.43, 0.73)}, 0.1, "CUR", either=True)[0] == "CUR"  # +0.09
+
+
+def test_a_longest_rr_reference_measures_s_from_the_beats_that_end_the_records_pauses():
+    """A record as 232 is described: 78 ectopic S beats at a short preceding RR, 22 N beats ending long pauses, the
+    network's S beats 2 log-odds above its N beats, twelve of them 1.5 below. Measured from the median (an S beat)
+    the S beats sit at even odds; from the 10th percentile (a lowered S beat) the N beats are lifted toward S; from
+    the median of the fifth that follows the longest RR (N beats) the S beats stand out and the N beats stay at even
+    odds, whatever the beats' order."""
+    from ecg_lightning.classifier import relative_to_records
+    from ecg_lightning.data.rr import reference_mask
+
+    rng = np.random.default_rng(1)
+    is_s = np.r_[np.ones(78, bool), np.zeros(22, bool)]
+    pre = np.where(is_s, rng.uniform(250, 300, 100), rng.uniform(700, 2000, 100))
+    odds = np.where(is_s, -3.0, -5.0) + rng.normal(0, 0.1, 100)
+    odds[:12] -= 3.5  # twelve S beats scored below the record's N beats: the 10th percentile is one of them
+    p_s = 1 / (1 + np.exp(-odds))
+    probs = np.stack([1 - p_s, p_s, 0 * p_s, 0 * p_s, 0 * p_s], 1)
+    records = np.array(["232"] * 100)
+    among = reference_mask(np.zeros(100, int), pre, "longest_rr")
+    assert among.sum() == 20 and not among[is_s].any()  # the fifth with the longest preceding RR: N beats
+    measured = relative_to_records(probs, records, CLASSES, among=among)
+    got = np.log(measured[:, 1] / measured[:, 0])
+    assert got == pytest.approx(odds - np.median(odds[among]), abs=1e-9)
+    assert (got[12:78] > 1.5).all() and (np.abs(got[78:]) < 0.5).all()
+    median = relative_to_records(probs, records, CLASSES)  # an S beat's score: the S beats at even odds
+    assert (np.abs(np.log(median[:, 1] / median[:, 0])[12:78]) < 0.5).all()
+    low = relative_to_records(probs, records, CLASSES, quantile=0.1)  # a lowered S beat's: the N beats lifted too
+    assert np.median(np.log(low[:, 1] / low[:, 0])[78:]) > 1.0
+    mixed = np.random.default_rng(2).permutation(100)
+    again = relative_to_records(probs[mixed], records, CLASSES, among=among[mixed])
+    np.testing.assert_allclose(again, measured[mixed], atol=1e-12)
+    with pytest.raises(ValueError, match="record 232: none of its beats"):
+        relative_to_records(probs, records, CLASSES, among=np.zeros(100, bool))
+    with pytest.raises(ValueError, match="one flag per beat"):
+        relative_to_records(probs, records, CLASSES, among=among[:50])
+    with pytest.raises(ValueError, match="either"):
+        relative_to_records(probs, records, CLASSES, window=3, among=among)
+
+
+def test_the_preceding_rr_of_cross_validated_beats_is_taken_from_their_samples_or_a_stress_job_of_the_same_beats():
+    selection = selection_script()
+    evaluated = {"record": np.array(["a", "a", "a", "b", "b"]), "labels": np.array([0, 1, 0, 0, 0]),
+                 "sample": np.array([100, 400, 500, 50, 350])}  # fmt: skip
+    trained = {"record": evaluated["record"], "labels": evaluated["labels"]}  # a training job's file: no samples
+    pre = selection.preceding_rr([trained], [evaluated])
+    np.testing.assert_array_equal(pre, [300, 300, 100, 300, 300])  # a first beat borrows its next RR; ties: the later
+    np.testing.assert_array_equal(selection.preceding_rr([evaluated], []), pre)
+    np.testing.assert_array_equal(
+        selection.longest_rr_beats(evaluated["record"], pre), [0, 1, 0, 0, 1]
+    )  # ties: the later
+    other = {**evaluated, "labels": np.array([0, 0, 0, 0, 0])}
+    with pytest.raises(SystemExit, match=r"records \['a', 'b'\]: the longest-RR reference needs the beats' samples"):
+        selection.preceding_rr([trained], [other])
+    shuffled = {**evaluated, "sample": np.array([100, 500, 400, 50, 350])}
+    with pytest.raises(SystemExit, match="not in store order"):
+        selection.preceding_rr([shuffled], [])

@@ -231,7 +231,7 @@ def test_the_test_set_is_scored_with_the_weights_test_weights_names(compose_cfg,
 
 def test_saved_validation_predictions_are_each_validation_beat_with_its_record_and_label(compose_cfg, tmp_path):
     """val_predictions.npz (what pooled cross-validation and calibration read): one row per validation beat, in the
-    validation set's order, with its record, its label and the final model's probabilities."""
+    validation set's order, with its record, its sample, its label and the final model's probabilities."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
@@ -247,4 +247,5 @@ def test_saved_validation_predictions_are_each_validation_beat_with_its_record_a
     names = np.asarray(dm.records.names)[dm.data_val.beats.record]
     assert saved["record"].tolist() == names.tolist() and len(set(names)) > 1
     np.testing.assert_array_equal(saved["labels"], dm.data_val.labels)
+    np.testing.assert_array_equal(saved["sample"], dm.data_val.beats.sample)  # each beat's RR can be read back
     assert saved["probs"].shape == (len(names), 5) and saved["classes"].tolist() == ["N", "S", "V", "F", "Q"]
