@@ -304,6 +304,16 @@ def test_selection_script_names_a_current_model_that_is_not_given(monkeypatch):
         selection_script().main()
 
 
+def test_the_either_rule_without_the_composition_gain_is_refused_before_any_sweep_is_read(monkeypatch, tmp_path):
+    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "none"), "--relative", "CB=cb:q10", "--current", "CB",
+            "--patient-gain", "0.1", "--either-gain"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(
+        SystemExit, match="--either-gain weighs the composition rule's measures: give --composition-gain"
+    ):
+        selection_script().main()
+
+
 def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tmp_path):
     """experiment=aami_sequence_template_swap says it is the twenty-second round's DS1 choice: its inputs and a
     single network's offsets are the candidate's as the selection recorded them, and the offsets its comment gives
