@@ -346,10 +346,11 @@ def relative_candidate(
     re-scored record's own reference) and under the composition stress (``composed_patient_mean``). With
     ``longest_rr`` the ``quantile`` is that of each record's longest-RR fifth (``longest_rr_beats``; the 36th)."""
     reference = {"window": window, "quantile": quantile}
-    donors = only(selected_predictions([stress], seeds=True))[3]["parts"] if longest_rr else []
+    joined = {sweep: only(selected_predictions([sweep], seeds=True)) for sweep in (cv, stress)}  # each read once
+    donors = joined[stress][3]["parts"] if longest_rr else []  # the stress jobs (evaluate) hold the beats' samples
 
     def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
-        probs, labels, classes, info = only(selected_predictions([sweep], seeds=True))
+        probs, labels, classes, info = joined[sweep]
         records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
         pre = preceding_rr(info["parts"], donors) if longest_rr else None
         among = None if pre is None else longest_rr_beats(records, pre)
