@@ -5,7 +5,7 @@ from conftest import STUDY
 
 from ecg_lightning.data.labels import label_beats
 from ecg_lightning.data.records import read_database, record_sources
-from ecg_lightning.data.rr import RR_FEATURES, rr_feature_names, rr_features
+from ecg_lightning.data.rr import RR_FEATURES, WINDOWED, rr_feature_names, rr_features
 from ecg_lightning.data.windows import Augment, BeatWindowDataset, index_beats
 
 
@@ -69,22 +69,50 @@ def test_local_rr_change_is_the_median_successive_change_that_pauses_do_not_infl
     assert np.median(g[:60, column]) == 0.0 and np.median(g[:60, irregularity]) > 0.4
     assert np.median(g[60:, column]) > 0.15 and np.median(g[60:, irregularity]) > 0.15
     assert rr_features(np.zeros(1, int), np.array([5]), fs=100.0)[0, column] == 0.0  # one beat: no change, not NaN
-    skipped = rr_features(np.repeat([0, 1], 60), np.r_[paused, fibrillating], fs=100.0, rr_change=False)
-    assert np.isnan(skipped[:, column]).all()  # not asked for: not computed, and loud if ever served
-    np.testing.assert_array_equal(np.delete(skipped, column, 1), np.delete(g, column, 1))
+    skipped = rr_features(np.repeat([0, 1], 60), np.r_[paused, fibrillating], fs=100.0, windowed=False)
+    costly = [RR_FEATURES.index(name) for name in WINDOWED]
+    assert np.isnan(skipped[:, costly]).all()  # not asked for: not computed, and loud if ever served
+    np.testing.assert_array_equal(np.delete(skipped, costly, 1), np.delete(g, costly, 1))
 
 
-def test_index_beats_computes_local_rr_change_only_when_it_is_served(tiny_db):
+def test_log_pre_local_slow_measures_a_run_of_premature_beats_against_the_slowest_beats_nearby():
+    """log_pre_local_slow: log(pre RR / the 80th percentile of the preceding RRs among the context_beats each side,
+    within the record), checked against a loop over beats written here. In a run of premature beats inside a steady
+    rhythm it stays at the run's prematurity, where log_pre_local (divided by the local mean, which the run pulls
+    down) says the run's beats are nearly on time; a steady rhythm reads 0."""
+    rng = np.random.default_rng(5)
+    record = np.repeat([0, 1], [12, 9])
+    sample = np.r_[np.cumsum(rng.integers(50, 150, 12)), np.cumsum(rng.integers(50, 150, 9))]
+    f = rr_features(record, sample, fs=100.0, context_beats=3)
+    column = RR_FEATURES.index("log_pre_local_slow")
+    for name in (0, 1):
+        mine = record == name
+        gaps = np.diff(sample[mine]).astype(float)
+        pre = np.r_[gaps[0], gaps]
+        wanted = [np.log(pre[i] / np.quantile(pre[max(i - 3, 0) : i + 4], 0.8)) for i in range(mine.sum())]
+        np.testing.assert_allclose(f[mine, column], wanted, atol=1e-5)
+    rr = np.r_[np.full(40, 100), np.full(20, 50), np.full(40, 100)]  # a run of 20 beats at twice the rate
+    g = rr_features(np.zeros(100, int), np.cumsum(rr), fs=100.0)
+    run = np.arange(45, 55)  # the middle of the run
+    np.testing.assert_allclose(g[run, column], np.log(0.5), atol=1e-6)
+    assert (g[run, RR_FEATURES.index("log_pre_local")] > np.log(0.5) + 0.3).all()
+    np.testing.assert_allclose(g[:20, column], 0.0, atol=1e-6)
+
+
+def test_index_beats_computes_the_windowed_features_only_when_served(tiny_db):
     """index_beats takes the served columns: the costly windowed median only when local_rr_change is among them (the
     same values as with every feature), NaN otherwise; no columns: no features at all."""
     db = read_database(record_sources("db", tiny_db, ["100", "108"], 0), 360.0)
     labels = label_beats(db.ann_symbol, STUDY)
     column = RR_FEATURES.index("local_rr_change")
+    slow = RR_FEATURES.index("log_pre_local_slow")
     every = index_beats(db, labels, 180).rr
     served = index_beats(db, labels, 180, rr=[0, column]).rr
     others = index_beats(db, labels, 180, rr=[0, 5]).rr
-    np.testing.assert_array_equal(served, every)
-    assert np.isnan(others[:, column]).all() and np.isfinite(np.delete(others, column, 1)).all()
+    np.testing.assert_array_equal(np.delete(served, slow, 1), np.delete(every, slow, 1))
+    assert np.isnan(served[:, slow]).all()
+    np.testing.assert_array_equal(index_beats(db, labels, 180, rr=[slow]).rr[:, slow], every[:, slow])
+    assert np.isnan(others[:, [column, slow]]).all() and np.isfinite(np.delete(others, [column, slow], 1)).all()
     assert index_beats(db, labels, 180, rr=[]).rr.shape == (len(every), 0)
 
 

@@ -9,7 +9,7 @@ all the time, from looking premature, and the local irregularity tells the netwo
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -31,7 +31,13 @@ RR_FEATURES = (
     "log_post_rr_s",
     # the local irregularity that a minority of pauses or ectopic beats does not inflate (thirty-third round)
     "local_rr_change",
+    # prematurity against the slowest beats nearby, which a run of S beats does not pull down (thirty-seventh round)
+    "log_pre_local_slow",
 )
+# the features that take a statistic over each beat's neighbourhood beat by beat (costly): computed only when served
+WINDOWED = ("local_rr_change", "log_pre_local_slow")
+# log_pre_local_slow divides by this quantile of the neighbourhood's preceding RRs: its slowest fifth begins there
+SLOW_RR_QUANTILE = 0.8
 # ``data.rr_features: true``: the record-normalized five (the features of the first RR experiments)
 RECORD_RR = RR_FEATURES[:5]
 # ``data.reference_beats``: which of a record's beats stand for its normal beat (its template, and the RR that
@@ -133,9 +139,11 @@ def _window_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     return (cumulative[hi] - cumulative[lo]) / (hi - lo)
 
 
-def _window_median(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-    """Median of the non-NaN ``values[lo[i]:hi[i]]`` for every i: each chunk of beats' windows as one (beats, width)
-    array, NaN past a window's end, so memory stays bounded for long stores."""
+def _window_quantile(
+    values: np.ndarray, lo: np.ndarray, hi: np.ndarray, q: float = 0.5, chunk: int = 1 << 16
+) -> np.ndarray:
+    """The ``q`` quantile (0.5: the median) of the non-NaN ``values[lo[i]:hi[i]]`` for every i: each chunk of beats'
+    windows as one (beats, width) array, NaN past a window's end, so memory stays bounded for long stores."""
     width = int((hi - lo).max()) if len(lo) else 0
     out = np.full(len(lo), np.nan)
     offsets = np.arange(width)
@@ -145,7 +153,7 @@ def _window_median(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, chunk: in
         window = np.where(inside, values[np.minimum(index, len(values) - 1)], np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a window of NaN only: its median stays NaN
-            out[start : start + chunk] = np.nanmedian(window, axis=1)
+            out[start : start + chunk] = np.nanquantile(window, q, axis=1)
     return out
 
 
@@ -157,7 +165,7 @@ def rr_features(
     context_beats: int = 16,
     reference: str = "all",
     annotated: np.ndarray | None = None,
-    rr_change: bool = True,
+    windowed: bool | Collection[str] = True,
 ) -> np.ndarray:
     """Features per beat from the beat positions of each record (sorted by record, then sample).
 
@@ -168,8 +176,11 @@ def rr_features(
     each side, and the standard deviation of log RR over that neighbourhood (irregularity: high in AF); then
     log(pre RR / 1 s) and log(post RR / 1 s); then the median over that neighbourhood of |log(RR / previous RR)|
     (the record's first beat has none): high in AF, where most successive RRs differ, and low in a regular rhythm
-    whatever a minority of long pauses or ectopic beats does to the standard deviation (DS2's record 232). That
-    windowed median costs ~8 times all the rest: ``rr_change=False`` leaves its column NaN (not served, not computed).
+    whatever a minority of long pauses or ectopic beats does to the standard deviation (DS2's record 232); then
+    log(pre RR / the ``SLOW_RR_QUANTILE`` of the neighbourhood's preceding RRs): early against the slowest beats near
+    it, which a run of premature beats does not pull down as it pulls down the local mean. Those two windowed
+    statistics (``WINDOWED``) cost ~8 times all the rest each: ``windowed`` (true, false, or the names to compute)
+    leaves the others' columns NaN (not served, not computed).
     """
     n = len(sample)
     if n == 0:
@@ -193,7 +204,12 @@ def rr_features(
     spread = _window_mean(log_pre**2, lo, hi) - _window_mean(log_pre, lo, hi) ** 2
     change = np.abs(np.diff(log_pre, prepend=np.nan))
     change[first] = np.nan  # a record's first RR follows none of its own
-    changes = np.nan_to_num(_window_median(change, lo, hi), nan=0.0) if rr_change else np.full(n, np.nan)
+    wanted = set(WINDOWED) if windowed is True else set(windowed or ())
+    changes, slow = np.full(n, np.nan), np.full(n, np.nan)
+    if "local_rr_change" in wanted:
+        changes = np.nan_to_num(_window_quantile(change, lo, hi), nan=0.0)
+    if "log_pre_local_slow" in wanted:
+        slow = _window_quantile(pre, lo, hi, SLOW_RR_QUANTILE)
     features = np.column_stack(
         [
             np.log(pre / reference_rr),
@@ -207,6 +223,7 @@ def rr_features(
             np.log(pre / fs),
             np.log(post / fs),
             changes,
+            np.log(pre / slow),
         ]
     )
     return features.astype(np.float32)

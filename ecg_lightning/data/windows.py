@@ -45,8 +45,9 @@ def index_beats(
     or, with ``pad_edges``, every labelled beat inside its record (its window is zero-padded at the edge).
 
     RR features are computed over every labelled beat first, so an edge beat still counts as a neighbour; with
-    ``rr=False`` (none served) they are left out: (beats, 0), which saves 32 bytes a beat on big databases; with the
-    served columns (``rr.rr_columns``) the costly ``local_rr_change`` is computed only if among them (else NaN).
+    ``rr=False`` (none served) they are left out: (beats, 0), 4 bytes a feature a beat saved on big databases; of
+    the served columns (``rr.rr_columns``) the costly windowed ones (``rr.WINDOWED``) are computed only if served
+    (else NaN).
     ``reference``: the record's beats whose RR the record-normalized features divide by (``rr.REFERENCE_BEATS``);
     ``reference_class``: the class index an ``annotated_<class>`` reference takes (evaluation only).
     """
@@ -60,7 +61,7 @@ def index_beats(
             records.fs,
             reference=reference,
             annotated=None if reference_class is None else labels[is_beat] == reference_class,
-            rr_change=rr is True or RR_FEATURES.index("local_rr_change") in rr,
+            windowed=rr is True or {RR_FEATURES[column] for column in rr},
         )
     lengths = records.lengths[records.ann_record]
     margin = 0 if pad_edges else half_width
