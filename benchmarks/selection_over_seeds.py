@@ -709,7 +709,7 @@ def main() -> None:
         "--composition-gain",
         type=float,
         help="with --patient-gain's measures, weigh the record-relative candidates by the composition stress (S beats "
-        f"{COMPOSED_S_SHARE:.0%} of each S patient's S and N beats; the thirty-first round: 0.1)",
+        f"{COMPOSED_S_SHARE:.0%}% of each S patient's S and N beats; the thirty-first round: 0.1)",
     )
     parser.add_argument(
         "--either-gain",

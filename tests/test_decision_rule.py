@@ -304,6 +304,16 @@ def test_selection_script_names_a_current_model_that_is_not_given(monkeypatch):
         selection_script().main()
 
 
+def test_the_selection_scripts_help_prints_every_rule_it_can_weigh(monkeypatch, capsys):
+    """--help renders each flag's text (a percent sign in one once stopped it with a TypeError)."""
+    monkeypatch.setattr("sys.argv", ["selection_over_seeds.py", "--help"])
+    with pytest.raises(SystemExit) as stop:
+        selection_script().main()
+    assert stop.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "78% of each S patient's S and N beats" in shown and "--either-gain" in shown
+
+
 def test_the_either_rule_without_the_composition_gain_is_refused_before_any_sweep_is_read(monkeypatch, tmp_path):
     argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "none"), "--relative", "CB=cb:q10", "--current", "CB",
             "--patient-gain", "0.1", "--either-gain"]  # fmt: skip
