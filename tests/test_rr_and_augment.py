@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -45,23 +47,36 @@ def test_local_rhythm_features_by_hand():
     np.testing.assert_allclose(regular[:, 5:8], 0.0, atol=1e-6)  # a regular rhythm: nothing premature, no spread
 
 
+def check_windowed_feature_by_loop(
+    rng: np.random.Generator, sizes: list[int], context: int, column: int, statistic: Callable
+) -> None:
+    """Records of ``sizes`` random beats: the feature in ``column`` equals ``statistic(pre, i, lo, hi)`` computed here
+    beat by beat (pre: the record's preceding RRs, its first beat borrowing its following one; ``lo:hi``: beat i's
+    ``context`` beats each side, within its record)."""
+    record = np.repeat(np.arange(len(sizes)), sizes)
+    sample = np.concatenate([np.cumsum(rng.integers(50, 150, n)) for n in sizes])
+    f = rr_features(record, sample, fs=100.0, context_beats=context)
+    for name in range(len(sizes)):
+        mine = record == name
+        gaps = np.diff(sample[mine]).astype(float)
+        pre = np.r_[gaps[0], gaps]
+        wanted = [statistic(pre, i, max(i - context, 0), i + context + 1) for i in range(mine.sum())]
+        np.testing.assert_allclose(f[mine, column], wanted, atol=1e-5)
+
+
 def test_local_rr_change_is_the_median_successive_change_that_pauses_do_not_inflate():
     """local_rr_change: the median over the beats around (context_beats each side, within the record) of |log(RR /
     previous RR)|, the record's first beat having none; checked against a loop over beats written here. A regular
     rhythm with a long pause every fifth beat keeps it at 0 while the standard deviation (local_irregularity) is high;
     RRs that all differ (fibrillation-like) raise both."""
     rng = np.random.default_rng(3)
-    record = np.repeat([0, 1], [9, 7])
-    sample = np.r_[np.cumsum(rng.integers(50, 150, 9)), np.cumsum(rng.integers(50, 150, 7))]
-    f = rr_features(record, sample, fs=100.0, context_beats=2)
     column = RR_FEATURES.index("local_rr_change")
-    for name in (0, 1):
-        mine = record == name
-        gaps = np.diff(sample[mine]).astype(float)
-        pre = np.r_[gaps[0], gaps]  # the first beat borrows its following RR
-        change = np.r_[np.nan, np.abs(np.diff(np.log(pre)))]
-        wanted = [np.nanmedian(change[max(i - 2, 0) : i + 3]) for i in range(mine.sum())]
-        np.testing.assert_allclose(f[mine, column], wanted, atol=1e-6)
+
+    def median_change(pre: np.ndarray, i: int, lo: int, hi: int) -> float:
+        change = np.r_[np.nan, np.abs(np.diff(np.log(pre)))]  # the record's first beat has none
+        return np.nanmedian(change[lo:hi])
+
+    check_windowed_feature_by_loop(rng, [9, 7], context=2, column=column, statistic=median_change)
     paused = np.cumsum(np.where(np.arange(60) % 5 == 0, 300, 100))
     fibrillating = np.cumsum(rng.uniform(60, 140, 60)).astype(int)
     g = rr_features(np.repeat([0, 1], 60), np.r_[paused, fibrillating], fs=100.0)
@@ -80,17 +95,12 @@ def test_log_pre_local_slow_measures_a_run_of_premature_beats_against_the_slowes
     within the record), checked against a loop over beats written here. In a run of premature beats inside a steady
     rhythm it stays at the run's prematurity, where log_pre_local (divided by the local mean, which the run pulls
     down) says the run's beats are nearly on time; a steady rhythm reads 0."""
-    rng = np.random.default_rng(5)
-    record = np.repeat([0, 1], [12, 9])
-    sample = np.r_[np.cumsum(rng.integers(50, 150, 12)), np.cumsum(rng.integers(50, 150, 9))]
-    f = rr_features(record, sample, fs=100.0, context_beats=3)
     column = RR_FEATURES.index("log_pre_local_slow")
-    for name in (0, 1):
-        mine = record == name
-        gaps = np.diff(sample[mine]).astype(float)
-        pre = np.r_[gaps[0], gaps]
-        wanted = [np.log(pre[i] / np.quantile(pre[max(i - 3, 0) : i + 4], 0.8)) for i in range(mine.sum())]
-        np.testing.assert_allclose(f[mine, column], wanted, atol=1e-5)
+
+    def against_slowest(pre: np.ndarray, i: int, lo: int, hi: int) -> float:
+        return np.log(pre[i] / np.quantile(pre[lo:hi], 0.8))
+
+    check_windowed_feature_by_loop(np.random.default_rng(5), [12, 9], 3, column, statistic=against_slowest)
     rr = np.r_[np.full(40, 100), np.full(20, 50), np.full(40, 100)]  # a run of 20 beats at twice the rate
     g = rr_features(np.zeros(100, int), np.cumsum(rr), fs=100.0)
     run = np.arange(45, 55)  # the middle of the run
