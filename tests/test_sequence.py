@@ -106,6 +106,32 @@ def test_sequence_net_is_encoder_then_bidirectional_lstm_then_head():
         net(x[:, 0], rr[:, 0])
 
 
+def test_the_p_wave_path_reads_only_its_segment_averaged_and_joins_each_beats_embedding():
+    """p_wave_s=[-0.3, -0.05] at 180 Hz in a ±1 s window: samples 126..171 of every channel, means of 4, one linear
+    layer and a ReLU, then beside the beat's embedding and its RR into the LSTM; a change outside the segment leaves
+    the path's features alone, one inside moves them; a segment outside the window is refused by name."""
+    torch.manual_seed(1)
+    kw = dict(input_length=360, fs=180.0, channels=(8, 8), embedding=6, hidden=5, n_rr=2, in_channels=2, n_outputs=3)
+    net = BeatSequenceNet(**kw, p_wave_s=[-0.3, -0.05], p_wave_features=4).eval()
+    x, rr = torch.randn(2, 3, 2, 360), torch.randn(2, 3, 2)
+    lo, hi = 180 - 54, 180 - 9  # 45 samples: 11 means of 4 (the last sample left over)
+    means = x[..., lo : lo + 44].reshape(2, 3, 2, 11, 4).mean(-1).reshape(2, 3, 22)
+    linear = net.p_wave[2]
+    wanted = torch.relu(means @ linear.weight.T + linear.bias)
+    torch.testing.assert_close(net.p_wave_of(x), wanted)
+    z = torch.stack([net.encoder(x[:, i]) for i in range(3)], dim=1)
+    h, _ = net.rnn(torch.cat([z, wanted, rr], -1))
+    torch.testing.assert_close(net(x, rr), net.head(h))
+    outside, inside = x.clone(), x.clone()
+    outside[..., lo - 1] += 5.0
+    outside[..., hi:] += 5.0
+    inside[..., lo + 20] += 5.0
+    torch.testing.assert_close(net.p_wave_of(outside), wanted)
+    assert not torch.allclose(net.p_wave_of(inside), wanted)
+    with pytest.raises(ValueError, match=r"p_wave_s=\[-1.5, -0.05\].*±1 s"):
+        BeatSequenceNet(**kw, p_wave_s=[-1.5, -0.05])
+
+
 def test_linear_floor_is_one_linear_layer_on_block_means_and_rr():
     net = BeatLinear(
         input_length=360, fs=180.0, before_s=0.25, after_s=0.35, n_samples=9, n_rr=3, in_channels=2, n_outputs=5

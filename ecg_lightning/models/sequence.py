@@ -17,6 +17,9 @@ from ecg_lightning.models.cnn import logits_out
 from ecg_lightning.models.dropout import FastDropout
 from ecg_lightning.models.resnet import BeatResNet
 
+# the P-wave path's samples are averaged over this many (360 Hz -> 90 Hz)
+P_WAVE_POOL = 4
+
 
 class BeatSequenceNet(nn.Module):
     """(batch, beats, leads, window) [+ RR (batch, beats, n_rr)] -> logits (batch, beats[, classes]).
@@ -29,7 +32,10 @@ class BeatSequenceNet(nn.Module):
     like their neighbours rather than like DS1's few ectopic beats. With ``rr_skip`` the RR features also reach
     the logits through one linear layer (a "wide" path beside the deep one): prematurity, the cue that carries
     supraventricular beats across patients, is then never hidden behind morphology the network learnt from DS1's
-    few patients.
+    few patients. With ``p_wave_s`` (seconds from the beat's annotation, e.g. [-0.3, -0.05]) that segment of every
+    channel, averaged over ``P_WAVE_POOL`` samples, reaches the LSTM through one linear layer of ``p_wave_features``:
+    the P wave, which tells an atrial beat from a sinus one, is small beside the QRS and would otherwise arrive only
+    pooled with the rest of the window (docs/inter_patient.md, thirty-eighth round).
     """
 
     def __init__(
@@ -50,6 +56,8 @@ class BeatSequenceNet(nn.Module):
         n_outputs: int = 1,
         contrast: bool = False,
         rr_skip: bool = False,
+        p_wave_s: Sequence[float] | None = None,
+        p_wave_features: int = 8,
     ) -> None:
         super().__init__()
         self.contrast = contrast
@@ -66,8 +74,29 @@ class BeatSequenceNet(nn.Module):
             n_outputs=embedding,
         )
         self.n_rr = n_rr
+        self.p_wave_slice, self.p_wave = None, None
+        if p_wave_s is not None:
+            start, stop = (input_length // 2 + round(float(t) * fs) for t in p_wave_s)
+            if not 0 <= start <= stop - P_WAVE_POOL or stop > input_length:
+                raise ValueError(
+                    f"model.net.p_wave_s={list(p_wave_s)}: give [start, end] seconds from the beat, inside its window "
+                    f"of ±{input_length / 2 / fs:g} s and at least {P_WAVE_POOL} samples long"
+                )
+            self.p_wave_slice = slice(start, stop)
+            steps = (stop - start) // P_WAVE_POOL
+            self.p_wave = nn.Sequential(
+                nn.AvgPool1d(P_WAVE_POOL),
+                nn.Flatten(),
+                nn.Linear(in_channels * steps, p_wave_features),
+                nn.ReLU(inplace=True),
+            )
+        p_width = p_wave_features if self.p_wave is not None else 0
         self.rnn = nn.LSTM(
-            embedding * (2 if contrast else 1) + n_rr, hidden, num_layers=layers, batch_first=True, bidirectional=True
+            embedding * (2 if contrast else 1) + p_width + n_rr,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=True,
         )
         self.head = nn.Sequential(FastDropout(head_dropout), nn.Linear(2 * hidden, n_outputs))
         self.rr_skip = nn.Linear(n_rr, n_outputs) if rr_skip and n_rr else None
@@ -82,6 +111,8 @@ class BeatSequenceNet(nn.Module):
         z = self.encoder(x.flatten(0, 1)).reshape(batch, beats, -1)
         if self.contrast:
             z = torch.cat([z, z - z.median(dim=1, keepdim=True).values], dim=-1)
+        if self.p_wave is not None:
+            z = torch.cat([z, self.p_wave_of(x)], dim=-1)
         if self.n_rr:
             if rr is None:
                 raise ValueError("this network was built with n_rr > 0: set data.rr_features")
@@ -91,3 +122,8 @@ class BeatSequenceNet(nn.Module):
         if self.rr_skip is not None:
             logits = logits + self.rr_skip(rr)
         return logits_out(logits)
+
+    def p_wave_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The P-wave path's features of every beat of runs (batch, beats, leads, window): (batch, beats, features)."""
+        batch, beats = x.shape[:2]
+        return self.p_wave(x.flatten(0, 1)[..., self.p_wave_slice]).reshape(batch, beats, -1)
