@@ -192,9 +192,11 @@ def test_a_final_model_trains_on_every_ds1_subject_without_validation_and_tests_
     assert not list((tmp_path / "run").glob("val_*.png"))
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize(
+    ("fmt", "extra"), [("onnx", []), ("torchscript", []), ("onnx", ["model.net.p_wave_s=[-0.3,-0.05]"])]
+)
 def test_an_exported_sequence_model_gives_the_checkpoints_probabilities_on_runs_of_any_length(
-    fmt, compose_cfg, tiny_db, tmp_path
+    fmt, extra, compose_cfg, tiny_db, tmp_path
 ):
     from conftest import compose_config
     from hydra.core.hydra_config import HydraConfig
@@ -205,7 +207,7 @@ def test_an_exported_sequence_model_gives_the_checkpoints_probabilities_on_runs_
     from ecg_lightning.train import train
 
     train(compose_cfg("experiment=aami_sequence", "data.run_beats=8", "data.batch_size=4", "trainer.max_epochs=1",
-                      "trainer.limit_train_batches=3", "model.class_bias=[0,1.5,0,0,0]"))  # fmt: skip
+                      "trainer.limit_train_batches=3", "model.class_bias=[0,1.5,0,0,0]", *extra))  # fmt: skip
     HydraConfig.instance().cfg = None
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     path = export(compose_config("export", tmp_path / "export", [f"ckpt_path={ckpt}", f"format={fmt}"]))
@@ -229,6 +231,7 @@ def test_an_exported_sequence_model_gives_the_checkpoints_probabilities_on_runs_
         np.testing.assert_allclose(got, expected, atol=1e-5)
         assert got.shape == (6, beats, 5)
     assert model.class_bias.tolist() == [0, 1.5, 0, 0, 0]
+    assert (model.net.p_wave is not None) == bool(extra)  # the checkpoint rebuilds the path it was trained with
 
 
 @pytest.mark.parametrize("weights", ["best", "last"])
