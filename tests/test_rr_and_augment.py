@@ -110,8 +110,8 @@ def test_log_pre_local_slow_measures_a_run_of_premature_beats_against_the_slowes
 
 
 def test_index_beats_computes_the_windowed_features_only_when_served(tiny_db):
-    """index_beats takes the served columns: the costly windowed median only when local_rr_change is among them (the
-    same values as with every feature), NaN otherwise; no columns: no features at all."""
+    """index_beats takes the served columns: each costly windowed feature (local_rr_change, log_pre_local_slow) only
+    when it is among them (the same values as with every feature), NaN otherwise; no columns: no features at all."""
     db = read_database(record_sources("db", tiny_db, ["100", "108"], 0), 360.0)
     labels = label_beats(db.ann_symbol, STUDY)
     column = RR_FEATURES.index("local_rr_change")

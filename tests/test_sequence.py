@@ -130,6 +130,8 @@ def test_the_p_wave_path_reads_only_its_segment_averaged_and_joins_each_beats_em
     assert not torch.allclose(net.p_wave_of(inside), wanted)
     with pytest.raises(ValueError, match=r"p_wave_s=\[-1.5, -0.05\].*±1 s"):
         BeatSequenceNet(**kw, p_wave_s=[-1.5, -0.05])
+    with pytest.raises(ValueError, match=r"p_wave_s=\[-0.3\]: give \[start, end\]"):
+        BeatSequenceNet(**kw, p_wave_s=[-0.3])
 
 
 def test_linear_floor_is_one_linear_layer_on_block_means_and_rr():

@@ -76,7 +76,7 @@ class BeatSequenceNet(nn.Module):
         self.n_rr = n_rr
         self.p_wave_slice, self.p_wave = None, None
         if p_wave_s is not None:
-            start, stop = (input_length // 2 + round(float(t) * fs) for t in p_wave_s)
+            start, stop = (input_length // 2 + round(float(t) * fs) for t in p_wave_s) if len(p_wave_s) == 2 else (0, 0)
             if not 0 <= start <= stop - P_WAVE_POOL or stop > input_length:
                 raise ValueError(
                     f"model.net.p_wave_s={list(p_wave_s)}: give [start, end] seconds from the beat, inside its window "
