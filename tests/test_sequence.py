@@ -134,6 +134,39 @@ def test_the_p_wave_path_reads_only_its_segment_averaged_and_joins_each_beats_em
         BeatSequenceNet(**kw, p_wave_s=[-0.3])
 
 
+def test_beat_dropout_drops_whole_beats_embeddings_in_training_only_and_keeps_their_rr():
+    """beat_dropout=0.5 in training: a beat's window then changes nothing at all (its whole embedding is zeroed) for
+    about half the beats, and changes the scores for the rest; its RR features still do; in eval every beat counts.
+    The encoder runs in eval here so that batch statistics do not tie the beats together."""
+    torch.manual_seed(2)
+    kw = dict(input_length=180, fs=180.0, channels=(8, 8), embedding=6, hidden=5, n_rr=2, in_channels=2, n_outputs=3)
+    net = BeatSequenceNet(**kw, dropout=0.0, head_dropout=0.0, beat_dropout=0.5)
+    x, rr = torch.randn(4, 8, 2, 180), torch.randn(4, 8, 2)
+
+    def scores(x, rr, seed=5):
+        torch.manual_seed(seed)
+        return net(x, rr)
+
+    def moved(i, seed=5):
+        bumped, bumped_rr = x.clone(), rr.clone()
+        bumped[:, i] += 3.0
+        bumped_rr[:, i] += 3.0
+        base = scores(x, rr, seed)
+        return (~torch.isclose(scores(bumped, rr, seed), base)).any(-1).any(-1), (
+            ~torch.isclose(scores(x, bumped_rr, seed), base)
+        ).any(-1).any(-1)
+
+    net.train()
+    net.encoder.eval()
+    by_window, by_rr = zip(*(moved(i) for i in range(8)))
+    by_window, by_rr = torch.stack(by_window, 1), torch.stack(by_rr, 1)  # (runs, beats): did the beat move any score
+    assert by_rr.all()  # a dropped beat's RR features still reach the LSTM
+    assert 0.25 <= (~by_window).float().mean() <= 0.75  # about half the beats dropped, each one whole
+    net.eval()
+    assert torch.stack([moved(i)[0] for i in range(8)], 1).all()  # no dropout outside training
+    assert BeatSequenceNet(**kw).beat_dropout is None  # off by default: the network is the one trained before
+
+
 def test_linear_floor_is_one_linear_layer_on_block_means_and_rr():
     net = BeatLinear(
         input_length=360, fs=180.0, before_s=0.25, after_s=0.35, n_samples=9, n_rr=3, in_channels=2, n_outputs=5

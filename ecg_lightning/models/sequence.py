@@ -35,7 +35,10 @@ class BeatSequenceNet(nn.Module):
     few patients. With ``p_wave_s`` (seconds from the beat's annotation, e.g. [-0.3, -0.05]) that segment of every
     channel, averaged over ``P_WAVE_POOL`` samples, reaches the LSTM through one linear layer of ``p_wave_features``:
     the P wave, which tells an atrial beat from a sinus one, is small beside the QRS and would otherwise arrive only
-    pooled with the rest of the window (docs/inter_patient.md, thirty-eighth round).
+    pooled with the rest of the window (docs/inter_patient.md, thirty-eighth round). With ``beat_dropout`` > 0,
+    training zeroes whole beats' embeddings (each beat with that probability; ``nn.Dropout1d`` over the beats) while
+    their RR features stay: the LSTM must then call those beats from their timing and their neighbours, the evidence
+    that carries across patients, rather than from shapes learnt from DS1's few S patients (thirty-ninth round).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class BeatSequenceNet(nn.Module):
         rr_skip: bool = False,
         p_wave_s: Sequence[float] | None = None,
         p_wave_features: int = 8,
+        beat_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.contrast = contrast
@@ -73,6 +77,8 @@ class BeatSequenceNet(nn.Module):
             in_channels=in_channels,
             n_outputs=embedding,
         )
+        # (batch, beats, embedding): Dropout1d's "channels" are the beats, so a dropped beat loses its whole embedding
+        self.beat_dropout = nn.Dropout1d(beat_dropout) if beat_dropout > 0 else None
         self.n_rr = n_rr
         self.p_wave_slice, self.p_wave = None, None
         if p_wave_s is not None:
@@ -109,6 +115,8 @@ class BeatSequenceNet(nn.Module):
             )
         batch, beats = x.shape[:2]
         z = self.encoder(x.flatten(0, 1)).reshape(batch, beats, -1)
+        if self.beat_dropout is not None:
+            z = self.beat_dropout(z)
         if self.contrast:
             z = torch.cat([z, z - z.median(dim=1, keepdim=True).values], dim=-1)
         if self.p_wave is not None:
