@@ -398,6 +398,38 @@ def test_the_two_irregularities_experiment_is_the_thirty_fourth_rounds_choice(tm
     assert f"--class-bias {bias} --relative-s --relative-s-quantile {row['quantile']:g} --out" in text
 
 
+def test_the_mlii_experiment_is_the_forty_first_rounds_choice(tmp_path):
+    """experiment=aami_sequence_mlii is CBM as its two selections recorded it: CB (aami_sequence_two_irregularities)
+    on MLII alone, passing the rule against CB on seeds 24-26 and chosen on seeds 27-29, at the second set's operating
+    point (in the combine line of its comment too); every other setting is CB's."""
+    import json
+    from pathlib import Path
+
+    from conftest import compose_config
+    from omegaconf import OmegaConf
+
+    root = Path(__file__).resolve().parents[1]
+    first = json.loads((root / "results" / "aami_ds1_cv5_mlii_alone_seeds_24_26_selection.json").read_text())
+    chosen = json.loads((root / "results" / "aami_ds1_cv5_mlii_alone_seeds_27_29_selection.json").read_text())
+    for selection in (first, chosen):
+        assert selection["chosen"] == "CBM" and selection["current"] == "CB" and selection["either_gain"]
+    row = chosen["candidates"]["CBM"]
+    assert row["relative_to_records"] and row["quantile"] == 0.1
+    cfg = compose_config("train", tmp_path, ["experiment=aami_sequence_mlii"])
+    before = compose_config("train", tmp_path, ["experiment=aami_sequence_two_irregularities"])
+    assert cfg.data.lead == "MLII" and before.data.lead != "MLII"
+    assert list(cfg.model.class_bias) == chosen["class_bias"] == row["class_bias"]
+    assert (cfg.model.net.in_channels, before.model.net.in_channels) == (2, 4)  # MLII and its template; two leads'
+    for group, differs in (("data", ["lead"]), ("model", ["class_bias", "net"]), ("model.net", ["in_channels"])):
+        mine, theirs = (OmegaConf.to_container(OmegaConf.select(c, group), resolve=True) for c in (cfg, before))
+        for key in differs:
+            mine.pop(key), theirs.pop(key)
+        assert mine == theirs, group
+    text = (root / "conf" / "experiment" / "aami_sequence_mlii.yaml").read_text()
+    bias = " ".join(f"{b:g}" for b in chosen["class_bias"])
+    assert f"--class-bias {bias} --relative-s --relative-s-quantile {row['quantile']:g} --out" in text
+
+
 def test_the_patient_mean_counts_each_s_patient_once_whatever_its_beats():
     """r1: 18 of 20 S beats found, r2: 0 of 10, r3: 5 of 5 but under the 10-beat floor — the patient mean is 0.45
     where the pooled sensitivity over r1 and r2 is 0.6."""
