@@ -17,11 +17,10 @@ from ecg_lightning.checkpoint import CheckpointError
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
 CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
-# the DS1 choice of the shipped model (docs/inter_patient.md, thirty-fourth round's replication on seeds 15-17: CB,
-# two measures of irregularity, the S decision relative to each record's 10th percentile): its operating point is the
-# shipped decision
-CHOICE = ROOT / "results" / "aami_ds1_cv5_both_irregularities_fresh_seeds_selection.json"
-RECIPE, CHOSEN = "experiment=aami_sequence_two_irregularities", "CB"
+# the DS1 choice of the shipped model (docs/inter_patient.md, the forty-first round's second seed set, 27-29: CBM, CB
+# on MLII alone, the S decision relative to each record's 10th percentile): its operating point is the shipped decision
+CHOICE = ROOT / "results" / "aami_ds1_cv5_mlii_alone_seeds_27_29_selection.json"
+RECIPE, CHOSEN = "experiment=aami_sequence_mlii", "CBM"
 
 
 def golden_recording(root: Path) -> Path:
@@ -87,9 +86,9 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 
 def test_the_shipped_model_is_the_recommended_recipe_with_its_ds1_choice(tmp_path):
-    """MODEL_CARD.md says the shipped model is three networks of ``aami_sequence_two_irregularities`` averaged, with
-    the decision its three-seed average chose on DS1 (thirty-fourth round: offsets, the S decision relative to each
-    record's 10th percentile): its saved settings (inputs, each member's network, loss weights, decision) are what
+    """MODEL_CARD.md says the shipped model is three networks of ``aami_sequence_mlii`` averaged, with the decision
+    its three-seed average chose on DS1 (forty-first round: offsets, the S decision relative to each record's 10th
+    percentile): its saved settings (inputs, each member's network, loss weights, decision) are what
     that experiment composes now and what the choice recorded — changing that recipe or the choice without shipping
     a model of it fails here."""
     import torch
