@@ -167,10 +167,12 @@ def test_the_gpu_check_runs_dry_on_the_cpu(tiny_db, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "benchmark_gpu.txt").read_text()
     assert report.count("Lightning w/s") == 2 and "data.cut_on_device=true" in report and "throughput checks" in report
-    assert "CUR: 1 trainings finished, 0 stopped" in report, report
+    candidates = (root / "benchmarks" / "gpu_cv_candidates.txt").read_text().splitlines()
+    first = next(line for line in candidates if line and not line.startswith("#")).split()[0]
+    assert f"{first}: 1 trainings finished, 0 stopped" in report, report
     import tarfile
 
-    names = tarfile.open(tmp_path / "cv_CUR.tar.xz").getnames()
-    assert any(n.startswith("cv/CUR/") and n.endswith("val_predictions.npz") for n in names), names
-    assert any(n.startswith("stress/CUR/") and n.endswith("predictions.npz") for n in names), names
+    names = tarfile.open(tmp_path / f"cv_{first}.tar.xz").getnames()
+    assert any(n.startswith(f"cv/{first}/") and n.endswith("val_predictions.npz") for n in names), names
+    assert any(n.startswith(f"stress/{first}/") and n.endswith("predictions.npz") for n in names), names
     assert not any(n.endswith(".ckpt") for n in names)
