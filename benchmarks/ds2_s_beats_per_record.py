@@ -26,7 +26,8 @@ MODELS = {
     "linear floor (5 seeds)": "aami_linear_ds2_strict_ensemble5",
     "recommended: MLII alone, S relative, 10th percentile (15)": "aami_sequence_mlii_three_network_ensemble_ds2_"
     "strict_ensemble15",
-    "before: the same on two leads (15)": "aami_sequence_two_irregularities_three_network_ensemble_ds2_strict_ensemble15",
+    "before: the same on two leads (15)": "aami_sequence_two_irregularities_three_network_ensemble_ds2_"
+    "strict_ensemble15",
     "two before: one irregularity, 10th percentile (15)": "aami_sequence_swap_relative_s_loss_"
     "low_quantile_three_network_ensemble_ds2_strict_ensemble15",
     "BeatResNet, no irregularity (15)": "aami_no_irregularity_three_network_ensemble_ds2_strict_ensemble15",
