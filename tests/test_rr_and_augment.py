@@ -229,3 +229,32 @@ def test_rr_normalized_to_the_longest_rr_beats_survives_a_record_whose_beats_are
     np.testing.assert_allclose(by_longest[premature, 0], np.log(0.5), atol=1e-5)
     np.testing.assert_allclose(by_longest[:, 4], by_all[:, 4])  # the record's mean RR in seconds is unchanged
     np.testing.assert_allclose(by_longest[:, 5:], by_all[:, 5:])  # so are the local-rhythm and absolute ones
+
+
+def test_stretch_reads_each_record_and_its_template_at_one_rate(tiny_db):
+    """On a ramp signal a window's slope is its stretch factor: one factor per record in a batch, shared by the
+    record's template, within 1 ± stretch, different between records; zero stays zero outside the record."""
+    import dataclasses
+
+    db = read_database(record_sources("db", tiny_db, ["100", "108"], 0), 360.0)
+    ramp = np.arange(db.signal.shape[1], dtype=np.float32)[None].repeat(db.signal.shape[0], axis=0)
+    db = dataclasses.replace(db, signal=ramp)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), 180, pad_edges=True)
+    templates = np.tile(np.arange(360, dtype=np.float32), (len(db.names), db.signal.shape[0], 1))
+    data = BeatWindowDataset(db, beats, 180, augment=Augment(stretch=0.2), templates=templates)
+    idx = list(range(len(beats)))
+    x, _ = data.__getitems__(idx)
+    leads = db.signal.shape[0]
+    window_slope = (x[:, 0, 190] - x[:, 0, 170]).numpy() / 20
+    template_slope = (x[:, leads, 190] - x[:, leads, 170]).numpy() / 20
+    np.testing.assert_allclose(template_slope, window_slope, rtol=1e-4)
+    record = beats.record
+    per_record = [window_slope[record == r] for r in np.unique(record)]
+    assert all(np.ptp(slopes) < 1e-3 for slopes in per_record)  # one factor per record and batch (float32 ramp)
+    factors = np.array([slopes.mean() for slopes in per_record])
+    assert (np.abs(factors - 1) <= 0.2 + 1e-3).all() and np.ptp(factors) > 1e-2
+    first = np.flatnonzero(beats.sample < 140)  # windows running past the record's start at any factor: zero there
+    assert len(first) and (x[first, 0, 0] == 0).all()
+    torch.testing.assert_close(data.__getitems__(idx)[0], x)  # repeatable: drawn from the batch itself
+    plain, _ = BeatWindowDataset(db, beats, 180, templates=templates).__getitems__(idx)
+    np.testing.assert_allclose((plain[:, 0, 190] - plain[:, 0, 170]).numpy() / 20, 1.0)  # no stretch asked: none

@@ -83,13 +83,17 @@ class Augment:
     scale: max relative amplitude change; noise: std of added Gaussian noise (signals are standardized);
     template_swap: the chance that a window is served beside its record's *swap template* (the median of the
     record's beats of one class, ``BeatWindowDataset.swap_rows``) instead of its reference template — a patient
-    whose dominant beat is that class, as far as the template is concerned, so the template cannot decide alone.
+    whose dominant beat is that class, as far as the template is concerned, so the template cannot decide alone;
+    stretch: max relative change of the time axis, drawn once per record in a batch and applied alike to every window
+    of that record and to its template (linear interpolation about the window's centre) — a patient with wider or
+    narrower waves, as patients differ, while a beat keeps its relation to its own record's template.
     """
 
     jitter: int = 0
     scale: float = 0.0
     noise: float = 0.0
     template_swap: float = 0.0
+    stretch: float = 0.0
 
 
 class EpochShuffle(Sampler[int]):
@@ -273,7 +277,12 @@ class BeatWindowDataset(Dataset):
         if self.plan_only:
             return self.plan(idx, starts, scales, rng, rows)
         lo, hi = self._bounds(idx)
-        if ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
+        stretch = None
+        if aug.stretch:
+            records, each = np.unique(self.beats.record[idx], return_inverse=True)
+            stretch = (1 + aug.stretch * rng.uniform(-1, 1, len(records)))[each]
+            windows = stretched(self.signal, starts, lo, hi, stretch, len(self.steps))
+        elif ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
             windows = self.windows[:, starts]
         else:  # some window runs past its record's edge: gather inside, zero outside
             positions = starts[:, None] + self.steps
@@ -286,7 +295,14 @@ class BeatWindowDataset(Dataset):
         if aug.noise:
             x = add_noise(x, aug.noise, int(rng.integers(2**62)))
         if self.templates is not None:
-            x = torch.cat([x, torch.from_numpy(self.templates[rows])], dim=1)
+            templates = self.templates[rows]
+            if stretch is not None:  # the template as the same patient's: stretched by its record's factor
+                n_rows, width = templates.shape[0] * templates.shape[1], templates.shape[-1]
+                flat = templates.reshape(1, n_rows * width)
+                bounds = np.arange(n_rows) * width
+                factor = np.repeat(stretch, templates.shape[1])
+                templates = stretched(flat, bounds, bounds, bounds + width, factor, width)[0].reshape(templates.shape)
+            x = torch.cat([x, torch.from_numpy(np.ascontiguousarray(templates, dtype=np.float32))], dim=1)
         y = torch.from_numpy(self.labels[idx].astype(np.int64))
         if not self.rr_columns:
             return x, y
@@ -335,6 +351,23 @@ class BeatWindowDataset(Dataset):
         """Memory held by this dataset's own index (the shared signal is counted once, by the DataModule)."""
         arrays = (self.starts, self.padded, *vars(self.beats).values())
         return sum(a.nbytes for a in arrays)
+
+
+def stretched(
+    signal: np.ndarray, starts: np.ndarray, lo: np.ndarray, hi: np.ndarray, factor: np.ndarray, width: int
+) -> np.ndarray:
+    """Windows of ``width`` samples of ``signal`` (leads, samples), each centred where the unstretched window
+    ``starts[i]`` is and read ``factor[i]`` samples apart (linear interpolation): (leads, batch, width), zero outside
+    each window's ``[lo, hi)``."""
+    half = width // 2
+    position = (starts + half)[:, None] + (np.arange(width) - half) * factor[:, None]
+    left = np.floor(position).astype(np.int64)
+    weight = (position - left).astype(np.float32)
+    lo, hi = lo[:, None], hi[:, None]
+    inside = (position >= lo) & (position <= hi - 1)
+    a = signal[:, np.clip(left, lo, hi - 1)]
+    b = signal[:, np.clip(left + 1, lo, hi - 1)]
+    return (a + (b - a) * weight) * inside
 
 
 def add_noise(x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
