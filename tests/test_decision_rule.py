@@ -398,36 +398,59 @@ def test_the_two_irregularities_experiment_is_the_thirty_fourth_rounds_choice(tm
     assert f"--class-bias {bias} --relative-s --relative-s-quantile {row['quantile']:g} --out" in text
 
 
-def test_the_mlii_experiment_is_the_forty_first_rounds_choice(tmp_path):
-    """experiment=aami_sequence_mlii is CBM as its two selections recorded it: CB (aami_sequence_two_irregularities)
-    on MLII alone, passing the rule against CB on seeds 24-26 and chosen on seeds 27-29, at the second set's operating
-    point (in the combine line of its comment too); every other setting is CB's."""
-    import json
+# (experiment, the one it changes, the rounds' two selection files, current and chosen names, the settings that differ)
+CHOICES = [
+    ("aami_sequence_mlii", "aami_sequence_two_irregularities",
+     ("mlii_alone_seeds_24_26", "mlii_alone_seeds_27_29"), "CB", "CBM",
+     [("data", ["lead"]), ("model", ["class_bias", "net"]), ("model.net", ["in_channels"])]),
+    ("aami_sequence_mlii_stretch", "aami_sequence_mlii",
+     ("mlii_time_stretch_seeds_39_41", "mlii_time_stretch_seeds_42_44"), "CBM", "CBMS",
+     [("data", ["augment"]), ("data.augment", ["stretch"]), ("model", [])]),  # the same offsets (c -5) chosen
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("experiment", "before_it", "selections", "current", "candidate", "differs"), CHOICES)
+def test_an_experiment_is_its_rounds_choice(tmp_path, experiment, before_it, selections, current, candidate, differs):
+    """experiment=aami_sequence_mlii is CBM (the forty-first round: CB on MLII alone), aami_sequence_mlii_stretch is
+    CBMS (the forty-fourth: CBM with each training record's time axis stretched), each as its two selections recorded
+    it: passing the rule against the current recipe on one seed set and chosen on a second, at the second set's
+    operating point (in the combine line of its comment too); every other setting is the recipe's it changes."""
     from pathlib import Path
 
     from conftest import compose_config
     from omegaconf import OmegaConf
 
     root = Path(__file__).resolve().parents[1]
-    first = json.loads((root / "results" / "aami_ds1_cv5_mlii_alone_seeds_24_26_selection.json").read_text())
-    chosen = json.loads((root / "results" / "aami_ds1_cv5_mlii_alone_seeds_27_29_selection.json").read_text())
+    first, chosen = (json.loads((root / "results" / f"aami_ds1_cv5_{name}_selection.json").read_text())
+                     for name in selections)  # fmt: skip
     for selection in (first, chosen):
-        assert selection["chosen"] == "CBM" and selection["current"] == "CB" and selection["either_gain"]
-    row = chosen["candidates"]["CBM"]
+        assert selection["chosen"] == candidate and selection["current"] == current and selection["either_gain"]
+    row = chosen["candidates"][candidate]
     assert row["relative_to_records"] and row["quantile"] == 0.1
-    cfg = compose_config("train", tmp_path, ["experiment=aami_sequence_mlii"])
-    before = compose_config("train", tmp_path, ["experiment=aami_sequence_two_irregularities"])
-    assert cfg.data.lead == "MLII" and before.data.lead != "MLII"
+    cfg = compose_config("train", tmp_path, [f"experiment={experiment}"])
+    before = compose_config("train", tmp_path, [f"experiment={before_it}"])
     assert list(cfg.model.class_bias) == chosen["class_bias"] == row["class_bias"]
-    assert (cfg.model.net.in_channels, before.model.net.in_channels) == (2, 4)  # MLII and its template; two leads'
-    for group, differs in (("data", ["lead"]), ("model", ["class_bias", "net"]), ("model.net", ["in_channels"])):
+    for group, keys in differs:
         mine, theirs = (OmegaConf.to_container(OmegaConf.select(c, group), resolve=True) for c in (cfg, before))
-        for key in differs:
+        assert not keys or any(mine[key] != theirs[key] for key in keys), group
+        for key in keys:
             mine.pop(key), theirs.pop(key)
         assert mine == theirs, group
-    text = (root / "conf" / "experiment" / "aami_sequence_mlii.yaml").read_text()
+    text = (root / "conf" / "experiment" / f"{experiment}.yaml").read_text()
     bias = " ".join(f"{b:g}" for b in chosen["class_bias"])
     assert f"--class-bias {bias} --relative-s --relative-s-quantile {row['quantile']:g} --out" in text
+
+
+def test_the_mlii_experiment_reads_one_lead_and_the_stretch_recipe_stretches(tmp_path):
+    """What the two choices changed, said plainly: MLII and its template (two channels, where two leads gave four),
+    and a stretch of 0.15 only in the forty-fourth round's recipe."""
+    from conftest import compose_config
+
+    names = ("aami_sequence_mlii", "aami_sequence_mlii_stretch", "aami_sequence_two_irregularities")
+    mlii, stretch, two = (compose_config("train", tmp_path / name, [f"experiment={name}"]) for name in names)
+    assert mlii.data.lead == stretch.data.lead == "MLII" and two.data.lead != "MLII"
+    assert (mlii.model.net.in_channels, two.model.net.in_channels) == (2, 4)
+    assert (mlii.data.augment.stretch, stretch.data.augment.stretch, two.data.augment.stretch) == (0.0, 0.15, 0.0)
 
 
 def test_the_patient_mean_counts_each_s_patient_once_whatever_its_beats():
