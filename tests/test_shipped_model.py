@@ -88,8 +88,8 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 def test_the_shipped_model_is_the_recommended_recipe_with_its_ds1_choice(tmp_path):
     """MODEL_CARD.md says the shipped model is three networks of ``aami_sequence_mlii_stretch`` averaged, with the
-    decision its three-seed average chose on DS1 (forty-fourth round: offsets, the S decision relative to each record's 10th
-    percentile): its saved settings (inputs, each member's network, loss weights, decision) are what
+    decision its three-seed average chose on DS1 (forty-fourth round: offsets, the S decision relative to each
+    record's 10th percentile): its saved settings (inputs, each member's network, loss weights, decision) are what
     that experiment composes now and what the choice recorded — changing that recipe or the choice without shipping
     a model of it fails here."""
     import torch
