@@ -107,6 +107,8 @@ def test_the_shipped_model_is_the_recommended_recipe_with_its_ds1_choice(tmp_pat
         assert input_setting(shipped["data"], key) == input_setting(recipe["data"], key), f"data.{key}"
     assert shipped["model"]["class_weight"] == recipe["model"]["class_weight"]
     assert shipped["model"]["relative_s_loss"] == recipe["model"]["relative_s_loss"]  # trained as the recipe says
+    # and augmented as it says (the stretch and the template swap act in training only, so only this tells them)
+    assert {"stretch": 0.0, **shipped["data"]["augment"]} == recipe["data"]["augment"]
     net = shipped["model"]["net"]
     assert net["_target_"] == "ecg_lightning.models.NetworkMean" and len(net["networks"]) == 3
     # a setting added to the network after the model was trained counts as the same network at its default value
