@@ -367,27 +367,30 @@ def test_template_swap_names_an_unknown_class(tiny_db, tmp_path):
     [
         ({"augment": {"stretch": 1.0}}, r"must be in \[0, 1\)"),
         ({"augment": {"stretch": 0.1}, "cut_on_device": True}, "set data.cut_on_device=false"),
+        ({"augment": {"record_scale": -0.1}}, r"must be in \[0, 1\)"),
+        ({"augment": {"record_scale": 0.2}, "cut_on_device": True}, "set data.cut_on_device=false"),
     ],
 )
-def test_stretch_settings_are_checked(tiny_db, tmp_path, settings, message):
+def test_per_record_augment_settings_are_checked(tiny_db, tmp_path, settings, message):
     with pytest.raises(ConfigError, match=message):
         make_dm(tiny_db, tmp_path, **settings)
 
 
-def test_stretch_reaches_training_runs_only(s_db, tmp_path):
-    """data.augment.stretch through the DataModule: runs of training beats are stretched (their windows differ from
-    the plain cut), validation windows never are."""
+@pytest.mark.parametrize("augment", [{"stretch": 0.2}, {"record_scale": 0.2}])
+def test_per_record_augment_reaches_training_runs_only(s_db, tmp_path, augment):
+    """data.augment.stretch or record_scale through the DataModule: runs of training beats are stretched or scaled
+    (their windows differ from the plain cut), validation windows never are."""
     settings = dict(labels="aami", templates=True, run_beats=4)
-    plain, stretched = (
+    plain, augmented = (
         make_dm(s_db, tmp_path, **settings),
-        make_dm(s_db, tmp_path, augment={"stretch": 0.2}, **settings),
+        make_dm(s_db, tmp_path, augment=augment, **settings),
     )
     plain.setup()
-    stretched.setup()
+    augmented.setup()
     idx = list(range(len(plain.data_train)))
-    xp, xs = plain.data_train.__getitems__(idx)[0], stretched.data_train.__getitems__(idx)[0]
-    assert xs.shape == xp.shape and not torch.allclose(xs, xp)
+    xp, xa = plain.data_train.__getitems__(idx)[0], augmented.data_train.__getitems__(idx)[0]
+    assert xa.shape == xp.shape and not torch.allclose(xa, xp)
     val = list(range(len(plain.eval_dataset("val"))))
     torch.testing.assert_close(
-        stretched.eval_dataset("val").__getitems__(val)[0], plain.eval_dataset("val").__getitems__(val)[0]
+        augmented.eval_dataset("val").__getitems__(val)[0], plain.eval_dataset("val").__getitems__(val)[0]
     )

@@ -258,3 +258,43 @@ def test_stretch_reads_each_record_and_its_template_at_one_rate(tiny_db):
     torch.testing.assert_close(data.__getitems__(idx)[0], x)  # repeatable: drawn from the batch itself
     plain, _ = BeatWindowDataset(db, beats, 180, templates=templates).__getitems__(idx)
     np.testing.assert_allclose((plain[:, 0, 190] - plain[:, 0, 170]).numpy() / 20, 1.0)  # no stretch asked: none
+
+
+def test_record_scale_scales_each_record_and_its_template_alike(tiny_db):
+    """Every window of a record in a batch, and the record's template, are multiplied by one factor within
+    1 ± record_scale, different between records; the same batch is scaled the same way again; with a stretch as well,
+    the stretch draws as it did without the scale."""
+    db = read_database(record_sources("db", tiny_db, ["100", "108"], 0), 360.0)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), 180, pad_edges=True)
+    leads = db.signal.shape[0]
+    templates = np.ones((len(db.names), leads, 360), dtype=np.float32)
+    idx = list(range(len(beats)))
+    plain, _ = BeatWindowDataset(db, beats, 180, templates=templates).__getitems__(idx)
+    data = BeatWindowDataset(db, beats, 180, augment=Augment(record_scale=0.3), templates=templates)
+    x, _ = data.__getitems__(idx)
+    factor = x[:, leads:].numpy()  # a template of ones shows each window's factor
+    assert (np.ptp(factor, axis=(1, 2)) < 1e-6).all()
+    factor = factor[:, 0, 0]
+    torch.testing.assert_close(x[:, :leads], plain[:, :leads] * torch.from_numpy(factor)[:, None, None])
+    per_record = [factor[beats.record == r] for r in np.unique(beats.record)]
+    assert all(np.ptp(f) == 0 for f in per_record)  # one factor per record and batch
+    factors = np.array([f[0] for f in per_record])
+    assert (np.abs(factors - 1) <= 0.3 + 1e-6).all() and np.ptp(factors) > 1e-2
+    torch.testing.assert_close(data.__getitems__(idx)[0], x)  # repeatable: drawn from the batch itself
+    stretched_only, _ = BeatWindowDataset(
+        db, beats, 180, augment=Augment(stretch=0.2), templates=templates
+    ).__getitems__(idx)
+    both, _ = BeatWindowDataset(
+        db, beats, 180, augment=Augment(stretch=0.2, record_scale=0.3), templates=templates
+    ).__getitems__(idx)
+    both_factor = both[:, leads:, 180:181]  # the scale's own draw (the template centre: inside at any stretch)
+    torch.testing.assert_close(both[:, :leads], stretched_only[:, :leads] * both_factor)
+
+
+def test_per_record_draws_refuse_the_device_cut(tiny_db):
+    """The device cut (plan_only) draws no per-record factors; asking for them there is an error, not a no-op."""
+    db = read_database(record_sources("db", tiny_db, ["100"], 0), 360.0)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), 180, pad_edges=True)
+    for augment in (Augment(record_scale=0.2), Augment(stretch=0.1)):
+        with pytest.raises(ValueError, match="cut on the CPU"):
+            BeatWindowDataset(db, beats, 180, augment=augment, plan_only=True)

@@ -86,7 +86,10 @@ class Augment:
     whose dominant beat is that class, as far as the template is concerned, so the template cannot decide alone;
     stretch: max relative change of the time axis, drawn once per record in a batch and applied alike to every window
     of that record and to its template (linear interpolation about the window's centre) — a patient with wider or
-    narrower waves, as patients differ, while a beat keeps its relation to its own record's template.
+    narrower waves, as patients differ, while a beat keeps its relation to its own record's template;
+    record_scale: max relative amplitude change drawn once per record in a batch and applied alike to every window of
+    that record and to its template — a patient whose waves stand higher or lower against the record's spread (what
+    per-record standardization leaves of a patient's amplitude), while a beat keeps its height relative to its template.
     """
 
     jitter: int = 0
@@ -94,6 +97,7 @@ class Augment:
     noise: float = 0.0
     template_swap: float = 0.0
     stretch: float = 0.0
+    record_scale: float = 0.0
 
 
 class EpochShuffle(Sampler[int]):
@@ -217,6 +221,8 @@ class BeatWindowDataset(Dataset):
     ) -> None:
         if run_beats > 1 and plan_only:
             raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
+        if plan_only and augment is not None and (augment.stretch or augment.record_scale):
+            raise ValueError("per-record stretch and record_scale are cut on the CPU; cut_on_device does not draw them")
         self.plan_only = plan_only
         self.signal = records.signal
         # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
@@ -277,10 +283,15 @@ class BeatWindowDataset(Dataset):
         if self.plan_only:
             return self.plan(idx, starts, scales, rng, rows)
         lo, hi = self._bounds(idx)
+        records, each = np.unique(self.beats.record[idx], return_inverse=True)  # per-record draws: one per record
         stretch = None
         if aug.stretch:
-            records, each = np.unique(self.beats.record[idx], return_inverse=True)
             stretch = (1 + aug.stretch * rng.uniform(-1, 1, len(records)))[each]
+        record_scale = None
+        if aug.record_scale:  # drawn after the stretch, so a recipe without it draws exactly as before
+            record_scale = (1 + aug.record_scale * rng.uniform(-1, 1, len(records))).astype(np.float32)[each]
+            scales = record_scale if scales is None else scales * record_scale
+        if stretch is not None:
             windows = stretched(self.signal, starts, lo, hi, stretch, len(self.steps))
         elif ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
             windows = self.windows[:, starts]
@@ -302,6 +313,8 @@ class BeatWindowDataset(Dataset):
                 bounds = np.arange(n_rows) * width
                 factor = np.repeat(stretch, templates.shape[1])
                 templates = stretched(flat, bounds, bounds, bounds + width, factor, width)[0].reshape(templates.shape)
+            if record_scale is not None:  # the template as the same patient's: its record's amplitude
+                templates = templates * record_scale[:, None, None]
             x = torch.cat([x, torch.from_numpy(np.ascontiguousarray(templates, dtype=np.float32))], dim=1)
         y = torch.from_numpy(self.labels[idx].astype(np.int64))
         if not self.rr_columns:
