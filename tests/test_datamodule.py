@@ -369,6 +369,8 @@ def test_template_swap_names_an_unknown_class(tiny_db, tmp_path):
         ({"augment": {"stretch": 0.1}, "cut_on_device": True}, "set data.cut_on_device=false"),
         ({"augment": {"record_scale": -0.1}}, r"must be in \[0, 1\)"),
         ({"augment": {"record_scale": 0.2}, "cut_on_device": True}, "set data.cut_on_device=false"),
+        ({"augment": {"rr_scale": 1.5}}, r"must be in \[0, 1\)"),
+        ({"augment": {"rr_scale": 0.2}, "cut_on_device": True}, "set data.cut_on_device=false"),
     ],
 )
 def test_per_record_augment_settings_are_checked(tiny_db, tmp_path, settings, message):

@@ -298,3 +298,25 @@ def test_per_record_draws_refuse_the_device_cut(tiny_db):
     for augment in (Augment(record_scale=0.2), Augment(stretch=0.1)):
         with pytest.raises(ValueError, match="cut on the CPU"):
             BeatWindowDataset(db, beats, 180, augment=augment, plan_only=True)
+
+
+def test_rr_scale_moves_each_records_rr_in_seconds_only(tiny_db):
+    """rr_scale: per record in a batch, one factor within 1 ± rr_scale on every RR in seconds (log ones shifted by
+    its log, mean RR multiplied), different between records; ratios to the record or the local rhythm unchanged, and
+    the windows untouched."""
+    db = read_database(record_sources("db", tiny_db, ["100", "108"], 0), 360.0)
+    beats = index_beats(db, label_beats(db.ann_symbol, STUDY), 180, pad_edges=True)
+    names = ["mean_rr_s", "log_pre_rr_s", "log_post_rr_s", "log_pre_rr", "log_pre_local"]
+    columns = [RR_FEATURES.index(n) for n in names]
+    idx = list(range(len(beats)))
+    x, rr, _ = BeatWindowDataset(db, beats, 180, rr_columns=columns).__getitems__(idx)
+    xa, rra, _ = BeatWindowDataset(db, beats, 180, rr_columns=columns, augment=Augment(rr_scale=0.3)).__getitems__(idx)
+    torch.testing.assert_close(xa, x)
+    torch.testing.assert_close(rra[:, 3:], rr[:, 3:])
+    log_factor = (rra[:, 1] - rr[:, 1]).numpy()
+    np.testing.assert_allclose(rra[:, 2] - rr[:, 2], log_factor, atol=1e-5)
+    np.testing.assert_allclose((rra[:, 0] / rr[:, 0]).numpy(), np.exp(log_factor), rtol=1e-5)
+    per_record = [log_factor[beats.record == r] for r in np.unique(beats.record)]
+    assert all(np.ptp(f) < 1e-5 for f in per_record)
+    factors = np.exp([f[0] for f in per_record])
+    assert (np.abs(factors - 1) <= 0.3 + 1e-5).all() and np.ptp(factors) > 1e-2

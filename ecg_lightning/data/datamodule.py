@@ -70,7 +70,7 @@ class BeatDataModule(L.LightningDataModule):
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise, template_swap, stretch,
-            record_scale (see windows.Augment) and swap_class: the class whose annotated beats make a training record's swap template
+            record_scale, rr_scale (see windows.Augment) and swap_class: the class whose annotated beats make a training record's swap template
             (default "S"; records with fewer than rr.MIN_ANNOTATED of them keep their own template).
         labels, label_sets: the label set to use, by name, among ``label_sets`` (class name -> annotation
             symbols, in class order, the normal class first); symbols in no class are not beats.
@@ -163,18 +163,12 @@ class BeatDataModule(L.LightningDataModule):
             raise ConfigError(f"data.augment.template_swap={swap}: must be a probability in [0, 1]")
         if swap and not templates:
             raise ConfigError("data.augment.template_swap swaps templates; set data.templates=true or leave it 0")
-        stretch = float((augment or {}).get("stretch", 0.0))
-        if not 0 <= stretch < 1:
-            raise ConfigError(f"data.augment.stretch={stretch}: must be in [0, 1) (0.1: time axis 0.9-1.1x)")
-        if stretch and cut_on_device:
-            raise ConfigError("data.augment.stretch is cut on the CPU; set data.cut_on_device=false or stretch=0")
-        record_scale = float((augment or {}).get("record_scale", 0.0))
-        if not 0 <= record_scale < 1:
-            raise ConfigError(f"data.augment.record_scale={record_scale}: must be in [0, 1) (0.2: amplitude 0.8-1.2x)")
-        if record_scale and cut_on_device:
-            raise ConfigError(
-                "data.augment.record_scale is cut on the CPU; set data.cut_on_device=false or record_scale=0"
-            )
+        for key, example in (("stretch", "time axis"), ("record_scale", "amplitude"), ("rr_scale", "RR intervals")):
+            value = float((augment or {}).get(key, 0.0))
+            if not 0 <= value < 1:
+                raise ConfigError(f"data.augment.{key}={value}: must be in [0, 1) (0.1: {example} 0.9-1.1x)")
+            if value and cut_on_device:
+                raise ConfigError(f"data.augment.{key} is cut on the CPU; set data.cut_on_device=false or {key}=0")
         if cache_dtype not in cache.DTYPES:
             raise ConfigError(f"data.cache_dtype={cache_dtype!r}; choose one of {cache.DTYPES}")
         if not label_sets or labels not in label_sets:

@@ -34,6 +34,9 @@ RR_FEATURES = (
     # prematurity against the slowest beats nearby, which a run of S beats does not pull down (thirty-seventh round)
     "log_pre_local_slow",
 )
+# the features in seconds (not normalized), as each is changed when a record's RR intervals are all scaled by f:
+# ``log``: log(f) added; ``linear``: multiplied by f (``Augment.rr_scale``); every other feature is a ratio
+SECONDS_FEATURES = {"mean_rr_s": "linear", "log_pre_rr_s": "log", "log_post_rr_s": "log"}
 # the features that take a statistic over each beat's neighbourhood beat by beat (costly): computed only when served
 WINDOWED = ("local_rr_change", "log_pre_local_slow")
 # log_pre_local_slow divides by this quantile of the neighbourhood's preceding RRs: its slowest fifth begins there
@@ -50,6 +53,19 @@ LONGEST_RR_SHARE = 0.2
 # reference goes (docs/inter_patient.md, the dominant-S stress test). A record with fewer such beats keeps all.
 ANNOTATED = "annotated_"
 MIN_ANNOTATED = 5
+
+
+def rescaled_seconds(rr: np.ndarray, names: Sequence[str], factor: np.ndarray) -> np.ndarray:
+    """``rr`` (beats, features named ``names``) as if each beat's RR intervals were ``factor`` times as long: only the
+    features in seconds change (``SECONDS_FEATURES``); a copy."""
+    rr = rr.copy()
+    for column, name in enumerate(names):
+        kind = SECONDS_FEATURES.get(name)
+        if kind == "log":
+            rr[:, column] += np.log(factor).astype(rr.dtype)
+        elif kind == "linear":
+            rr[:, column] *= factor.astype(rr.dtype)
+    return rr
 
 
 def check_reference(reference: str) -> str:

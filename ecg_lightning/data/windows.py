@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ecg_lightning.data.labels import DROPPED
 from ecg_lightning.data.records import RecordSet
-from ecg_lightning.data.rr import RR_FEATURES, pre_post_rr, reference_mask, rr_features
+from ecg_lightning.data.rr import RR_FEATURES, pre_post_rr, reference_mask, rescaled_seconds, rr_features
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,10 @@ class Augment:
     narrower waves, as patients differ, while a beat keeps its relation to its own record's template;
     record_scale: max relative amplitude change drawn once per record in a batch and applied alike to every window of
     that record and to its template — a patient whose waves stand higher or lower against the record's spread (what
-    per-record standardization leaves of a patient's amplitude), while a beat keeps its height relative to its template.
+    per-record standardization leaves of a patient's amplitude), while a beat keeps its height relative to its template;
+    rr_scale: max relative change of a record's RR intervals in seconds, drawn once per record in a batch — a patient
+    whose heart beats faster or slower — in the RR features that are not normalized (``rr.SECONDS_FEATURES``); the
+    features relative to the record or to the beats around it are ratios and do not change.
     """
 
     jitter: int = 0
@@ -98,6 +101,7 @@ class Augment:
     template_swap: float = 0.0
     stretch: float = 0.0
     record_scale: float = 0.0
+    rr_scale: float = 0.0
 
 
 class EpochShuffle(Sampler[int]):
@@ -221,8 +225,8 @@ class BeatWindowDataset(Dataset):
     ) -> None:
         if run_beats > 1 and plan_only:
             raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
-        if plan_only and augment is not None and (augment.stretch or augment.record_scale):
-            raise ValueError("per-record stretch and record_scale are cut on the CPU; cut_on_device does not draw them")
+        if plan_only and augment is not None and (augment.stretch or augment.record_scale or augment.rr_scale):
+            raise ValueError("per-record stretch, record_scale and rr_scale are cut on the CPU; set cut_on_device=false")
         self.plan_only = plan_only
         self.signal = records.signal
         # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
@@ -291,6 +295,9 @@ class BeatWindowDataset(Dataset):
         if aug.record_scale:  # drawn after the stretch, so a recipe without it draws exactly as before
             record_scale = (1 + aug.record_scale * rng.uniform(-1, 1, len(records))).astype(np.float32)[each]
             scales = record_scale if scales is None else scales * record_scale
+        rr_factor = None
+        if aug.rr_scale:  # drawn after the others, so a recipe without it draws exactly as before
+            rr_factor = (1 + aug.rr_scale * rng.uniform(-1, 1, len(records)))[each]
         if stretch is not None:
             windows = stretched(self.signal, starts, lo, hi, stretch, len(self.steps))
         elif ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
@@ -319,15 +326,19 @@ class BeatWindowDataset(Dataset):
         y = torch.from_numpy(self.labels[idx].astype(np.int64))
         if not self.rr_columns:
             return x, y
-        return x, self._rr(idx), y
+        return x, self._rr(idx, rr_factor), y
 
     def _bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First sample and end (exclusive) of each window's record, in the concatenated signal."""
         record = self.beats.record[idx]
         return self.offsets[record], self.offsets[record + 1]
 
-    def _rr(self, idx: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self.beats.rr[idx][:, self.rr_columns]))
+    def _rr(self, idx: np.ndarray, factor: np.ndarray | None = None) -> torch.Tensor:
+        """The served RR features of ``idx``; with ``factor``, each beat's RR intervals in seconds multiplied by it."""
+        rr = self.beats.rr[idx][:, self.rr_columns]
+        if factor is not None:
+            rr = rescaled_seconds(rr, [RR_FEATURES[c] for c in self.rr_columns], factor)
+        return torch.from_numpy(np.ascontiguousarray(rr))
 
     def plan(
         self,
