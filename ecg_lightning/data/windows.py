@@ -226,7 +226,7 @@ class BeatWindowDataset(Dataset):
         if run_beats > 1 and plan_only:
             raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
         if plan_only and augment is not None and (augment.stretch or augment.record_scale or augment.rr_scale):
-            raise ValueError("per-record stretch, record_scale and rr_scale are cut on the CPU; set cut_on_device=false")
+            raise ValueError("per-record stretch, record_scale, rr_scale are cut on the CPU; set cut_on_device=false")
         self.plan_only = plan_only
         self.signal = records.signal
         # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
