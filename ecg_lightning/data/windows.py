@@ -287,17 +287,19 @@ class BeatWindowDataset(Dataset):
         if self.plan_only:
             return self.plan(idx, starts, scales, rng, rows)
         lo, hi = self._bounds(idx)
-        records, each = np.unique(self.beats.record[idx], return_inverse=True)  # per-record draws: one per record
-        stretch = None
-        if aug.stretch:
-            stretch = (1 + aug.stretch * rng.uniform(-1, 1, len(records)))[each]
-        record_scale = None
-        if aug.record_scale:  # drawn after the stretch, so a recipe without it draws exactly as before
-            record_scale = (1 + aug.record_scale * rng.uniform(-1, 1, len(records))).astype(np.float32)[each]
+        # per-record factors, one draw per record in the batch, in this order (a recipe without the later ones draws
+        # exactly as before they existed); none is drawn, and the records are not listed, when none is asked
+        stretch = record_scale = rr_factor = None
+        if aug.stretch or aug.record_scale or aug.rr_scale:
+            records, each = np.unique(self.beats.record[idx], return_inverse=True)
+
+            def per_record(amount: float) -> np.ndarray | None:
+                return (1 + amount * rng.uniform(-1, 1, len(records)))[each] if amount else None
+
+            stretch, record_scale, rr_factor = (per_record(a) for a in (aug.stretch, aug.record_scale, aug.rr_scale))
+        if record_scale is not None:
+            record_scale = record_scale.astype(np.float32)
             scales = record_scale if scales is None else scales * record_scale
-        rr_factor = None
-        if aug.rr_scale:  # drawn after the others, so a recipe without it draws exactly as before
-            rr_factor = (1 + aug.rr_scale * rng.uniform(-1, 1, len(records)))[each]
         if stretch is not None:
             windows = stretched(self.signal, starts, lo, hi, stretch, len(self.steps))
         elif ((starts >= lo) & (starts + len(self.steps) <= hi)).all():
