@@ -344,11 +344,50 @@ def test_template_swap_draws_its_share_and_cuts_alike_on_the_device(s_db, tmp_pa
             torch.testing.assert_close(ours, theirs)
 
 
+def test_swap_by_record_swaps_a_records_windows_together(s_db, tmp_path):
+    """swap_by_record: within a batch, every window of a record that can swap holds the same template (all swapped
+    or none), and over batches about template_swap of them are swapped; per window (the default) a record's windows
+    in one batch are mixed."""
+    from ecg_lightning.data.windows import beat_templates
+
+    def swapped_per_batch(by_record: bool) -> list[np.ndarray]:
+        augment = {"template_swap": 0.5, "swap_class": "S", "swap_by_record": by_record}
+        dm = make_dm(s_db, tmp_path, labels="aami", templates=True, augment=augment)
+        dm.setup()
+        stressed = beat_templates(
+            dm.records, dm.beats, dm.half_width, reference="annotated_S", reference_class=list(dm.classes).index("S")
+        )
+        own = beat_templates(dm.records, dm.beats, dm.half_width)
+        record = dm.data_train.beats.record
+        can = dm.swap_rows[record] != record
+        leads = dm.records.signal.shape[0]
+        out = []
+        for batch in np.array_split(np.arange(len(dm.data_train)), 6):
+            x, _ = dm.data_train.__getitems__(list(batch))
+            tmpl = x[:, leads:].numpy()
+            swapped = (tmpl == stressed[record[batch]]).all(axis=(1, 2))
+            assert (swapped | (tmpl == own[record[batch]]).all(axis=(1, 2))).all()
+            out.append(np.stack([record[batch][can[batch]], swapped[can[batch]]]))
+        return out
+
+    by_record = swapped_per_batch(True)
+    assert all(len(np.unique(s[1][s[0] == r])) == 1 for s in by_record for r in np.unique(s[0]))
+    shares = np.concatenate([[s[1][s[0] == r][0] for r in np.unique(s[0])] for s in by_record])
+    assert 0 < shares.mean() < 1  # some records swapped in some batches, not in others
+    per_window = swapped_per_batch(False)
+    assert any(len(np.unique(s[1][s[0] == r])) == 2 for s in per_window for r in np.unique(s[0]))
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"templates": False, "augment": {"template_swap": 0.5}}, "set data.templates=true"),
         ({"templates": True, "augment": {"template_swap": 1.5}}, r"must be a probability in \[0, 1\]"),
+        ({"templates": True, "augment": {"swap_by_record": True}}, "set it > 0"),
+        (
+            {"templates": True, "augment": {"template_swap": 0.5, "swap_by_record": True}, "cut_on_device": True},
+            "swap_by_record is cut on the CPU",
+        ),
     ],
 )
 def test_template_swap_settings_are_checked(tiny_db, tmp_path, settings, message):

@@ -295,7 +295,12 @@ def test_per_record_draws_refuse_the_device_cut(tiny_db):
     """The device cut (plan_only) draws no per-record factors; asking for them there is an error, not a no-op."""
     db = read_database(record_sources("db", tiny_db, ["100"], 0), 360.0)
     beats = index_beats(db, label_beats(db.ann_symbol, STUDY), 180, pad_edges=True)
-    for augment in (Augment(record_scale=0.2), Augment(stretch=0.1), Augment(rr_scale=0.2)):
+    for augment in (
+        Augment(record_scale=0.2),
+        Augment(stretch=0.1),
+        Augment(rr_scale=0.2),
+        Augment(template_swap=0.2, swap_by_record=True),
+    ):
         with pytest.raises(ValueError, match="cut on the CPU"):
             BeatWindowDataset(db, beats, 180, augment=augment, plan_only=True)
 

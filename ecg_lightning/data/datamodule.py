@@ -70,7 +70,7 @@ class BeatDataModule(L.LightningDataModule):
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise, template_swap, stretch,
-            record_scale, rr_scale (see windows.Augment) and swap_class: the class whose annotated beats make a
+            record_scale, rr_scale, swap_by_record (see windows.Augment) and swap_class: the class whose annotated beats make a
             training record's swap template (default "S"; records with fewer than rr.MIN_ANNOTATED of them keep their
             own template).
         labels, label_sets: the label set to use, by name, among ``label_sets`` (class name -> annotation
@@ -164,6 +164,11 @@ class BeatDataModule(L.LightningDataModule):
             raise ConfigError(f"data.augment.template_swap={swap}: must be a probability in [0, 1]")
         if swap and not templates:
             raise ConfigError("data.augment.template_swap swaps templates; set data.templates=true or leave it 0")
+        if (augment or {}).get("swap_by_record", False):
+            if not swap:
+                raise ConfigError("data.augment.swap_by_record draws data.augment.template_swap per record; set it > 0")
+            if cut_on_device:
+                raise ConfigError("data.augment.swap_by_record is cut on the CPU; set data.cut_on_device=false")
         for key, example in (("stretch", "time axis"), ("record_scale", "amplitude"), ("rr_scale", "RR intervals")):
             value = float((augment or {}).get(key, 0.0))
             if not 0 <= value < 1:

@@ -92,7 +92,10 @@ class Augment:
     per-record standardization leaves of a patient's amplitude), while a beat keeps its height relative to its template;
     rr_scale: max relative change of a record's RR intervals in seconds, drawn once per record in a batch — a patient
     whose heart beats faster or slower — in the RR features that are not normalized (``rr.SECONDS_FEATURES``); the
-    features relative to the record or to the beats around it are ratios and do not change.
+    features relative to the record or to the beats around it are ratios and do not change;
+    swap_by_record: draw ``template_swap`` once per record in a batch instead of once per window, so every window of a
+    record in the batch (a whole run of beats) is served the swap template together — as every beat of a patient whose
+    dominant beat is of that class is at test time — rather than beats beside each other holding different templates.
     """
 
     jitter: int = 0
@@ -102,6 +105,11 @@ class Augment:
     stretch: float = 0.0
     record_scale: float = 0.0
     rr_scale: float = 0.0
+    swap_by_record: bool = False
+
+    def per_record(self) -> bool:
+        """Whether any draw is made once per record in a batch (the records of a batch are then listed)."""
+        return bool(self.stretch or self.record_scale or self.rr_scale or (self.template_swap and self.swap_by_record))
 
 
 class EpochShuffle(Sampler[int]):
@@ -225,8 +233,10 @@ class BeatWindowDataset(Dataset):
     ) -> None:
         if run_beats > 1 and plan_only:
             raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
-        if plan_only and augment is not None and (augment.stretch or augment.record_scale or augment.rr_scale):
-            raise ValueError("per-record stretch, record_scale, rr_scale are cut on the CPU; set cut_on_device=false")
+        if plan_only and augment is not None and augment.per_record():
+            raise ValueError(
+                "per-record stretch, record_scale, rr_scale, swap_by_record are cut on the CPU; set cut_on_device=false"
+            )
         self.plan_only = plan_only
         self.signal = records.signal
         # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
@@ -282,7 +292,8 @@ class BeatWindowDataset(Dataset):
             starts = starts + rng.integers(-aug.jitter, aug.jitter + 1, len(idx))
         scales = (1 + aug.scale * rng.uniform(-1, 1, len(idx))).astype(np.float32) if aug.scale else None
         rows = self.beats.record[idx]  # each window's template row
-        if aug.template_swap and self.swap_rows is not None:
+        swap = aug.template_swap and self.swap_rows is not None
+        if swap and not aug.swap_by_record:
             rows = np.where(rng.random(len(idx)) < aug.template_swap, self.swap_rows[rows], rows)
         if self.plan_only:
             return self.plan(idx, starts, scales, rng, rows)
@@ -290,13 +301,15 @@ class BeatWindowDataset(Dataset):
         # per-record factors, one draw per record in the batch, in this order (a recipe without the later ones draws
         # exactly as before they existed); none is drawn, and the records are not listed, when none is asked
         stretch = record_scale = rr_factor = None
-        if aug.stretch or aug.record_scale or aug.rr_scale:
+        if aug.per_record():
             records, each = np.unique(self.beats.record[idx], return_inverse=True)
 
             def per_record(amount: float) -> np.ndarray | None:
                 return (1 + amount * rng.uniform(-1, 1, len(records)))[each] if amount else None
 
             stretch, record_scale, rr_factor = (per_record(a) for a in (aug.stretch, aug.record_scale, aug.rr_scale))
+            if swap and aug.swap_by_record:
+                rows = np.where((rng.random(len(records)) < aug.template_swap)[each], self.swap_rows[rows], rows)
         if record_scale is not None:
             record_scale = record_scale.astype(np.float32)
             scales = record_scale if scales is None else scales * record_scale
