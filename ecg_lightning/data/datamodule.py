@@ -70,9 +70,9 @@ class BeatDataModule(L.LightningDataModule):
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise, template_swap, stretch,
-            record_scale, rr_scale, swap_by_record (see windows.Augment) and swap_class: the class whose annotated beats make a
-            training record's swap template (default "S"; records with fewer than rr.MIN_ANNOTATED of them keep their
-            own template).
+            record_scale, rr_scale, swap_by_record (see windows.Augment) and swap_class: the class whose annotated
+            beats make a training record's swap template (default "S"; records with fewer than rr.MIN_ANNOTATED of
+            them keep their own template).
         labels, label_sets: the label set to use, by name, among ``label_sets`` (class name -> annotation
             symbols, in class order, the normal class first); symbols in no class are not beats.
         split: "seed" (the study's record split), "patient" (same, grouping records by subject), "kfold", or
