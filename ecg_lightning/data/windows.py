@@ -107,7 +107,7 @@ class Augment:
     rr_scale: float = 0.0
     swap_by_record: bool = False
 
-    def per_record(self) -> bool:
+    def draws_per_record(self) -> bool:
         """Whether any draw is made once per record in a batch (the records of a batch are then listed)."""
         return bool(self.stretch or self.record_scale or self.rr_scale or (self.template_swap and self.swap_by_record))
 
@@ -233,7 +233,7 @@ class BeatWindowDataset(Dataset):
     ) -> None:
         if run_beats > 1 and plan_only:
             raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
-        if plan_only and augment is not None and augment.per_record():
+        if plan_only and augment is not None and augment.draws_per_record():
             raise ValueError(
                 "per-record stretch, record_scale, rr_scale, swap_by_record are cut on the CPU; set cut_on_device=false"
             )
@@ -301,7 +301,7 @@ class BeatWindowDataset(Dataset):
         # per-record factors, one draw per record in the batch, in this order (a recipe without the later ones draws
         # exactly as before they existed); none is drawn, and the records are not listed, when none is asked
         stretch = record_scale = rr_factor = None
-        if aug.per_record():
+        if aug.draws_per_record():
             records, each = np.unique(self.beats.record[idx], return_inverse=True)
 
             def per_record(amount: float) -> np.ndarray | None:
