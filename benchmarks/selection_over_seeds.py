@@ -166,6 +166,18 @@ PATIENT_TOLERANCE = 0.05
 OWN_POINT_GAIN = 0.05
 # the thirty-first round's composition stress: the share of S among a record's S and N beats, record 232's (the issue)
 COMPOSED_S_SHARE = 0.78
+# --ahead-on: the means of which one must be ahead by the gain (the thirty-third round: either; the fifty-second on:
+# the patient mean; the fifty-seventh: the composed patient mean)
+AHEAD_ON = {
+    "either": ("patient_mean_se_S", "composed_patient_mean_se_S"),
+    "patient": ("patient_mean_se_S",),
+    "composed": ("composed_patient_mean_se_S",),
+}
+AHEAD_WORDS = {
+    AHEAD_ON["either"]: "either mean",
+    AHEAD_ON["patient"]: "the patient mean",
+    AHEAD_ON["composed"]: "the composed patient mean",
+}
 
 
 def only(rows: dict[str, dict]) -> dict:
@@ -591,20 +603,21 @@ def choose_by_patients(rows: dict[str, dict], gain: float, current: str = CURREN
 
 
 def choose_by_composition(
-    rows: dict[str, dict], gain: float, current: str = CURRENT, either: bool = False
+    rows: dict[str, dict], gain: float, current: str = CURRENT, either: bool = False, ahead_on: str = "either"
 ) -> tuple[str, list[float], str]:
     """The thirty-first round: the record-relative candidate with the highest composed patient mean replaces the
     current model if that mean is above the current model's by at least ``gain`` and its patient mean of S Se, its
     S Se under the dominant-S stress and its jκ are each within ``PATIENT_TOLERANCE`` of the current model's or above.
     With ``either`` (the thirty-third round) a candidate qualifies when its patient mean **or** its composed patient
     mean is ahead by ``gain`` and all four are within the tolerance or above; the qualifying one with the highest sum
-    of the two means is chosen. Otherwise the current model stays at its operating point. Returns the model, its
-    offsets and why."""
+    of the two means is chosen; ``ahead_on`` "patient" or "composed" asks the gain of that mean alone (the
+    fifty-second round on). Otherwise the current model stays at its operating point. Returns the model, its offsets
+    and why."""
     point = {n: r["operating_point"] for n, r in rows.items() if "composed_patient_mean_se_S" in r["operating_point"]}
     if current not in point:
         raise SystemExit(f"--composition-gain weighs record-relative models: give {current} as a --relative one")
     if either:
-        return choose_by_either_mean(point, gain, current)
+        return choose_by_either_mean(point, gain, current, AHEAD_ON[ahead_on])
     mine = point[current]
     measure = "composed_patient_mean_se_S"
     top, wins = leader(point, current, measure, ("patient_mean_se_S", "stressed_se_S", "jk_index"), gain)
@@ -629,10 +642,13 @@ def choose_by_composition(
     return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
 
 
-def choose_by_either_mean(point: dict[str, dict], gain: float, current: str) -> tuple[str, list[float], str]:
-    """``choose_by_composition(either=True)``: qualified if the patient mean or the composed patient mean of S Se
-    is ahead of ``current``'s by ``gain``, and the patient mean, composed patient mean, stressed S Se and jκ are each
-    within ``PATIENT_TOLERANCE`` of it or above; of the qualified, the highest sum of the two means."""
+def choose_by_either_mean(
+    point: dict[str, dict], gain: float, current: str, ahead: tuple[str, ...] = AHEAD_ON["either"]
+) -> tuple[str, list[float], str]:
+    """``choose_by_composition(either=True)``: qualified if one of the means ``ahead`` (the patient mean or the
+    composed patient mean of S Se, or the one named) is ahead of ``current``'s by ``gain``, and the patient mean,
+    composed patient mean, stressed S Se and jκ are each within ``PATIENT_TOLERANCE`` of it or above; of the
+    qualified, the highest sum of the two means."""
     means = ("patient_mean_se_S", "composed_patient_mean_se_S")
     tolerated = (*means, "stressed_se_S", "jk_index")
     mine = point[current]
@@ -640,7 +656,7 @@ def choose_by_either_mean(point: dict[str, dict], gain: float, current: str) -> 
         name
         for name, theirs in point.items()
         if name != current
-        and max(theirs[k] - mine[k] for k in means) >= gain
+        and max(theirs[k] - mine[k] for k in ahead) >= gain
         and all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in tolerated)
     ]
     if qualified:
@@ -650,7 +666,8 @@ def choose_by_either_mean(point: dict[str, dict], gain: float, current: str) -> 
             top,
             theirs["class_bias"],
             f"{top}'s patient mean / composed patient mean ({theirs[means[0]]:.3f} / {theirs[means[1]]:.3f}) against "
-            f"{current}'s ({mine[means[0]]:.3f} / {mine[means[1]]:.3f}): one ahead by >= {gain}, and the two, the "
+            f"{current}'s ({mine[means[0]]:.3f} / {mine[means[1]]:.3f}): {AHEAD_WORDS[ahead]} ahead by >= {gain}, and "
+            "the two, the "
             f"stressed S Se ({theirs['stressed_se_S']:.3f}) and jκ ({theirs['jk_index']:.3f}) within "
             f"{PATIENT_TOLERANCE} or above",
         )
@@ -659,7 +676,10 @@ def choose_by_either_mean(point: dict[str, dict], gain: float, current: str) -> 
         for n, theirs in point.items()
         if n != current
     )
-    why = f"no candidate ahead by {gain} on either mean within {PATIENT_TOLERANCE} on the rest ({gaps or 'none'})"
+    why = (
+        f"no candidate ahead by {gain} on {AHEAD_WORDS[ahead]} within {PATIENT_TOLERANCE} on the rest "
+        f"(patient / composed: {gaps or 'none'})"
+    )
     return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
 
 
@@ -717,6 +737,13 @@ def main() -> None:
         help="with --composition-gain: the patient mean or the composed patient mean ahead by the gain, all four "
         "measures within the tolerance (the thirty-third round)",
     )
+    parser.add_argument(
+        "--ahead-on",
+        choices=sorted(AHEAD_ON),
+        default="either",
+        help="with --either-gain: the mean that must be ahead by the gain, all four within the tolerance (either: the "
+        "thirty-third round's; patient: the fifty-second round's; composed: the fifty-seventh round's)",
+    )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
         "--recorded",
@@ -768,6 +795,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.either_gain and args.composition_gain is None:
         raise SystemExit("--either-gain weighs the composition rule's measures: give --composition-gain too")
+    if args.ahead_on != "either" and not args.either_gain:
+        raise SystemExit(f"--ahead-on {args.ahead_on} names the mean the --either-gain rule weighs: give --either-gain")
     for flag, specs in (("--candidates", args.candidates or ()), ("--reference", args.reference)):
         bad = [c for c in specs if "=" not in c]
         if bad:
@@ -847,7 +876,9 @@ def main() -> None:
     if args.composition_gain is not None and args.patient_gain is None:
         raise SystemExit("--composition-gain weighs the measures of the patient rule: give --patient-gain too")
     if args.composition_gain is not None:
-        chosen, offsets, why = choose_by_composition(rows, args.composition_gain, args.current, args.either_gain)
+        chosen, offsets, why = choose_by_composition(
+            rows, args.composition_gain, args.current, args.either_gain, args.ahead_on
+        )
     elif args.patient_gain is not None:
         chosen, offsets, why = choose_by_patients(rows, args.patient_gain, args.current)
     if args.patient_gain is not None:
@@ -864,7 +895,9 @@ def main() -> None:
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "thirty-third round" if args.either_gain
+            "fifty-second round" if args.ahead_on == "patient"
+            else "fifty-seventh round" if args.ahead_on == "composed"
+            else "thirty-third round" if args.either_gain
             else "thirty-first round" if args.composition_gain is not None
             else "twenty-third round" if args.patient_gain is not None
             else "twenty-first round" if args.stressed_floor
@@ -876,7 +909,8 @@ def main() -> None:
         weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony,
                    "ensemble_gain": args.ensemble_gain, "current": args.current,
                    "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain,
-                   "composition_gain": args.composition_gain, "either_gain": args.either_gain}  # fmt: skip
+                   "composition_gain": args.composition_gain, "either_gain": args.either_gain,
+                   "ahead_on": args.ahead_on}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
             result["references"] = refs

@@ -324,6 +324,14 @@ def test_the_either_rule_without_the_composition_gain_is_refused_before_any_swee
         selection_script().main()
 
 
+def test_a_mean_named_ahead_without_the_either_rule_is_refused_before_any_sweep_is_read(monkeypatch, tmp_path):
+    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "none"), "--relative", "CB=cb:q10", "--current", "CB",
+            "--patient-gain", "0.1", "--composition-gain", "0.1", "--ahead-on", "patient"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match="--ahead-on patient names the mean the --either-gain rule weighs"):
+        selection_script().main()
+
+
 def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tmp_path):
     """experiment=aami_sequence_template_swap says it is the twenty-second round's DS1 choice: its inputs and a
     single network's offsets are the candidate's as the selection recorded them, and the offsets its comment gives
@@ -812,6 +820,15 @@ def test_composition_rule_takes_a_reference_ahead_under_the_stress_only_within_t
     losing_composed = row(0.24, 0.55, 0.43, 0.73)  # 0.06 below on the composed mean: the tolerance is 0.05
     assert choose({"CUR": current, "R": losing_composed}, 0.1, "CUR", either=True)[0] == "CUR"
     assert choose({"CUR": current, "R": row(0.30, 0.52, 0.43, 0.73)}, 0.1, "CUR", either=True)[0] == "CUR"  # +0.09
+    # the fifty-second round on: the patient mean alone ahead; the fifty-seventh: the composed patient mean alone
+    composed_ahead = {"CUR": current, "Q": row(0.45, 0.43, 0.43, 0.73)}
+    assert choose(composed_ahead, 0.1, "CUR", either=True, ahead_on="patient")[0] == "CUR"
+    assert choose(composed_ahead, 0.1, "CUR", either=True, ahead_on="composed")[0] == "Q"
+    patients_ahead = {"CUR": current, "R": row(0.30, 0.55, 0.43, 0.73)}
+    assert choose(patients_ahead, 0.1, "CUR", either=True, ahead_on="patient")[0] == "R"
+    assert choose(patients_ahead, 0.1, "CUR", either=True, ahead_on="composed")[0] == "CUR"
+    composed_but_losing = {"CUR": current, "Q": row(0.45, 0.37, 0.43, 0.73)}  # 0.06 below on the patient mean
+    assert choose(composed_but_losing, 0.1, "CUR", either=True, ahead_on="composed")[0] == "CUR"
 
 
 def test_a_longest_rr_reference_measures_s_from_the_beats_that_end_the_records_pauses():
