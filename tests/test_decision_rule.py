@@ -1,6 +1,7 @@
 """The multi-class decision rule (model.class_bias) and its choice on cross-validated predictions (calibrate)."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -598,6 +599,47 @@ def test_the_s_patients_figure_draws_each_candidates_patients_and_refuses_a_file
     selection.write_text(json.dumps({"candidates": {"A": {"class_bias": [0, 0, 0, 0, 0]}}}))
     with pytest.raises(SystemExit, match="no candidate has an operating point"):
         selection_script("ds1_s_patients").main()
+
+
+def test_the_candidates_figure_takes_each_gain_on_its_own_seeds_and_leaves_recorded_rows_out(
+    monkeypatch, tmp_path, capsys
+):
+    """Two made-up selection files: each candidate's gain is over its own file's current model, ordered by the
+    seeds; a row recorded from an earlier round (not record-relative) is neither a candidate nor a seed set; a
+    candidate on the current model's own sweep is marked as no training; the spread is the current model's over
+    its seed sets."""
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+
+    def row(mean, composed, sweep):
+        point = {"patient_mean_se_S": mean, "composed_patient_mean_se_S": composed}
+        return {"relative_to_records": True, "sweep": sweep, "operating_point": point}
+
+    first = {"current": "CUR", "candidates": {"BASE": {"operating_point": {"patient_mean_se_S": 0.1}},
+             "CUR": row(0.60, 0.40, "cv/a/CUR"), "NEW": row(0.55, 0.45, "cv/a/NEW")}}  # fmt: skip
+    second = {"current": "CUR", "candidates": {"CUR": row(0.70, 0.30, "cv/b/CUR"), "Q": row(0.75, 0.30, "cv/b/CUR")}}
+    paths = [tmp_path / "x_seeds_9_11_selection.json", tmp_path / "x_seeds_3_5_selection.json"]
+    for path, selection in zip(paths, (second, first)):
+        path.write_text(json.dumps(selection))
+    points, own = selection_script("candidates_against_current").gains(paths)
+    assert [(p["candidate"], p["seeds"], p["no_training"]) for p in points] == [
+        ("NEW", "3–5", False),
+        ("Q", "9–11", True),
+    ]
+    assert points[0]["patient_mean_se_S"] == pytest.approx(-0.05) and points[0][
+        "composed_patient_mean_se_S"
+    ] == pytest.approx(0.05)
+    assert points[1]["patient_mean_se_S"] == pytest.approx(0.05)
+    assert "BASE" not in own and own["CUR"] == {"9–11": 0.70, "3–5": 0.60}
+    out = tmp_path / "gains.png"
+    monkeypatch.setattr(
+        "sys.argv", ["candidates_against_current.py", *map(str, paths), "--spread", "CUR", "--out", str(out)]
+    )
+    selection_script("candidates_against_current").main()
+    shown = capsys.readouterr().out
+    assert (
+        "| Q (no training) | 9–11 | CUR | +0.050 | +0.000 |" in shown and "CUR over 2 seed sets: 0.650 ± 0.071" in shown
+    )
+    assert out.stat().st_size > 1000
 
 
 def patient_selection(monkeypatch, tmp_path, *flags: str, current: str = "CUR") -> dict:
