@@ -128,6 +128,14 @@ recorded it, its sweeps not on this machine):
     python benchmarks/selection_over_seeds.py --cv outputs/cv15 --stress outputs/stress15 --candidates SL6=sl6 \
         --recorded L6=results/aami_ds1_cv5_weight_averaging_selection.json --stability 0.05 \
         --out results/aami_ds1_cv5_sequence_longest_rr_local_rr_selection.json
+
+The fifty-sixth round (CBMSLR against CBMS trained beside it on seeds 57-59; the patient mean alone asked to gain,
+the composed patient mean, stressed S Se and jκ within the tolerance; ``--ahead-on composed`` asks the composed one):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv56a/cv --stress outputs/cv56a/stress \
+        --recorded SL6IT=results/aami_ds1_cv5_relative_s_loss_long_runs_selection.json --relative-base SL6IT \
+        --relative CBMS=CBMS:q10 CBMSLR=CBMSLR:q10 --current CBMS --patient-gain 0.09 --composition-gain 0.09 \
+        --either-gain --ahead-on patient --out results/aami_ds1_cv5_mlii_longest_rr_template_seeds_57_59_selection.json
 """
 
 from __future__ import annotations
