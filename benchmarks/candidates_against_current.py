@@ -28,15 +28,18 @@ def gains(paths: list[Path]) -> tuple[list[dict], dict[str, dict[str, float]]]:
     points, own = [], {}
     for path in paths:
         selection = json.loads(path.read_text())
+        if not isinstance(selection.get("candidates"), dict) or "current" not in selection:
+            raise SystemExit(f"{path}: not a selection file (no 'candidates' or 'current'); give files that "
+                             "selection_over_seeds.py --out wrote")  # fmt: skip
         seeds = re.search(r"seeds_(\d+)_(\d+)", path.name)
         label = f"{seeds[1]}–{seeds[2]}" if seeds else path.stem
         rows, current = per_patient(selection), selection["current"]
-        raw = selection["candidates"]
+        raw = selection["candidates"]  # references are not among them: their rows are left out here
         for name, row in rows.items():
             if not raw.get(name, {}).get("relative_to_records"):
                 continue
             own.setdefault(name, {})[label] = row["patient_mean_se_S"]
-            if name == current or name.endswith("(reference)") or current not in rows:
+            if name == current or current not in rows:
                 continue
             same_networks = raw[name].get("sweep") is not None and raw[name].get("sweep") == raw[current].get("sweep")
             points.append(
@@ -91,7 +94,7 @@ def draw(points: list[dict], band: float | None, margin: float, spread: str | No
     if band:
         ax.axvspan(-band, band, color="0.88", label=f"±{band:.3f}: two seed sets of {spread} (sd × √2)")
     ax.axvline(0, color="0.4", lw=0.8)
-    ax.axvline(margin, color="tab:red", ls="--", lw=1, label=f"the margin asked (rounds 53–57), +{margin:g}")
+    ax.axvline(margin, color="tab:red", ls="--", lw=1, label=f"the margin asked, +{margin:g}")
     for key, colour, marker in zip(MEASURES, ("tab:blue", "tab:orange"), ("o", "s")):
         values = np.array([p[key] for p in points])
         filled = np.array([not p["no_training"] for p in points])

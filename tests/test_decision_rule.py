@@ -640,6 +640,10 @@ def test_the_candidates_figure_takes_each_gain_on_its_own_seeds_and_leaves_recor
         "| Q (no training) | 9–11 | CUR | +0.050 | +0.000 |" in shown and "CUR over 2 seed sets: 0.650 ± 0.071" in shown
     )
     assert out.stat().st_size > 1000
+    other = tmp_path / "calibration.json"
+    other.write_text(json.dumps({"class_bias": [0, -1, 0, 0, 0]}))
+    with pytest.raises(SystemExit, match="calibration.json: not a selection file"):
+        selection_script("candidates_against_current").gains([paths[0], other])
 
 
 def patient_selection(monkeypatch, tmp_path, *flags: str, current: str = "CUR") -> dict:
