@@ -323,6 +323,34 @@ def test_template_swap_serves_training_windows_beside_their_records_s_template(s
     np.testing.assert_array_equal(xv[:, 2:].numpy(), own[dm.eval_dataset("val").beats.record])
 
 
+def test_balanced_sampling_draws_the_s_runs_of_each_patient_by_its_weight(s_db, tmp_path):
+    """data.balance_power > 0: the training loader draws runs with replacement by ``record_balance_weights`` over the
+    training records (validation keeps every window once); 0 keeps the plain permutation."""
+    from ecg_lightning.data.windows import record_balance_weights
+
+    settings = dict(labels="aami", run_beats=4, balance_class="S")
+    plain = make_dm(s_db, tmp_path, **settings)
+    plain.setup()
+    assert plain.train_weights() is None
+    assert sorted(plain.train_dataloader().sampler) == list(range(len(plain.data_train)))
+    dm = make_dm(s_db, tmp_path, balance_power=1.0, **settings)
+    dm.setup()
+    data, s = dm.data_train, list(dm.classes).index("S")
+    expected = record_balance_weights(data.beats.record, data.labels, s, 1.0, data.runs)
+    np.testing.assert_array_equal(dm.train_weights(), expected)
+    assert len(np.unique(expected)) > 2  # S patients weighted apart from each other and from the rest
+    sampler = dm.train_dataloader().sampler
+    np.testing.assert_allclose(sampler.weights, expected / expected.sum())
+    assert sorted(dm.val_dataloader().sampler) == list(range(len(dm.data_val)))
+
+
+def test_balanced_sampling_settings_are_checked(tiny_db, tmp_path):
+    with pytest.raises(ConfigError, match="no such class"):
+        make_dm(tiny_db, tmp_path, balance_power=0.5, balance_class="S")  # the study's labels have no S
+    with pytest.raises(ConfigError, match="balance_power=-1"):
+        make_dm(tiny_db, tmp_path, labels="aami", balance_power=-1)
+
+
 def test_template_swap_draws_its_share_and_cuts_alike_on_the_device(s_db, tmp_path):
     """A swap chance of 0.5 swaps about half the windows of the records that can swap, drawn from the batch's seed,
     so the device path (plans) serves the CPU path's windows exactly."""

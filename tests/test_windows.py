@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 import wfdb
 from conftest import AAMI, STUDY
@@ -12,8 +13,10 @@ from ecg_lightning.data.windows import (
     BeatWindowDataset,
     EpochShuffle,
     Shard,
+    beat_runs,
     beat_templates,
     index_beats,
+    record_balance_weights,
 )
 
 HALF = 180
@@ -192,6 +195,53 @@ def test_each_rank_trains_on_its_own_shard_of_the_epoch(n, world, epoch):
         assert shard == padded[rank::world]
     assert set().union(*map(set, shards)) == set(range(n))
     assert list(EpochShuffle(n, 7, lambda: epoch + 1)) != whole or n < 10  # a new epoch, a new order
+
+
+def test_record_balance_weights_even_out_the_patients_of_a_class():
+    """Records with 20 and 5 S beats (S patients), one with 2 (too few: not a patient), one with none: at power 1 each
+    patient's S beats weigh mean/count (so both patients' S beats are drawn as often in all), at 0.5 the square root,
+    every other beat 1; a run takes its record's weight when it holds a patient's S beat, else 1."""
+    counts = {0: 20, 1: 5, 2: 2, 3: 0}
+    record = np.repeat(np.arange(4), 40)
+    label = np.zeros(len(record), dtype=np.int8)
+    for r, k in counts.items():
+        label[np.flatnonzero(record == r)[:k]] = 1
+    label[np.flatnonzero(record == 3)[:10]] = 2  # another class does not count
+    full = record_balance_weights(record, label, 1, 1.0)
+    s_beats = label == 1
+    np.testing.assert_allclose(full[s_beats & (record == 0)], 12.5 / 20)
+    np.testing.assert_allclose(full[s_beats & (record == 1)], 12.5 / 5)
+    assert (full[~s_beats | (record == 2)] == 1).all()
+    # at power 1 the two patients' S beats carry the same total weight
+    assert full[s_beats & (record == 0)].sum() == pytest.approx(full[s_beats & (record == 1)].sum())
+    np.testing.assert_allclose(record_balance_weights(record, label, 1, 0.5), np.sqrt(full))
+    assert (record_balance_weights(record, label, 1, 0.0) == 1).all()
+    runs = beat_runs(record, 16, 8)  # record 1's S beats are its first five: only its first run holds them
+    by_run = record_balance_weights(record, label, 1, 1.0, runs)
+    first = runs[:, 0]
+    holds = np.array([(label[run[run >= 0]] == 1).any() and counts[record[run[0]]] >= 5 for run in runs])
+    np.testing.assert_allclose(by_run, np.where(holds, 12.5 / np.maximum([counts[r] for r in record[first]], 1), 1.0))
+    assert holds.sum() == 3 + 1  # record 0's S beats (0..19) in its runs from 0, 8 and 16, record 1's in its first
+
+
+def test_weighted_epoch_shuffle_draws_in_proportion_from_seed_and_epoch():
+    """With weights, n items drawn with replacement in proportion to them: an item of weight 0 never, one of weight 3
+    three times as often as one of weight 1; the same (seed, epoch) draws the same, a new epoch anew; ranks shard it."""
+    n = 3000
+    weights = np.ones(n)
+    weights[:1000], weights[1000:1500] = 3.0, 0.0
+    draws = list(EpochShuffle(n, 5, lambda: 2, weights=weights))
+    assert len(draws) == n and draws == list(EpochShuffle(n, 5, lambda: 2, weights=weights))
+    assert draws != list(EpochShuffle(n, 5, lambda: 3, weights=weights))
+    drawn = np.bincount(draws, minlength=n)
+    assert drawn[1000:1500].sum() == 0
+    assert drawn[:1000].sum() / drawn[1500:].sum() == pytest.approx(3 * 1000 / 1500, rel=0.1)
+    shards = [list(EpochShuffle(n, 5, lambda: 2, rank, 2, weights)) for rank in range(2)]
+    assert shards[0] == draws[0::2] and shards[1] == draws[1::2]
+    with pytest.raises(ValueError, match="one per item"):
+        EpochShuffle(n, 5, weights=weights[:-1])
+    with pytest.raises(ValueError, match="non-negative"):
+        EpochShuffle(3, 5, weights=np.array([1.0, -1.0, 1.0]))
 
 
 @settings(max_examples=40, deadline=None)

@@ -34,6 +34,7 @@ from ecg_lightning.data.windows import (
     cut_windows,
     index_beats,
     passthrough_collate,
+    record_balance_weights,
 )
 from ecg_lightning.errors import ConfigError, InputError
 
@@ -94,6 +95,9 @@ class BeatDataModule(L.LightningDataModule):
         run_beats: beats per item: 1 serves single beats; more serves runs of that many consecutive beats of one
             record (beat-sequence models, ``windows.beat_runs``): every beat of a validation or test record in
             exactly one run, training runs starting every ``run_stride`` beats (default: half a run).
+        balance_class, balance_power: training items drawn with replacement, weighted so that the patients with
+            few beats of ``balance_class`` are not drowned by the one with many (``windows.record_balance_weights``;
+            power 0: a plain permutation, as before).
         seed: seeds shuffling and augmentation (per epoch and batch, independent of the global RNG).
     """
 
@@ -132,6 +136,8 @@ class BeatDataModule(L.LightningDataModule):
         num_workers: int = 0,
         run_beats: int = 1,
         run_stride: int | None = None,
+        balance_class: str = "S",
+        balance_power: float = 0.0,
         seed: int = 0,
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
         super().__init__()
@@ -187,11 +193,14 @@ class BeatDataModule(L.LightningDataModule):
             ("n_folds", n_folds, n_folds >= 2, ">= 2"),
             ("run_beats", run_beats, run_beats >= 1, ">= 1"),
             ("run_stride", run_stride, run_stride is None or 1 <= run_stride <= run_beats, "in [1, run_beats]"),
+            ("balance_power", balance_power, balance_power >= 0, ">= 0 (0: off)"),
         ):
             if not ok:
                 raise ConfigError(f"data.{key}={value}: must be {allowed}")
         self.save_hyperparameters(logger=False)
         self.classes = check_classes(label_sets[labels])
+        if balance_power and balance_class not in self.classes:
+            raise ConfigError(f"data.balance_class={balance_class!r}: no such class in {list(self.classes)}")
         self.rr_columns = rr_columns(rr_features)
         self.databases: list[Database] = catalog_databases(databases, catalog or {})
         self.test_databases: list[Database] = catalog_databases(test_databases, catalog or {}, "data.test_databases")
@@ -493,8 +502,29 @@ class BeatDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world()
-        shuffle = EpochShuffle(len(self.data_train), self.hparams.seed, self._current_epoch, rank, world)
+        shuffle = EpochShuffle(
+            len(self.data_train), self.hparams.seed, self._current_epoch, rank, world, self.train_weights()
+        )
         return self._loader(self.data_train, shuffle)
+
+    def train_weights(self) -> np.ndarray | None:
+        """Each training item's sampling weight (``data.balance_power`` > 0), else None (a plain permutation)."""
+        hp = self.hparams
+        if not hp.balance_power:
+            return None
+        data = self.data_train
+        cls = list(self.classes).index(hp.balance_class)
+        weights = record_balance_weights(data.beats.record, data.labels, cls, float(hp.balance_power), data.runs)
+        log.info(
+            "balanced sampling (%s, power %g): %d of %d training items weighted %.2f-%.2f",
+            hp.balance_class,
+            hp.balance_power,
+            int((weights != 1).sum()),
+            len(weights),
+            weights.min(),
+            weights.max(),
+        )
+        return weights
 
     def val_dataloader(self) -> DataLoader:
         limit = self.trainer.limit_val_batches if self.trainer is not None else 1.0
