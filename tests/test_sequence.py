@@ -134,6 +134,28 @@ def test_the_p_wave_path_reads_only_its_segment_averaged_and_joins_each_beats_em
         BeatSequenceNet(**kw, p_wave_s=[-0.3])
 
 
+def test_template_difference_reads_each_beat_against_its_template_only():
+    """template_difference=true: the encoder gets beat minus template (one channel per lead); a shape added alike to a
+    beat and its template changes nothing, a change to either alone does; an input without templates is refused."""
+    from ecg_lightning.errors import ConfigError
+
+    torch.manual_seed(3)
+    kw = dict(input_length=180, fs=180.0, channels=(8, 8), embedding=6, hidden=5, n_rr=2, n_outputs=3)
+    net = BeatSequenceNet(**kw, in_channels=4, template_difference=True).eval()
+    assert net.encoder(torch.randn(2, 2, 180)).shape == (2, 6)  # two leads in, not four
+    x, rr = torch.randn(2, 3, 4, 180), torch.randn(2, 3, 2)
+    base = net(x, rr)
+    shared = x.clone()
+    shared[:, :, 0] += torch.linspace(-2, 2, 180)
+    shared[:, :, 2] += torch.linspace(-2, 2, 180)  # lead 0's template, the same shape added
+    torch.testing.assert_close(net(shared, rr), base)
+    alone = x.clone()
+    alone[:, :, 2] += torch.linspace(-2, 2, 180)  # the template alone
+    assert not torch.allclose(net(alone, rr), base)
+    with pytest.raises(ConfigError, match="data.templates=true"):
+        BeatSequenceNet(**kw, in_channels=3, template_difference=True)
+
+
 def test_beat_dropout_drops_whole_beats_embeddings_in_training_only_and_keeps_their_rr():
     """beat_dropout=0.5 in training: a beat's window then changes nothing at all (its whole embedding is zeroed) for
     about half the beats, and changes the scores for the rest; its RR features still do; in eval every beat counts.

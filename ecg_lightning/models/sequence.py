@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ecg_lightning.errors import ConfigError
 from ecg_lightning.models.cnn import logits_out
 from ecg_lightning.models.dropout import FastDropout
 from ecg_lightning.models.resnet import BeatResNet
@@ -39,6 +40,10 @@ class BeatSequenceNet(nn.Module):
     training zeroes whole beats' embeddings (each beat with that probability; ``nn.Dropout1d`` over the beats) while
     their RR features stay: the LSTM must then call those beats from their timing and their neighbours, the evidence
     that carries across patients, rather than from shapes learnt from DS1's few S patients (thirty-ninth round).
+    With ``template_difference`` (record templates served: the second half of the input channels) each beat enters
+    as its difference from its record's template and the template itself is left out: the encoder sees how a beat
+    departs from its patient's own beat, never the patient's beat shape (a bundle-branch block's QRS, a patient's P
+    wave), the kind of patient signature whose hiding gave the forty-first and forty-fourth rounds' gains (sixtieth).
     """
 
     def __init__(
@@ -62,9 +67,18 @@ class BeatSequenceNet(nn.Module):
         p_wave_s: Sequence[float] | None = None,
         p_wave_features: int = 8,
         beat_dropout: float = 0.0,
+        template_difference: bool = False,
     ) -> None:
         super().__init__()
         self.contrast = contrast
+        self.template_difference = template_difference
+        if template_difference:
+            if in_channels % 2:
+                raise ConfigError(
+                    f"model.net.template_difference=true takes each lead's beat minus its template: set "
+                    f"data.templates=true (the input has {in_channels} channels, not leads + their templates)"
+                )
+            in_channels //= 2
         self.encoder = BeatResNet(
             input_length,
             fs,
@@ -114,6 +128,9 @@ class BeatSequenceNet(nn.Module):
                 "set data.run_beats > 1"
             )
         batch, beats = x.shape[:2]
+        if self.template_difference:
+            leads = x.shape[2] // 2
+            x = x[:, :, :leads] - x[:, :, leads:]
         z = self.encoder(x.flatten(0, 1)).reshape(batch, beats, -1)
         if self.beat_dropout is not None:
             z = self.beat_dropout(z)
