@@ -193,6 +193,10 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
             f"data.reference_beats={reference} reads the annotations: a diagnostic for "
             "python -m ecg_lightning.evaluate (side=val), not for training"
         )
+    if cfg.model.get("net", {}).get("template_difference") and not cfg.data.get("templates"):
+        raise ConfigError(  # the net would read a second lead as the first one's template
+            "model.net.template_difference=true reads each beat against its record's template: set data.templates=true"
+        )
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")

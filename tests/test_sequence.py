@@ -156,6 +156,25 @@ def test_template_difference_reads_each_beat_against_its_template_only():
         BeatSequenceNet(**kw, in_channels=3, template_difference=True)
 
 
+def test_training_refuses_template_difference_without_templates(tiny_db, tmp_path):
+    """Two leads without templates are an even number of channels too: training refuses the setting before any data
+    loads, naming data.templates."""
+    from conftest import compose_config, train_overrides
+    from hydra.core.hydra_config import HydraConfig
+
+    from ecg_lightning.errors import ConfigError
+    from ecg_lightning.train import train
+
+    overrides = [*train_overrides(tiny_db, tmp_path), "model=beat_sequence", "data.run_beats=4", "data.labels=aami",
+                 "data.lead=[MLII,V1]"]  # fmt: skip
+    cfg = compose_config("train", tmp_path / "run", [*overrides, "model.net.template_difference=true"])
+    try:
+        with pytest.raises(ConfigError, match="template_difference=true reads each beat.*data.templates=true"):
+            train(cfg)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 def test_beat_dropout_drops_whole_beats_embeddings_in_training_only_and_keeps_their_rr():
     """beat_dropout=0.5 in training: a beat's window then changes nothing at all (its whole embedding is zeroed) for
     about half the beats, and changes the scores for the rest; its RR features still do; in eval every beat counts.
