@@ -13,6 +13,7 @@ from torchmetrics import MaxMetric, MinMetric
 
 from ecg_lightning.errors import ConfigError, check_threshold
 from ecg_lightning.metrics import beat_metrics, metric_names
+from ecg_lightning.models.adversary import PatientAdversary, adversary_scale
 
 CLASS_WEIGHTINGS = ("balanced", "sqrt_balanced")
 
@@ -160,6 +161,12 @@ class BeatClassifier(L.LightningModule):
             an S beat needs above its run.
         relative_s_loss_quantile: the quantile of each run's S-vs-N log-odds that loss measures from (0.5: the run's
             median; ``relative_s_quantile``'s training counterpart, docs/inter_patient.md, thirty-second round).
+        patient_adversary: weight of a patient-confusion loss (``models/adversary.py``): a head learns to guess each
+            training beat's patient from the network's beat embedding, and the encoder is trained, with this weight
+            on the DANN schedule, towards embeddings on which that guess is uniform: embeddings that do not tell the
+            training patients apart (docs/inter_patient.md, sixty-first round). Needs a network with beat embeddings
+            (``BeatSequenceNet``) and ``data.patient_codes=true``. 0: off.
+        adversary_patients: the adversary head's outputs: at least the number of training records.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
     """
 
@@ -177,6 +184,8 @@ class BeatClassifier(L.LightningModule):
         relative_s_loss: float = 0.0,
         relative_s_offset: float = RUN_RELATIVE_S_OFFSET,
         relative_s_loss_quantile: float = 0.5,
+        patient_adversary: float = 0.0,
+        adversary_patients: int = 64,
         monitor: str = "val/balanced_accuracy",
         mode: str = "max",
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
@@ -237,6 +246,18 @@ class BeatClassifier(L.LightningModule):
         self.relative_s_loss = float(relative_s_loss)
         self.relative_s_offset = float(relative_s_offset)
         self.relative_s_loss_quantile = float(relative_s_loss_quantile)
+        if patient_adversary < 0:
+            raise ConfigError(f"model.patient_adversary={patient_adversary}: a gradient scale, >= 0 (0: off)")
+        self.patient_head = None
+        if patient_adversary:
+            if not hasattr(net, "embedding_size"):
+                raise ConfigError(
+                    f"model.patient_adversary={patient_adversary} reads beat embeddings, which "
+                    f"{type(net).__name__} does not give: use model=beat_sequence, or set it to 0"
+                )
+            self.patient_head = PatientAdversary(net.embedding_size, int(adversary_patients))
+        self.patient_loss: torch.Tensor | None = None  # the last training step's confusion loss (for the log)
+        self.training_patients = int(adversary_patients)  # set at fit start: the patients the head tells apart
         self.train_metrics = metrics.clone(prefix="train/")
         self.train_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_metrics = metrics.clone(prefix="val/")
@@ -284,15 +305,38 @@ class BeatClassifier(L.LightningModule):
         )
         return self.loss(*beats_of_runs(relative, target))
 
+    def adversary_loss(
+        self, embedded: torch.Tensor, patients: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The patient head's fit, and the confusion loss weighted by ``patient_adversary`` on the DANN schedule over
+        this fit's steps (``adversary_scale``); the unweighted confusion is what the log shows."""
+        steps = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
+        weight = adversary_scale(self.hparams.patient_adversary, self.global_step / steps)
+        z, who = beats_of_runs(embedded, target)[0], beats_of_runs(patients, target)[0]
+        fit, confusion = self.patient_head.losses(z, who, self.training_patients)
+        return fit + weight * confusion, confusion.detach()
+
     def _step(
         self, batch: tuple[torch.Tensor, ...], train: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         *inputs, target = batch
-        runs = self(*inputs)
+        adversary = train and self.patient_head is not None
+        if adversary:
+            *inputs, patients = inputs
+            if patients.dtype != torch.int64 or patients.shape != target.shape:
+                raise ConfigError(
+                    "model.patient_adversary > 0 needs each training window's patient: set data.patient_codes=true"
+                )
+            runs, embedded = self.net(*inputs, embeddings=True)
+        else:
+            runs = self(*inputs)
         logits, y = beats_of_runs(runs, target)
         loss = self.loss(logits, y)
         if train and self.relative_s_loss:
             loss = loss + self.relative_s_loss * self.run_relative_loss(runs, target)
+        if adversary:
+            adversarial, self.patient_loss = self.adversary_loss(embedded, patients, target)
+            loss = loss + adversarial
         # probabilities in float32 whatever the training precision (bf16-mixed): the metrics sort and sum them
         return loss, self.probabilities(logits.detach().float()), y
 
@@ -303,9 +347,21 @@ class BeatClassifier(L.LightningModule):
         if self.example_input_array is None and data is not None and len(data):
             item = data.__getitems__([0])
             if isinstance(item, tuple):  # not a device-cut plan
-                self.example_input_array = tuple(item[:-1])
+                served = 2 if getattr(data, "patient", None) is not None else 1  # the labels (and patient codes)
+                self.example_input_array = tuple(item[:-served])
 
     def on_fit_start(self) -> None:
+        if self.patient_head is not None:  # once per fit, not a device sync per step
+            patients = getattr(getattr(self.trainer.datamodule, "data_train", None), "patient", None)
+            if patients is None:
+                raise ConfigError("model.patient_adversary > 0 needs each training window's patient: set "
+                                  "data.patient_codes=true")  # fmt: skip
+            self.training_patients = int(patients.max()) + 1
+            if self.training_patients > self.patient_head.patients:
+                raise ConfigError(
+                    f"{self.training_patients} training patients for model.adversary_patients="
+                    f"{self.patient_head.patients}: raise it to at least the number of training records"
+                )
         if isinstance(self.hparams.class_weight, str) and self.trainer.ckpt_path is None:
             counts = torch.as_tensor(self.trainer.datamodule.class_counts())
             self.class_weight.copy_(balanced_weights(counts, self.hparams.class_weight))
@@ -321,6 +377,9 @@ class BeatClassifier(L.LightningModule):
         every = self.trainer.log_every_n_steps
         if self.global_step == 0 or (every and (self.global_step + 1) % every == 0):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(target))
+            if self.patient_loss is not None:  # at its floor, log(patients), the head cannot tell them apart
+                self.log("train/patient_confusion", self.patient_loss, on_step=True, on_epoch=False,
+                         batch_size=len(target))  # fmt: skip
         return loss
 
     def on_train_epoch_start(self) -> None:

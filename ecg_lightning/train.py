@@ -197,6 +197,13 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
         raise ConfigError(  # the net would read a second lead as the first one's template
             "model.net.template_difference=true reads each beat against its record's template: set data.templates=true"
         )
+    adversary, codes = bool(cfg.model.get("patient_adversary")), bool(cfg.data.get("patient_codes"))
+    if adversary != codes:  # a batch's patient codes would otherwise be read as a network input, or be missing
+        raise ConfigError(
+            "model.patient_adversary > 0 and data.patient_codes=true go together (the adversary reads each training "
+            f"window's patient); got model.patient_adversary={cfg.model.get('patient_adversary')}, "
+            f"data.patient_codes={cfg.data.get('patient_codes')}"
+        )
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = instantiate_checked(cfg.data, _convert_="all")

@@ -30,6 +30,16 @@ SETUPS = {
         "trainer.limit_train_batches=20",
         "model.class_bias=null",
     ],
+    # the beat-sequence model trained with a patient adversary (training batches hold patient codes; served ones not)
+    "sequence_patient_adversary": [
+        "experiment=aami_sequence",
+        "data.run_beats=8",
+        "data.batch_size=4",
+        "trainer.limit_train_batches=20",
+        "model.class_bias=null",
+        "model.patient_adversary=0.5",
+        "data.patient_codes=true",
+    ],
     # the linear floor: ten RR features, a decimated stretch of one lead
     "linear": ["experiment=aami_linear"],
     # the floor on the band-passed signal in millivolts (not standardized per record), single samples

@@ -98,6 +98,9 @@ class BeatDataModule(L.LightningDataModule):
         balance_class, balance_power: training items drawn with replacement, weighted so that the patients with
             few beats of ``balance_class`` are not drowned by the one with many (``windows.record_balance_weights``;
             power 0: a plain permutation, as before).
+        patient_codes: training batches also hold each window's patient (its record's rank among the training
+            records) before the labels, for a patient-adversarial loss (``model.patient_adversary``); validation and
+            test batches never do.
         seed: seeds shuffling and augmentation (per epoch and batch, independent of the global RNG).
     """
 
@@ -138,6 +141,7 @@ class BeatDataModule(L.LightningDataModule):
         run_stride: int | None = None,
         balance_class: str = "S",
         balance_power: float = 0.0,
+        patient_codes: bool = False,
         seed: int = 0,
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
         super().__init__()
@@ -155,6 +159,8 @@ class BeatDataModule(L.LightningDataModule):
             raise ConfigError(f"data.benchmark_protocol={benchmark_protocol!r}; choose one of {PROTOCOLS}")
         if run_beats > 1 and cut_on_device:
             raise ConfigError("data.run_beats > 1 (runs of beats) is cut on the CPU; set data.cut_on_device=false")
+        if patient_codes and cut_on_device:
+            raise ConfigError("data.patient_codes are served by batches cut on the CPU; set data.cut_on_device=false")
         if split == "ds1ds2" and not (ds1 and ds2):
             raise ConfigError("data.split=ds1ds2 needs the record lists data.ds1 (training) and data.ds2 (test)")
         if split == "ds1ds2" and test_databases:
@@ -343,6 +349,7 @@ class BeatDataModule(L.LightningDataModule):
             runs,
             stride,
             self.swap_rows if train else None,
+            bool(self.hparams.patient_codes) and train,
         )
 
     def on_after_batch_transfer(self, batch: object, dataloader_idx: int) -> object:

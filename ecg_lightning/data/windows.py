@@ -257,6 +257,8 @@ class BeatWindowDataset(Dataset):
     standardization 0 is the record's mean, and no sample of a neighbouring record leaks in. With
     ``templates`` (``beat_templates``), each window's record template follows its leads as extra channels;
     ``swap_rows`` maps each record to its row of ``templates`` that ``Augment.template_swap`` serves instead.
+    With ``patient_codes`` every batch also holds each window's patient (its record's rank among this dataset's
+    records) before the labels: what a patient-adversarial loss (``BeatClassifier``'s ``patient_adversary``) reads.
     """
 
     def __init__(
@@ -272,6 +274,7 @@ class BeatWindowDataset(Dataset):
         run_beats: int = 1,
         run_stride: int | None = None,
         swap_rows: np.ndarray | None = None,
+        patient_codes: bool = False,
     ) -> None:
         if run_beats > 1 and plan_only:
             raise ValueError("runs of beats (run_beats > 1) are cut on the CPU; cut_on_device serves single beats")
@@ -279,7 +282,11 @@ class BeatWindowDataset(Dataset):
             raise ValueError(
                 "per-record stretch, record_scale, rr_scale, swap_by_record are cut on the CPU; set cut_on_device=false"
             )
+        if plan_only and patient_codes:
+            raise ValueError("patient codes are served by batches cut on the CPU; set cut_on_device=false")
         self.plan_only = plan_only
+        # each beat's patient: its record's rank among this dataset's records (0 .. records - 1), or None
+        self.patient = np.unique(beats.record, return_inverse=True)[1].astype(np.int32) if patient_codes else None
         self.signal = records.signal
         # every window as a strided view (no copy): a batch inside its records is then one row gather (~15x faster
         # than gathering sample positions)
@@ -306,7 +313,8 @@ class BeatWindowDataset(Dataset):
         return len(self.labels) if self.runs is None else len(self.runs)
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
-        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x (batch, leads, window), y class indices.
+        """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x (batch, leads, window), y class indices;
+        with ``patient_codes`` each window's patient (int64, shaped as y) just before y.
 
         With runs of beats (``run_beats`` > 1) an item is a run: x (batch, run_beats, leads, window), rr
         (batch, run_beats, features), y (batch, run_beats), with y = -1 (and zero inputs) where a record's last run
@@ -381,9 +389,10 @@ class BeatWindowDataset(Dataset):
                 templates = templates * record_scale[:, None, None]
             x = torch.cat([x, torch.from_numpy(np.ascontiguousarray(templates, dtype=np.float32))], dim=1)
         y = torch.from_numpy(self.labels[idx].astype(np.int64))
-        if not self.rr_columns:
-            return x, y
-        return x, self._rr(idx, rr_factor), y
+        inputs = (x,) if not self.rr_columns else (x, self._rr(idx, rr_factor))
+        if self.patient is not None:
+            inputs = (*inputs, torch.from_numpy(self.patient[idx].astype(np.int64)))
+        return (*inputs, y)
 
     def _bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """First sample and end (exclusive) of each window's record, in the concatenated signal."""

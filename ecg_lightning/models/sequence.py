@@ -70,6 +70,7 @@ class BeatSequenceNet(nn.Module):
         template_difference: bool = False,
     ) -> None:
         super().__init__()
+        self.embedding_size = embedding  # what a patient adversary (models/adversary.py) reads
         self.contrast = contrast
         self.template_difference = template_difference
         if template_difference:
@@ -121,7 +122,11 @@ class BeatSequenceNet(nn.Module):
         self.head = nn.Sequential(FastDropout(head_dropout), nn.Linear(2 * hidden, n_outputs))
         self.rr_skip = nn.Linear(n_rr, n_outputs) if rr_skip and n_rr else None
 
-    def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rr: torch.Tensor | None = None, embeddings: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (batch, beats[, classes]); with ``embeddings`` also each beat's encoding (batch, beats,
+        ``embedding_size``), the encoder's output before anything else joins it."""
         if x.dim() != 4:
             raise ValueError(
                 f"a beat-sequence model takes runs of beats (batch, beats, leads, window), got {tuple(x.shape)}: "
@@ -132,6 +137,7 @@ class BeatSequenceNet(nn.Module):
             leads = x.shape[2] // 2
             x = x[:, :, :leads] - x[:, :, leads:]
         z = self.encoder(x.flatten(0, 1)).reshape(batch, beats, -1)
+        encoded = z
         if self.beat_dropout is not None:
             z = self.beat_dropout(z)
         if self.contrast:
@@ -146,7 +152,7 @@ class BeatSequenceNet(nn.Module):
         logits = self.head(h)
         if self.rr_skip is not None:
             logits = logits + self.rr_skip(rr)
-        return logits_out(logits)
+        return (logits_out(logits), encoded) if embeddings else logits_out(logits)
 
     def p_wave_of(self, x: torch.Tensor) -> torch.Tensor:
         """The P-wave path's features of every beat of runs (batch, beats, leads, window): (batch, beats, features)."""
