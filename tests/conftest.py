@@ -121,6 +121,21 @@ def tiny_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# the half window (samples) of the beats ``three_records`` indexes
+THREE_RECORDS_HALF = 90
+
+
+@pytest.fixture(scope="session")
+def three_records(tiny_db):
+    """Three tiny records (both leads, 360 Hz) and their AAMI beats, edge beats padded: for the cut of runs of beats."""
+    from ecg_lightning.data.labels import label_beats
+    from ecg_lightning.data.records import read_database, record_sources
+    from ecg_lightning.data.windows import index_beats
+
+    db = read_database(record_sources("db", tiny_db, ["100", "106", "201"], [0, 1]), 360.0)
+    return db, index_beats(db, label_beats(db.ann_symbol, AAMI), THREE_RECORDS_HALF, pad_edges=True)
+
+
 def database_spec(name: str, root: Path, **changes) -> dict:
     """A database's settings as configured in conf/data/database/<name>.yaml, at ``root``."""
     spec = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "data" / "database" / f"{name}.yaml"))

@@ -3,16 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from conftest import AAMI
+from conftest import THREE_RECORDS_HALF
 from torch.nn import functional as F
 
-from ecg_lightning.data.labels import label_beats
-from ecg_lightning.data.records import read_database, record_sources
-from ecg_lightning.data.windows import BeatWindowDataset, index_beats
+from ecg_lightning.data.windows import BeatWindowDataset
 from ecg_lightning.errors import ConfigError
 from ecg_lightning.models.adversary import PatientAdversary, adversary_scale
 
-HALF = 90
+HALF = THREE_RECORDS_HALF
 
 
 def test_the_head_learns_from_its_fit_alone_and_the_encoder_from_the_confusion_alone():
@@ -73,14 +71,8 @@ def test_the_confusion_takes_the_patient_out_of_an_embedding_where_it_is_a_short
     assert without > 0.8 and confused < 0.6 * without
 
 
-@pytest.fixture(scope="module")
-def beats(tiny_db):
-    db = read_database(record_sources("db", tiny_db, ["100", "106", "201"], [0, 1]), 360.0)
-    return db, index_beats(db, label_beats(db.ann_symbol, AAMI), HALF, pad_edges=True)
-
-
-def test_patient_codes_are_each_windows_record_rank_and_change_nothing_else(beats):
-    db, index = beats
+def test_patient_codes_are_each_windows_record_rank_and_change_nothing_else(three_records):
+    db, index = three_records
     keep = index.record != 0  # two of the three records: codes are ranks among the dataset's records, not indices
     sub = index.subset(keep)
     plain = BeatWindowDataset(db, sub, HALF, rr_columns=[0, 5], run_beats=6)

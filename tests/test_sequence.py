@@ -3,18 +3,16 @@
 import numpy as np
 import pytest
 import torch
-from conftest import AAMI
+from conftest import THREE_RECORDS_HALF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ecg_lightning.classifier import beats_of_runs
-from ecg_lightning.data.labels import label_beats
-from ecg_lightning.data.records import read_database, record_sources
 from ecg_lightning.data.split import benchmark_split
-from ecg_lightning.data.windows import BeatWindowDataset, beat_runs, index_beats
+from ecg_lightning.data.windows import BeatWindowDataset, beat_runs
 from ecg_lightning.models import BeatLinear, BeatSequenceNet
 
-HALF = 90
+HALF = THREE_RECORDS_HALF
 
 
 @settings(max_examples=60, deadline=None)
@@ -50,15 +48,9 @@ def test_bad_run_settings_are_refused():
         beat_runs(np.zeros(5, int), 4, 5)
 
 
-@pytest.fixture(scope="module")
-def beats(tiny_db):
-    db = read_database(record_sources("db", tiny_db, ["100", "106", "201"], [0, 1]), 360.0)
-    return db, index_beats(db, label_beats(db.ann_symbol, AAMI), HALF, pad_edges=True)
-
-
-def test_a_run_is_the_single_beat_windows_of_its_beats(beats):
+def test_a_run_is_the_single_beat_windows_of_its_beats(three_records):
     """Runs are cut by the same code as single beats: x, RR and labels of a run equal those of its beats."""
-    db, index = beats
+    db, index = three_records
     single = BeatWindowDataset(db, index, HALF, rr_columns=[0, 5, 8])
     runs = BeatWindowDataset(db, index, HALF, rr_columns=[0, 5, 8], run_beats=7)
     assert len(runs) == len(runs.runs) < len(single)
