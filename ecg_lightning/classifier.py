@@ -163,8 +163,8 @@ class BeatClassifier(L.LightningModule):
             median; ``relative_s_quantile``'s training counterpart, docs/inter_patient.md, thirty-second round).
         patient_adversary: weight of a patient-confusion loss (``models/adversary.py``): a head learns to guess each
             training beat's patient from the network's beat embedding, and the encoder is trained, with this weight
-            on the DANN schedule, towards embeddings on which that guess is uniform: embeddings that do not tell the
-            training patients apart (docs/inter_patient.md, sixty-first round). Needs a network with beat embeddings
+            on the DANN schedule, towards embeddings on which that guess is uniform (meant to hide the patient; on DS1 a
+            linear probe still reads it: docs/inter_patient.md, sixty-first round). Needs a network with beat embeddings
             (``BeatSequenceNet``) and ``data.patient_codes=true``. 0: off.
         adversary_patients: the adversary head's outputs: at least the number of training records.
         monitor, mode: the validation metric whose best value is tracked (and checkpointed on).
@@ -247,7 +247,7 @@ class BeatClassifier(L.LightningModule):
         self.relative_s_offset = float(relative_s_offset)
         self.relative_s_loss_quantile = float(relative_s_loss_quantile)
         if patient_adversary < 0:
-            raise ConfigError(f"model.patient_adversary={patient_adversary}: a gradient scale, >= 0 (0: off)")
+            raise ConfigError(f"model.patient_adversary={patient_adversary}: a loss weight, >= 0 (0: off)")
         self.patient_head = None
         if patient_adversary:
             if not hasattr(net, "embedding_size"):

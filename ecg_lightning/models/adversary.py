@@ -7,7 +7,9 @@ guess is uniform over the training patients. Every change that hid a patient sig
 (the second lead, the widths of the waves) found S beats in more of DS1's patients (docs/inter_patient.md, rounds 41
 and 44); this asks the encoder to drop whatever signature is left rather than naming one at a time (the sixty-first
 round). A reversed gradient (DANN) was not used: on a two-patient toy the encoder then fooled the head by feeding it
-more of the patient, not less; the confusion loss took it out (the toy is tests/test_patient_adversary.py's).
+more of the patient, not less; the confusion loss took it out (the toy is tests/test_patient_adversary.py's). On DS1's
+networks it does not: a linear probe reads the training patients from the embeddings as well as without it
+(``benchmarks/patient_probe.py``): the encoder leaves this head guessing, not the patient hidden.
 """
 
 from __future__ import annotations
