@@ -1,4 +1,4 @@
-"""The patient adversary: a reversed gradient, patient codes served by the one data path, and training with both."""
+"""The patient adversary: its fit and confusion losses, patient codes served by the one data path, training with both."""
 
 import numpy as np
 import pytest
