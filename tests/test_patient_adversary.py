@@ -1,4 +1,4 @@
-"""The patient adversary: its fit and confusion losses, patient codes served by the one data path, training with both."""
+"""The patient adversary: its fit and confusion losses, patient codes served by the one data path, training."""
 
 import numpy as np
 import pytest
