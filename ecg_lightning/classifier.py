@@ -322,11 +322,7 @@ class BeatClassifier(L.LightningModule):
         *inputs, target = batch
         adversary = train and self.patient_head is not None
         if adversary:
-            *inputs, patients = inputs
-            if patients.dtype != torch.int64 or patients.shape != target.shape:
-                raise ConfigError(
-                    "model.patient_adversary > 0 needs each training window's patient: set data.patient_codes=true"
-                )
+            *inputs, patients = inputs  # served by data.patient_codes (checked at fit start)
             runs, embedded = self.net(*inputs, embeddings=True)
         else:
             runs = self(*inputs)

@@ -117,6 +117,7 @@ def _train(tiny_db, tmp_path, extra):
     [
         (["model.patient_adversary=0.5"], "go together"),
         (["data.patient_codes=true"], "go together"),
+        (["model.patient_adversary=-1", "data.patient_codes=true"], "patient_adversary=-1.*loss weight"),
         (["model=resnet", "data.run_beats=1", "model.patient_adversary=0.5", "data.patient_codes=true"], "embeddings"),
         (["model.patient_adversary=0.5", "data.patient_codes=true", "model.adversary_patients=1"], "adversary_pat"),
     ],
