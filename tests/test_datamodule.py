@@ -463,3 +463,19 @@ def test_per_record_augment_reaches_training_runs_only(s_db, tmp_path, augment):
     torch.testing.assert_close(
         augmented.eval_dataset("val").__getitems__(val)[0], plain.eval_dataset("val").__getitems__(val)[0]
     )
+
+
+def test_premature_beats_are_served_in_training_only_as_the_class_named(s_db, tmp_path):
+    """data.augment.premature: the training runs carry more S beats than the index holds (normal beats served early),
+    validation runs exactly the annotated ones; the class is checked by name."""
+    settings = dict(labels="aami", run_beats=6, rr_features=["log_pre_local", "log_post_local"])
+    dm = make_dm(s_db, tmp_path, augment={"premature": 1.0}, **settings)
+    dm.setup()
+    s = list(dm.classes).index("S")
+    for data, more in ((dm.data_train, True), (dm.data_val, False)):
+        *_, y = data.__getitems__(list(range(len(data))))
+        served, annotated = int((y == s).sum()), int((data.labels[np.maximum(data.runs, 0)][data.runs >= 0] == s).sum())
+        assert (served > annotated) if more else (served == annotated)
+    for name in ("N", "X"):
+        with pytest.raises(ConfigError, match=f"premature_class={name}"):
+            make_dm(s_db, tmp_path, augment={"premature": 0.5, "premature_class": name}, **settings).setup()

@@ -3,12 +3,22 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from conftest import STUDY
+from conftest import STUDY, THREE_RECORDS_HALF
 
 from ecg_lightning.data.labels import label_beats
 from ecg_lightning.data.records import read_database, record_sources
-from ecg_lightning.data.rr import RR_FEATURES, WINDOWED, rr_feature_names, rr_features
+from ecg_lightning.data.rr import (
+    FOLLOWING,
+    PRE_POST,
+    PRECEDING,
+    RR_FEATURES,
+    WINDOWED,
+    moved_earlier,
+    rr_feature_names,
+    rr_features,
+)
 from ecg_lightning.data.windows import Augment, BeatWindowDataset, index_beats
+from ecg_lightning.errors import ConfigError
 
 
 def test_rr_features_by_hand():
@@ -325,3 +335,93 @@ def test_rr_scale_moves_each_records_rr_in_seconds_only(tiny_db):
     assert all(np.ptp(f) < 1e-5 for f in per_record)
     factors = np.exp([f[0] for f in per_record])
     assert (np.abs(factors - 1) <= 0.3 + 1e-5).all() and np.ptp(factors) > 1e-2
+
+
+MOVED_EXACTLY = [n for n in (*PRECEDING, *FOLLOWING, PRE_POST) if n != "log_pre_local_slow"]
+
+
+def test_moved_earlier_gives_the_features_of_the_beat_moved():
+    """Moving beat k earlier in the beat positions and recomputing every feature gives, at the beat and its two
+    neighbours, what ``moved_earlier`` makes of the original features, for every feature it changes (the move keeps
+    the sum of the two RRs, so the record's and those beats' neighbourhood mean RR stay); it changes no other beat
+    (beats 16 away, whose neighbourhood holds one of the two RRs, move by ~1 % in truth: left as they were)."""
+    rng = np.random.default_rng(3)
+    sample = np.cumsum(rng.integers(280, 320, 60))
+    record = np.zeros(len(sample), dtype=np.int64)
+    k, early = 30, 0.3
+    moved = sample.copy()
+    moved[k] -= round(early * (sample[k] - sample[k - 1]))
+    earlier = (sample[k] - moved[k]) / (sample[k] - sample[k - 1])
+    before, after = rr_features(record, sample, 360.0), rr_features(record, moved, 360.0)
+    rr = torch.from_numpy(before)[None].clone()
+    moved_earlier(rr, RR_FEATURES, torch.tensor([0]), torch.tensor([k]), torch.tensor([earlier], dtype=torch.float32))
+    columns = [RR_FEATURES.index(n) for n in MOVED_EXACTLY]
+    near = [k - 1, k, k + 1]
+    np.testing.assert_allclose(rr[0, near][:, columns].numpy(), after[near][:, columns], atol=1e-5)
+    np.testing.assert_allclose(rr[0, :, columns].numpy(), after[:, columns], atol=0.02)
+    changed = np.flatnonzero(np.any(rr[0].numpy() != before, axis=1))
+    assert changed.tolist() == [k - 1, k, k + 1]
+    assert np.isclose(after[k, RR_FEATURES.index("log_pre_rr_s")] - before[k, RR_FEATURES.index("log_pre_rr_s")],
+                      np.log(1 - earlier), atol=1e-5)  # fmt: skip
+
+
+PREMATURE_NAMES = ["log_pre_local", "log_post_local", "local_irregularity", "log_pre_rr_s", "log_post_rr_s"]
+
+
+def premature_runs_served(three_records, chance: float, rr_offset: float = 0.0):
+    """The three records' runs of 7 beats, plainly and with ``Augment(premature=chance)`` (log_pre_local shifted by
+    ``rr_offset`` in both: an irregular rhythm)."""
+    from dataclasses import replace
+
+    db, index = three_records
+    if rr_offset:
+        rr = index.rr.copy()
+        rr[:, RR_FEATURES.index("log_pre_local")] += rr_offset
+        index = replace(index, rr=rr)
+    columns = [RR_FEATURES.index(n) for n in PREMATURE_NAMES]
+    plain = BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7)
+    served = BeatWindowDataset(
+        db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7, augment=Augment(premature=chance)
+    )
+    idx = list(range(len(plain)))
+    return plain.__getitems__(idx), served.__getitems__(idx)
+
+
+def test_premature_serves_one_regular_normal_beat_of_a_run_as_s_by_its_timing_alone(three_records):
+    (x, rr, y), (xp, rrp, yp) = premature_runs_served(three_records, 1.0)
+    torch.testing.assert_close(xp, x)  # the beat's shape (and its template) are the patient's normal beat's
+    relabelled = yp != y
+    assert (relabelled.sum(1) <= 1).all() and relabelled.sum() >= len(y) // 2
+    run, beat = torch.nonzero(relabelled, as_tuple=True)
+    assert (y[run, beat] == 0).all() and (yp[run, beat] == 1).all()
+    assert (beat >= 1).all() and (beat <= 5).all()
+    assert (y[run, beat - 1] == 0).all() and (y[run, beat + 1] == 0).all()
+    changed = torch.nonzero((rrp != rr).any(-1), as_tuple=True)
+    expected = {(int(r), int(b) + d) for r, b in zip(run, beat) for d in (-1, 0, 1)}
+    assert set(zip(changed[0].tolist(), changed[1].tolist())) == expected
+    irregularity = PREMATURE_NAMES.index("local_irregularity")
+    torch.testing.assert_close(rrp[..., irregularity], rr[..., irregularity])
+    pre_s = PREMATURE_NAMES.index("log_pre_rr_s")
+    shift = (rrp[run, beat, pre_s] - rr[run, beat, pre_s]).numpy()
+    assert (shift >= np.log(0.6) - 1e-5).all() and (shift <= np.log(0.8) + 1e-5).all()
+    assert (rrp[run, beat + 1, pre_s] > rr[run, beat + 1, pre_s]).all()
+    assert (rrp[run, beat - 1, PREMATURE_NAMES.index("log_post_rr_s")] < rr[run, beat - 1, pre_s + 1]).all()
+
+
+def test_premature_leaves_an_irregular_rhythm_alone(three_records):
+    (_, rr, y), (_, rrp, yp) = premature_runs_served(three_records, 1.0, rr_offset=0.2)
+    torch.testing.assert_close(yp, y)
+    torch.testing.assert_close(rrp, rr)
+
+
+def test_premature_needs_runs_and_the_local_rhythm(three_records):
+    db, index = three_records
+    columns = [RR_FEATURES.index(n) for n in PREMATURE_NAMES]
+    with pytest.raises(ConfigError, match="data.run_beats >= 3"):
+        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, augment=Augment(premature=0.5))
+    with pytest.raises(ConfigError, match="log_post_local"):
+        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns[:1], run_beats=7,
+                          augment=Augment(premature=0.5))  # fmt: skip
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7,
+                          augment=Augment(premature=1.5))  # fmt: skip

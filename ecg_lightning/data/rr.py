@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Collection, Sequence
 
 import numpy as np
+import torch
 
 from ecg_lightning.errors import ConfigError
 
@@ -43,6 +44,12 @@ WINDOWED = ("local_rr_change", "log_pre_local_slow")
 SLOW_RR_QUANTILE = 0.8
 # ``data.rr_features: true``: the record-normalized five (the features of the first RR experiments)
 RECORD_RR = RR_FEATURES[:5]
+# how the features of a beat and its two neighbours change when the beat comes earlier, the neighbours kept
+# (``moved_earlier``): the log of its preceding RR over a reference the move leaves as it was, the same of its
+# following RR, and log(preceding / following); the neighbourhood statistics (local RR, irregularity) are left alone
+PRECEDING = ("log_pre_rr", "log_pre_local", "log_pre_rr_s", "log_pre_local_slow")
+FOLLOWING = ("log_post_rr", "log_post_local", "log_post_rr_s")
+PRE_POST = "log_pre_post"
 # ``data.reference_beats``: which of a record's beats stand for its normal beat (its template, and the RR that
 # the record-normalized features divide by): every beat, or the fifth with the longest preceding RR — a patient
 # whose most frequent beat is premature (S beats the majority) then still gets a normal reference
@@ -66,6 +73,34 @@ def rescaled_seconds(rr: np.ndarray, names: Sequence[str], factor: np.ndarray) -
         elif kind == "linear":
             rr[:, column] *= factor.astype(rr.dtype)
     return rr
+
+
+def moved_earlier(
+    rr: torch.Tensor, names: Sequence[str], run: torch.Tensor, beat: torch.Tensor, earlier: torch.Tensor
+) -> None:
+    """In place: runs' RR features ``rr`` (runs, beats, features named ``names``) as if beat ``beat[i]`` of run
+    ``run[i]`` came ``earlier[i]`` (a fraction of its preceding RR, 0..1) sooner, its neighbours where they were
+    (``Augment.premature``): its preceding RR, which is also the previous beat's following RR, shortens by that
+    fraction; its following RR, which is also the next beat's preceding RR, lengthens by as much. The beat must have a
+    neighbour on each side in its run. The ratio of following to preceding RR is read from ``log_pre_local`` and
+    ``log_post_local`` (one denominator), which must be among ``names``; the means over the neighbourhood (the local
+    and the record's RR) keep the sum of the two intervals and are left as they were, as are the irregularities."""
+    column = {name: c for c, name in enumerate(names)}
+    pre = rr[run, beat, column["log_pre_local"]]
+    post = rr[run, beat, column["log_post_local"]]
+    shorter = torch.log1p(-earlier)  # log of the new preceding RR over the old
+    longer = torch.log1p(earlier * torch.exp(pre - post))  # log of the new following RR over the old
+    for name, c in column.items():
+        if name in PRECEDING:  # the beat's preceding RR, and the next beat's
+            rr[run, beat, c] += shorter
+            rr[run, beat + 1, c] += longer
+        elif name in FOLLOWING:  # the beat's following RR, and the previous beat's
+            rr[run, beat, c] += longer
+            rr[run, beat - 1, c] += shorter
+        elif name == PRE_POST:
+            rr[run, beat, c] += shorter - longer
+            rr[run, beat - 1, c] -= shorter
+            rr[run, beat + 1, c] += longer
 
 
 def check_reference(reference: str) -> str:

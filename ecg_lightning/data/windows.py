@@ -15,11 +15,13 @@ from ecg_lightning.data.records import RecordSet
 from ecg_lightning.data.rr import (
     RR_FEATURES,
     enough_annotated,
+    moved_earlier,
     pre_post_rr,
     reference_mask,
     rescaled_seconds,
     rr_features,
 )
+from ecg_lightning.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,10 @@ class Augment:
     features relative to the record or to the beats around it are ratios and do not change;
     swap_by_record: draw ``template_swap`` once per record in a batch instead of once per window, so every window of a
     record in the batch (a whole run of beats) is served the swap template together — as every beat of a patient whose
-    dominant beat is of that class is at test time — rather than beats beside each other holding different templates.
+    dominant beat is of that class is at test time — rather than beats beside each other holding different templates;
+    premature: the chance that a run of beats has one of its normal beats served as class ``premature_label`` (S) with
+    its RR features as if it came earlier (``premature_runs``): a premature beat of the patient's own normal shape,
+    so that every training patient's morphology, bundle-branch blocks included, holds S beats told by their timing.
     """
 
     jitter: int = 0
@@ -113,6 +118,8 @@ class Augment:
     record_scale: float = 0.0
     rr_scale: float = 0.0
     swap_by_record: bool = False
+    premature: float = 0.0
+    premature_label: int = 1
 
     def draws_per_record(self) -> bool:
         """Whether any draw is made once per record in a batch (the records of a batch are then listed)."""
@@ -219,6 +226,51 @@ def beat_runs(record: np.ndarray, length: int, stride: int) -> np.ndarray:
     return np.concatenate(runs)
 
 
+# ``Augment.premature``: a beat is served early only in a regular stretch of rhythm (it and both neighbours preceded
+# and followed by RRs within 10 % of their local RR: not atrial fibrillation, where early beats are normal), by this
+# fraction of its preceding RR (a premature atrial beat's usual prematurity)
+REGULAR_LOG_RR = float(np.log(1.1))
+PREMATURE_EARLIER = (0.2, 0.4)
+
+
+def check_premature(chance: float, run_beats: int, names: Sequence[str]) -> None:
+    """``data.augment.premature`` needs a chance in (0, 1], runs of at least three beats and the two local RR
+    features it reads the rhythm from."""
+    if not 0 < chance <= 1:
+        raise ConfigError(f"data.augment.premature={chance}: give a chance per run between 0 and 1")
+    if run_beats < 3:
+        raise ConfigError(
+            f"data.augment.premature serves a normal beat early between its two neighbours: set data.run_beats >= 3 "
+            f"(now {run_beats}; a beat-sequence model, e.g. experiment=aami_sequence)"
+        )
+    missing = [name for name in ("log_pre_local", "log_post_local") if name not in names]
+    if missing:
+        raise ConfigError(
+            f"data.augment.premature reads the rhythm around a beat from {missing}: add them to data.rr_features"
+        )
+
+
+def premature_runs(
+    rr: torch.Tensor, y: torch.Tensor, names: Sequence[str], chance: float, label: int, rng: np.random.Generator
+) -> None:
+    """In place, for a batch of runs (rr (runs, beats, features named ``names``), y (runs, beats), 0 the normal
+    class, -1 padding): with ``chance`` per run, one normal beat between two normal beats, in a regular stretch
+    (``REGULAR_LOG_RR``), is labelled ``label`` and its RR features (and its neighbours') are those of the beat come
+    earlier by a fraction ``PREMATURE_EARLIER`` of its preceding RR (``rr.moved_earlier``). Runs without such a beat
+    are left as they are. Vectorized over the runs; the draws come from ``rng`` (the batch's own generator)."""
+    column = {name: c for c, name in enumerate(names)}
+    local = rr[..., [column["log_pre_local"], column["log_post_local"]]]
+    regular = (y == 0) & (local.abs() < REGULAR_LOG_RR).all(-1)
+    candidate = regular[:, :-2] & regular[:, 1:-1] & regular[:, 2:]  # the middle beat of three regular normal beats
+    picked = torch.from_numpy(rng.random(len(y)) < chance)
+    keys = torch.from_numpy(rng.random(tuple(candidate.shape))).masked_fill(~candidate, -1.0)
+    earlier = torch.from_numpy(rng.uniform(*PREMATURE_EARLIER, len(y))).to(rr.dtype)
+    run = torch.nonzero(picked & candidate.any(1)).flatten()
+    beat = keys[run].argmax(1) + 1
+    moved_earlier(rr, names, run, beat, earlier[run])
+    y[run, beat] = label
+
+
 def beat_templates(
     records: RecordSet,
     beats: BeatIndex,
@@ -284,6 +336,8 @@ class BeatWindowDataset(Dataset):
             )
         if plan_only and patient_codes:
             raise ValueError("patient codes are served by batches cut on the CPU; set cut_on_device=false")
+        if augment is not None and augment.premature:
+            check_premature(augment.premature, run_beats, [RR_FEATURES[c] for c in rr_columns or []])
         self.plan_only = plan_only
         # each beat's patient: its record's rank among this dataset's records (0 .. records - 1), or None
         self.patient = np.unique(beats.record, return_inverse=True)[1].astype(np.int32) if patient_codes else None
@@ -332,7 +386,11 @@ class BeatWindowDataset(Dataset):
         shaped = [t.reshape(*beat.shape, *t.shape[1:]) for t in parts]
         *inputs, y = shaped
         inputs = [t.masked_fill(pad.reshape(*pad.shape, *[1] * (t.dim() - 2)), 0) for t in inputs]
-        return (*inputs, y.masked_fill(pad, -1))
+        y = y.masked_fill(pad, -1)
+        if self.augment.premature:  # after every other draw: a recipe without it draws exactly as before
+            names = [RR_FEATURES[c] for c in self.rr_columns]
+            premature_runs(inputs[1], y, names, self.augment.premature, self.augment.premature_label, rng)
+        return (*inputs, y)
 
     def _cut(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
         """The windows (or the plan) of the beats ``idx`` of this dataset's index."""
