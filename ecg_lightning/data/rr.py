@@ -82,7 +82,7 @@ def moved_earlier(
     ``run[i]`` came ``earlier[i]`` (a fraction of its preceding RR, 0..1) sooner, its neighbours where they were
     (``Augment.premature``): its preceding RR, which is also the previous beat's following RR, shortens by that
     fraction; its following RR, which is also the next beat's preceding RR, lengthens by as much. The beat must have a
-    neighbour on each side in its run. The ratio of following to preceding RR is read from ``log_pre_local`` and
+    neighbour on each side in its run. The ratio of preceding to following RR is read from ``log_pre_local`` and
     ``log_post_local`` (one denominator), which must be among ``names``; the means over the neighbourhood (the local
     and the record's RR) keep the sum of the two intervals and are left as they were, as are the irregularities."""
     column = {name: c for c, name in enumerate(names)}
