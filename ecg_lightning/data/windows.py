@@ -336,8 +336,10 @@ class BeatWindowDataset(Dataset):
             )
         if plan_only and patient_codes:
             raise ValueError("patient codes are served by batches cut on the CPU; set cut_on_device=false")
+        self.rr_columns = list(rr_columns or [])
+        self.rr_names = [RR_FEATURES[c] for c in self.rr_columns]  # the served features' names, in column order
         if augment is not None and augment.premature:
-            check_premature(augment.premature, run_beats, [RR_FEATURES[c] for c in rr_columns or []])
+            check_premature(augment.premature, run_beats, self.rr_names)
         self.plan_only = plan_only
         # each beat's patient: its record's rank among this dataset's records (0 .. records - 1), or None
         self.patient = np.unique(beats.record, return_inverse=True)[1].astype(np.int32) if patient_codes else None
@@ -355,7 +357,6 @@ class BeatWindowDataset(Dataset):
         self.starts = records.offsets[beats.record] + beats.sample - half_width
         self.labels = beats.label
         self.steps = np.arange(2 * half_width, dtype=np.int64)
-        self.rr_columns = list(rr_columns or [])
         self.augment = augment or Augment()
         self.seed = seed
         # beats whose (unjittered) window runs past an edge of their record
@@ -388,8 +389,7 @@ class BeatWindowDataset(Dataset):
         inputs = [t.masked_fill(pad.reshape(*pad.shape, *[1] * (t.dim() - 2)), 0) for t in inputs]
         y = y.masked_fill(pad, -1)
         if self.augment.premature:  # after every other draw: a recipe without it draws exactly as before
-            names = [RR_FEATURES[c] for c in self.rr_columns]
-            premature_runs(inputs[1], y, names, self.augment.premature, self.augment.premature_label, rng)
+            premature_runs(inputs[1], y, self.rr_names, self.augment.premature, self.augment.premature_label, rng)
         return (*inputs, y)
 
     def _cut(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
@@ -461,7 +461,7 @@ class BeatWindowDataset(Dataset):
         """The served RR features of ``idx``; with ``factor``, each beat's RR intervals in seconds multiplied by it."""
         rr = self.beats.rr[idx][:, self.rr_columns]
         if factor is not None:
-            rr = rescaled_seconds(rr, [RR_FEATURES[c] for c in self.rr_columns], factor)
+            rr = rescaled_seconds(rr, self.rr_names, factor)
         return torch.from_numpy(np.ascontiguousarray(rr))
 
     def plan(
