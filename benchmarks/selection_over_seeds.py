@@ -398,7 +398,8 @@ def relative_candidate(
     )
     row |= {"composed_patient_mean_se_S": round(composed, 4),
             "composed_per_patient_se_S": {r: round(v, 4) for r, v in each.items()},
-            "n_called_s_per_record": n_called_s(with_class_bias(probs, offsets), labels, info["records"], classes)}  # fmt: skip
+            "n_called_s_per_record": n_called_s(with_class_bias(probs, offsets), labels, info["records"],
+                                                classes)}  # fmt: skip
     return {"sweep": str(cv), "relative_to_records": True, "window": window, "quantile": quantile,
             "among": "longest_rr" if longest_rr else "all", "class_bias": offsets, "operating_point": row}  # fmt: skip
 
@@ -936,7 +937,9 @@ def main() -> None:
             quantile = int(percent) / 100 if percent is not None else 0.5
             rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile, longest_rr)
     elif args.votes or args.relative:
-        raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain (or --fewer-false-s)")
+        raise SystemExit(
+            "--votes and --relative are weighed by the patient rule: give --patient-gain (or --fewer-false-s)"
+        )
     for spec in args.ensembles:
         name, _, instances = spec.partition("=")
         if not instances:
