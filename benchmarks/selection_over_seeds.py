@@ -416,9 +416,7 @@ def n_called_s(probs: np.ndarray, labels: np.ndarray, records: np.ndarray, class
     }
 
 
-def choose_by_false_s(
-    rows: dict[str, dict], record: str, cut: float, current: str
-) -> tuple[str, list[float], str]:
+def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: str) -> tuple[str, list[float], str]:
     """The sixty-fourth round: a record-relative candidate replaces ``current`` if the share of ``record``'s N beats it
     calls S is below the current model's by at least ``cut`` of the current model's, and its patient mean and
     composed patient mean of S Se, its stressed S Se and its jκ are each within ``PATIENT_TOLERANCE`` of the current
