@@ -415,19 +415,6 @@ def test_premature_leaves_an_irregular_rhythm_alone(three_records):
     torch.testing.assert_close(rrp, rr)
 
 
-def test_premature_needs_runs_and_the_local_rhythm(three_records):
-    db, index = three_records
-    columns = [RR_FEATURES.index(n) for n in PREMATURE_NAMES]
-    with pytest.raises(ConfigError, match="data.run_beats >= 3"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, augment=Augment(premature=0.5))
-    with pytest.raises(ConfigError, match="log_post_local"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns[:1], run_beats=7,
-                          augment=Augment(premature=0.5))  # fmt: skip
-    with pytest.raises(ConfigError, match="between 0 and 1"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7,
-                          augment=Augment(premature=1.5))  # fmt: skip
-
-
 def test_run_features_read_the_intervals_given():
     """A steady run (every RR 0.8 s): nothing premature, no spread, log RR in seconds log 0.8; a run alternating
     0.6 s and 1.0 s: each beat's preceding and following RR as given (the beat before the run read too), its
@@ -486,13 +473,24 @@ def test_irregular_leaves_a_run_given_a_premature_beat_as_premature_made_it(thre
     assert (rrb[fibrillating] != rrp[fibrillating]).any(-1).all()
 
 
-def test_irregular_needs_runs_and_rr_features(three_records):
+@pytest.mark.parametrize(
+    "option, names, lacking, needs",
+    [("premature", PREMATURE_NAMES, PREMATURE_NAMES[:1], "log_post_local"),
+     ("irregular", IRREGULAR_NAMES, [], "data.rr_features")],
+)  # fmt: skip
+def test_timing_augments_need_runs_and_their_rr_features(three_records, option, names, lacking, needs):
+    """premature and irregular change the RR features of runs of beats: single beats, the features they read missing
+    and a chance outside (0, 1] are refused, naming the key."""
     db, index = three_records
-    columns = [RR_FEATURES.index(n) for n in IRREGULAR_NAMES]
+
+    def served(chance: float, served_names: list[str], **kwargs) -> BeatWindowDataset:
+        columns = [RR_FEATURES.index(n) for n in served_names]
+        augment = Augment(**{option: chance})
+        return BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, augment=augment, **kwargs)
+
     with pytest.raises(ConfigError, match="data.run_beats >= 3"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, augment=Augment(irregular=0.5))
-    with pytest.raises(ConfigError, match="data.rr_features"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, run_beats=7, augment=Augment(irregular=0.5))
-    with pytest.raises(ConfigError, match="between 0 and 1"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7,
-                          augment=Augment(irregular=-0.1))  # fmt: skip
+        served(0.5, names)
+    with pytest.raises(ConfigError, match=needs):
+        served(0.5, lacking, run_beats=7)
+    with pytest.raises(ConfigError, match=f"data.augment.{option}=.* between 0 and 1"):
+        served(1.5, names, run_beats=7)
