@@ -136,6 +136,14 @@ the composed patient mean, stressed S Se and jκ within the tolerance; ``--ahead
         --recorded SL6IT=results/aami_ds1_cv5_relative_s_loss_long_runs_selection.json --relative-base SL6IT \
         --relative CBMS=CBMS:q10 CBMSLR=CBMSLR:q10 --current CBMS --patient-gain 0.09 --composition-gain 0.09 \
         --either-gain --ahead-on patient --out results/aami_ds1_cv5_mlii_longest_rr_template_seeds_57_59_selection.json
+
+The sixty-fourth round (CBMSPI against CBMSP: the share of record 203's N beats called S must fall by a quarter,
+the patient mean, composed patient mean, stressed S Se and jκ within the tolerance):
+
+    python benchmarks/selection_over_seeds.py --cv outputs/cv64/cv --stress outputs/cv64/stress \
+        --recorded SL6IT=results/aami_ds1_cv5_relative_s_loss_long_runs_selection.json --relative-base SL6IT \
+        --relative CBMSP=CBMSP:q10 CBMSPI=CBMSPI:q10 --current CBMSP --fewer-false-s 203 --false-s-cut 0.25 \
+        --out results/aami_ds1_cv5_mlii_fibrillation_timing_seeds_69_71_selection.json
 """
 
 from __future__ import annotations
@@ -389,9 +397,60 @@ def relative_candidate(
         info["raw"], labels, info["records"], classes, offsets, reference, pre=info["pre"]
     )
     row |= {"composed_patient_mean_se_S": round(composed, 4),
-            "composed_per_patient_se_S": {r: round(v, 4) for r, v in each.items()}}  # fmt: skip
+            "composed_per_patient_se_S": {r: round(v, 4) for r, v in each.items()},
+            "n_called_s_per_record": n_called_s(with_class_bias(probs, offsets), labels, info["records"],
+                                                classes)}  # fmt: skip
     return {"sweep": str(cv), "relative_to_records": True, "window": window, "quantile": quantile,
             "among": "longest_rr" if longest_rr else "all", "class_bias": offsets, "operating_point": row}  # fmt: skip
+
+
+def n_called_s(probs: np.ndarray, labels: np.ndarray, records: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Per record with N beats, the share of them called S (the sixty-fourth round: the cost of calling early beats
+    S in atrial fibrillation, 203 in DS1)."""
+    n, s = classes.index("N"), classes.index("S")
+    called = probs.argmax(1) == s
+    return {
+        str(r): round(float(called[(records == r) & (labels == n)].mean()), 4)
+        for r in np.unique(records)
+        if ((records == r) & (labels == n)).any()
+    }
+
+
+def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: str) -> tuple[str, list[float], str]:
+    """The sixty-fourth round: a record-relative candidate replaces ``current`` if the share of ``record``'s N beats it
+    calls S is below the current model's by at least ``cut`` of the current model's, and its patient mean and
+    composed patient mean of S Se, its stressed S Se and its jκ are each within ``PATIENT_TOLERANCE`` of the current
+    model's or above; of the qualified, the one with the lowest share. Each at its own operating point."""
+    point = {n: r["operating_point"] for n, r in rows.items() if "n_called_s_per_record" in r["operating_point"]}
+    if current not in point:
+        raise SystemExit(f"--fewer-false-s weighs record-relative models: give {current} as a --relative one")
+    if record not in point[current]["n_called_s_per_record"]:
+        raise SystemExit(f"--fewer-false-s {record}: no N beat of that record was validated")
+    tolerated = ("patient_mean_se_S", "composed_patient_mean_se_S", "stressed_se_S", "jk_index")
+    mine = point[current]
+    share = {n: p["n_called_s_per_record"][record] for n, p in point.items()}
+    qualified = [
+        n
+        for n, theirs in point.items()
+        if n != current
+        and share[n] <= (1 - cut) * share[current]
+        and all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in tolerated)
+    ]
+    others = ", ".join(
+        f"{n} {share[n]:.3f} ({', '.join(f'{k} {point[n][k] - mine[k]:+.3f}' for k in tolerated)})"
+        for n in point
+        if n != current
+    )
+    if qualified:
+        top = min(qualified, key=share.get)
+        return (
+            top,
+            point[top]["class_bias"],
+            f"{top} calls {share[top]:.3f} of {record}'s N beats S against {current}'s {share[current]:.3f} (at most "
+            f"{1 - cut:.2f} of it asked), the four measures within {PATIENT_TOLERANCE} or above: {others}",
+        )
+    why = f"{record}'s N beats called S: {current} {share[current]:.3f}; {others or 'no candidate'}"
+    return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
 
 
 def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:
@@ -752,6 +811,18 @@ def main() -> None:
         help="with --either-gain: the mean that must be ahead by the gain, all four within the tolerance (either: the "
         "thirty-third round's; patient: the fifty-second round's; composed: the fifty-seventh round's)",
     )
+    parser.add_argument(
+        "--fewer-false-s",
+        metavar="RECORD",
+        help="weigh the --relative candidates by the share of RECORD's N beats they call S (the sixty-fourth round: "
+        "203, DS1's fibrillation), the patient rule's four measures within the tolerance",
+    )
+    parser.add_argument(
+        "--false-s-cut",
+        type=float,
+        default=0.25,
+        help="with --fewer-false-s: the share must fall by at least this fraction of the current model's",
+    )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
         "--recorded",
@@ -825,7 +896,8 @@ def main() -> None:
     rows.update({name: candidate(args.cv / folder, args.stress / folder) for name, folder in folders.items()})
     references = dict(spec.split("=", 1) for spec in args.reference)
     refs = {name: candidate(args.cv / folder, args.stress / folder) for name, folder in references.items()}
-    if args.patient_gain is not None:
+    weighs_points = args.patient_gain is not None or args.fewer_false_s is not None
+    if weighs_points:
         unweighed = [name for name, row in rows.items() if name not in folders and "operating_point" not in row]
         if unweighed or args.ensembles:
             raise SystemExit(
@@ -863,7 +935,9 @@ def main() -> None:
             quantile = int(percent) / 100 if percent is not None else 0.5
             rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile, longest_rr)
     elif args.votes or args.relative:
-        raise SystemExit("--votes and --relative are weighed by the patient rule: give --patient-gain")
+        raise SystemExit(
+            "--votes and --relative are weighed by the patient rule: give --patient-gain (or --fewer-false-s)"
+        )
     for spec in args.ensembles:
         name, _, instances = spec.partition("=")
         if not instances:
@@ -883,13 +957,15 @@ def main() -> None:
     offsets = None
     if args.composition_gain is not None and args.patient_gain is None:
         raise SystemExit("--composition-gain weighs the measures of the patient rule: give --patient-gain too")
-    if args.composition_gain is not None:
+    if args.fewer_false_s is not None:
+        chosen, offsets, why = choose_by_false_s(rows, args.fewer_false_s, args.false_s_cut, args.current)
+    elif args.composition_gain is not None:
         chosen, offsets, why = choose_by_composition(
             rows, args.composition_gain, args.current, args.either_gain, args.ahead_on
         )
     elif args.patient_gain is not None:
         chosen, offsets, why = choose_by_patients(rows, args.patient_gain, args.current)
-    if args.patient_gain is not None:
+    if weighs_points:
         for name, r in shown.items():
             point = r["operating_point"]
             composed = point.get("composed_patient_mean_se_S")
@@ -903,7 +979,8 @@ def main() -> None:
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "fifty-second round" if args.ahead_on == "patient"
+            "sixty-fourth round" if args.fewer_false_s is not None
+            else "fifty-second round" if args.ahead_on == "patient"
             else "fifty-seventh round" if args.ahead_on == "composed"
             else "thirty-third round" if args.either_gain
             else "thirty-first round" if args.composition_gain is not None
@@ -918,7 +995,8 @@ def main() -> None:
                    "ensemble_gain": args.ensemble_gain, "current": args.current,
                    "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain,
                    "composition_gain": args.composition_gain, "either_gain": args.either_gain,
-                   "ahead_on": args.ahead_on}  # fmt: skip
+                   "ahead_on": args.ahead_on, "fewer_false_s": args.fewer_false_s,
+                   "false_s_cut": args.false_s_cut}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
             result["references"] = refs

@@ -479,3 +479,22 @@ def test_premature_beats_are_served_in_training_only_as_the_class_named(s_db, tm
     for name in ("N", "X"):
         with pytest.raises(ConfigError, match=f"premature_class={name}"):
             make_dm(s_db, tmp_path, augment={"premature": 0.5, "premature_class": name}, **settings).setup()
+
+
+def test_irregular_rhythm_is_served_in_training_only_and_spares_the_class_named(s_db, tmp_path):
+    """data.augment.irregular: the training runs without an S beat carry a spread-out rhythm, validation the
+    annotated one; the class whose runs are spared is premature_class's, checked by name."""
+    settings = dict(labels="aami", run_beats=6, rr_features=["log_pre_local", "local_irregularity"])
+    plain, dm = (make_dm(s_db, tmp_path, augment=a, **settings) for a in ({}, {"irregular": 1.0}))
+    plain.setup()
+    dm.setup()
+    s = list(dm.classes).index("S")
+    for which, changed in (("data_train", True), ("data_val", False)):
+        data, base = getattr(dm, which), getattr(plain, which)
+        idx = list(range(len(data)))
+        (_, rr, y), (_, rr0, _) = data.__getitems__(idx), base.__getitems__(idx)
+        spared = ((y == s) | (y < 0)).any(1)
+        torch.testing.assert_close(rr[spared], rr0[spared])
+        assert (not torch.equal(rr[~spared], rr0[~spared])) if changed else torch.equal(rr, rr0)
+    with pytest.raises(ConfigError, match="premature_class=N"):
+        make_dm(s_db, tmp_path, augment={"irregular": 0.5, "premature_class": "N"}, **settings).setup()

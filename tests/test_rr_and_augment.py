@@ -16,6 +16,7 @@ from ecg_lightning.data.rr import (
     moved_earlier,
     rr_feature_names,
     rr_features,
+    run_features,
 )
 from ecg_lightning.data.windows import Augment, BeatWindowDataset, index_beats
 from ecg_lightning.errors import ConfigError
@@ -414,14 +415,82 @@ def test_premature_leaves_an_irregular_rhythm_alone(three_records):
     torch.testing.assert_close(rrp, rr)
 
 
-def test_premature_needs_runs_and_the_local_rhythm(three_records):
+def test_run_features_read_the_intervals_given():
+    """A steady run (every RR 0.8 s): nothing premature, no spread, log RR in seconds log 0.8; a run alternating
+    0.6 s and 1.0 s: each beat's preceding and following RR as given (the beat before the run read too), its
+    successive change |log(0.6 / 1.0)| and its spread the sd of the two logs, the column order that of ``names``."""
+    names = ["log_pre_rr_s", "log_post_rr_s", "log_pre_local", "local_irregularity", "local_rr_change"]
+    steady = np.full((1, 9), 0.8)
+    alternating = np.where(np.arange(9) % 2 == 0, 0.6, 1.0)[None]
+    features = run_features(np.concatenate([steady, alternating]), names)
+    assert features.shape == (2, 8, 5)
+    np.testing.assert_allclose(features[0, :, :2], np.log(0.8), atol=1e-6)
+    np.testing.assert_allclose(features[0, :, 2:], 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.exp(features[1, :, 0]), alternating[0, :-1], rtol=1e-5)  # beat k follows interval k
+    np.testing.assert_allclose(np.exp(features[1, :, 1]), alternating[0, 1:], rtol=1e-5)
+    np.testing.assert_allclose(features[1, :, 4], abs(np.log(0.6 / 1.0)), rtol=1e-5)
+    assert np.all(np.abs(features[1, :, 3] - abs(np.log(0.6 / 1.0)) / 2) < 0.02)
+
+
+IRREGULAR_NAMES = [*PREMATURE_NAMES, "local_rr_change"]
+
+
+def irregular_runs_served(three_records, **augment):
+    """The three records' runs of 7 beats, plainly and with ``Augment(**augment)``."""
     db, index = three_records
-    columns = [RR_FEATURES.index(n) for n in PREMATURE_NAMES]
+    columns = [RR_FEATURES.index(n) for n in IRREGULAR_NAMES]
+    plain, served = (
+        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7, augment=Augment(**a))
+        for a in ({}, augment)
+    )
+    idx = list(range(len(plain)))
+    return plain.__getitems__(idx), served.__getitems__(idx)
+
+
+def test_irregular_gives_runs_without_s_beats_fibrillations_rhythm_and_keeps_their_labels(three_records):
+    (x, rr, y), (xi, rri, yi) = irregular_runs_served(three_records, irregular=1.0)
+    torch.testing.assert_close(xi, x)
+    torch.testing.assert_close(yi, y)
+    eligible = ~((y == 1) | (y < 0)).any(1)
+    assert eligible.any() and (~eligible).any()
+    torch.testing.assert_close(rri[~eligible], rr[~eligible])  # a run holding an S beat, or padded, keeps its rhythm
+    assert (rri[eligible] != rr[eligible]).any(-1).all()  # every beat of an eligible run is given new intervals
+    spread = rri[eligible][..., IRREGULAR_NAMES.index("local_irregularity")]
+    assert 0.1 < spread.median() < 0.4 and rr[eligible][..., IRREGULAR_NAMES.index("local_irregularity")].median() < 0.1
+    pre_s = IRREGULAR_NAMES.index("log_pre_rr_s")  # about the run's own heart rate: its mean RR is kept
+    ratio = rri[eligible][..., pre_s].exp().mean(1) / rr[eligible][..., pre_s].exp().mean(1)
+    assert (ratio > 0.6).all() and (ratio < 1.6).all()
+
+
+def test_irregular_leaves_a_run_given_a_premature_beat_as_premature_made_it(three_records):
+    (_, rr, y), (_, rrp, yp) = irregular_runs_served(three_records, premature=1.0)
+    _, (_, rrb, yb) = irregular_runs_served(three_records, premature=1.0, irregular=1.0)
+    torch.testing.assert_close(yb, yp)
+    given = (yp != y).any(1)
+    assert given.any()
+    torch.testing.assert_close(rrb[given], rrp[given])
+    fibrillating = ~((yp == 1) | (yp < 0)).any(1)
+    assert (rrb[fibrillating] != rrp[fibrillating]).any(-1).all()
+
+
+@pytest.mark.parametrize(
+    "option, names, lacking, needs",
+    [("premature", PREMATURE_NAMES, PREMATURE_NAMES[:1], "log_post_local"),
+     ("irregular", IRREGULAR_NAMES, [], "data.rr_features")],
+)  # fmt: skip
+def test_timing_augments_need_runs_and_their_rr_features(three_records, option, names, lacking, needs):
+    """premature and irregular change the RR features of runs of beats: single beats, the features they read missing
+    and a chance outside (0, 1] are refused, naming the key."""
+    db, index = three_records
+
+    def served(chance: float, served_names: list[str], **kwargs) -> BeatWindowDataset:
+        columns = [RR_FEATURES.index(n) for n in served_names]
+        augment = Augment(**{option: chance})
+        return BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, augment=augment, **kwargs)
+
     with pytest.raises(ConfigError, match="data.run_beats >= 3"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, augment=Augment(premature=0.5))
-    with pytest.raises(ConfigError, match="log_post_local"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns[:1], run_beats=7,
-                          augment=Augment(premature=0.5))  # fmt: skip
-    with pytest.raises(ConfigError, match="between 0 and 1"):
-        BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7,
-                          augment=Augment(premature=1.5))  # fmt: skip
+        served(0.5, names)
+    with pytest.raises(ConfigError, match=needs):
+        served(0.5, lacking, run_beats=7)
+    with pytest.raises(ConfigError, match=f"data.augment.{option}=.* between 0 and 1"):
+        served(1.5, names, run_beats=7)

@@ -103,6 +103,20 @@ def moved_earlier(
             rr[run, beat + 1, c] += longer
 
 
+def run_features(intervals_s: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """The RR features ``names`` of runs of beats whose RR intervals (seconds) are ``intervals_s`` (runs, beats + 1):
+    (runs, beats, features), each run taken as a record of beats + 2 beats, one before and one after those kept, so
+    that every kept beat has its own preceding and following RR (``Augment.irregular``). The record-normalized
+    features take the run as the record; the windowed ones are computed only when named."""
+    runs, steps = intervals_s.shape
+    fs = 1000.0  # positions in ms: rr_features reads samples
+    sample = np.cumsum(np.concatenate([np.zeros((runs, 1)), intervals_s * fs], axis=1), axis=1)
+    record = np.repeat(np.arange(runs), steps + 1)
+    wanted = [name for name in names if name in WINDOWED]
+    features = rr_features(record, sample.ravel(), fs, windowed=wanted).reshape(runs, steps + 1, -1)
+    return features[:, 1:-1, [RR_FEATURES.index(name) for name in names]]
+
+
 def check_reference(reference: str) -> str:
     if reference not in REFERENCE_BEATS and not reference.startswith(ANNOTATED):
         raise ConfigError(

@@ -20,6 +20,7 @@ from ecg_lightning.data.rr import (
     reference_mask,
     rescaled_seconds,
     rr_features,
+    run_features,
 )
 from ecg_lightning.errors import ConfigError
 
@@ -107,7 +108,10 @@ class Augment:
     dominant beat is of that class is at test time — rather than beats beside each other holding different templates;
     premature: the chance that a run of beats has one of its normal beats served as class ``premature_label`` (S) with
     its RR features as if it came earlier (``premature_runs``): a premature beat of the patient's own normal shape,
-    so that every training patient's morphology, bundle-branch blocks included, holds S beats told by their timing.
+    so that every training patient's morphology, bundle-branch blocks included, holds S beats told by their timing;
+    irregular: the chance that a run holding no beat of class ``premature_label`` has its RR intervals replaced by
+    atrial fibrillation's (``irregular_runs``), its labels kept: early beats in an irregular rhythm that are normal,
+    which a training set with few fibrillating patients (one in DS1) hardly holds.
     """
 
     jitter: int = 0
@@ -120,6 +124,7 @@ class Augment:
     swap_by_record: bool = False
     premature: float = 0.0
     premature_label: int = 1
+    irregular: float = 0.0
 
     def draws_per_record(self) -> bool:
         """Whether any draw is made once per record in a batch (the records of a batch are then listed)."""
@@ -271,6 +276,50 @@ def premature_runs(
     y[run, beat] = label
 
 
+# ``Augment.irregular``: the spread of log RR drawn per run, as in DS1's fibrillation episodes (201 and 203: the local
+# irregularity, the sd of log RR over the neighbourhood, 0.20-0.34 between quartiles)
+IRREGULAR_SIGMA = (0.15, 0.35)
+
+
+def check_irregular(chance: float, run_beats: int, names: Sequence[str]) -> None:
+    """``data.augment.irregular`` needs a chance in (0, 1], runs of at least three beats and RR features to change."""
+    if not 0 < chance <= 1:
+        raise ConfigError(f"data.augment.irregular={chance}: give a chance per run between 0 and 1")
+    if run_beats < 3 or not names:
+        raise ConfigError(
+            f"data.augment.irregular gives runs of beats an irregular rhythm in their RR features: set data.run_beats "
+            f">= 3 (now {run_beats}) and data.rr_features (now {list(names)})"
+        )
+
+
+def irregular_runs(
+    rr: torch.Tensor, y: torch.Tensor, names: Sequence[str], chance: float, label: int, rng: np.random.Generator
+) -> None:
+    """In place, for a batch of runs (rr (runs, beats, features named ``names``), y (runs, beats), -1 padding): with
+    ``chance`` per run, a whole run (no padding) holding no beat of class ``label`` gets the RR features of
+    fibrillation: each RR interval the run's mean RR times exp(sigma * z), z standard normal, sigma drawn per run from
+    ``IRREGULAR_SIGMA``, and every feature recomputed from them (``rr.run_features``); labels are kept. The run's mean
+    RR in seconds is read from ``log_pre_rr_s`` (or ``mean_rr_s``) when served, else 1 s (no feature in seconds is
+    served then). Vectorized over the runs; the draws come from ``rng`` (the batch's own generator)."""
+    runs, beats = y.shape
+    picked = rng.random(runs) < chance
+    sigma = rng.uniform(*IRREGULAR_SIGMA, runs)
+    z = rng.standard_normal((runs, beats + 1))
+    eligible = ~((y == label) | (y < 0)).any(1).numpy()
+    run = np.flatnonzero(picked & eligible)
+    if not len(run):
+        return
+    column = {name: c for c, name in enumerate(names)}
+    if "log_pre_rr_s" in column:
+        mean_rr = rr[run, :, column["log_pre_rr_s"]].exp().mean(1).numpy()
+    elif "mean_rr_s" in column:
+        mean_rr = rr[run, :, column["mean_rr_s"]].mean(1).numpy()
+    else:
+        mean_rr = np.ones(len(run))
+    intervals = mean_rr[:, None].astype(np.float64) * np.exp(sigma[run, None] * z[run])
+    rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
+
+
 def beat_templates(
     records: RecordSet,
     beats: BeatIndex,
@@ -340,6 +389,8 @@ class BeatWindowDataset(Dataset):
         self.rr_names = [RR_FEATURES[c] for c in self.rr_columns]  # the served features' names, in column order
         if augment is not None and augment.premature:
             check_premature(augment.premature, run_beats, self.rr_names)
+        if augment is not None and augment.irregular:
+            check_irregular(augment.irregular, run_beats, self.rr_names)
         self.plan_only = plan_only
         # each beat's patient: its record's rank among this dataset's records (0 .. records - 1), or None
         self.patient = np.unique(beats.record, return_inverse=True)[1].astype(np.int32) if patient_codes else None
@@ -390,6 +441,8 @@ class BeatWindowDataset(Dataset):
         y = y.masked_fill(pad, -1)
         if self.augment.premature:  # after every other draw: a recipe without it draws exactly as before
             premature_runs(inputs[1], y, self.rr_names, self.augment.premature, self.augment.premature_label, rng)
+        if self.augment.irregular:  # after it: a run given a premature beat holds an S beat and keeps its rhythm
+            irregular_runs(inputs[1], y, self.rr_names, self.augment.irregular, self.augment.premature_label, rng)
         return (*inputs, y)
 
     def _cut(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
