@@ -415,13 +415,17 @@ CHOICES = [
     ("aami_sequence_mlii_stretch", "aami_sequence_mlii",
      ("mlii_time_stretch_seeds_39_41", "mlii_time_stretch_seeds_42_44"), "CBM", "CBMS",
      [("data", ["augment"]), ("data.augment", ["stretch"]), ("model", [])]),  # the same offsets (c -5) chosen
+    ("aami_sequence_mlii_premature", "aami_sequence_mlii_stretch",
+     ("mlii_premature_timing_seeds_69_71", "mlii_premature_timing_seeds_72_74"), "CBMS", "CBMSP",
+     [("data", ["augment"]), ("data.augment", ["premature"]), ("model", ["class_bias"])]),  # c -4.5
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("experiment", "before_it", "selections", "current", "candidate", "differs"), CHOICES)
 def test_an_experiment_is_its_rounds_choice(tmp_path, experiment, before_it, selections, current, candidate, differs):
     """experiment=aami_sequence_mlii is CBM (the forty-first round: CB on MLII alone), aami_sequence_mlii_stretch is
-    CBMS (the forty-fourth: CBM with each training record's time axis stretched), each as its two selections recorded
+    CBMS (the forty-fourth: CBM with each training record's time axis stretched), aami_sequence_mlii_premature is CBMSP
+    (the sixty-third: CBMS with premature timing served to normal beats), each as its two selections recorded
     it: passing the rule against the current recipe on one seed set and chosen on a second, at the second set's
     operating point (in the combine line of its comment too); every other setting is the recipe's it changes."""
     from pathlib import Path
@@ -531,6 +535,34 @@ def test_patient_rule_takes_a_candidate_ahead_on_s_patients_only_within_the_stre
                               "SL6IT")[0] == "SL6IT"  # fmt: skip
     own_point = row(0.30, 0.38, 0.69, 0.19, point_bias=(0, -0.5, 0, 0, 0))  # its own point gains 0.11
     assert choose_by_patients({"SL6IT": own_point, "S1": collapses}, 0.1, "SL6IT")[:2] == ("SL6IT", [0, -0.5, 0, 0, 0])
+
+
+def test_false_s_rule_takes_a_candidate_a_quarter_below_on_one_records_n_beats_called_s_within_the_tolerances():
+    """The sixty-fourth round's rule: the share of a record's N beats called S must fall by the cut's fraction of
+    the current model's, and the patient mean, composed patient mean, stressed S Se and jκ stay within 0.05."""
+    choose = selection_script().choose_by_false_s
+
+    def row(share, composed=0.5, bias=(0, -5, 0, 0, 0)):
+        point = {"n_called_s_per_record": {"203": share, "100": 0.0}, "patient_mean_se_S": 0.7,
+                 "composed_patient_mean_se_S": composed, "stressed_se_S": 0.7, "jk_index": 0.75,
+                 "class_bias": list(bias)}  # fmt: skip
+        return {"operating_point": point}
+
+    current = row(0.32)
+    fewer = row(0.24, bias=(0, -4, 0, 0, 0))
+    assert choose({"P": current, "I": fewer}, "203", 0.25, "P")[:2] == ("I", [0, -4, 0, 0, 0])
+    assert choose({"P": current, "I": row(0.25)}, "203", 0.25, "P")[0] == "P"  # a fifth fewer: short of a quarter
+    assert choose({"P": current, "I": row(0.10, composed=0.44)}, "203", 0.25, "P")[0] == "P"  # composed lost 0.06
+    with pytest.raises(SystemExit, match="999"):
+        choose({"P": current, "I": row(0.1)}, "999", 0.25, "P")
+
+
+def test_n_called_s_is_each_records_share_of_its_n_beats_called_s():
+    n_called_s = selection_script().n_called_s
+    probs = np.array([[0.9, 0.1, 0, 0, 0], [0.2, 0.8, 0, 0, 0], [0.1, 0.9, 0, 0, 0], [0.3, 0.7, 0, 0, 0],
+                      [0.6, 0.4, 0, 0, 0], [0.1, 0.9, 0, 0, 0]])  # fmt: skip
+    labels, records = np.array([0, 0, 1, 0, 0, 1]), np.array(["a", "a", "a", "b", "c", "d"])
+    assert n_called_s(probs, labels, records, CLASSES) == {"a": 0.5, "b": 1.0, "c": 0.0}  # d: no N beat
 
 
 def write(sweep, num, fold, seed, s_prob, n_beats=10, setting="m=a", n_prob=0.1):
