@@ -24,11 +24,12 @@ DOMINANT_S = "232"
 # label: the results folder of the model's ensemble on DS2 (strict protocol)
 MODELS = {
     "linear floor (5 seeds)": "aami_linear_ds2_strict_ensemble5",
-    "recommended: MLII, stretch, premature timing (15)": "aami_sequence_mlii_premature_three_network_ensemble_ds2_"
+    "recommended: MLII, stretch, premature and fibrillation timing (15)": "aami_sequence_mlii_fibrillation_timing_"
+    "three_network_ensemble_ds2_strict_ensemble15",
+    "before: the same without fibrillation timing (15)": "aami_sequence_mlii_premature_three_network_ensemble_ds2_"
     "strict_ensemble15",
-    "before: the same without premature timing (15)": "aami_sequence_mlii_stretch_three_network_ensemble_ds2_"
+    "two before: without premature timing either (15)": "aami_sequence_mlii_stretch_three_network_ensemble_ds2_"
     "strict_ensemble15",
-    "two before: the same without the stretch (15)": "aami_sequence_mlii_three_network_ensemble_ds2_strict_ensemble15",
     "BeatResNet, no irregularity (15)": "aami_no_irregularity_three_network_ensemble_ds2_strict_ensemble15",
     "beat-sequence, first inputs (5 seeds)": "aami_sequence_ds2_strict_ensemble5",
 }

@@ -18,11 +18,11 @@ from ecg_lightning.config import CONFIG_DIR
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden" / "shipped_model_classes.json"
 CARD_NUMBERS = ROOT / "results" / "shipped_model_ds2.json"
-# the DS1 choice of the shipped model (docs/inter_patient.md, the sixty-third round's second seed set, 72-74: CBMSP,
-# CBMS with a normal beat per training run served as S with premature timing, the S decision relative to each
+# the DS1 choice of the shipped model (docs/inter_patient.md, the sixty-fifth round's second seed set, 72-74: CBMSPI1,
+# CBMSP with fibrillation's RR intervals in every training run without an S beat, the S decision relative to each
 # record's 10th percentile): its operating point is the shipped decision
-CHOICE = ROOT / "results" / "aami_ds1_cv5_mlii_premature_timing_seeds_72_74_selection.json"
-RECIPE, CHOSEN = "experiment=aami_sequence_mlii_premature", "CBMSP"
+CHOICE = ROOT / "results" / "aami_ds1_cv5_mlii_fibrillation_timing_every_run_seeds_72_74_selection.json"
+RECIPE, CHOSEN = "experiment=aami_sequence_mlii_fibrillation_timing", "CBMSPI1"
 
 
 def golden_recording(root: Path) -> Path:
@@ -88,8 +88,8 @@ def test_predict_without_a_checkpoint_uses_the_shipped_model(tmp_path):
 
 
 def test_the_shipped_model_is_the_recommended_recipe_with_its_ds1_choice(tmp_path):
-    """MODEL_CARD.md says the shipped model is three networks of ``aami_sequence_mlii_premature`` averaged, with the
-    decision its three-seed average chose on DS1 (sixty-third round: offsets, the S decision relative to each
+    """MODEL_CARD.md says the shipped model is three networks of ``aami_sequence_mlii_fibrillation_timing`` averaged,
+    with the decision its three-seed average chose on DS1 (sixty-fifth round: offsets, the S decision relative to each
     record's 10th percentile): its saved settings (inputs, each member's network, loss weights, decision) are what
     that experiment composes now and what the choice recorded — changing that recipe or the choice without shipping
     a model of it fails here."""
