@@ -571,6 +571,31 @@ def test_n_called_s_is_each_records_share_of_its_n_beats_called_s():
     assert n_called_s(probs, labels, records, CLASSES) == {"a": 0.5, "b": 1.0, "c": 0.0}  # d: no N beat
 
 
+def test_s_beats_by_rhythm_counts_s_beats_in_an_irregular_rhythm_once_per_record(tmp_path, monkeypatch):
+    """benchmarks/s_beats_by_rhythm.py: record "reg" beats every 300 samples, with two S beats; record "af" has the
+    RR of fibrillation (log RR spread 0.6), its S beats above both cuts; "pause" is regular with every fifth RR
+    tripled (pauses), its S beat irregular by the spread alone. A record in two files (two seeds' runs) counts once."""
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parents[1] / "benchmarks"))  # its `from common import emit`
+    script = selection_script("s_beats_by_rhythm")
+    rng = np.random.default_rng(0)
+    regular = np.arange(60) * 300
+    fibrillation = np.cumsum(np.round(300 * np.exp(0.6 * rng.standard_normal(60)))).astype(int)
+    paused = np.cumsum(np.where(np.arange(60) % 5 == 0, 900, 300))
+    records = np.repeat(["reg", "af", "pause"], 60)
+    samples = np.r_[regular, fibrillation, paused]
+    labels = np.zeros(180, int)
+    labels[[30, 31, 90, 100, 150]] = 1  # two S beats in reg, two in af, one in pause
+    for seed in (0, 1):
+        np.savez(tmp_path / f"{seed}_val_predictions.npz", record=records, sample=samples, labels=labels,
+                 probs=np.zeros((180, 5)), classes=np.array(CLASSES))  # fmt: skip
+    got = script.irregular_s_beats(*script.read([tmp_path])[:3], s_index=1)
+    assert got == {"af": {"S": 2, "local_irregularity": 2, "local_rr_change": 2},
+                   "pause": {"S": 1, "local_irregularity": 1, "local_rr_change": 0},
+                   "reg": {"S": 2, "local_irregularity": 0, "local_rr_change": 0}}  # fmt: skip
+    with pytest.raises(SystemExit, match="no predictions.npz"):
+        script.read([tmp_path / "missing"])
+
+
 def write(sweep, num, fold, seed, s_prob, n_beats=10, setting="m=a", n_prob=0.1):
     """One job of a made-up cross-validation sweep, laid out as Hydra writes it: fold ``fold``'s record r<fold>
     holds 10 S beats given S probability ``s_prob`` and ``n_beats`` N beats given ``n_prob``."""
