@@ -193,6 +193,11 @@ def fit_and_test(cfg: DictConfig) -> dict[str, float]:
             f"data.reference_beats={reference} reads the annotations: a diagnostic for "
             "python -m ecg_lightning.evaluate (side=val), not for training"
         )
+    if cfg.data.get("pause_stress"):  # a stress of the rhythm a model is evaluated on, not one to learn
+        raise ConfigError(
+            f"data.pause_stress={cfg.data.pause_stress} is a stress for python -m ecg_lightning.evaluate (side=val), "
+            "not for training: leave it 0"
+        )
     if cfg.model.get("net", {}).get("template_difference") and not cfg.data.get("templates"):
         raise ConfigError(  # the net would read a second lead as the first one's template
             "model.net.template_difference=true reads each beat against its record's template: set data.templates=true"

@@ -498,3 +498,21 @@ def test_irregular_rhythm_is_served_in_training_only_and_spares_the_class_named(
         assert (not torch.equal(rr[~spared], rr0[~spared])) if changed else torch.equal(rr, rr0)
     with pytest.raises(ConfigError, match="premature_class=N"):
         make_dm(s_db, tmp_path, augment={"irregular": 0.5, "premature_class": "N"}, **settings).setup()
+
+
+def test_the_pause_stress_changes_the_rhythm_features_not_the_windows(s_db, tmp_path):
+    """data.pause_stress (an evaluation stress): the beats and their windows are the same, the local irregularity of
+    the rhythm they are read in rises around the pauses; a factor of 1 or less, or no RR features, is refused."""
+    from ecg_lightning.data.rr import RR_FEATURES
+
+    settings = dict(labels="aami", rr_features=["log_pre_local", "local_irregularity"])
+    plain, stressed = (make_dm(s_db, tmp_path, pause_stress=f, **settings) for f in (0.0, 2.5))
+    plain.setup()
+    stressed.setup()
+    np.testing.assert_array_equal(plain.beats.sample, stressed.beats.sample)
+    np.testing.assert_array_equal(plain.beats.label, stressed.beats.label)
+    column = RR_FEATURES.index("local_irregularity")
+    assert np.median(stressed.beats.rr[:, column]) > np.median(plain.beats.rr[:, column]) + 0.1
+    for factor, more in ((1.0, settings), (2.5, dict(labels="aami"))):
+        with pytest.raises(ConfigError, match="data.pause_stress"):
+            make_dm(s_db, tmp_path, pause_stress=factor, **more)

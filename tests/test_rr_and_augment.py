@@ -494,3 +494,21 @@ def test_timing_augments_need_runs_and_their_rr_features(three_records, option, 
         served(0.5, lacking, run_beats=7)
     with pytest.raises(ConfigError, match=f"data.augment.{option}=.* between 0 and 1"):
         served(1.5, names, run_beats=7)
+
+
+def test_paused_timing_puts_a_pause_before_every_fourth_normal_beat_after_a_normal_beat():
+    """rr.paused_timing: record "a" beats every 100 samples; its eligible beats (normal, after a normal beat, not the
+    record's first) are 1, 2, 3, 4, ...: beat 4's RR becomes 300 and every later beat moves on by 200, then beat 8's;
+    the S beat at 10 and beat 11 after it are not eligible, so the twelfth eligible beat is 14. Record "b" counts
+    afresh."""
+    from ecg_lightning.data.rr import paused_timing
+
+    record = np.r_[np.zeros(16, int), np.ones(6, int)]
+    sample = np.r_[np.arange(16) * 100, np.arange(6) * 100]
+    normal = np.ones(22, bool)
+    normal[10] = False
+    timing = paused_timing(record, sample, normal, 3.0)
+    rr_a = np.diff(timing[:16])
+    assert rr_a.tolist() == [100, 100, 100, 300, 100, 100, 100, 300, 100, 100, 100, 100, 100, 300, 100]
+    assert timing[16:].tolist() == [0, 100, 200, 300, 600, 700]  # b's 4th eligible beat: index 4
+    assert np.array_equal(paused_timing(record, sample, normal, 1.0), sample)  # factor 1: no pause

@@ -83,6 +83,16 @@ def test_predict_gives_each_beat_the_probabilities_evaluate_gives_it(setup, tiny
         assert reference == scored["label"][mine].tolist()
 
 
+def test_training_refuses_the_pause_stress(tiny_db, tmp_path):
+    """data.pause_stress stresses the rhythm a model is evaluated on; a model trained on it would learn the stress."""
+    from ecg_lightning.errors import ConfigError
+
+    overrides = [*train_overrides(tiny_db, tmp_path), *QUICK, "experiment=aami_ds1ds2", "data.pause_stress=2.5"]
+    with pytest.raises(ConfigError, match="data.pause_stress=2.5 is a stress for python -m ecg_lightning.evaluate"):
+        train(compose_config("train", tmp_path / "run", overrides))
+    HydraConfig.instance().cfg = None
+
+
 def test_the_dominant_s_stress_test_changes_only_records_with_enough_s_beats(tiny_db, tmp_path):
     """``evaluate data.reference_beats=annotated_S`` (the stress test, docs/inter_patient.md): the template and the
     record-normalized RR of a record with at least 5 S beats come from its S beats, so its beats get other

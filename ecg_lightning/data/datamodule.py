@@ -68,6 +68,9 @@ class BeatDataModule(L.LightningDataModule):
         reference_beats: which of a record's beats stand for its normal beat — its template and the RR that the
             record-normalized RR features divide by: "all", or "longest_rr" (the fifth with the longest preceding
             RR, so a patient whose most frequent beat is premature still has a normal reference).
+        pause_stress: an evaluation stress (0: off): the RR features computed as if every fourth normal beat after
+            a normal beat came after a pause, its RR this factor times the one before (``rr.paused_timing``): S
+            beats between sinus pauses, which DS1's S patients lack (docs/inter_patient.md, sixty-fifth round).
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise, template_swap, stretch,
@@ -119,6 +122,7 @@ class BeatDataModule(L.LightningDataModule):
         pad_edges: bool = False,
         templates: bool = False,
         reference_beats: str = "all",
+        pause_stress: float = 0.0,
         rr_features: bool | Sequence[str] | None = False,
         augment: dict | None = None,
         labels: str = "study",
@@ -172,6 +176,11 @@ class BeatDataModule(L.LightningDataModule):
         if both:
             raise ConfigError(f"{both} in both data.databases and data.test_databases; a test database is unseen")
         check_reference(reference_beats)
+        if pause_stress and (pause_stress <= 1 or not rr_features):
+            raise ConfigError(
+                f"data.pause_stress={pause_stress}: give a factor above 1 (a pause's RR against the one before it; 0: "
+                "off) for a model that reads RR features (data.rr_features)"
+            )
         swap = float((augment or {}).get("template_swap", 0.0))
         if not 0 <= swap <= 1:
             raise ConfigError(f"data.augment.template_swap={swap}: must be a probability in [0, 1]")
@@ -279,7 +288,14 @@ class BeatDataModule(L.LightningDataModule):
         reference = hp.reference_beats
         reference_class = self._reference_class(reference)
         self.beats = index_beats(
-            self.records, labels, self.half_width, hp.pad_edges, self.rr_columns, reference, reference_class
+            self.records,
+            labels,
+            self.half_width,
+            hp.pad_edges,
+            self.rr_columns,
+            reference,
+            reference_class,
+            float(hp.pause_stress),
         )
         self.templates = (
             beat_templates(

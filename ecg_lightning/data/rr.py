@@ -149,6 +149,28 @@ def pre_post_rr(record: np.ndarray, sample: np.ndarray, fs: float) -> tuple[np.n
     return pre, post
 
 
+# ``data.pause_stress``: every PAUSE_EVERY-th normal beat that follows a normal beat has its preceding RR stretched
+PAUSE_EVERY = 4
+
+
+def paused_timing(record: np.ndarray, sample: np.ndarray, normal: np.ndarray, factor: float,
+                  every: int = PAUSE_EVERY) -> np.ndarray:  # fmt: skip
+    """The beats' positions as if every ``every``-th normal beat that follows a normal beat (``normal``: a bool per
+    beat) came after a pause, its preceding RR ``factor`` times as long, each later beat of the record moved on by
+    as much (beats sorted by record, then sample): the timing the RR features are computed from under the pause
+    stress (``data.pause_stress``), the windows staying where the beats are. A rhythm broken by pauses raises
+    ``local_irregularity`` around every beat near one, as in a record with sinus pauses between its S beats."""
+    first = np.r_[True, record[1:] != record[:-1]]
+    pre, _ = pre_post_rr(record, sample, 1.0)
+    eligible = normal & np.r_[False, normal[:-1]] & ~first
+    groups = np.cumsum(first) - 1
+    counted = np.cumsum(eligible)
+    rank = counted - np.r_[0, counted][np.flatnonzero(first)][groups]  # eligible beats so far in the record
+    extra = np.where(eligible & (rank % every == 0), (factor - 1) * pre, 0.0)
+    moved = np.cumsum(extra)
+    return sample + moved - np.r_[0.0, moved][np.flatnonzero(first)][groups]
+
+
 def enough_annotated(record: np.ndarray, annotated: np.ndarray, n_records: int = 0) -> np.ndarray:
     """Per record index, whether at least ``MIN_ANNOTATED`` of its beats are ``annotated`` (a bool mask per beat):
     the records that get a reference or template of that class (the stress test, the template swap)."""

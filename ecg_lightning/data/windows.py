@@ -16,6 +16,7 @@ from ecg_lightning.data.rr import (
     RR_FEATURES,
     enough_annotated,
     moved_earlier,
+    paused_timing,
     pre_post_rr,
     reference_mask,
     rescaled_seconds,
@@ -50,6 +51,7 @@ def index_beats(
     rr: bool | Sequence[int] = True,
     reference: str = "all",
     reference_class: int | None = None,
+    pause_stress: float = 0.0,
 ) -> BeatIndex:
     """Keep labelled beats with ``half_width`` samples of signal on each side (a beat too near an edge is dropped),
     or, with ``pad_edges``, every labelled beat inside its record (its window is zero-padded at the edge).
@@ -59,15 +61,20 @@ def index_beats(
     the served columns (``rr.rr_columns``) the costly windowed ones (``rr.WINDOWED``) are computed only if served
     (else NaN).
     ``reference``: the record's beats whose RR the record-normalized features divide by (``rr.REFERENCE_BEATS``);
-    ``reference_class``: the class index an ``annotated_<class>`` reference takes (evaluation only).
+    ``reference_class``: the class index an ``annotated_<class>`` reference takes (evaluation only);
+    ``pause_stress``: a factor > 1 computes the RR features from ``rr.paused_timing`` (pauses before some beats of
+    the first class, the normal one; evaluation only), 0 from the beats' own positions.
     """
     is_beat = labels != DROPPED
     served = rr if isinstance(rr, bool) else len(rr) > 0
     features = np.zeros((len(labels), len(RR_FEATURES) if served else 0), dtype=np.float32)
     if served:
+        timing = records.ann_sample[is_beat]
+        if pause_stress:
+            timing = paused_timing(records.ann_record[is_beat], timing, labels[is_beat] == 0, pause_stress)
         features[is_beat] = rr_features(
             records.ann_record[is_beat],
-            records.ann_sample[is_beat],
+            timing,
             records.fs,
             reference=reference,
             annotated=None if reference_class is None else labels[is_beat] == reference_class,
