@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 from common import emit  # benchmarks/common.py (scripts run from the repo root)
 
+from ecg_lightning.aggregate import load_predictions
+from ecg_lightning.callbacks import VAL_PREDICTIONS
 from ecg_lightning.data.rr import RR_FEATURES, rr_features
+from ecg_lightning.evaluate import PREDICTIONS
 
 # the lower quartile of each feature over the N beats of DS1's fibrillation patient 203 (the strict protocol's only
 # one), in its cross-validation (CBMSP, seeds 72-74): a beat above it is in a rhythm as irregular as most of 203's
@@ -28,27 +31,25 @@ CUTS = {"local_irregularity": 0.294, "local_rr_change": 0.243}
 
 
 def read(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Records, samples and labels of every beat in ``paths`` (files, or folders searched for predictions files; a
+    """Records, samples and labels of every beat in ``paths`` (predictions files, or folders searched for them; a
     record validated by several runs of one fold counted once), with the files' class names."""
-    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*predictions.npz")))]
+    found = (sorted([*p.rglob(VAL_PREDICTIONS), *p.rglob(PREDICTIONS)]) for p in paths if not p.is_file())
+    files = [p for p in paths if p.is_file()] + [f for group in found for f in group]
     if not files:
-        raise SystemExit(f"{[str(p) for p in paths]}: no predictions.npz or val_predictions.npz found")
-    seen, records, samples, labels, classes = set(), [], [], [], None
+        raise SystemExit(f"{[str(p) for p in paths]}: no {PREDICTIONS} or {VAL_PREDICTIONS} found")
+    seen, records, samples, labels, classes = set(), [], [], [], []
     for f in files:
-        z = np.load(f, allow_pickle=False)
-        if classes is None:
-            classes = [str(c) for c in z["classes"]]
-        if "sample" not in z.files:
+        part = load_predictions(f)
+        classes = classes or [str(c) for c in part["classes"]]
+        if "sample" not in part:
             raise SystemExit(f"{f}: holds no beat samples (predictions written before they were saved)")
-        record, label = z["record"].astype(str), z["label" if "label" in z.files else "labels"]
-        for name in np.unique(record):
-            if name in seen:  # the same record validated by another seed's run
-                continue
+        record = part["record"].astype(str)
+        for name in sorted(set(record) - seen):  # a record another seed's run validated is counted once
             seen.add(name)
             mine = record == name
             records.append(record[mine])
-            samples.append(z["sample"][mine])
-            labels.append(label[mine])
+            samples.append(part["sample"][mine])
+            labels.append(part["labels"][mine])
     order = np.lexsort((np.concatenate(samples), np.concatenate(records)))
     return np.concatenate(records)[order], np.concatenate(samples)[order], np.concatenate(labels)[order], classes
 
@@ -58,7 +59,7 @@ def irregular_s_beats(records: np.ndarray, samples: np.ndarray, labels: np.ndarr
     """Per record holding S beats: its S beats, and how many of them are above each feature's cut."""
     _, codes = np.unique(records, return_inverse=True)
     names = list(cuts)
-    features = rr_features(codes, samples, 1.0, windowed=[n for n in names if n == "local_rr_change"])
+    features = rr_features(codes, samples, 1.0, windowed=names)  # the windowed ones among them computed too
     columns = {n: features[:, RR_FEATURES.index(n)] for n in names}
     out = {}
     for name in np.unique(records[labels == s_index]):

@@ -586,7 +586,8 @@ def test_s_beats_by_rhythm_counts_s_beats_in_an_irregular_rhythm_once_per_record
     labels = np.zeros(180, int)
     labels[[30, 31, 90, 100, 150]] = 1  # two S beats in reg, two in af, one in pause
     for seed in (0, 1):
-        np.savez(tmp_path / f"{seed}_val_predictions.npz", record=records, sample=samples, labels=labels,
+        (tmp_path / str(seed)).mkdir()
+        np.savez(tmp_path / str(seed) / "val_predictions.npz", record=records, sample=samples, labels=labels,
                  probs=np.zeros((180, 5)), classes=np.array(CLASSES))  # fmt: skip
     got = script.irregular_s_beats(*script.read([tmp_path])[:3], s_index=1)
     assert got == {"af": {"S": 2, "local_irregularity": 2, "local_rr_change": 2},

@@ -161,14 +161,16 @@ def paused_timing(record: np.ndarray, sample: np.ndarray, normal: np.ndarray, fa
     stress (``data.pause_stress``), the windows staying where the beats are. A rhythm broken by pauses raises
     ``local_irregularity`` around every beat near one, as in a record with sinus pauses between its S beats."""
     first = np.r_[True, record[1:] != record[:-1]]
+    start = np.flatnonzero(first)[np.cumsum(first) - 1]  # each beat's record's first beat
+
+    def so_far(values: np.ndarray) -> np.ndarray:  # the running sum within each record
+        total = np.cumsum(values)
+        return total - np.r_[0, total][start]
+
     pre, _ = pre_post_rr(record, sample, 1.0)
     eligible = normal & np.r_[False, normal[:-1]] & ~first
-    groups = np.cumsum(first) - 1
-    counted = np.cumsum(eligible)
-    rank = counted - np.r_[0, counted][np.flatnonzero(first)][groups]  # eligible beats so far in the record
-    extra = np.where(eligible & (rank % every == 0), (factor - 1) * pre, 0.0)
-    moved = np.cumsum(extra)
-    return sample + moved - np.r_[0.0, moved][np.flatnonzero(first)][groups]
+    paused = eligible & (so_far(eligible) % every == 0)
+    return sample + so_far(np.where(paused, (factor - 1) * pre, 0.0))
 
 
 def enough_annotated(record: np.ndarray, annotated: np.ndarray, n_records: int = 0) -> np.ndarray:
