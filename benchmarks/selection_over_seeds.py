@@ -453,6 +453,51 @@ def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: s
     return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
 
 
+def choose_by_pauses(
+    rows: dict[str, dict], record: str, gain: float, ceiling: float, current: str
+) -> tuple[str, list[float], str]:
+    """The sixty-sixth round: a record-relative candidate replaces ``current`` if its S Se under the pause stress
+    (``pause_stressed_se_S``, ``--pause-stress``) is above the current model's by at least ``gain``, the share of
+    ``record``'s N beats it calls S is at most ``1 + ceiling`` times the current model's (the fibrillation gain kept),
+    and its patient mean and composed patient mean of S Se, its S Se under the dominant-S stress and its jκ are each
+    within ``PATIENT_TOLERANCE`` of the current model's or above; of the qualified, the one with the highest S Se under
+    the pauses. Each at its own operating point."""
+    point = {n: r["operating_point"] for n, r in rows.items() if "pause_stressed_se_S" in r["operating_point"]}
+    if current not in point:
+        raise SystemExit(f"--pause-gain weighs record-relative models under --pause-stress: give {current} as one")
+    if record not in point[current]["n_called_s_per_record"]:
+        raise SystemExit(f"--fewer-false-s {record}: no N beat of that record was validated")
+    tolerated = ("patient_mean_se_S", "composed_patient_mean_se_S", "stressed_se_S", "jk_index")
+    mine = point[current]
+    paused = {n: p["pause_stressed_se_S"] for n, p in point.items()}
+    share = {n: p["n_called_s_per_record"][record] for n, p in point.items()}
+    qualified = [
+        n
+        for n, theirs in point.items()
+        if n != current
+        and paused[n] >= paused[current] + gain
+        and share[n] <= (1 + ceiling) * share[current]
+        and all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in tolerated)
+    ]
+    others = ", ".join(
+        f"{n} under pauses {paused[n]:.3f}, {record}'s N called S {share[n]:.3f} "
+        f"({', '.join(f'{k} {point[n][k] - mine[k]:+.3f}' for k in tolerated)})"
+        for n in point
+        if n != current
+    )
+    mine_text = f"{current} under pauses {paused[current]:.3f}, {record}'s N called S {share[current]:.3f}"
+    if qualified:
+        top = max(qualified, key=paused.get)
+        return (
+            top,
+            point[top]["class_bias"],
+            f"{top} finds more S beats under the pauses by at least {gain}, calls at most {1 + ceiling:.2f} times as "
+            f"many of {record}'s N beats S, the four measures within {PATIENT_TOLERANCE} or above: {mine_text}; "
+            f"{others}",
+        )
+    return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {mine_text}; {others or 'none'}"
+
+
 def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:
     """An ensemble candidate's row from its instances' pooled metrics (instances in the place of seeds): each
     instance's figures, their mean ± sd, and the retention under the stress test. Every instance scores the same
@@ -823,6 +868,24 @@ def main() -> None:
         default=0.25,
         help="with --fewer-false-s: the share must fall by at least this fraction of the current model's",
     )
+    parser.add_argument(
+        "--pause-stress",
+        type=Path,
+        help="the --relative candidates' sweeps re-scored under data.pause_stress (the sixty-sixth round): adds each "
+        "one's S Se under the pauses at its operating point",
+    )
+    parser.add_argument(
+        "--pause-gain",
+        type=float,
+        help="with --pause-stress and --fewer-false-s: the S Se under the pauses must rise by this much (the "
+        "sixty-sixth round: 0.05), the record's N beats called S stay within --false-s-ceiling",
+    )
+    parser.add_argument(
+        "--false-s-ceiling",
+        type=float,
+        default=0.25,
+        help="with --pause-gain: the share of the record's N beats called S may rise by at most this fraction",
+    )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
         "--recorded",
@@ -872,6 +935,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="write the table and the choice as JSON here")
     args = parser.parse_args()
+    if args.pause_gain is not None and (args.pause_stress is None or args.fewer_false_s is None):
+        raise SystemExit("--pause-gain weighs the S Se under --pause-stress beside --fewer-false-s's record: give both")
     if args.either_gain and args.composition_gain is None:
         raise SystemExit("--either-gain weighs the composition rule's measures: give --composition-gain too")
     if args.ahead_on != "either" and not args.either_gain:
@@ -934,6 +999,10 @@ def main() -> None:
             window = int(after) if colon and percent is None else None
             quantile = int(percent) / 100 if percent is not None else 0.5
             rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile, longest_rr)
+            if args.pause_stress is not None:  # the same operating point (chosen on the unstressed folds)
+                paused = relative_candidate(args.cv / folder, args.pause_stress / folder, base, window, quantile,
+                                            longest_rr)["operating_point"]  # fmt: skip
+                rows[name]["operating_point"]["pause_stressed_se_S"] = paused["stressed_se_S"]
     elif args.votes or args.relative:
         raise SystemExit(
             "--votes and --relative are weighed by the patient rule: give --patient-gain (or --fewer-false-s)"
@@ -957,7 +1026,11 @@ def main() -> None:
     offsets = None
     if args.composition_gain is not None and args.patient_gain is None:
         raise SystemExit("--composition-gain weighs the measures of the patient rule: give --patient-gain too")
-    if args.fewer_false_s is not None:
+    if args.pause_gain is not None:
+        chosen, offsets, why = choose_by_pauses(
+            rows, args.fewer_false_s, args.pause_gain, args.false_s_ceiling, args.current
+        )
+    elif args.fewer_false_s is not None:
         chosen, offsets, why = choose_by_false_s(rows, args.fewer_false_s, args.false_s_cut, args.current)
     elif args.composition_gain is not None:
         chosen, offsets, why = choose_by_composition(
@@ -970,6 +1043,8 @@ def main() -> None:
             point = r["operating_point"]
             composed = point.get("composed_patient_mean_se_S")
             extra = "" if composed is None else f", composed {composed:.3f} ({point['composed_per_patient_se_S']})"
+            if "pause_stressed_se_S" in point:
+                extra += f", under pauses {point['pause_stressed_se_S']:.3f}"
             print(f"{name} at {point['class_bias']}: patient mean S Se {point['patient_mean_se_S']:.3f} "
                   f"({point['per_patient_se_S']}), S {point['se_S']:.3f} / {point['ppv_S']:.3f}, "
                   f"stressed {point['stressed_se_S']:.3f}, jκ {point['jk_index']:.3f}{extra}")  # fmt: skip
@@ -979,7 +1054,8 @@ def main() -> None:
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "sixty-fourth round" if args.fewer_false_s is not None
+            "sixty-sixth round" if args.pause_gain is not None
+            else "sixty-fourth round" if args.fewer_false_s is not None
             else "fifty-second round" if args.ahead_on == "patient"
             else "fifty-seventh round" if args.ahead_on == "composed"
             else "thirty-third round" if args.either_gain
@@ -996,7 +1072,8 @@ def main() -> None:
                    "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain,
                    "composition_gain": args.composition_gain, "either_gain": args.either_gain,
                    "ahead_on": args.ahead_on, "fewer_false_s": args.fewer_false_s,
-                   "false_s_cut": args.false_s_cut}  # fmt: skip
+                   "false_s_cut": args.false_s_cut, "pause_stress": str(args.pause_stress or ""),
+                   "pause_gain": args.pause_gain, "false_s_ceiling": args.false_s_ceiling}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
             result["references"] = refs

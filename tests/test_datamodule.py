@@ -481,6 +481,23 @@ def test_premature_beats_are_served_in_training_only_as_the_class_named(s_db, tm
             make_dm(s_db, tmp_path, augment={"premature": 0.5, "premature_class": name}, **settings).setup()
 
 
+def test_pauses_are_served_in_training_only(s_db, tmp_path):
+    """data.augment.pauses: training runs carry a rhythm broken by pauses (their RR in seconds changed, their labels
+    not), validation the annotated one; without the RR in seconds the key is refused by name."""
+    settings = dict(labels="aami", run_beats=6, rr_features=["log_pre_local", "log_pre_rr_s", "log_post_rr_s"])
+    plain, dm = (make_dm(s_db, tmp_path, augment=a, **settings) for a in ({}, {"pauses": 1.0}))
+    plain.setup()
+    dm.setup()
+    for which, changed in (("data_train", True), ("data_val", False)):
+        data, base = getattr(dm, which), getattr(plain, which)
+        idx = list(range(len(data)))
+        (_, rr, y), (_, rr0, y0) = data.__getitems__(idx), base.__getitems__(idx)
+        assert torch.equal(y, y0)
+        assert (not torch.equal(rr, rr0)) if changed else torch.equal(rr, rr0)
+    with pytest.raises(ConfigError, match="data.augment.pauses.*log_post_rr_s"):
+        make_dm(s_db, tmp_path, augment={"pauses": 0.5}, **{**settings, "rr_features": ["log_pre_rr_s"]}).setup()
+
+
 def test_irregular_rhythm_is_served_in_training_only_and_spares_the_class_named(s_db, tmp_path):
     """data.augment.irregular: the training runs without an S beat carry a spread-out rhythm, validation the
     annotated one; the class whose runs are spared is premature_class's, checked by name."""

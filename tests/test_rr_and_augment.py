@@ -473,14 +473,39 @@ def test_irregular_leaves_a_run_given_a_premature_beat_as_premature_made_it(thre
     assert (rrb[fibrillating] != rrp[fibrillating]).any(-1).all()
 
 
+def test_pauses_lengthen_some_intervals_of_a_run_but_never_the_one_before_an_s_beat(three_records):
+    """Augment.pauses: every whole run's intervals (read back from the RR features in seconds) are kept or made
+    1.5-3 times as long, one factor per run; the interval before an S beat is kept; windows, labels and padded runs
+    are untouched, and the spread of log RR around the beats rises."""
+    (x, rr, y), (xp, rrp, yp) = irregular_runs_served(three_records, pauses=1.0)
+    torch.testing.assert_close(xp, x)
+    torch.testing.assert_close(yp, y)
+    padded = (y < 0).any(1)
+    assert padded.any() and (~padded).sum() >= 2
+    torch.testing.assert_close(rrp[padded], rr[padded])
+    pre_s = IRREGULAR_NAMES.index("log_pre_rr_s")
+    ratio = (rrp[~padded][..., pre_s] - rr[~padded][..., pre_s]).exp()  # each beat's preceding interval, after/before
+    lengthened = (ratio - 1).abs() > 1e-3
+    assert lengthened.any(1).float().mean() > 0.6 and (~lengthened).any(1).all()  # a quarter of the intervals
+    assert ((ratio[lengthened] > 1.5 - 1e-3) & (ratio[lengthened] < 3 + 1e-3)).all()
+    for run_ratio, hit in zip(ratio, lengthened):
+        if hit.any():
+            torch.testing.assert_close(run_ratio[hit], run_ratio[hit][:1].expand(int(hit.sum())), rtol=1e-3, atol=0)
+    s_beat = y[~padded] == 1
+    assert s_beat.any() and not lengthened[s_beat].any()
+    spread = IRREGULAR_NAMES.index("local_irregularity")
+    assert rrp[~padded][..., spread].mean() > rr[~padded][..., spread].mean() + 0.05
+
+
 @pytest.mark.parametrize(
     "option, names, lacking, needs",
     [("premature", PREMATURE_NAMES, PREMATURE_NAMES[:1], "log_post_local"),
-     ("irregular", IRREGULAR_NAMES, [], "data.rr_features")],
+     ("irregular", IRREGULAR_NAMES, [], "data.rr_features"),
+     ("pauses", IRREGULAR_NAMES, PREMATURE_NAMES[:4], "log_post_rr_s")],
 )  # fmt: skip
 def test_timing_augments_need_runs_and_their_rr_features(three_records, option, names, lacking, needs):
-    """premature and irregular change the RR features of runs of beats: single beats, the features they read missing
-    and a chance outside (0, 1] are refused, naming the key."""
+    """premature, irregular and pauses change the RR features of runs of beats: single beats, the features they read
+    missing and a chance outside (0, 1] are refused, naming the key."""
     db, index = three_records
 
     def served(chance: float, served_names: list[str], **kwargs) -> BeatWindowDataset:

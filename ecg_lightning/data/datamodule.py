@@ -74,10 +74,11 @@ class BeatDataModule(L.LightningDataModule):
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise, template_swap, stretch,
-            record_scale, rr_scale, swap_by_record, premature, irregular (see windows.Augment), swap_class: the class
-            whose annotated beats make a training record's swap template (default "S"; records with fewer than
-            rr.MIN_ANNOTATED of them keep their own template) and premature_class: the class a normal beat served early
-            takes, and whose beats keep a run's rhythm as it is under irregular (default "S").
+            record_scale, rr_scale, swap_by_record, premature, irregular, pauses (see windows.Augment), swap_class:
+            the class whose annotated beats make a training record's swap template (default "S"; records with fewer
+            than rr.MIN_ANNOTATED of them keep their own template) and premature_class: the class a normal beat served
+            early takes, whose beats keep a run's rhythm under irregular and their early timing under pauses (default
+            "S").
         labels, label_sets: the label set to use, by name, among ``label_sets`` (class name -> annotation
             symbols, in class order, the normal class first); symbols in no class are not beats.
         split: "seed" (the study's record split), "patient" (same, grouping records by subject), "kfold", or
@@ -393,7 +394,7 @@ class BeatDataModule(L.LightningDataModule):
         spec = dict(self.hparams.augment or {})
         spec.pop("swap_class", None)  # read by _add_swap_templates
         premature_class = str(spec.pop("premature_class", "S"))
-        if spec.get("premature") or spec.get("irregular"):
+        if spec.get("premature") or spec.get("irregular") or spec.get("pauses"):
             if premature_class not in list(self.classes)[1:]:
                 raise ConfigError(
                     f"data.augment.premature_class={premature_class}: choose an abnormal class of {list(self.classes)}"

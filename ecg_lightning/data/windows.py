@@ -118,7 +118,11 @@ class Augment:
     so that every training patient's morphology, bundle-branch blocks included, holds S beats told by their timing;
     irregular: the chance that a run holding no beat of class ``premature_label`` has its RR intervals replaced by
     atrial fibrillation's (``irregular_runs``), its labels kept: early beats in an irregular rhythm that are normal,
-    which a training set with few fibrillating patients (one in DS1) hardly holds.
+    which a training set with few fibrillating patients (one in DS1) hardly holds;
+    pauses: the chance that a run has pauses put into its rhythm (``pause_runs``; after premature and irregular):
+    beats of class ``premature_label`` between pauses, as in a patient with blocked atrial premature beats or sinus
+    pauses (DS2's 232), which none of DS1's S patients is, so that a rhythm whose spread comes from pauses is not read
+    as fibrillation's.
     """
 
     jitter: int = 0
@@ -132,6 +136,7 @@ class Augment:
     premature: float = 0.0
     premature_label: int = 1
     irregular: float = 0.0
+    pauses: float = 0.0
 
     def draws_per_record(self) -> bool:
         """Whether any draw is made once per record in a batch (the records of a batch are then listed)."""
@@ -327,6 +332,50 @@ def irregular_runs(
     rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
 
 
+# ``Augment.pauses``: in a run given pauses, each interval before a beat not of the spared class (and the one after
+# its last beat) becomes a pause with this chance, this many times as long (drawn per run): sinus pauses and the
+# pauses after blocked atrial premature beats are 1.5-3 times the RR before them
+PAUSE_SHARE = 0.25
+PAUSE_FACTOR = (1.5, 3.0)
+SECONDS_PAIR = ("log_pre_rr_s", "log_post_rr_s")
+
+
+def check_pauses(chance: float, run_beats: int, names: Sequence[str]) -> None:
+    """``data.augment.pauses`` needs a chance in (0, 1], runs of at least three beats and the two RR features in
+    seconds it reads a run's intervals from."""
+    if not 0 < chance <= 1:
+        raise ConfigError(f"data.augment.pauses={chance}: give a chance per run between 0 and 1")
+    missing = [name for name in SECONDS_PAIR if name not in names]
+    if run_beats < 3 or missing:
+        raise ConfigError(
+            f"data.augment.pauses puts pauses into runs of beats, read from their RR intervals in seconds: set "
+            f"data.run_beats >= 3 (now {run_beats}) and add {missing or 'nothing'} to data.rr_features"
+        )
+
+
+def pause_runs(
+    rr: torch.Tensor, y: torch.Tensor, names: Sequence[str], chance: float, label: int, rng: np.random.Generator
+) -> None:
+    """In place, for a batch of runs (rr (runs, beats, features named ``names``), y (runs, beats), -1 padding): with
+    ``chance`` per whole run (no padding), its RR intervals (read from ``log_pre_rr_s`` and the last beat's
+    ``log_post_rr_s``) each become, with chance ``PAUSE_SHARE``, a pause ``PAUSE_FACTOR`` times as long — never the
+    interval before a beat of class ``label``, which stays as early as it was — and every feature is recomputed from
+    them (``rr.run_features``); labels are kept. Vectorized over the runs; the draws come from ``rng``."""
+    runs, beats = y.shape
+    picked = rng.random(runs) < chance
+    factor = rng.uniform(*PAUSE_FACTOR, runs)
+    where = rng.random((runs, beats + 1)) < PAUSE_SHARE
+    run = np.flatnonzero(picked & ~(y < 0).any(1).numpy())
+    if not len(run):
+        return
+    column = {name: c for c, name in enumerate(names)}
+    seconds = rr[run][..., [column[name] for name in SECONDS_PAIR]].double().exp().numpy()
+    intervals = np.concatenate([seconds[:, :, 0], seconds[:, -1:, 1]], axis=1)
+    spared = np.concatenate([(y[run] == label).numpy(), np.zeros((len(run), 1), bool)], axis=1)
+    intervals = np.where(where[run] & ~spared, intervals * factor[run, None], intervals)
+    rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
+
+
 def beat_templates(
     records: RecordSet,
     beats: BeatIndex,
@@ -398,6 +447,8 @@ class BeatWindowDataset(Dataset):
             check_premature(augment.premature, run_beats, self.rr_names)
         if augment is not None and augment.irregular:
             check_irregular(augment.irregular, run_beats, self.rr_names)
+        if augment is not None and augment.pauses:
+            check_pauses(augment.pauses, run_beats, self.rr_names)
         self.plan_only = plan_only
         # each beat's patient: its record's rank among this dataset's records (0 .. records - 1), or None
         self.patient = np.unique(beats.record, return_inverse=True)[1].astype(np.int32) if patient_codes else None
@@ -450,6 +501,8 @@ class BeatWindowDataset(Dataset):
             premature_runs(inputs[1], y, self.rr_names, self.augment.premature, self.augment.premature_label, rng)
         if self.augment.irregular:  # after it: a run given a premature beat holds an S beat and keeps its rhythm
             irregular_runs(inputs[1], y, self.rr_names, self.augment.irregular, self.augment.premature_label, rng)
+        if self.augment.pauses:  # last: S beats, served or annotated, and fibrillating runs alike between pauses
+            pause_runs(inputs[1], y, self.rr_names, self.augment.pauses, self.augment.premature_label, rng)
         return (*inputs, y)
 
     def _cut(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
