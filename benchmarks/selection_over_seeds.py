@@ -416,41 +416,50 @@ def n_called_s(probs: np.ndarray, labels: np.ndarray, records: np.ndarray, class
     }
 
 
+# the four measures a candidate weighed by one record's N beats called S must hold within PATIENT_TOLERANCE
+FALSE_S_HELD = ("patient_mean_se_S", "composed_patient_mean_se_S", "stressed_se_S", "jk_index")
+
+
+def record_points(rows: dict[str, dict], record: str, current: str, needs: str, flag: str):
+    """The operating points of the record-relative candidates that hold ``needs``, the share of ``record``'s N beats
+    each calls S, whether a candidate holds the four measures (``FALSE_S_HELD``) against ``current``, and those four
+    differences as text; ``flag`` names the option in the errors."""
+    point = {n: r["operating_point"] for n, r in rows.items() if needs in r["operating_point"]}
+    if current not in point:
+        raise SystemExit(f"{flag} weighs record-relative models ({needs}): give {current} as a --relative one")
+    if record not in point[current]["n_called_s_per_record"]:
+        raise SystemExit(f"--fewer-false-s {record}: no N beat of that record was validated")
+    mine = point[current]
+    share = {n: p["n_called_s_per_record"][record] for n, p in point.items()}
+
+    def held(name: str) -> bool:
+        return all(mine[k] - point[name][k] <= PATIENT_TOLERANCE for k in FALSE_S_HELD)
+
+    def differences(name: str) -> str:
+        return ", ".join(f"{k} {point[name][k] - mine[k]:+.3f}" for k in FALSE_S_HELD)
+
+    return point, share, held, differences
+
+
 def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: str) -> tuple[str, list[float], str]:
     """The sixty-fourth round: a record-relative candidate replaces ``current`` if the share of ``record``'s N beats it
     calls S is below the current model's by at least ``cut`` of the current model's, and its patient mean and
     composed patient mean of S Se, its stressed S Se and its jκ are each within ``PATIENT_TOLERANCE`` of the current
     model's or above; of the qualified, the one with the lowest share. Each at its own operating point."""
-    point = {n: r["operating_point"] for n, r in rows.items() if "n_called_s_per_record" in r["operating_point"]}
-    if current not in point:
-        raise SystemExit(f"--fewer-false-s weighs record-relative models: give {current} as a --relative one")
-    if record not in point[current]["n_called_s_per_record"]:
-        raise SystemExit(f"--fewer-false-s {record}: no N beat of that record was validated")
-    tolerated = ("patient_mean_se_S", "composed_patient_mean_se_S", "stressed_se_S", "jk_index")
-    mine = point[current]
-    share = {n: p["n_called_s_per_record"][record] for n, p in point.items()}
-    qualified = [
-        n
-        for n, theirs in point.items()
-        if n != current
-        and share[n] <= (1 - cut) * share[current]
-        and all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in tolerated)
-    ]
-    others = ", ".join(
-        f"{n} {share[n]:.3f} ({', '.join(f'{k} {point[n][k] - mine[k]:+.3f}' for k in tolerated)})"
-        for n in point
-        if n != current
-    )
+    point, share, held, differences = record_points(rows, record, current, "n_called_s_per_record", "--fewer-false-s")
+    others = [n for n in point if n != current]
+    qualified = [n for n in others if share[n] <= (1 - cut) * share[current] and held(n)]
+    text = ", ".join(f"{n} {share[n]:.3f} ({differences(n)})" for n in others)
     if qualified:
         top = min(qualified, key=share.get)
         return (
             top,
             point[top]["class_bias"],
             f"{top} calls {share[top]:.3f} of {record}'s N beats S against {current}'s {share[current]:.3f} (at most "
-            f"{1 - cut:.2f} of it asked), the four measures within {PATIENT_TOLERANCE} or above: {others}",
+            f"{1 - cut:.2f} of it asked), the four measures within {PATIENT_TOLERANCE} or above: {text}",
         )
-    why = f"{record}'s N beats called S: {current} {share[current]:.3f}; {others or 'no candidate'}"
-    return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {why}"
+    why = f"{record}'s N beats called S: {current} {share[current]:.3f}; {text or 'no candidate'}"
+    return current, point[current]["class_bias"], f"{current} stays at {point[current]['class_bias']}: {why}"
 
 
 def choose_by_pauses(
@@ -462,40 +471,30 @@ def choose_by_pauses(
     and its patient mean and composed patient mean of S Se, its S Se under the dominant-S stress and its jκ are each
     within ``PATIENT_TOLERANCE`` of the current model's or above; of the qualified, the one with the highest S Se under
     the pauses. Each at its own operating point."""
-    point = {n: r["operating_point"] for n, r in rows.items() if "pause_stressed_se_S" in r["operating_point"]}
-    if current not in point:
-        raise SystemExit(f"--pause-gain weighs record-relative models under --pause-stress: give {current} as one")
-    if record not in point[current]["n_called_s_per_record"]:
-        raise SystemExit(f"--fewer-false-s {record}: no N beat of that record was validated")
-    tolerated = ("patient_mean_se_S", "composed_patient_mean_se_S", "stressed_se_S", "jk_index")
-    mine = point[current]
+    point, share, held, differences = record_points(
+        rows, record, current, "pause_stressed_se_S", "--pause-gain with --pause-stress"
+    )
     paused = {n: p["pause_stressed_se_S"] for n, p in point.items()}
-    share = {n: p["n_called_s_per_record"][record] for n, p in point.items()}
+    others = [n for n in point if n != current]
     qualified = [
         n
-        for n, theirs in point.items()
-        if n != current
-        and paused[n] >= paused[current] + gain
-        and share[n] <= (1 + ceiling) * share[current]
-        and all(mine[k] - theirs[k] <= PATIENT_TOLERANCE for k in tolerated)
+        for n in others
+        if paused[n] >= paused[current] + gain and share[n] <= (1 + ceiling) * share[current] and held(n)
     ]
-    others = ", ".join(
-        f"{n} under pauses {paused[n]:.3f}, {record}'s N called S {share[n]:.3f} "
-        f"({', '.join(f'{k} {point[n][k] - mine[k]:+.3f}' for k in tolerated)})"
-        for n in point
-        if n != current
-    )
-    mine_text = f"{current} under pauses {paused[current]:.3f}, {record}'s N called S {share[current]:.3f}"
+
+    def said(n: str) -> str:
+        return f"{n} under pauses {paused[n]:.3f}, {record}'s N called S {share[n]:.3f}"
+
+    text = "; ".join([said(current), *(f"{said(n)} ({differences(n)})" for n in others)])
     if qualified:
         top = max(qualified, key=paused.get)
         return (
             top,
             point[top]["class_bias"],
             f"{top} finds more S beats under the pauses by at least {gain}, calls at most {1 + ceiling:.2f} times as "
-            f"many of {record}'s N beats S, the four measures within {PATIENT_TOLERANCE} or above: {mine_text}; "
-            f"{others}",
+            f"many of {record}'s N beats S, the four measures within {PATIENT_TOLERANCE} or above: {text}",
         )
-    return current, mine["class_bias"], f"{current} stays at {mine['class_bias']}: {mine_text}; {others or 'none'}"
+    return current, point[current]["class_bias"], f"{current} stays at {point[current]['class_bias']}: {text}"
 
 
 def over_instances(plain: dict[str, dict], stressed_se_s: dict[str, float]) -> dict:

@@ -250,11 +250,16 @@ REGULAR_LOG_RR = float(np.log(1.1))
 PREMATURE_EARLIER = (0.2, 0.4)
 
 
+def check_chance(option: str, chance: float) -> None:
+    """A per-run augmentation's chance must lie in (0, 1]."""
+    if not 0 < chance <= 1:
+        raise ConfigError(f"data.augment.{option}={chance}: give a chance per run between 0 and 1")
+
+
 def check_premature(chance: float, run_beats: int, names: Sequence[str]) -> None:
     """``data.augment.premature`` needs a chance in (0, 1], runs of at least three beats and the two local RR
     features it reads the rhythm from."""
-    if not 0 < chance <= 1:
-        raise ConfigError(f"data.augment.premature={chance}: give a chance per run between 0 and 1")
+    check_chance("premature", chance)
     if run_beats < 3:
         raise ConfigError(
             f"data.augment.premature serves a normal beat early between its two neighbours: set data.run_beats >= 3 "
@@ -295,8 +300,7 @@ IRREGULAR_SIGMA = (0.15, 0.35)
 
 def check_irregular(chance: float, run_beats: int, names: Sequence[str]) -> None:
     """``data.augment.irregular`` needs a chance in (0, 1], runs of at least three beats and RR features to change."""
-    if not 0 < chance <= 1:
-        raise ConfigError(f"data.augment.irregular={chance}: give a chance per run between 0 and 1")
+    check_chance("irregular", chance)
     if run_beats < 3 or not names:
         raise ConfigError(
             f"data.augment.irregular gives runs of beats an irregular rhythm in their RR features: set data.run_beats "
@@ -343,8 +347,7 @@ SECONDS_PAIR = ("log_pre_rr_s", "log_post_rr_s")
 def check_pauses(chance: float, run_beats: int, names: Sequence[str]) -> None:
     """``data.augment.pauses`` needs a chance in (0, 1], runs of at least three beats and the two RR features in
     seconds it reads a run's intervals from."""
-    if not 0 < chance <= 1:
-        raise ConfigError(f"data.augment.pauses={chance}: give a chance per run between 0 and 1")
+    check_chance("pauses", chance)
     missing = [name for name in SECONDS_PAIR if name not in names]
     if run_beats < 3 or missing:
         raise ConfigError(
