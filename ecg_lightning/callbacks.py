@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import random
 import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,23 @@ log = logging.getLogger(__name__)
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
     report.write_atomic(Path(path), json.dumps(data, indent=2, sort_keys=True))
+
+
+# the libraries whose versions decide a run's numbers: the same recipe and seeds moved a DS1 result by more than the
+# selection rules' margins in a rebuilt environment (docs/inter_patient.md, sixty-fifth and sixty-sixth rounds)
+VERSIONED = ("torch", "lightning", "torchmetrics", "numpy", "scikit-learn", "wfdb", "hydra-core")
+
+
+def library_versions() -> dict[str, str]:
+    """Python's and ``VERSIONED``'s versions, as installed (a library not installed: "absent")."""
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    return {"python": platform.python_version(), **{name: version(name) for name in VERSIONED}}
 
 
 class EpochSeed(L.Callback):
@@ -157,7 +176,8 @@ def _scalars(metrics: dict, prefix: str = "") -> dict[str, float]:
 
 
 class MetricsJson(L.Callback):
-    """Keeps ``metrics.json`` up to date after every validation: final metrics and those of the best epoch.
+    """Keeps ``metrics.json`` up to date after every validation: final metrics and those of the best epoch, and the
+    versions of the libraries that trained it ("environment").
 
     "best" is the epoch with the best ``monitor`` value, i.e. chosen on the validation set itself;
     "final" is the last epoch, chosen without looking at validation; "test" (when the split has a test set)
@@ -174,6 +194,7 @@ class MetricsJson(L.Callback):
         self.test: dict[str, float | str] = {}
         self.last_epoch: int | None = None
         self.finished = False  # until training ends: a sweep read while its jobs run is told which are partial
+        self.environment = library_versions()
 
     def _improved(self, value: float) -> bool:
         if self.monitor not in self.best:
@@ -205,7 +226,7 @@ class MetricsJson(L.Callback):
         if trainer is not None:
             self.final = {**_scalars(trainer.callback_metrics), "epoch": self.last_epoch}
         report = {"monitor": self.monitor, "mode": self.mode, "finished": self.finished, "best": self.best,
-                  "final": self.final}  # fmt: skip
+                  "final": self.final, "environment": self.environment}  # fmt: skip
         if self.test:
             report["test"] = self.test
         if rank_zero_only.rank == 0:  # every rank holds the same (synchronized) metrics; one writes them

@@ -51,6 +51,7 @@ def test_fast_dev_run_through_the_real_config(compose_cfg, tmp_path, choice):
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert report["monitor"] == cfg.monitor
     assert report["final"]["val/accuracy"] == pytest.approx(metrics["val/accuracy"])
+    assert report["environment"]["torch"] == torch.__version__ and report["environment"]["wfdb"] != "absent"
     assert ("test" in report) == ("aami" in choice)  # the benchmark split scores its test set
 
 
