@@ -366,15 +366,18 @@ def relative_candidate(
     window: int | None = None,
     quantile: float = 0.5,
     longest_rr: bool = False,
+    pause: Path | None = None,
 ) -> dict:
     """The sweep's seeds averaged with the S decision relative to each record (``classifier.relative_to_records``; the
     twenty-fifth round), or with ``window`` to the beats around each beat (the twenty-eighth), or with ``quantile``
     from that quantile of the record in place of its median (the thirty-first): the operating point is the relative S
     offset on ``RELATIVE_GRID``, the other offsets ``base``'s; the S Se under the stress with the same transform (each
     re-scored record's own reference) and under the composition stress (``composed_patient_mean``). With
-    ``longest_rr`` the ``quantile`` is that of each record's longest-RR fifth (``longest_rr_beats``; the 36th)."""
+    ``longest_rr`` the ``quantile`` is that of each record's longest-RR fifth (``longest_rr_beats``; the 36th). With
+    ``pause`` (the sweep re-scored under ``data.pause_stress``), the S Se under it at the same offsets (66th)."""
     reference = {"window": window, "quantile": quantile}
-    joined = {sweep: only(selected_predictions([sweep], seeds=True)) for sweep in (cv, stress)}  # each read once
+    sweeps = (cv, stress) if pause is None else (cv, stress, pause)
+    joined = {sweep: only(selected_predictions([sweep], seeds=True)) for sweep in sweeps}  # each read once
     donors = joined[stress][3]["parts"] if longest_rr else []  # the stress jobs (evaluate) hold the beats' samples
 
     def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
@@ -393,6 +396,12 @@ def relative_candidate(
         raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
     stressed = metrics_report(with_class_bias(s_probs, offsets), s_labels, classes, s_info["threshold"])
     row = point_row(offsets, at, point, stressed)
+    if pause is not None:
+        p_probs, p_labels, _, p_info = relative(pause)
+        if len(p_labels) != len(labels):
+            raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(p_labels)} re-scored under the pauses")
+        paused = metrics_report(with_class_bias(p_probs, offsets), p_labels, classes, p_info["threshold"])
+        row["pause_stressed_se_S"] = round(paused["se_S"], 4)
     composed, each = composed_patient_mean(
         info["raw"], labels, info["records"], classes, offsets, reference, pre=info["pre"]
     )
@@ -997,11 +1006,10 @@ def main() -> None:
             base = rows[base_name]["seed_ensemble"]["class_bias"]
             window = int(after) if colon and percent is None else None
             quantile = int(percent) / 100 if percent is not None else 0.5
-            rows[name] = relative_candidate(args.cv / folder, args.stress / folder, base, window, quantile, longest_rr)
-            if args.pause_stress is not None:  # the same operating point (chosen on the unstressed folds)
-                paused = relative_candidate(args.cv / folder, args.pause_stress / folder, base, window, quantile,
-                                            longest_rr)["operating_point"]  # fmt: skip
-                rows[name]["operating_point"]["pause_stressed_se_S"] = paused["stressed_se_S"]
+            pause = None if args.pause_stress is None else args.pause_stress / folder
+            rows[name] = relative_candidate(
+                args.cv / folder, args.stress / folder, base, window, quantile, longest_rr, pause
+            )
     elif args.votes or args.relative:
         raise SystemExit(
             "--votes and --relative are weighed by the patient rule: give --patient-gain (or --fewer-false-s)"

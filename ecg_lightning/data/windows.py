@@ -349,10 +349,12 @@ def check_pauses(chance: float, run_beats: int, names: Sequence[str]) -> None:
     seconds it reads a run's intervals from."""
     check_chance("pauses", chance)
     missing = [name for name in SECONDS_PAIR if name not in names]
-    if run_beats < 3 or missing:
+    needs = [f"set data.run_beats >= 3 (now {run_beats})"] * (run_beats < 3)
+    needs += [f"add {missing} to data.rr_features"] * bool(missing)
+    if needs:
         raise ConfigError(
-            f"data.augment.pauses puts pauses into runs of beats, read from their RR intervals in seconds: set "
-            f"data.run_beats >= 3 (now {run_beats}) and add {missing or 'nothing'} to data.rr_features"
+            f"data.augment.pauses puts pauses into runs of beats, read from their RR intervals in seconds: "
+            f"{' and '.join(needs)}"
         )
 
 
