@@ -471,36 +471,41 @@ def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: s
     return current, point[current]["class_bias"], f"{current} stays at {point[current]['class_bias']}: {why}"
 
 
-def choose_by_pauses(
-    rows: dict[str, dict], record: str, gain: float, ceiling: float, current: str
+# the measure a --fewer-false-s candidate must gain under a ceiling on the record's N beats called S, by option
+GAINED = {"pause_gain": "pause_stressed_se_S", "patient_mean_gain": "patient_mean_se_S"}
+GAINED_WORDS = {"pause_stressed_se_S": "S Se under the pauses", "patient_mean_se_S": "patient mean of S Se"}
+
+
+def choose_with_ceiling(
+    rows: dict[str, dict], record: str, measure: str, gain: float, ceiling: float, current: str
 ) -> tuple[str, list[float], str]:
-    """The sixty-sixth round: a record-relative candidate replaces ``current`` if its S Se under the pause stress
-    (``pause_stressed_se_S``, ``--pause-stress``) is above the current model's by at least ``gain``, the share of
-    ``record``'s N beats it calls S is at most ``1 + ceiling`` times the current model's (the fibrillation gain kept),
-    and its patient mean and composed patient mean of S Se, its S Se under the dominant-S stress and its jκ are each
-    within ``PATIENT_TOLERANCE`` of the current model's or above; of the qualified, the one with the highest S Se under
-    the pauses. Each at its own operating point."""
-    point, share, held, differences = record_points(
-        rows, record, current, "pause_stressed_se_S", "--pause-gain with --pause-stress"
-    )
-    paused = {n: p["pause_stressed_se_S"] for n, p in point.items()}
+    """A record-relative candidate replaces ``current`` if its ``measure`` is above the current model's by at least
+    ``gain`` — the sixty-sixth round: the S Se under the pause stress (``pause_stressed_se_S``, ``--pause-stress``);
+    the sixty-eighth: the patient mean of S Se — the share of ``record``'s N beats it calls S is at most
+    ``1 + ceiling`` times the current model's (the fibrillation gain kept), and its patient mean and composed patient
+    mean of S Se, its S Se under the dominant-S stress and its jκ are each within ``PATIENT_TOLERANCE`` of the current
+    model's or above; of the qualified, the one with the highest ``measure``. Each at its own operating point."""
+    flag = "--pause-gain with --pause-stress" if measure == GAINED["pause_gain"] else "--patient-mean-gain"
+    point, share, held, differences = record_points(rows, record, current, measure, flag)
+    value = {n: p[measure] for n, p in point.items()}
     others = [n for n in point if n != current]
     qualified = [
         n
         for n in others
-        if paused[n] >= paused[current] + gain and share[n] <= (1 + ceiling) * share[current] and held(n)
+        if value[n] >= value[current] + gain and share[n] <= (1 + ceiling) * share[current] and held(n)
     ]
+    words = GAINED_WORDS[measure]
 
     def said(n: str) -> str:
-        return f"{n} under pauses {paused[n]:.3f}, {record}'s N called S {share[n]:.3f}"
+        return f"{n} {words} {value[n]:.3f}, {record}'s N called S {share[n]:.3f}"
 
     text = "; ".join([said(current), *(f"{said(n)} ({differences(n)})" for n in others)])
     if qualified:
-        top = max(qualified, key=paused.get)
+        top = max(qualified, key=value.get)
         return (
             top,
             point[top]["class_bias"],
-            f"{top} finds more S beats under the pauses by at least {gain}, calls at most {1 + ceiling:.2f} times as "
+            f"{top} is ahead on the {words} by at least {gain}, calls at most {1 + ceiling:.2f} times as "
             f"many of {record}'s N beats S, the four measures within {PATIENT_TOLERANCE} or above: {text}",
         )
     return current, point[current]["class_bias"], f"{current} stays at {point[current]['class_bias']}: {text}"
@@ -889,10 +894,17 @@ def main() -> None:
         "sixty-sixth round: 0.05), the record's N beats called S stay within --false-s-ceiling",
     )
     parser.add_argument(
+        "--patient-mean-gain",
+        type=float,
+        help="with --fewer-false-s: the patient mean of S Se must rise by this much (the sixty-eighth round: 0.09), "
+        "the record's N beats called S stay within --false-s-ceiling, the other three measures within the tolerance",
+    )
+    parser.add_argument(
         "--false-s-ceiling",
         type=float,
         default=0.25,
-        help="with --pause-gain: the share of the record's N beats called S may rise by at most this fraction",
+        help="with --pause-gain or --patient-mean-gain: the share of the record's N beats called S may rise by at "
+        "most this fraction",
     )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
@@ -945,6 +957,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.pause_gain is not None and (args.pause_stress is None or args.fewer_false_s is None):
         raise SystemExit("--pause-gain weighs the S Se under --pause-stress beside --fewer-false-s's record: give both")
+    if args.patient_mean_gain is not None and (args.fewer_false_s is None or args.pause_gain is not None):
+        raise SystemExit(
+            "--patient-mean-gain weighs the patient mean beside --fewer-false-s's record (not with "
+            "--pause-gain): give --fewer-false-s"
+        )
     if args.either_gain and args.composition_gain is None:
         raise SystemExit("--either-gain weighs the composition rule's measures: give --composition-gain too")
     if args.ahead_on != "either" and not args.either_gain:
@@ -1033,9 +1050,10 @@ def main() -> None:
     offsets = None
     if args.composition_gain is not None and args.patient_gain is None:
         raise SystemExit("--composition-gain weighs the measures of the patient rule: give --patient-gain too")
-    if args.pause_gain is not None:
-        chosen, offsets, why = choose_by_pauses(
-            rows, args.fewer_false_s, args.pause_gain, args.false_s_ceiling, args.current
+    gained = next((option for option in GAINED if getattr(args, option) is not None), None)
+    if gained is not None:
+        chosen, offsets, why = choose_with_ceiling(
+            rows, args.fewer_false_s, GAINED[gained], getattr(args, gained), args.false_s_ceiling, args.current
         )
     elif args.fewer_false_s is not None:
         chosen, offsets, why = choose_by_false_s(rows, args.fewer_false_s, args.false_s_cut, args.current)
@@ -1061,7 +1079,8 @@ def main() -> None:
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "sixty-sixth round" if args.pause_gain is not None
+            "sixty-eighth round" if args.patient_mean_gain is not None
+            else "sixty-sixth round" if args.pause_gain is not None
             else "sixty-fourth round" if args.fewer_false_s is not None
             else "fifty-second round" if args.ahead_on == "patient"
             else "fifty-seventh round" if args.ahead_on == "composed"
@@ -1080,7 +1099,8 @@ def main() -> None:
                    "composition_gain": args.composition_gain, "either_gain": args.either_gain,
                    "ahead_on": args.ahead_on, "fewer_false_s": args.fewer_false_s,
                    "false_s_cut": args.false_s_cut, "pause_stress": str(args.pause_stress or ""),
-                   "pause_gain": args.pause_gain, "false_s_ceiling": args.false_s_ceiling}  # fmt: skip
+                   "pause_gain": args.pause_gain, "patient_mean_gain": args.patient_mean_gain,
+                   "false_s_ceiling": args.false_s_ceiling}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
             result["references"] = refs

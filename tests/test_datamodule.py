@@ -467,10 +467,11 @@ def test_per_record_augment_reaches_training_runs_only(s_db, tmp_path, augment):
 
 def test_premature_beats_are_served_in_training_only_as_the_class_named(s_db, tmp_path):
     """data.augment.premature: the training runs carry more S beats than the index holds (normal beats served early),
-    validation runs exactly the annotated ones; the class is checked by name."""
+    validation runs exactly the annotated ones; the class is checked by name, how early as a list from the config."""
     settings = dict(labels="aami", run_beats=6, rr_features=["log_pre_local", "log_post_local"])
-    dm = make_dm(s_db, tmp_path, augment={"premature": 1.0}, **settings)
+    dm = make_dm(s_db, tmp_path, augment={"premature": 1.0, "premature_earlier": [0.1, 0.3]}, **settings)
     dm.setup()
+    assert dm.data_train.augment.premature_earlier == (0.1, 0.3)
     s = list(dm.classes).index("S")
     for data, more in ((dm.data_train, True), (dm.data_val, False)):
         *_, y = data.__getitems__(list(range(len(data))))

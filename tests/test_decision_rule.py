@@ -563,24 +563,29 @@ def test_false_s_rule_takes_a_candidate_a_quarter_below_on_one_records_n_beats_c
         choose({"P": current, "I": row(0.1)}, "999", 0.25, "P")
 
 
+def ceiling_row(paused=0.88, share=0.20, jk=0.75, patient=0.7, bias=(0, -4, 0, 0, 0)):
+    """An operating point as ``relative_candidate`` writes it, with the pause stress and 203's N beats called S."""
+    point = {
+        "n_called_s_per_record": {"203": share},
+        "patient_mean_se_S": patient,
+        "composed_patient_mean_se_S": 0.6,
+        "stressed_se_S": 0.7,
+        "jk_index": jk,
+        "pause_stressed_se_S": paused,
+        "class_bias": list(bias),
+    }
+    return {"operating_point": point}
+
+
 def test_pause_rule_takes_a_candidate_finding_more_s_under_pauses_that_keeps_the_fibrillation_gain():
     """The sixty-sixth round's rule: S Se under the pause stress up by the gain, the record's N beats called S at most
     a quarter above the current model's, and the four measures within 0.05."""
-    choose = selection_script().choose_by_pauses
+    script = selection_script()
 
-    def row(paused, share=0.20, jk=0.75, bias=(0, -4, 0, 0, 0)):
-        point = {
-            "n_called_s_per_record": {"203": share},
-            "patient_mean_se_S": 0.7,
-            "composed_patient_mean_se_S": 0.6,
-            "stressed_se_S": 0.7,
-            "jk_index": jk,
-            "pause_stressed_se_S": paused,
-            "class_bias": list(bias),
-        }
-        return {"operating_point": point}
+    def choose(rows, record, gain, ceiling, current):
+        return script.choose_with_ceiling(rows, record, "pause_stressed_se_S", gain, ceiling, current)
 
-    current = row(0.88)
+    row, current = ceiling_row, ceiling_row(0.88)
     assert choose({"I1": current, "W": row(0.94, bias=(0, -3, 0, 0, 0))}, "203", 0.05, 0.25, "I1")[:2] == (
         "W", [0, -3, 0, 0, 0])  # fmt: skip
     assert choose({"I1": current, "W": row(0.92)}, "203", 0.05, 0.25, "I1")[0] == "I1"  # +0.04: short of the gain
@@ -588,6 +593,22 @@ def test_pause_rule_takes_a_candidate_finding_more_s_under_pauses_that_keeps_the
     assert choose({"I1": current, "W": row(0.95, jk=0.69)}, "203", 0.05, 0.25, "I1")[0] == "I1"  # jκ lost 0.06
     with pytest.raises(SystemExit, match="pause-stress"):
         choose({"I1": {"operating_point": {"class_bias": [0] * 5}}, "W": row(0.95)}, "203", 0.05, 0.25, "I1")
+
+
+def test_patient_mean_rule_takes_a_candidate_finding_more_s_patients_beats_that_keeps_the_fibrillation_gain():
+    """The sixty-eighth round's rule: the patient mean of S Se up by the gain, the record's N beats called S at most a
+    quarter above the current model's, the other three measures within 0.05 (the pauses not weighed)."""
+    script = selection_script()
+
+    def choose(rows):
+        return script.choose_with_ceiling(rows, "203", "patient_mean_se_S", 0.09, 0.25, "I1")
+
+    current = ceiling_row(patient=0.70)
+    assert choose({"I1": current, "E": ceiling_row(paused=0.5, patient=0.80)})[0] == "E"  # pauses lost: not weighed
+    assert choose({"I1": current, "E": ceiling_row(patient=0.78)})[0] == "I1"  # +0.08: short of the gain
+    assert choose({"I1": current, "E": ceiling_row(patient=0.85, share=0.26)})[0] == "I1"  # 1.3x the false S
+    assert choose({"I1": current, "E": ceiling_row(patient=0.85, jk=0.69)})[0] == "I1"  # jκ lost 0.06
+    assert "patient mean of S Se 0.700" in choose({"I1": current, "E": ceiling_row(patient=0.78)})[2]
 
 
 def test_n_called_s_is_each_records_share_of_its_n_beats_called_s():

@@ -369,9 +369,9 @@ def test_moved_earlier_gives_the_features_of_the_beat_moved():
 PREMATURE_NAMES = ["log_pre_local", "log_post_local", "local_irregularity", "log_pre_rr_s", "log_post_rr_s"]
 
 
-def premature_runs_served(three_records, chance: float, rr_offset: float = 0.0):
-    """The three records' runs of 7 beats, plainly and with ``Augment(premature=chance)`` (log_pre_local shifted by
-    ``rr_offset`` in both: an irregular rhythm)."""
+def premature_runs_served(three_records, chance: float, rr_offset: float = 0.0, **augment):
+    """The three records' runs of 7 beats, plainly and with ``Augment(premature=chance, **augment)`` (log_pre_local
+    shifted by ``rr_offset`` in both: an irregular rhythm)."""
     from dataclasses import replace
 
     db, index = three_records
@@ -382,7 +382,7 @@ def premature_runs_served(three_records, chance: float, rr_offset: float = 0.0):
     columns = [RR_FEATURES.index(n) for n in PREMATURE_NAMES]
     plain = BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7)
     served = BeatWindowDataset(
-        db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7, augment=Augment(premature=chance)
+        db, index, THREE_RECORDS_HALF, rr_columns=columns, run_beats=7, augment=Augment(premature=chance, **augment)
     )
     idx = list(range(len(plain)))
     return plain.__getitems__(idx), served.__getitems__(idx)
@@ -407,6 +407,24 @@ def test_premature_serves_one_regular_normal_beat_of_a_run_as_s_by_its_timing_al
     assert (shift >= np.log(0.6) - 1e-5).all() and (shift <= np.log(0.8) + 1e-5).all()
     assert (rrp[run, beat + 1, pre_s] > rr[run, beat + 1, pre_s]).all()
     assert (rrp[run, beat - 1, PREMATURE_NAMES.index("log_post_rr_s")] < rr[run, beat - 1, pre_s + 1]).all()
+
+
+@pytest.mark.parametrize("earlier", [(0.05, 0.1), (0.3, 0.3)])
+def test_premature_earlier_sets_how_early_the_served_beat_comes(three_records, earlier):
+    """``premature_earlier``: the served beat's preceding RR shortens by a fraction drawn from the range given (a
+    mild one, and a single value), not the default 20-40 %."""
+    (_, rr, y), (_, rrp, yp) = premature_runs_served(three_records, 1.0, premature_earlier=earlier)
+    run, beat = torch.nonzero(yp != y, as_tuple=True)
+    assert len(run) >= len(y) // 2
+    pre_s = PREMATURE_NAMES.index("log_pre_rr_s")
+    shift = (rrp[run, beat, pre_s] - rr[run, beat, pre_s]).numpy()
+    assert (shift >= np.log(1 - earlier[1]) - 1e-5).all() and (shift <= np.log(1 - earlier[0]) + 1e-5).all()
+
+
+@pytest.mark.parametrize("earlier", [(0.0, 0.3), (0.4, 0.2), (0.2, 1.0), (0.2,)])
+def test_premature_earlier_out_of_range_is_refused(three_records, earlier):
+    with pytest.raises(ConfigError, match="premature_earlier"):
+        premature_runs_served(three_records, 1.0, premature_earlier=earlier)
 
 
 def test_premature_leaves_an_irregular_rhythm_alone(three_records):

@@ -401,6 +401,8 @@ class BeatDataModule(L.LightningDataModule):
                 )
             spec["premature_label"] = list(self.classes).index(premature_class)
         jitter = int(round(float(spec.pop("jitter_s", 0.0)) * self.hparams.fs))
+        if "premature_earlier" in spec:
+            spec["premature_earlier"] = tuple(float(f) for f in spec["premature_earlier"])
         return Augment(jitter=jitter, **spec)
 
     def class_counts(self) -> np.ndarray:

@@ -25,6 +25,12 @@ from ecg_lightning.data.rr import (
 )
 from ecg_lightning.errors import ConfigError
 
+# ``Augment.premature``: a beat is served early only in a regular stretch of rhythm (it and both neighbours preceded
+# and followed by RRs within 10 % of their local RR: not atrial fibrillation, where early beats are normal), by a
+# fraction of its preceding RR, by default this range (a premature atrial beat's usual prematurity)
+REGULAR_LOG_RR = float(np.log(1.1))
+PREMATURE_EARLIER = (0.2, 0.4)
+
 
 @dataclass(frozen=True)
 class BeatIndex:
@@ -116,6 +122,7 @@ class Augment:
     premature: the chance that a run of beats has one of its normal beats served as class ``premature_label`` (S) with
     its RR features as if it came earlier (``premature_runs``): a premature beat of the patient's own normal shape,
     so that every training patient's morphology, bundle-branch blocks included, holds S beats told by their timing;
+    premature_earlier: how much earlier, the least and the most, as fractions of the beat's preceding RR;
     irregular: the chance that a run holding no beat of class ``premature_label`` has its RR intervals replaced by
     atrial fibrillation's (``irregular_runs``), its labels kept: early beats in an irregular rhythm that are normal,
     which a training set with few fibrillating patients (one in DS1) hardly holds;
@@ -135,6 +142,7 @@ class Augment:
     swap_by_record: bool = False
     premature: float = 0.0
     premature_label: int = 1
+    premature_earlier: tuple[float, float] = PREMATURE_EARLIER
     irregular: float = 0.0
     pauses: float = 0.0
 
@@ -243,23 +251,23 @@ def beat_runs(record: np.ndarray, length: int, stride: int) -> np.ndarray:
     return np.concatenate(runs)
 
 
-# ``Augment.premature``: a beat is served early only in a regular stretch of rhythm (it and both neighbours preceded
-# and followed by RRs within 10 % of their local RR: not atrial fibrillation, where early beats are normal), by this
-# fraction of its preceding RR (a premature atrial beat's usual prematurity)
-REGULAR_LOG_RR = float(np.log(1.1))
-PREMATURE_EARLIER = (0.2, 0.4)
-
-
 def check_chance(option: str, chance: float) -> None:
     """A per-run augmentation's chance must lie in (0, 1]."""
     if not 0 < chance <= 1:
         raise ConfigError(f"data.augment.{option}={chance}: give a chance per run between 0 and 1")
 
 
-def check_premature(chance: float, run_beats: int, names: Sequence[str]) -> None:
-    """``data.augment.premature`` needs a chance in (0, 1], runs of at least three beats and the two local RR
-    features it reads the rhythm from."""
+def check_premature(
+    chance: float, run_beats: int, names: Sequence[str], earlier: Sequence[float] = PREMATURE_EARLIER
+) -> None:
+    """``data.augment.premature`` needs a chance in (0, 1], how much earlier as 0 < least <= most < 1, runs of at least
+    three beats and the two local RR features it reads the rhythm from."""
     check_chance("premature", chance)
+    if len(earlier) != 2 or not 0 < earlier[0] <= earlier[1] < 1:
+        raise ConfigError(
+            f"data.augment.premature_earlier={list(earlier)}: give [least, most], fractions of the preceding RR with "
+            "0 < least <= most < 1 (default [0.2, 0.4])"
+        )
     if run_beats < 3:
         raise ConfigError(
             f"data.augment.premature serves a normal beat early between its two neighbours: set data.run_beats >= 3 "
@@ -273,20 +281,26 @@ def check_premature(chance: float, run_beats: int, names: Sequence[str]) -> None
 
 
 def premature_runs(
-    rr: torch.Tensor, y: torch.Tensor, names: Sequence[str], chance: float, label: int, rng: np.random.Generator
+    rr: torch.Tensor,
+    y: torch.Tensor,
+    names: Sequence[str],
+    chance: float,
+    label: int,
+    rng: np.random.Generator,
+    earlier_range: Sequence[float] = PREMATURE_EARLIER,
 ) -> None:
     """In place, for a batch of runs (rr (runs, beats, features named ``names``), y (runs, beats), 0 the normal
     class, -1 padding): with ``chance`` per run, one normal beat between two normal beats, in a regular stretch
     (``REGULAR_LOG_RR``), is labelled ``label`` and its RR features (and its neighbours') are those of the beat come
-    earlier by a fraction ``PREMATURE_EARLIER`` of its preceding RR (``rr.moved_earlier``). Runs without such a beat
-    are left as they are. Vectorized over the runs; the draws come from ``rng`` (the batch's own generator)."""
+    earlier by a fraction of its preceding RR drawn from ``earlier_range`` (``rr.moved_earlier``). Runs without such a
+    beat are left as they are. Vectorized over the runs; the draws come from ``rng`` (the batch's own generator)."""
     column = {name: c for c, name in enumerate(names)}
     local = rr[..., [column["log_pre_local"], column["log_post_local"]]]
     regular = (y == 0) & (local.abs() < REGULAR_LOG_RR).all(-1)
     candidate = regular[:, :-2] & regular[:, 1:-1] & regular[:, 2:]  # the middle beat of three regular normal beats
     picked = torch.from_numpy(rng.random(len(y)) < chance)
     keys = torch.from_numpy(rng.random(tuple(candidate.shape))).masked_fill(~candidate, -1.0)
-    earlier = torch.from_numpy(rng.uniform(*PREMATURE_EARLIER, len(y))).to(rr.dtype)
+    earlier = torch.from_numpy(rng.uniform(*earlier_range, len(y))).to(rr.dtype)
     run = torch.nonzero(picked & candidate.any(1)).flatten()
     beat = keys[run].argmax(1) + 1
     moved_earlier(rr, names, run, beat, earlier[run])
@@ -449,7 +463,7 @@ class BeatWindowDataset(Dataset):
         self.rr_columns = list(rr_columns or [])
         self.rr_names = [RR_FEATURES[c] for c in self.rr_columns]  # the served features' names, in column order
         if augment is not None and augment.premature:
-            check_premature(augment.premature, run_beats, self.rr_names)
+            check_premature(augment.premature, run_beats, self.rr_names, augment.premature_earlier)
         if augment is not None and augment.irregular:
             check_irregular(augment.irregular, run_beats, self.rr_names)
         if augment is not None and augment.pauses:
@@ -503,7 +517,15 @@ class BeatWindowDataset(Dataset):
         inputs = [t.masked_fill(pad.reshape(*pad.shape, *[1] * (t.dim() - 2)), 0) for t in inputs]
         y = y.masked_fill(pad, -1)
         if self.augment.premature:  # after every other draw: a recipe without it draws exactly as before
-            premature_runs(inputs[1], y, self.rr_names, self.augment.premature, self.augment.premature_label, rng)
+            premature_runs(
+                inputs[1],
+                y,
+                self.rr_names,
+                self.augment.premature,
+                self.augment.premature_label,
+                rng,
+                self.augment.premature_earlier,
+            )
         if self.augment.irregular:  # after it: a run given a premature beat holds an S beat and keeps its rhythm
             irregular_runs(inputs[1], y, self.rr_names, self.augment.irregular, self.augment.premature_label, rng)
         if self.augment.pauses:  # last: S beats, served or annotated, and fibrillating runs alike between pauses
