@@ -165,7 +165,7 @@ from ecg_lightning.calibrate import (
     patient_mean,
 )
 from ecg_lightning.classifier import relative_to_records
-from ecg_lightning.data.rr import pre_post_rr, reference_mask
+from ecg_lightning.data.rr import paused_timing, pre_post_rr, reference_mask
 from ecg_lightning.report import metrics_report
 
 # name: its cross-validation sweep (and stress sweep) folder name (the eleventh round's; --candidates overrides)
@@ -297,11 +297,14 @@ def longest_rr_beats(records: np.ndarray, pre: np.ndarray) -> np.ndarray:
     return reference_mask(codes, pre, "longest_rr")
 
 
-def preceding_rr(parts: list[dict], donors: list[dict]) -> np.ndarray:
+def preceding_rr(parts: list[dict], donors: list[dict], pause: float = 0.0) -> np.ndarray:
     """The preceding RR (samples) of every beat of the joined ``parts``, in their order, from the beats' samples:
     a part without them (a training job's ``val_predictions.npz`` before they were saved) takes them from the
     ``donors`` part that validated the same records and labels (the stress sweep's ``evaluate`` jobs). Each part's
-    beats are in store order: by record, then sample."""
+    beats are in store order: by record, then sample. With ``pause`` (> 1: a sweep re-scored under
+    ``data.pause_stress``) the RR are those of the paused timing the features were computed from
+    (``rr.paused_timing`` over the part's beats, class 0 the normal one: every beat of a record, as a beat-sequence
+    model's padded edges keep them), so the longest-RR fifth is the stressed record's."""
     out = []
     for part in parts:
         same = [
@@ -319,8 +322,20 @@ def preceding_rr(parts: list[dict], donors: list[dict]) -> np.ndarray:
         within = codes[1:] == codes[:-1]
         if np.any(np.diff(sample)[within] <= 0) or np.count_nonzero(~within) != codes.max(initial=-1):
             raise SystemExit("predictions not in store order (by record, then sample): the preceding RR is unknown")
+        if pause:
+            sample = paused_timing(codes, np.asarray(sample, dtype=np.float64), part["labels"] == 0, pause)
         out.append(pre_post_rr(codes, np.asarray(sample), 1.0)[0])
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def pause_factor(sweep: Path) -> float:
+    """The ``data.pause_stress`` factor a sweep's ``evaluate`` jobs ran with (their Hydra configs; one for all)."""
+    from omegaconf import OmegaConf
+
+    factors = {float(OmegaConf.load(c).data.get("pause_stress", 0.0)) for c in sweep.glob("*/.hydra/config.yaml")}
+    if len(factors) != 1 or not next(iter(factors)) > 1:
+        raise SystemExit(f"{sweep}: --pause-stress needs evaluate jobs run with one data.pause_stress > 1: {factors}")
+    return factors.pop()
 
 
 def composed_patient_mean(
@@ -380,10 +395,12 @@ def relative_candidate(
     joined = {sweep: only(selected_predictions([sweep], seeds=True)) for sweep in sweeps}  # each read once
     donors = joined[stress][3]["parts"] if longest_rr else []  # the stress jobs (evaluate) hold the beats' samples
 
+    factor = pause_factor(pause) if longest_rr and pause is not None else 0.0
+
     def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
         probs, labels, classes, info = joined[sweep]
         records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
-        pre = preceding_rr(info["parts"], donors) if longest_rr else None
+        pre = preceding_rr(info["parts"], donors, factor if sweep == pause else 0.0) if longest_rr else None
         among = None if pre is None else longest_rr_beats(records, pre)
         measured = relative_to_records(probs, records, classes, **reference, among=among)
         return measured, labels, classes, {**info, "records": records, "raw": probs, "pre": pre}
@@ -472,8 +489,16 @@ def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: s
 
 
 # the measure a --fewer-false-s candidate must gain under a ceiling on the record's N beats called S, by option
-GAINED = {"pause_gain": "pause_stressed_se_S", "patient_mean_gain": "patient_mean_se_S"}
-GAINED_WORDS = {"pause_stressed_se_S": "S Se under the pauses", "patient_mean_se_S": "patient mean of S Se"}
+GAINED = {
+    "pause_gain": "pause_stressed_se_S",
+    "patient_mean_gain": "patient_mean_se_S",
+    "composed_gain": "composed_patient_mean_se_S",
+}
+GAINED_WORDS = {
+    "pause_stressed_se_S": "S Se under the pauses",
+    "patient_mean_se_S": "patient mean of S Se",
+    "composed_patient_mean_se_S": "composed patient mean",
+}
 
 
 def choose_with_ceiling(
@@ -481,11 +506,13 @@ def choose_with_ceiling(
 ) -> tuple[str, list[float], str]:
     """A record-relative candidate replaces ``current`` if its ``measure`` is above the current model's by at least
     ``gain`` — the sixty-sixth round: the S Se under the pause stress (``pause_stressed_se_S``, ``--pause-stress``);
-    the sixty-eighth: the patient mean of S Se — the share of ``record``'s N beats it calls S is at most
-    ``1 + ceiling`` times the current model's (the fibrillation gain kept), and its patient mean and composed patient
-    mean of S Se, its S Se under the dominant-S stress and its jκ are each within ``PATIENT_TOLERANCE`` of the current
-    model's or above; of the qualified, the one with the highest ``measure``. Each at its own operating point."""
-    flag = "--pause-gain with --pause-stress" if measure == GAINED["pause_gain"] else "--patient-mean-gain"
+    the sixty-eighth: the patient mean of S Se; the sixty-ninth: the composed patient mean — the share of
+    ``record``'s N beats it calls S is at most ``1 + ceiling`` times the current model's (the fibrillation gain
+    kept), and its patient mean and composed patient mean of S Se, its S Se under the dominant-S stress and its jκ are
+    each within ``PATIENT_TOLERANCE`` of the current model's or above; of the qualified, the one with the highest
+    ``measure``. Each at its own operating point."""
+    flag = {v: f"--{k.replace('_', '-')}" for k, v in GAINED.items()}[measure]
+    flag += " with --pause-stress" * (measure == GAINED["pause_gain"])
     point, share, held, differences = record_points(rows, record, current, measure, flag)
     value = {n: p[measure] for n, p in point.items()}
     others = [n for n in point if n != current]
@@ -900,11 +927,17 @@ def main() -> None:
         "the record's N beats called S stay within --false-s-ceiling, the other three measures within the tolerance",
     )
     parser.add_argument(
+        "--composed-gain",
+        type=float,
+        help="with --fewer-false-s: the composed patient mean must rise by this much (the sixty-ninth round: 0.09), "
+        "the record's N beats called S stay within --false-s-ceiling, the other three measures within the tolerance",
+    )
+    parser.add_argument(
         "--false-s-ceiling",
         type=float,
         default=0.25,
-        help="with --pause-gain or --patient-mean-gain: the share of the record's N beats called S may rise by at "
-        "most this fraction",
+        help="with --pause-gain, --patient-mean-gain or --composed-gain: the share of the record's N beats called S "
+        "may rise by at most this fraction",
     )
     parser.add_argument("--current", default=CURRENT, help=f"the model in place (default {CURRENT})")
     parser.add_argument(
@@ -957,11 +990,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.pause_gain is not None and (args.pause_stress is None or args.fewer_false_s is None):
         raise SystemExit("--pause-gain weighs the S Se under --pause-stress beside --fewer-false-s's record: give both")
-    if args.patient_mean_gain is not None and (args.fewer_false_s is None or args.pause_gain is not None):
-        raise SystemExit(
-            "--patient-mean-gain weighs the patient mean beside --fewer-false-s's record (not with "
-            "--pause-gain): give --fewer-false-s"
-        )
+    gains = [f"--{option.replace('_', '-')}" for option in GAINED if getattr(args, option) is not None]
+    if len(gains) > 1 or (gains and args.fewer_false_s is None):
+        raise SystemExit(f"{' and '.join(gains)}: one gained measure at a time, beside --fewer-false-s's record")
     if args.either_gain and args.composition_gain is None:
         raise SystemExit("--either-gain weighs the composition rule's measures: give --composition-gain too")
     if args.ahead_on != "either" and not args.either_gain:
@@ -1079,7 +1110,8 @@ def main() -> None:
     print(f"chosen: {chosen} — {why}")
     if args.out:
         rule = "docs/inter_patient.md, " + (
-            "sixty-eighth round" if args.patient_mean_gain is not None
+            "sixty-ninth round" if args.composed_gain is not None
+            else "sixty-eighth round" if args.patient_mean_gain is not None
             else "sixty-sixth round" if args.pause_gain is not None
             else "sixty-fourth round" if args.fewer_false_s is not None
             else "fifty-second round" if args.ahead_on == "patient"
@@ -1100,6 +1132,7 @@ def main() -> None:
                    "ahead_on": args.ahead_on, "fewer_false_s": args.fewer_false_s,
                    "false_s_cut": args.false_s_cut, "pause_stress": str(args.pause_stress or ""),
                    "pause_gain": args.pause_gain, "patient_mean_gain": args.patient_mean_gain,
+                   "composed_gain": args.composed_gain,
                    "false_s_ceiling": args.false_s_ceiling}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:

@@ -1044,3 +1044,25 @@ def test_the_preceding_rr_of_cross_validated_beats_is_taken_from_their_samples_o
     shuffled = {**evaluated, "sample": np.array([100, 500, 400, 50, 350])}
     with pytest.raises(SystemExit, match="not in store order"):
         selection.preceding_rr([shuffled], [])
+
+
+def test_the_preceding_rr_under_the_pause_stress_is_that_of_the_paused_timing(tmp_path):
+    """A sweep re-scored under ``data.pause_stress``: the longest-RR fifth is taken from the timing its features were
+    computed from (every fourth N beat after an N beat paused ``factor`` times), read from the jobs' config."""
+    selection = selection_script()
+    labels = np.zeros(12, dtype=int)
+    labels[5] = 1  # an S beat: neither paused nor, after it, the next N beat's count
+    part = {"record": np.array(["a"] * 12), "labels": labels, "sample": np.arange(12) * 300}
+    plain = selection.preceding_rr([part], [])
+    paused = selection.preceding_rr([part], [], pause=2.5)
+    np.testing.assert_array_equal(plain, np.full(12, 300))
+    expected = np.full(12, 300.0)
+    expected[[4, 10]] = 750.0  # the fourth eligible N beat (1-4), then the eighth (7-10; 6 follows the S beat)
+    np.testing.assert_array_equal(paused, expected)
+    for job, factor in (("0", 2.5), ("1", 2.5)):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "config.yaml").write_text(f"data:\n  pause_stress: {factor}\n")
+    assert selection.pause_factor(tmp_path) == 2.5
+    (tmp_path / "1" / ".hydra" / "config.yaml").write_text("data:\n  pause_stress: 3.0\n")
+    with pytest.raises(SystemExit, match="one data.pause_stress"):
+        selection.pause_factor(tmp_path)
