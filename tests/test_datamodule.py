@@ -482,21 +482,26 @@ def test_premature_beats_are_served_in_training_only_as_the_class_named(s_db, tm
             make_dm(s_db, tmp_path, augment={"premature": 0.5, "premature_class": name}, **settings).setup()
 
 
-def test_pauses_are_served_in_training_only(s_db, tmp_path):
-    """data.augment.pauses: training runs carry a rhythm broken by pauses (their RR in seconds changed, their labels
-    not), validation the annotated one; without the RR in seconds the key is refused by name."""
+@pytest.mark.parametrize("option", ["pauses", "atrial_runs"])
+def test_interval_augments_are_served_in_training_only(s_db, tmp_path, option):
+    """data.augment.pauses and atrial_runs: training runs carry a rewritten rhythm (their RR in seconds changed;
+    pauses keep the labels, atrial runs serve S beats), validation the annotated one; without the RR in seconds the
+    key is refused by name."""
     settings = dict(labels="aami", run_beats=6, rr_features=["log_pre_local", "log_pre_rr_s", "log_post_rr_s"])
-    plain, dm = (make_dm(s_db, tmp_path, augment=a, **settings) for a in ({}, {"pauses": 1.0}))
+    plain, dm = (make_dm(s_db, tmp_path, augment=a, **settings) for a in ({}, {option: 1.0}))
     plain.setup()
     dm.setup()
+    s = list(dm.classes).index("S")
     for which, changed in (("data_train", True), ("data_val", False)):
         data, base = getattr(dm, which), getattr(plain, which)
         idx = list(range(len(data)))
         (_, rr, y), (_, rr0, y0) = data.__getitems__(idx), base.__getitems__(idx)
-        assert torch.equal(y, y0)
+        more_s = int((y == s).sum()) > int((y0 == s).sum())
+        assert more_s == (changed and option == "atrial_runs")
+        assert torch.equal(y, y0) or more_s
         assert (not torch.equal(rr, rr0)) if changed else torch.equal(rr, rr0)
-    with pytest.raises(ConfigError, match="data.augment.pauses.*log_post_rr_s"):
-        make_dm(s_db, tmp_path, augment={"pauses": 0.5}, **{**settings, "rr_features": ["log_pre_rr_s"]}).setup()
+    with pytest.raises(ConfigError, match=f"data.augment.{option}.*log_post_rr_s"):
+        make_dm(s_db, tmp_path, augment={option: 0.5}, **{**settings, "rr_features": ["log_pre_rr_s"]}).setup()
 
 
 def test_irregular_rhythm_is_served_in_training_only_and_spares_the_class_named(s_db, tmp_path):

@@ -515,15 +515,42 @@ def test_pauses_lengthen_some_intervals_of_a_run_but_never_the_one_before_an_s_b
     assert rrp[~padded][..., spread].mean() > rr[~padded][..., spread].mean() + 0.05
 
 
+def test_atrial_runs_serve_a_stretch_of_a_normal_run_as_s_beats_at_one_shortened_interval(three_records):
+    """Augment.atrial_runs: every run of normal beats only has a stretch of 30-80 % of its beats (a normal beat on each
+    side) served as S, each beat of it after an interval of 0.6-0.8 times the run's median one (one per run), the
+    interval after it 1.0-1.3 times; windows, other runs and the beats outside the stretch keep what they had."""
+    (x, rr, y), (xa, rra, ya) = irregular_runs_served(three_records, atrial_runs=1.0)
+    torch.testing.assert_close(xa, x)
+    normal = (y == 0).all(1)
+    assert normal.sum() >= 2 and (~normal).any()
+    torch.testing.assert_close(ya[~normal], y[~normal])
+    torch.testing.assert_close(rra[~normal], rr[~normal])
+    pre_s = IRREGULAR_NAMES.index("log_pre_rr_s")
+    for before, after, labels in zip(rr[normal], rra[normal], ya[normal]):
+        stretch = torch.nonzero(labels == 1).flatten()
+        assert 2 <= len(stretch) <= 5 and 0 < stretch[0] and stretch[-1] < 6  # 7 beats: 30-80 %, one N each side
+        assert (stretch.diff() == 1).all() and (labels[labels != 1] == 0).all()
+        intervals = np.r_[before[:, pre_s].exp().numpy(), before[-1, pre_s + 1].exp().item()]
+        median = np.median(intervals)
+        served = after[:, pre_s].exp().numpy()
+        ratio = served[stretch.numpy()] / median
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
+        assert 0.6 - 1e-4 <= ratio[0] <= 0.8 + 1e-4
+        assert 1.0 - 1e-4 <= served[stretch[-1] + 1] / median <= 1.3 + 1e-4
+        kept = np.setdiff1d(np.arange(7), np.r_[stretch.numpy(), stretch[-1].item() + 1])
+        np.testing.assert_allclose(served[kept], before[kept, pre_s].exp().numpy(), rtol=1e-4)
+
+
 @pytest.mark.parametrize(
-    "option, names, lacking, needs",
-    [("premature", PREMATURE_NAMES, PREMATURE_NAMES[:1], "log_post_local"),
-     ("irregular", IRREGULAR_NAMES, [], "data.rr_features"),
-     ("pauses", IRREGULAR_NAMES, PREMATURE_NAMES[:4], "log_post_rr_s")],
+    "option, names, lacking, needs, least",
+    [("premature", PREMATURE_NAMES, PREMATURE_NAMES[:1], "log_post_local", 3),
+     ("irregular", IRREGULAR_NAMES, [], "data.rr_features", 3),
+     ("pauses", IRREGULAR_NAMES, PREMATURE_NAMES[:4], "log_post_rr_s", 3),
+     ("atrial_runs", IRREGULAR_NAMES, PREMATURE_NAMES[:4], "log_post_rr_s", 5)],
 )  # fmt: skip
-def test_timing_augments_need_runs_and_their_rr_features(three_records, option, names, lacking, needs):
-    """premature, irregular and pauses change the RR features of runs of beats: single beats, the features they read
-    missing and a chance outside (0, 1] are refused, naming the key."""
+def test_timing_augments_need_runs_and_their_rr_features(three_records, option, names, lacking, needs, least):
+    """premature, irregular, pauses and atrial runs change the RR features of runs of beats: single beats (or runs
+    too short), the features they read missing and a chance outside (0, 1] are refused, naming the key."""
     db, index = three_records
 
     def served(chance: float, served_names: list[str], **kwargs) -> BeatWindowDataset:
@@ -531,7 +558,7 @@ def test_timing_augments_need_runs_and_their_rr_features(three_records, option, 
         augment = Augment(**{option: chance})
         return BeatWindowDataset(db, index, THREE_RECORDS_HALF, rr_columns=columns, augment=augment, **kwargs)
 
-    with pytest.raises(ConfigError, match="data.run_beats >= 3"):
+    with pytest.raises(ConfigError, match=f"data.run_beats >= {least}"):
         served(0.5, names)
     with pytest.raises(ConfigError, match=needs):
         served(0.5, lacking, run_beats=7)

@@ -394,7 +394,7 @@ class BeatDataModule(L.LightningDataModule):
         spec = dict(self.hparams.augment or {})
         spec.pop("swap_class", None)  # read by _add_swap_templates
         premature_class = str(spec.pop("premature_class", "S"))
-        if spec.get("premature") or spec.get("irregular") or spec.get("pauses"):
+        if any(spec.get(key) for key in ("premature", "atrial_runs", "irregular", "pauses")):
             if premature_class not in list(self.classes)[1:]:
                 raise ConfigError(
                     f"data.augment.premature_class={premature_class}: choose an abnormal class of {list(self.classes)}"

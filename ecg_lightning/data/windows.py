@@ -123,6 +123,10 @@ class Augment:
     its RR features as if it came earlier (``premature_runs``): a premature beat of the patient's own normal shape,
     so that every training patient's morphology, bundle-branch blocks included, holds S beats told by their timing;
     premature_earlier: how much earlier, the least and the most, as fractions of the beat's preceding RR;
+    atrial_runs: the chance that a run of normal beats has a stretch of them served as class ``premature_label`` at
+    one shortened interval (``atrial_runs_of``; after premature): an atrial run in the patient's own beat shape, its
+    first beat early and the rest early only against the beats around the stretch, so S beats can be most of a run,
+    as in a patient whose most frequent beat is S;
     irregular: the chance that a run holding no beat of class ``premature_label`` has its RR intervals replaced by
     atrial fibrillation's (``irregular_runs``), its labels kept: early beats in an irregular rhythm that are normal,
     which a training set with few fibrillating patients (one in DS1) hardly holds;
@@ -143,6 +147,7 @@ class Augment:
     premature: float = 0.0
     premature_label: int = 1
     premature_earlier: tuple[float, float] = PREMATURE_EARLIER
+    atrial_runs: float = 0.0
     irregular: float = 0.0
     pauses: float = 0.0
 
@@ -350,26 +355,72 @@ def irregular_runs(
     rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
 
 
+# ``Augment.atrial_runs``: the share of a run's beats the atrial stretch takes (drawn per run), and the interval after
+# its last beat against the run's median one (the sinus node reset: about a cycle, a little more)
+ATRIAL_RUN_SHARE = (0.3, 0.8)
+ATRIAL_RUN_RESET = (1.0, 1.3)
+# the RR features in seconds that the rhythm augmentations read a run's intervals from (atrial runs, pauses)
+SECONDS_PAIR = ("log_pre_rr_s", "log_post_rr_s")
+
+
+def check_interval_augment(option: str, chance: float, run_beats: int, names: Sequence[str], least: int) -> None:
+    """An augmentation that rewrites a run's RR intervals in seconds (``atrial_runs``: a stretch of two beats with a
+    normal beat on each side, so runs of five; ``pauses``: runs of three) needs a chance in (0, 1], runs of at least
+    ``least`` beats and the two RR features in seconds it reads the intervals from."""
+    check_chance(option, chance)
+    missing = [name for name in SECONDS_PAIR if name not in names]
+    needs = [f"set data.run_beats >= {least} (now {run_beats})"] * (run_beats < least)
+    needs += [f"add {missing} to data.rr_features"] * bool(missing)
+    if needs:
+        raise ConfigError(
+            f"data.augment.{option} rewrites runs of beats' rhythm, read from their RR intervals in seconds: "
+            f"{' and '.join(needs)}"
+        )
+
+
+def atrial_runs_of(
+    rr: torch.Tensor,
+    y: torch.Tensor,
+    names: Sequence[str],
+    chance: float,
+    label: int,
+    rng: np.random.Generator,
+    earlier_range: Sequence[float] = PREMATURE_EARLIER,
+) -> None:
+    """In place, for a batch of runs (rr (runs, beats, features named ``names``), y (runs, beats), 0 the normal
+    class, -1 padding): with ``chance`` per run of normal beats only, a stretch of ``ATRIAL_RUN_SHARE`` of its beats
+    (at least two, with a normal beat before and after it) is labelled ``label`` and comes at one interval, the run's
+    median RR shortened by a fraction drawn from ``earlier_range``; the interval after its last beat is the median
+    times ``ATRIAL_RUN_RESET``. The intervals are read from ``log_pre_rr_s`` and the last beat's ``log_post_rr_s``
+    and every feature is recomputed from them (``rr.run_features``). Vectorized over the runs; draws from ``rng``."""
+    runs, beats = y.shape
+    picked = rng.random(runs) < chance
+    share = rng.uniform(*ATRIAL_RUN_SHARE, runs)
+    place = rng.random(runs)
+    earlier = rng.uniform(*earlier_range, runs)
+    reset = rng.uniform(*ATRIAL_RUN_RESET, runs)
+    run = np.flatnonzero(picked & (y == 0).all(1).numpy())
+    if not len(run):
+        return
+    length = np.clip(np.round(share[run] * beats), 2, beats - 2).astype(int)
+    start = 1 + np.floor(place[run] * (beats - 1 - length)).astype(int)  # 1 .. beats - 1 - length
+    column = {name: c for c, name in enumerate(names)}
+    seconds = rr[run][..., [column[name] for name in SECONDS_PAIR]].double().exp().numpy()
+    intervals = np.concatenate([seconds[:, :, 0], seconds[:, -1:, 1]], axis=1)  # interval k comes before beat k
+    median = np.median(intervals, axis=1, keepdims=True)
+    k = np.arange(beats + 1)[None]
+    stretch = (k >= start[:, None]) & (k < (start + length)[:, None])
+    intervals = np.where(stretch, median * (1 - earlier[run, None]), intervals)
+    intervals = np.where(k == (start + length)[:, None], median * reset[run, None], intervals)
+    rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
+    y[torch.from_numpy(run)] = torch.from_numpy(np.where(stretch[:, :beats], label, 0)).to(y.dtype)
+
+
 # ``Augment.pauses``: in a run given pauses, each interval before a beat not of the spared class (and the one after
 # its last beat) becomes a pause with this chance, this many times as long (drawn per run): sinus pauses and the
 # pauses after blocked atrial premature beats are 1.5-3 times the RR before them
 PAUSE_SHARE = 0.25
 PAUSE_FACTOR = (1.5, 3.0)
-SECONDS_PAIR = ("log_pre_rr_s", "log_post_rr_s")
-
-
-def check_pauses(chance: float, run_beats: int, names: Sequence[str]) -> None:
-    """``data.augment.pauses`` needs a chance in (0, 1], runs of at least three beats and the two RR features in
-    seconds it reads a run's intervals from."""
-    check_chance("pauses", chance)
-    missing = [name for name in SECONDS_PAIR if name not in names]
-    needs = [f"set data.run_beats >= 3 (now {run_beats})"] * (run_beats < 3)
-    needs += [f"add {missing} to data.rr_features"] * bool(missing)
-    if needs:
-        raise ConfigError(
-            f"data.augment.pauses puts pauses into runs of beats, read from their RR intervals in seconds: "
-            f"{' and '.join(needs)}"
-        )
 
 
 def pause_runs(
@@ -464,10 +515,12 @@ class BeatWindowDataset(Dataset):
         self.rr_names = [RR_FEATURES[c] for c in self.rr_columns]  # the served features' names, in column order
         if augment is not None and augment.premature:
             check_premature(augment.premature, run_beats, self.rr_names, augment.premature_earlier)
+        if augment is not None and augment.atrial_runs:
+            check_interval_augment("atrial_runs", augment.atrial_runs, run_beats, self.rr_names, least=5)
         if augment is not None and augment.irregular:
             check_irregular(augment.irregular, run_beats, self.rr_names)
         if augment is not None and augment.pauses:
-            check_pauses(augment.pauses, run_beats, self.rr_names)
+            check_interval_augment("pauses", augment.pauses, run_beats, self.rr_names, least=3)
         self.plan_only = plan_only
         # each beat's patient: its record's rank among this dataset's records (0 .. records - 1), or None
         self.patient = np.unique(beats.record, return_inverse=True)[1].astype(np.int32) if patient_codes else None
@@ -526,7 +579,17 @@ class BeatWindowDataset(Dataset):
                 rng,
                 self.augment.premature_earlier,
             )
-        if self.augment.irregular:  # after it: a run given a premature beat holds an S beat and keeps its rhythm
+        if self.augment.atrial_runs:  # after it: runs left all normal by premature
+            atrial_runs_of(
+                inputs[1],
+                y,
+                self.rr_names,
+                self.augment.atrial_runs,
+                self.augment.premature_label,
+                rng,
+                self.augment.premature_earlier,
+            )
+        if self.augment.irregular:  # after them: a run given a premature beat holds an S beat and keeps its rhythm
             irregular_runs(inputs[1], y, self.rr_names, self.augment.irregular, self.augment.premature_label, rng)
         if self.augment.pauses:  # last: S beats, served or annotated, and fibrillating runs alike between pauses
             pause_runs(inputs[1], y, self.rr_names, self.augment.pauses, self.augment.premature_label, rng)
