@@ -450,7 +450,11 @@ def record_points(rows: dict[str, dict], record: str, current: str, needs: str, 
     """The operating points of the record-relative candidates that hold ``needs``, the share of ``record``'s N beats
     each calls S, whether a candidate holds the four measures (``FALSE_S_HELD``) against ``current``, and those four
     differences as text; ``flag`` names the option in the errors."""
-    point = {n: r["operating_point"] for n, r in rows.items() if needs in r["operating_point"]}
+    point = {
+        n: r["operating_point"]
+        for n, r in rows.items()
+        if needs in r["operating_point"] and "n_called_s_per_record" in r["operating_point"]
+    }
     if current not in point:
         raise SystemExit(f"{flag} weighs record-relative models ({needs}): give {current} as a --relative one")
     if record not in point[current]["n_called_s_per_record"]:

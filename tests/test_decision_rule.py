@@ -609,6 +609,8 @@ def test_patient_mean_rule_takes_a_candidate_finding_more_s_patients_beats_that_
     assert choose({"I1": current, "E": ceiling_row(patient=0.85, share=0.26)})[0] == "I1"  # 1.3x the false S
     assert choose({"I1": current, "E": ceiling_row(patient=0.85, jk=0.69)})[0] == "I1"  # jκ lost 0.06
     assert "patient mean of S Se 0.700" in choose({"I1": current, "E": ceiling_row(patient=0.78)})[2]
+    recorded = {"operating_point": {"patient_mean_se_S": 0.9, "class_bias": [0] * 5}}  # an earlier round's row
+    assert choose({"I1": current, "E": ceiling_row(patient=0.80), "SL6IT": recorded})[0] == "E"
 
 
 def test_n_called_s_is_each_records_share_of_its_n_beats_called_s():
