@@ -174,6 +174,36 @@ def test_cross_database_evaluation_tests_on_the_unseen_database(tiny_db, incart_
     assert ys == expected and sum(ys) > 0
 
 
+@pytest.mark.parametrize("split, extra", [("kfold", {}), ("ds1ds2", {"inner_split": "kfold"})])
+def test_train_only_databases_train_in_every_fold_and_are_never_validated_or_tested(
+    tiny_db, incart_db, svdb_db, tmp_path, caplog, split, extra
+):
+    """data.train_only_databases: every INCART and SVDB record trains in every fold, beside the fold's MIT-BIH
+    training records; validation and test come from MIT-BIH alone, as without them (so the folds, and the rules'
+    measures, are the same)."""
+    mitdb = sorted(FRACTIONS)
+    if split == "ds1ds2":
+        extra = {**extra, "ds1": mitdb[: len(mitdb) // 2 + 2], "ds2": mitdb[len(mitdb) // 2 + 2 :]}
+    for fold in range(3):
+        settings = dict(split=split, n_folds=3, fold=fold, **extra)
+        dm = make(tiny_db, incart_db, svdb_db, tmp_path, databases=["mitdb", "incartdb", "svdb"],
+                  train_only_databases=["incartdb", "svdb"], **settings)  # fmt: skip
+        alone = make(tiny_db, incart_db, svdb_db, tmp_path, **settings)
+        dm.setup()
+        alone.setup()
+        assert set(INCART_PATIENTS) | set(SVDB_RECORDS) <= set(dm.train_records)
+        assert sorted(set(dm.train_records) - set(INCART_PATIENTS) - set(SVDB_RECORDS)) == sorted(alone.train_records)
+        assert dm.val_records == alone.val_records and dm.test_records == alone.test_records
+        assert dm.val_records and not set(dm.val_records) & (set(INCART_PATIENTS) | set(SVDB_RECORDS))
+    if split == "ds1ds2":  # a database named for training but in neither list is left out, and the log says how
+        dropped = make(tiny_db, incart_db, svdb_db, tmp_path, databases=["mitdb", "incartdb"], **settings)
+        with caplog.at_level(logging.WARNING):
+            dropped.setup()
+        assert not set(dropped.train_records) & set(INCART_PATIENTS)
+        assert "['incartdb'] are in neither data.ds1 nor data.ds2" in caplog.text
+        assert "data.train_only_databases" in caplog.text
+
+
 def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_path):
     with pytest.raises(ConfigError, match=r"data.databases: \['ptbdb'\] not in data.catalog"):
         make(tiny_db, incart_db, svdb_db, tmp_path, databases=["ptbdb"])
@@ -185,6 +215,10 @@ def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_pat
         make(tiny_db, incart_db, svdb_db, tmp_path, databases=["mitdb", "incartdb"], lead=["MLII", "V1"])
     with pytest.raises(ConfigError, match="data.databases is empty"):
         make(tiny_db, incart_db, svdb_db, tmp_path, databases=[])
+    with pytest.raises(ConfigError, match=r"data.train_only_databases=\['svdb'\]: \['svdb'\] not in data.databases"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, databases=["mitdb"], train_only_databases=["svdb"])
+    with pytest.raises(ConfigError, match="names every database of data.databases: leave one to validate on"):
+        make(tiny_db, incart_db, svdb_db, tmp_path, databases=["svdb"], train_only_databases=["svdb"])
     twin = {**catalog(tiny_db, incart_db, svdb_db), "copy": database_spec("mitdb", tiny_db, download=False)}
     dm = BeatDataModule(databases=["mitdb", "copy"], catalog=twin, label_sets=LABEL_SETS, cache_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"record 100 is in both mitdb .* and copy .*; record names must be unique"):

@@ -55,6 +55,9 @@ class BeatDataModule(L.LightningDataModule):
             same_subject, subject_pattern); ``conf/data/database/*.yaml``.
         test_databases: databases that are the test set (cross-database evaluation: train and validation come from
             ``databases``); empty: no test set except with ``split="ds1ds2"``.
+        train_only_databases: databases of ``databases`` whose every record is a training record, never validated
+            or tested, whatever the split: more patients to learn from (INCART, SVDB) while the validation folds,
+            and so every selection rule's measures, stay those of the other databases (DS1's subjects).
         records: record names to use, in this order (default: every record of the databases, in RECORDS order).
         lead: channel index (the study: 0), signal name (e.g. "MLII"), or a list of them (one input channel each);
             a database's own ``lead`` replaces it there.
@@ -114,6 +117,7 @@ class BeatDataModule(L.LightningDataModule):
         databases: Sequence[str] = ("mitdb",),
         catalog: Mapping[str, Mapping] | None = None,
         test_databases: Sequence[str] = (),
+        train_only_databases: Sequence[str] = (),
         records: Sequence[str] | None = None,
         lead: Lead | Sequence[Lead] = 0,
         fs: float = 360.0,
@@ -176,6 +180,17 @@ class BeatDataModule(L.LightningDataModule):
         both = sorted(set(map(str, databases)) & set(map(str, test_databases)))
         if both:
             raise ConfigError(f"{both} in both data.databases and data.test_databases; a test database is unseen")
+        stray = sorted(set(map(str, train_only_databases)) - set(map(str, databases)))
+        if stray:
+            raise ConfigError(
+                f"data.train_only_databases={list(train_only_databases)}: {stray} not in data.databases "
+                f"({list(databases)}); add them there too"
+            )
+        if set(map(str, databases)) <= set(map(str, train_only_databases)):
+            raise ConfigError(
+                "data.train_only_databases names every database of data.databases: leave one to validate on "
+                "(e.g. data.databases=[mitdb,incartdb] data.train_only_databases=[incartdb])"
+            )
         check_reference(reference_beats)
         if pause_stress and (pause_stress <= 1 or not rr_features):
             raise ConfigError(
@@ -411,17 +426,30 @@ class BeatDataModule(L.LightningDataModule):
 
     def _split(self) -> tuple[list[str], list[str], list[str]]:
         """Train, validation and test records. The test set is DS2 (``split="ds1ds2"``) or the test databases;
-        otherwise empty. Validation subjects come from the training pool only."""
-        hp, names = self.hparams, np.asarray(self.records.names)
-        fraction = abnormal_fraction(self.beats.record, self.beats.label, len(names))
-        windows = np.bincount(self.beats.record, minlength=len(names)).astype(np.float64)
-        keys, mode = self.subjects(), hp.split
-        in_test = np.isin(self.records.databases, [db.name for db in self.test_databases])
+        otherwise empty. Validation subjects come from the training pool only; the train-only databases' records
+        are all training records, whatever the split."""
+        hp, every = self.hparams, np.asarray(self.records.names)
+        train_only = np.isin(self.records.databases, list(hp.train_only_databases))
+        mine = ~train_only  # the records split below; the train-only databases' join the training side at the end
+        names = every[mine]
+        fraction = abnormal_fraction(self.beats.record, self.beats.label, len(every))[mine]
+        windows = np.bincount(self.beats.record, minlength=len(every)).astype(np.float64)[mine]
+        keys, mode = self.subjects()[mine], hp.split
+        in_test = np.isin(np.asarray(self.records.databases)[mine], [db.name for db in self.test_databases])
         if hp.split == "ds1ds2":
             shared = hp.benchmark_protocol == "published"
             pool, test = benchmark_split(names.tolist(), hp.ds1, hp.ds2, subject_ids(keys), shared)
             if not pool or not test:
                 raise ValueError(f"data.split=ds1ds2: no DS1 or no DS2 record among the {len(names)} records read")
+            listed = np.isin(names, [*map(str, hp.ds1), *map(str, hp.ds2)])
+            databases = np.asarray(self.records.databases)[mine]
+            unlisted = sorted(map(str, set(databases) - set(databases[listed])))  # no record of theirs in DS1 or DS2
+            if unlisted:
+                log.warning(
+                    "data.split=ds1ds2: the records of %s are in neither data.ds1 nor data.ds2 and are left out; "
+                    "to train on them, name them in data.train_only_databases",
+                    unlisted,
+                )
             keep, mode = np.isin(names, pool), hp.inner_split
         else:
             keep, test = ~in_test, names[in_test].tolist()
@@ -437,7 +465,7 @@ class BeatDataModule(L.LightningDataModule):
             train, val = kfold_split(
                 names, fraction, windows, subjects, hp.fold, hp.n_folds, hp.split_seed, hp.bin_edges
             )
-        return list(train), list(val), test
+        return [*train, *every[train_only].tolist()], list(val), test
 
     def _warn_lead_fallbacks(self) -> None:
         """Say, at every setup (cached or not), which records lacked a lead asked for by name and what was read."""
