@@ -569,30 +569,18 @@ class BeatWindowDataset(Dataset):
         *inputs, y = shaped
         inputs = [t.masked_fill(pad.reshape(*pad.shape, *[1] * (t.dim() - 2)), 0) for t in inputs]
         y = y.masked_fill(pad, -1)
-        if self.augment.premature:  # after every other draw: a recipe without it draws exactly as before
-            premature_runs(
-                inputs[1],
-                y,
-                self.rr_names,
-                self.augment.premature,
-                self.augment.premature_label,
-                rng,
-                self.augment.premature_earlier,
-            )
-        if self.augment.atrial_runs:  # after it: runs left all normal by premature
-            atrial_runs_of(
-                inputs[1],
-                y,
-                self.rr_names,
-                self.augment.atrial_runs,
-                self.augment.premature_label,
-                rng,
-                self.augment.premature_earlier,
-            )
-        if self.augment.irregular:  # after them: a run given a premature beat holds an S beat and keeps its rhythm
-            irregular_runs(inputs[1], y, self.rr_names, self.augment.irregular, self.augment.premature_label, rng)
-        if self.augment.pauses:  # last: S beats, served or annotated, and fibrillating runs alike between pauses
-            pause_runs(inputs[1], y, self.rr_names, self.augment.pauses, self.augment.premature_label, rng)
+        a = self.augment
+        # after every other draw, each only when asked (a recipe without one draws exactly as before), in this order:
+        # premature beats; atrial runs in runs left all normal; fibrillation in runs holding no S beat, served or
+        # annotated (they keep their rhythm); pauses last, S beats and fibrillating runs alike between them
+        for chance, serve, more in (
+            (a.premature, premature_runs, (a.premature_earlier,)),
+            (a.atrial_runs, atrial_runs_of, (a.premature_earlier,)),
+            (a.irregular, irregular_runs, ()),
+            (a.pauses, pause_runs, ()),
+        ):
+            if chance:
+                serve(inputs[1], y, self.rr_names, chance, a.premature_label, rng, *more)
         return (*inputs, y)
 
     def _cut(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
