@@ -423,8 +423,11 @@ def test_premature_earlier_sets_how_early_the_served_beat_comes(three_records, e
 
 @pytest.mark.parametrize("earlier", [(0.0, 0.3), (0.4, 0.2), (0.2, 1.0), (0.2,)])
 def test_premature_earlier_out_of_range_is_refused(three_records, earlier):
+    """Refused with premature beats and with atrial runs, which draw from it too."""
     with pytest.raises(ConfigError, match="premature_earlier"):
         premature_runs_served(three_records, 1.0, premature_earlier=earlier)
+    with pytest.raises(ConfigError, match="premature_earlier"):
+        irregular_runs_served(three_records, atrial_runs=1.0, premature_earlier=earlier)
 
 
 def test_premature_leaves_an_irregular_rhythm_alone(three_records):

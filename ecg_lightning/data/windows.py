@@ -262,17 +262,19 @@ def check_chance(option: str, chance: float) -> None:
         raise ConfigError(f"data.augment.{option}={chance}: give a chance per run between 0 and 1")
 
 
-def check_premature(
-    chance: float, run_beats: int, names: Sequence[str], earlier: Sequence[float] = PREMATURE_EARLIER
-) -> None:
-    """``data.augment.premature`` needs a chance in (0, 1], how much earlier as 0 < least <= most < 1, runs of at least
-    three beats and the two local RR features it reads the rhythm from."""
-    check_chance("premature", chance)
+def check_earlier(earlier: Sequence[float]) -> None:
+    """``data.augment.premature_earlier`` (premature beats, atrial runs): how much earlier, 0 < least <= most < 1."""
     if len(earlier) != 2 or not 0 < earlier[0] <= earlier[1] < 1:
         raise ConfigError(
             f"data.augment.premature_earlier={list(earlier)}: give [least, most], fractions of the preceding RR with "
             "0 < least <= most < 1 (default [0.2, 0.4])"
         )
+
+
+def check_premature(chance: float, run_beats: int, names: Sequence[str]) -> None:
+    """``data.augment.premature`` needs a chance in (0, 1], runs of at least three beats and the two local RR
+    features it reads the rhythm from."""
+    check_chance("premature", chance)
     if run_beats < 3:
         raise ConfigError(
             f"data.augment.premature serves a normal beat early between its two neighbours: set data.run_beats >= 3 "
@@ -513,8 +515,10 @@ class BeatWindowDataset(Dataset):
             raise ValueError("patient codes are served by batches cut on the CPU; set cut_on_device=false")
         self.rr_columns = list(rr_columns or [])
         self.rr_names = [RR_FEATURES[c] for c in self.rr_columns]  # the served features' names, in column order
+        if augment is not None and (augment.premature or augment.atrial_runs):
+            check_earlier(augment.premature_earlier)
         if augment is not None and augment.premature:
-            check_premature(augment.premature, run_beats, self.rr_names, augment.premature_earlier)
+            check_premature(augment.premature, run_beats, self.rr_names)
         if augment is not None and augment.atrial_runs:
             check_interval_augment("atrial_runs", augment.atrial_runs, run_beats, self.rr_names, least=5)
         if augment is not None and augment.irregular:
