@@ -64,6 +64,16 @@ def use_local_data(run: DictConfig, local: DictConfig) -> None:
                 spec[key] = local.catalog[name][key]
 
 
+def leave_out_train_only(run: DictConfig) -> None:
+    """Scoring the validation or test side needs none of a run's train-only databases (``data.train_only_databases``:
+    their records are never validated or tested, and the other records split alike without them), so they are not
+    read: a model trained with INCART and SVDB beside DS1 is scored on DS2 with MIT-BIH alone."""
+    only = [str(name) for name in run.get("train_only_databases") or ()]
+    if only:
+        run.databases = [name for name in run.databases if str(name) not in only]
+        run.train_only_databases = []
+
+
 # data settings that do not change which records a run trained on
 NOT_SPLIT_KEYS = (
     "seed",
@@ -118,6 +128,8 @@ def load_models(cfg: DictConfig) -> tuple[list[DictConfig], list[BeatClassifier]
         ckpt = load_checkpoint(path)
         run = checkpoint_config(ckpt, data_overrides(cfg))
         use_local_data(run.data, cfg.data)
+        if cfg.get("side") in ("val", "test"):
+            leave_out_train_only(run.data)
         if cfg.get("model") is not None:
             run.model = cfg.model
         models.append(build_model(ckpt, run, path))

@@ -24,7 +24,7 @@ from ecg_lightning.data import BeatDataModule, MITBIHDataModule, cache
 from ecg_lightning.data.databases import Database, configured_lead
 from ecg_lightning.data.records import RecordError, record_sources
 from ecg_lightning.errors import ConfigError
-from ecg_lightning.evaluate import use_local_data
+from ecg_lightning.evaluate import leave_out_train_only, use_local_data
 
 # INCART-like: record -> patient (as in the real headers' "# patient N" line); 3 patients, 7 records
 INCART_PATIENTS = {"I01": 1, "I02": 1, "I03": 2, "I04": 2, "I05": 2, "I06": 3, "I07": 4, "I08": 5}
@@ -202,6 +202,25 @@ def test_train_only_databases_train_in_every_fold_and_are_never_validated_or_tes
         assert not set(dropped.train_records) & set(INCART_PATIENTS)
         assert "['incartdb'] are in neither data.ds1 nor data.ds2" in caplog.text
         assert "data.train_only_databases" in caplog.text
+
+
+def test_scoring_a_run_trained_with_train_only_databases_reads_none_of_them(tiny_db, incart_db, svdb_db, tmp_path):
+    """evaluate side=val/test (``leave_out_train_only``): the run's train-only databases are not read, and the
+    validation and test records are those the run had; a run without them is left as it was."""
+    mitdb = sorted(FRACTIONS)
+    split = dict(split="ds1ds2", inner_split="kfold", n_folds=3, fold=1, ds1=mitdb[:6], ds2=mitdb[6:])
+    run = OmegaConf.create({"databases": ["mitdb", "incartdb", "svdb"], "train_only_databases": ["incartdb", "svdb"]})
+    trained = make(tiny_db, incart_db, svdb_db, tmp_path, **OmegaConf.to_container(run), **split)
+    leave_out_train_only(run)
+    assert list(run.databases) == ["mitdb"] and list(run.train_only_databases) == []
+    scored = make(tiny_db, incart_db, svdb_db, tmp_path, **OmegaConf.to_container(run), **split)
+    trained.setup()
+    scored.setup()
+    assert scored.val_records == trained.val_records and scored.test_records == trained.test_records
+    assert set(trained.records.names) & set(INCART_PATIENTS) and not set(scored.records.names) & set(INCART_PATIENTS)
+    plain = OmegaConf.create({"databases": ["mitdb", "incartdb"], "train_only_databases": []})
+    leave_out_train_only(plain)
+    assert list(plain.databases) == ["mitdb", "incartdb"]
 
 
 def test_database_settings_errors_are_named(tiny_db, incart_db, svdb_db, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 import wfdb
 import yaml
-from conftest import compose_config, train_overrides, write_record
+from conftest import compose_config, database_spec, train_overrides, write_record
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from sklearn.metrics import (
@@ -27,7 +27,7 @@ from sklearn.metrics import (
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ecg_lightning import report
-from ecg_lightning.checkpoint import CheckpointError, build_model, checkpoint_config
+from ecg_lightning.checkpoint import CONFIG_KEY, CheckpointError, build_model, checkpoint_config
 from ecg_lightning.data.records import RecordError, list_records
 from ecg_lightning.errors import ConfigError
 from ecg_lightning.evaluate import evaluate
@@ -222,6 +222,22 @@ def probabilities_of(ckpt: Path, tiny_db: Path, cache: Path) -> tuple[np.ndarray
     dm = instantiate(run.data, _convert_="all")
     dm.setup()
     return report.predict_proba(build_model(blob, run, ckpt), dm.loader(dm.data_val))
+
+
+def test_evaluate_reads_none_of_the_runs_train_only_databases(trained, tiny_db, tmp_path):
+    """A run trained with a train-only database (``data.train_only_databases``, here one this machine lacks) is
+    scored on its validation side without reading it, on the same records and beats as the run without it."""
+    ckpt = torch.load(trained, map_location="cpu", weights_only=False)
+    data = ckpt[CONFIG_KEY]["data"]
+    data["catalog"]["extra"] = database_spec("svdb", tmp_path / "nowhere", download=False)
+    data["databases"], data["train_only_databases"] = [*data["databases"], "extra"], ["extra"]
+    with_extra = tmp_path / "with_extra.ckpt"
+    torch.save(ckpt, with_extra)
+    common = [f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    plain = evaluate(compose_config("evaluate", tmp_path / "plain", [f"ckpt_path={trained}", *common]))
+    HydraConfig.instance().cfg = None
+    scored = evaluate(compose_config("evaluate", tmp_path / "extra", [f"ckpt_path={with_extra}", *common]))
+    assert scored["records"] == plain["records"] and scored["beats"] == plain["beats"]
 
 
 def test_ensemble_averages_two_different_models(trained, tiny_db, tmp_path):
