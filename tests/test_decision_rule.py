@@ -333,6 +333,22 @@ def test_a_mean_named_ahead_without_the_either_rule_is_refused_before_any_sweep_
         selection_script().main()
 
 
+@pytest.mark.parametrize(
+    "gains, message",
+    [(["--patient-mean-gain", "0.09"], "--patient-mean-gain: one gained measure at a time, beside --fewer-false-s"),
+     (["--fewer-false-s", "203", "--patient-mean-gain", "0.09", "--composed-gain", "0.09"],
+      "--patient-mean-gain and --composed-gain: one gained measure at a time")],
+)  # fmt: skip
+def test_a_gained_measure_without_its_record_or_beside_another_is_refused_before_any_sweep_is_read(
+    monkeypatch, tmp_path, gains, message
+):
+    argv = ["selection_over_seeds.py", "--cv", str(tmp_path / "none"), "--relative", "CB=cb:q10", "--current", "CB",
+            *gains]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match=message):
+        selection_script().main()
+
+
 def test_the_sequence_template_swap_experiment_holds_what_its_selection_chose(tmp_path):
     """experiment=aami_sequence_template_swap says it is the twenty-second round's DS1 choice: its inputs and a
     single network's offsets are the candidate's as the selection recorded them, and the offsets its comment gives

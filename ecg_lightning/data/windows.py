@@ -353,8 +353,7 @@ def irregular_runs(
         mean_rr = rr[run, :, column["mean_rr_s"]].mean(1).numpy()
     else:
         mean_rr = np.ones(len(run))
-    intervals = mean_rr[:, None].astype(np.float64) * np.exp(sigma[run, None] * z[run])
-    rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
+    set_run_intervals(rr, names, run, mean_rr[:, None].astype(np.float64) * np.exp(sigma[run, None] * z[run]))
 
 
 # ``Augment.atrial_runs``: the share of a run's beats the atrial stretch takes (drawn per run), and the interval after
@@ -363,6 +362,20 @@ ATRIAL_RUN_SHARE = (0.3, 0.8)
 ATRIAL_RUN_RESET = (1.0, 1.3)
 # the RR features in seconds that the rhythm augmentations read a run's intervals from (atrial runs, pauses)
 SECONDS_PAIR = ("log_pre_rr_s", "log_post_rr_s")
+
+
+def run_intervals(rr: torch.Tensor, names: Sequence[str], run: np.ndarray) -> np.ndarray:
+    """The RR intervals in seconds of the runs ``run`` (runs, beats + 1; interval k comes before beat k, the last
+    after the last beat), read from ``log_pre_rr_s`` and the last beat's ``log_post_rr_s`` (``SECONDS_PAIR``)."""
+    column = {name: c for c, name in enumerate(names)}
+    seconds = rr[run][..., [column[name] for name in SECONDS_PAIR]].double().exp().numpy()
+    return np.concatenate([seconds[:, :, 0], seconds[:, -1:, 1]], axis=1)
+
+
+def set_run_intervals(rr: torch.Tensor, names: Sequence[str], run: np.ndarray, intervals: np.ndarray) -> None:
+    """In place: the runs ``run`` given every feature of these intervals (``run_intervals``' layout;
+    ``rr.run_features``)."""
+    rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
 
 
 def check_interval_augment(option: str, chance: float, run_beats: int, names: Sequence[str], least: int) -> None:
@@ -406,15 +419,13 @@ def atrial_runs_of(
         return
     length = np.clip(np.round(share[run] * beats), 2, beats - 2).astype(int)
     start = 1 + np.floor(place[run] * (beats - 1 - length)).astype(int)  # 1 .. beats - 1 - length
-    column = {name: c for c, name in enumerate(names)}
-    seconds = rr[run][..., [column[name] for name in SECONDS_PAIR]].double().exp().numpy()
-    intervals = np.concatenate([seconds[:, :, 0], seconds[:, -1:, 1]], axis=1)  # interval k comes before beat k
+    intervals = run_intervals(rr, names, run)
     median = np.median(intervals, axis=1, keepdims=True)
     k = np.arange(beats + 1)[None]
     stretch = (k >= start[:, None]) & (k < (start + length)[:, None])
     intervals = np.where(stretch, median * (1 - earlier[run, None]), intervals)
     intervals = np.where(k == (start + length)[:, None], median * reset[run, None], intervals)
-    rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
+    set_run_intervals(rr, names, run, intervals)
     y[torch.from_numpy(run)] = torch.from_numpy(np.where(stretch[:, :beats], label, 0)).to(y.dtype)
 
 
@@ -440,12 +451,9 @@ def pause_runs(
     run = np.flatnonzero(picked & ~(y < 0).any(1).numpy())
     if not len(run):
         return
-    column = {name: c for c, name in enumerate(names)}
-    seconds = rr[run][..., [column[name] for name in SECONDS_PAIR]].double().exp().numpy()
-    intervals = np.concatenate([seconds[:, :, 0], seconds[:, -1:, 1]], axis=1)
     spared = np.concatenate([(y[run] == label).numpy(), np.zeros((len(run), 1), bool)], axis=1)
-    intervals = np.where(where[run] & ~spared, intervals * factor[run, None], intervals)
-    rr[torch.from_numpy(run)] = torch.from_numpy(run_features(intervals, names)).to(rr.dtype)
+    intervals = run_intervals(rr, names, run)
+    set_run_intervals(rr, names, run, np.where(where[run] & ~spared, intervals * factor[run, None], intervals))
 
 
 def beat_templates(
