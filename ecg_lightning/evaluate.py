@@ -191,7 +191,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_unseen(checkpoint_paths(cfg), runs, cfg.side, scored)  # before the work of predicting
     threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold
     loader = datamodule.loader(data, cfg.batch_size)
-    predictions = [report.predict_proba(model, loader, f"Evaluating {cfg.side}") for model in models]
+    by_record = bool(cfg.get("record_norm", False))  # each record's batch-norm statistics from its own beats
+    predictions = [
+        report.predict_proba(model, loader, f"Evaluating {cfg.side}", record_norm=by_record) for model in models
+    ]
     probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
     names = datamodule.records.names
     probs = models[0].decide_per_record(probs, np.asarray(names)[data.beats.record])  # e.g. the record-relative S

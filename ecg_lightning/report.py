@@ -27,20 +27,36 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from ecg_lightning.classifier import beats_of_runs  # noqa: E402
 from ecg_lightning.metrics import beat_metrics  # noqa: E402
+from ecg_lightning.models.record_norm import record_statistics  # noqa: E402
 
 
 @torch.inference_mode()
 def predict_proba(
-    module: torch.nn.Module, loader: DataLoader, desc: str = "Predicting", max_batches: int | None = None
+    module: torch.nn.Module,
+    loader: DataLoader,
+    desc: str = "Predicting",
+    max_batches: int | None = None,
+    record_norm: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities and the label of every window of ``loader`` (of its first ``max_batches``), in loader order.
 
     Probabilities are P(abnormal) per window for a binary model, (windows, classes) otherwise; runs of beats give
-    one row per beat, in run order, padding dropped.
+    one row per beat, in run order, padding dropped. With ``record_norm`` the model runs record by record, each with
+    its batch-norm statistics from that record's own beats (``models/record_norm.py``; an ordered loader over a
+    whole evaluation index, as ``BeatDataModule.loader`` gives).
     """
+    if record_norm and max_batches is not None:
+        raise ValueError("record_norm reads every beat of each record: predict the whole loader (max_batches=None)")
     was_training = module.training
     module.eval()
     device = next(module.parameters()).device
+    if record_norm:
+        parts = [
+            _predict_record(module, loader, items, whole, device)
+            for items, whole in tqdm(loader.dataset.items_by_record(), desc=desc, unit="record", leave=False)
+        ]
+        module.train(was_training)
+        return np.concatenate([p for p, _ in parts]), np.concatenate([y for _, y in parts])
     probs, labels = [], []
     total = len(loader) if max_batches is None else min(len(loader), max_batches)
     for batch in tqdm(itertools.islice(loader, max_batches), desc=desc, total=total, unit="batch", leave=False):
@@ -49,6 +65,26 @@ def predict_proba(
         probs.append(module.probabilities(logits).float())
         labels.append(y)
     module.train(was_training)
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
+
+
+def _predict_record(
+    module: torch.nn.Module, loader: DataLoader, items: np.ndarray, whole: np.ndarray, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """One record's probabilities and labels, its batch-norm statistics read from its unpadded items ``whole``."""
+
+    def batches(positions: np.ndarray):
+        sub = DataLoader(
+            loader.dataset, batch_size=loader.batch_size, sampler=positions.tolist(), collate_fn=loader.collate_fn
+        )
+        return (tuple(t.to(device) for t in batch[:-1]) + (batch[-1],) for batch in sub)
+
+    probs, labels = [], []
+    with record_statistics(module, (batch[:-1] for batch in batches(whole))):
+        for *inputs, y in batches(items):
+            logits, y = beats_of_runs(module(*inputs).cpu(), y)
+            probs.append(module.probabilities(logits).float())
+            labels.append(y)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
 
 

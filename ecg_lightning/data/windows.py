@@ -560,6 +560,22 @@ class BeatWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels) if self.runs is None else len(self.runs)
 
+    def items_by_record(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per record, in order: its items (beats, or runs of beats) and those of them without padding (runs that
+        hold a record's last beats are padded past its end; all its items when every one is) — what a
+        record-by-record pass (``models/record_norm.py``) reads its statistics from. Items must be ordered by
+        record, as evaluation indexes are."""
+        first = self.beats.record if self.runs is None else self.beats.record[np.maximum(self.runs[:, 0], 0)]
+        whole = np.ones(len(first), bool) if self.runs is None else (self.runs >= 0).all(1)
+        bounds = np.flatnonzero(np.r_[True, first[1:] != first[:-1], True]) if len(first) else np.zeros(1, np.int64)
+        if len(np.unique(first)) != len(bounds) - 1:
+            raise ValueError("items_by_record needs the items ordered by record (an evaluation index)")
+        groups = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            items = np.arange(lo, hi)
+            groups.append((items, items[whole[lo:hi]] if whole[lo:hi].any() else items))
+        return groups
+
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
         """A whole batch: ``(x, y)``, or ``(x, rr, y)`` with RR features; x (batch, leads, window), y class indices;
         with ``patient_codes`` each window's patient (int64, shaped as y) just before y.
