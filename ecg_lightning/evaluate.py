@@ -28,7 +28,14 @@ from ecg_lightning.checkpoint import (
 )
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.config import CONFIG_DIR
-from ecg_lightning.errors import check_command_line, check_threshold, exit_on_input_error, instantiate_checked
+from ecg_lightning.errors import (
+    ConfigError,
+    check_command_line,
+    check_threshold,
+    exit_on_input_error,
+    instantiate_checked,
+)
+from ecg_lightning.models.record_norm import batch_norms
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +199,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold
     loader = datamodule.loader(data, cfg.batch_size)
     by_record = bool(cfg.get("record_norm", False))  # each record's batch-norm statistics from its own beats
+    if by_record and not all(batch_norms(model) for model in models):
+        raise ConfigError(
+            f"record_norm=true takes each record's batch-norm statistics from its beats, and "
+            f"{', '.join(checkpoint_paths(cfg))} holds a network without batch-norm layers: leave record_norm=false"
+        )
     predictions = [
         report.predict_proba(model, loader, f"Evaluating {cfg.side}", record_norm=by_record) for model in models
     ]
@@ -205,7 +217,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     rows = report.per_record(data.beats.record, names, probs, labels, classes, threshold, databases)
     records = sorted({r["record"] for r in rows})
     paths = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
-    result = {"checkpoint": paths, "side": cfg.side, "records": records, **metrics}
+    result = {"checkpoint": paths, "side": cfg.side, "record_norm": by_record, "records": records, **metrics}
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
     write_predictions(out_dir / PREDICTIONS, data, names, probs, labels, classes)
     report.write_atomic(
@@ -216,7 +228,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     logger = TensorBoardLogger(save_dir=str(out_dir), name="", version="", default_hp_metric=False)
     # what was scored, with what: hparams.yaml (and TensorBoard's HPARAMS tab) beside the scores
     logger.log_hyperparams(
-        {"checkpoint": paths, "side": cfg.side, "class_bias": cfg.get("class_bias"), **used_settings(run, ("data",))},
+        {
+            "checkpoint": paths,
+            "side": cfg.side,
+            "class_bias": cfg.get("class_bias"),
+            "record_norm": by_record,
+            **used_settings(run, ("data",)),
+        },
         {f"hparams/{k}": v for k, v in metrics.items() if isinstance(v, float)},
     )
     logger.log_metrics({f"{cfg.side}/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=0)

@@ -224,6 +224,16 @@ def probabilities_of(ckpt: Path, tiny_db: Path, cache: Path) -> tuple[np.ndarray
     return report.predict_proba(build_model(blob, run, ckpt), dm.loader(dm.data_val))
 
 
+def test_evaluate_refuses_record_norm_for_a_network_without_batch_norm(trained, tiny_db, tmp_path):
+    """``record_norm=true`` reads each record's batch-norm statistics: the study CNN has none, so it is refused by
+    name rather than scored as if adapted."""
+    overrides = [f"ckpt_path={trained}", f"data.catalog.mitdb.root={tiny_db}", f"paths.cache_dir={tmp_path / 'c'}"]
+    with pytest.raises(ConfigError, match="without batch-norm layers: leave record_norm=false"):
+        evaluate(compose_config("evaluate", tmp_path / "ev", [*overrides, "record_norm=true"]))
+    HydraConfig.instance().cfg = None
+    assert evaluate(compose_config("evaluate", tmp_path / "ev2", overrides))["record_norm"] is False
+
+
 def test_evaluate_reads_none_of_the_runs_train_only_databases(trained, tiny_db, tmp_path):
     """A run trained with a train-only database (``data.train_only_databases``, here one this machine lacks) is
     scored on its validation side without reading it, on the same records and beats as the run without it."""

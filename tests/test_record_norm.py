@@ -1,0 +1,105 @@
+"""Each record scored with its networks' batch-norm statistics from its own beats (``evaluate record_norm=true``)."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ecg_lightning import report
+from ecg_lightning.classifier import BeatClassifier
+from ecg_lightning.data.records import Record, RecordSet
+from ecg_lightning.data.windows import BeatWindowDataset, index_beats, passthrough_collate
+from ecg_lightning.models import BeatSequenceNet
+from ecg_lightning.models.record_norm import record_statistics
+
+HALF = 90
+CLASSES = ["N", "S", "V", "F", "Q"]
+
+
+def record(name: str, n_beats: int, scale: float, seed: int) -> Record:
+    """A record of ``n_beats`` beats every 300 samples, its own noise and beat shape, ``scale`` times as tall."""
+    rng = np.random.default_rng(seed)
+    beats = np.arange(150, 150 + 300 * n_beats, 300)
+    signal = rng.normal(0, 0.3, (1, beats[-1] + 150))
+    shape = np.hanning(40) * rng.uniform(1, 3)
+    for b in beats:
+        signal[0, b - 20 : b + 20] += shape
+    return Record(name, (scale * signal).astype(np.float32), ("MLII",), 360.0, beats, np.array(["N"] * n_beats))
+
+
+def loader_of(records: list[Record], run_beats: int = 4) -> torch.utils.data.DataLoader:
+    db = RecordSet.from_records(records)
+    index = index_beats(db, np.zeros(len(db.ann_sample), np.int8), HALF, pad_edges=True, rr=False)
+    data = BeatWindowDataset(db, index, HALF, run_beats=run_beats)
+    return torch.utils.data.DataLoader(data, batch_size=3, collate_fn=passthrough_collate)
+
+
+@pytest.fixture(scope="module")
+def model() -> BeatClassifier:
+    torch.manual_seed(0)
+    net = BeatSequenceNet(2 * HALF, channels=(4, 8), embedding=8, hidden=4, n_outputs=5, dropout=0.0)
+    module = BeatClassifier(net, torch.optim.Adam, classes=CLASSES, monitor="val/jk_index")
+    module.train()
+    with torch.no_grad():  # training statistics that are not any one record's; scores that move with the input
+        for _ in range(3):
+            net(torch.randn(2, 4, 1, 2 * HALF) * 2 + 0.5)
+        net.head[-1].weight.mul_(30)
+    return module.eval()
+
+
+def test_items_by_record_lists_each_records_runs_and_reads_statistics_from_unpadded_ones():
+    data = loader_of([record("a", 10, 1, 0), record("b", 3, 1, 1)]).dataset
+    (items_a, whole_a), (items_b, whole_b) = data.items_by_record()
+    assert items_a.tolist() == [0, 1, 2] and whole_a.tolist() == [0, 1]  # 10 beats: runs of 4, 4 and 2 (+2 padding)
+    assert items_b.tolist() == [3] and whole_b.tolist() == [3]  # its only run is padded: read it all the same
+    single = loader_of([record("a", 5, 1, 0), record("b", 2, 1, 1)], run_beats=1).dataset
+    assert [g[0].tolist() for g in single.items_by_record()] == [[0, 1, 2, 3, 4], [5, 6]]
+    db = RecordSet.from_records([record("a", 5, 1, 0), record("b", 2, 1, 1)])
+    index = index_beats(db, np.zeros(7, np.int8), HALF, pad_edges=True, rr=False)
+    unordered = BeatWindowDataset(db, index.subset(np.array([0, 5, 1])), HALF)
+    with pytest.raises(ValueError, match="ordered by record"):
+        unordered.items_by_record()
+
+
+def test_record_statistics_average_the_batches_and_give_the_layers_their_own_back():
+    norm = nn.BatchNorm1d(2).eval()
+    norm.running_mean.fill_(5.0)
+    batches = [torch.randn(8, 2, 10) + 1, torch.randn(8, 2, 10) - 3]
+    with record_statistics(norm, ((x,) for x in batches)):
+        expected = torch.stack([x.mean((0, 2)) for x in batches]).mean(0)
+        torch.testing.assert_close(norm.running_mean, expected)
+        torch.testing.assert_close(
+            norm(batches[0]), (batches[0] - expected[:, None]) / (norm.running_var[:, None] + 1e-5).sqrt()
+        )
+    assert norm.running_mean.eq(5.0).all() and norm.momentum == 0.1 and not norm.training
+    with pytest.raises(RuntimeError), record_statistics(norm, [(batches[0],)]):
+        raise RuntimeError("scoring failed")
+    assert norm.running_mean.eq(5.0).all()  # back also after an error
+
+
+def test_record_norm_scores_a_record_against_its_own_beats_whatever_its_scale(model):
+    """With each record's own statistics a record's beats scored three times as tall score alike (the stem's
+    convolution has no bias, so its batch norm takes the scale out), and a record's scores do not depend on the
+    records scored beside it; with the training statistics they do depend on the scale."""
+    a, b, b_tall = record("a", 10, 1, 0), record("b", 9, 1, 1), record("b", 9, 3, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain, _ = report.predict_proba(model, loader_of([a, b]))
+    own, labels = report.predict_proba(model, loader_of([a, b]), record_norm=True)
+    own_tall, _ = report.predict_proba(model, loader_of([a, b_tall]), record_norm=True)
+    alone, _ = report.predict_proba(model, loader_of([a]), record_norm=True)
+    plain_tall, _ = report.predict_proba(model, loader_of([a, b_tall]))
+    assert own.shape == plain.shape == (19, 5) and len(labels) == 19
+    np.testing.assert_allclose(own_tall, own, atol=1e-4)
+    np.testing.assert_allclose(alone, own[:10], atol=1e-6)
+    assert np.abs(own - plain).max() > 1e-2  # the record's statistics are not training's
+    assert np.abs(plain_tall[10:] - plain[10:]).max() > 1e-2
+    # record a's statistics come from its two whole runs, not from the zeros padding its last one
+    data = loader_of([a]).dataset
+    *whole, _ = data.__getitems__([0, 1])
+    *every, y = data.__getitems__([0, 1, 2])
+    with record_statistics(model, [tuple(whole)]), torch.no_grad():
+        expected = torch.softmax(model(*every)[y >= 0], -1).numpy()
+    np.testing.assert_allclose(alone, expected, atol=1e-6)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # training's statistics are back
+    assert not model.training
