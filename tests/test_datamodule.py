@@ -351,6 +351,24 @@ def test_balanced_sampling_settings_are_checked(tiny_db, tmp_path):
         make_dm(tiny_db, tmp_path, labels="aami", balance_power=-1)
 
 
+def test_batches_by_record_hold_one_training_record_each(s_db, tmp_path):
+    """data.batch_by_record=true: every training batch's runs come from one record, every run served; validation
+    keeps its order; beside balanced sampling it is refused by name."""
+    dm = make_dm(s_db, tmp_path, labels="aami", run_beats=4, batch_size=3, batch_by_record=True)
+    dm.setup()
+    data = dm.data_train
+    records = data.beats.record[data.runs[:, 0]]
+    assert len(np.unique(records)) > 1
+    served = 0
+    for batch in dm.train_dataloader().batch_sampler:
+        assert len(np.unique(records[batch])) == 1 and len(batch) == 3
+        served += len(batch)
+    assert set(dm.train_dataloader().sampler) == set(range(len(data))) and served >= len(data)
+    assert list(dm.val_dataloader().sampler) == list(range(len(dm.data_val)))
+    with pytest.raises(ConfigError, match="set one of them"):
+        make_dm(s_db, tmp_path, labels="aami", batch_by_record=True, balance_power=0.5)
+
+
 def test_template_swap_draws_its_share_and_cuts_alike_on_the_device(s_db, tmp_path):
     """A swap chance of 0.5 swaps about half the windows of the records that can swap, drawn from the batch's seed,
     so the device path (plans) serves the CPU path's windows exactly."""

@@ -197,6 +197,36 @@ def test_each_rank_trains_on_its_own_shard_of_the_epoch(n, world, epoch):
     assert list(EpochShuffle(n, 7, lambda: epoch + 1)) != whole or n < 10  # a new epoch, a new order
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+    batch=st.integers(1, 9),
+    world=st.integers(1, 3),
+    epoch=st.integers(0, 2),
+)
+def test_grouped_epoch_shuffle_serves_each_batch_from_one_record(sizes, batch, world, epoch):
+    """With groups, every batch of consecutive items is one group's; each group's items are all served (its last
+    batch filled up with its own), ranks take whole batches in turn, as many each, and a new epoch draws anew."""
+    groups = np.repeat(np.arange(len(sizes)) * 10, sizes)  # group labels need not be 0..k-1
+    n = len(groups)
+    whole = np.array(list(EpochShuffle(n, 3, lambda: epoch, groups=groups, batch=batch)))
+    n_batches = sum(-(-k // batch) for k in sizes)
+    assert len(whole) == n_batches * batch == len(EpochShuffle(n, 3, groups=groups, batch=batch))
+    in_batches = groups[whole].reshape(-1, batch)
+    assert (in_batches == in_batches[:, :1]).all()  # one group per batch
+    assert set(whole.tolist()) == set(range(n))
+    assert all((in_batches[:, 0] == g * 10).sum() == -(-k // batch) for g, k in enumerate(sizes))
+    shards = [list(EpochShuffle(n, 3, lambda: epoch, rank, world, groups=groups, batch=batch)) for rank in range(world)]
+    assert {len(shard) for shard in shards} == {-(-n_batches // world) * batch}
+    cyclic = np.resize(whole.reshape(-1, batch), (-(-n_batches // world) * world, batch))
+    for rank, shard in enumerate(shards):
+        assert shard == cyclic[rank::world].ravel().tolist()
+    if n > 20 and n_batches > 5:
+        assert list(EpochShuffle(n, 3, lambda: epoch + 1, groups=groups, batch=batch)) != whole.tolist()
+    with pytest.raises(ValueError, match="no weights beside them"):
+        EpochShuffle(n, 3, weights=np.ones(n), groups=groups, batch=batch)
+
+
 def test_record_balance_weights_even_out_the_patients_of_a_class():
     """Records with 20 and 5 S beats (S patients), one with 2 (too few: not a patient), one with none: at power 1 each
     patient's S beats weigh mean/count (so both patients' S beats are drawn as often in all), at 0.5 the square root,

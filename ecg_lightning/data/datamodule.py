@@ -106,6 +106,9 @@ class BeatDataModule(L.LightningDataModule):
         balance_class, balance_power: training items drawn with replacement, weighted so that the patients with
             few beats of ``balance_class`` are not drowned by the one with many (``windows.record_balance_weights``;
             power 0: a plain permutation, as before).
+        batch_by_record: every training batch holds items of one record only (``windows.EpochShuffle`` groups), so
+            the network's batch-norm layers train on one patient's statistics at a time, as ``evaluate
+            record_norm=true`` scores (docs/inter_patient.md, seventy-third round).
         patient_codes: training batches also hold each window's patient (its record's rank among the training
             records) before the labels, for a patient-adversarial loss (``model.patient_adversary``); validation and
             test batches never do.
@@ -151,6 +154,7 @@ class BeatDataModule(L.LightningDataModule):
         run_stride: int | None = None,
         balance_class: str = "S",
         balance_power: float = 0.0,
+        batch_by_record: bool = False,
         patient_codes: bool = False,
         seed: int = 0,
     ) -> None:  # pragma: no mutate block (mutmut's trampoline hides the init frame from save_hyperparameters)
@@ -231,6 +235,11 @@ class BeatDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.{key}={value}: must be {allowed}")
         self.save_hyperparameters(logger=False)
         self.classes = check_classes(label_sets[labels])
+        if batch_by_record and balance_power:
+            raise ConfigError(
+                "data.batch_by_record=true draws each batch from one record, data.balance_power weights items across "
+                "records: set one of them (data.balance_power=0 or data.batch_by_record=false)"
+            )
         if balance_power and balance_class not in self.classes:
             raise ConfigError(f"data.balance_class={balance_class!r}: no such class in {list(self.classes)}")
         self.rr_columns = rr_columns(rr_features)
@@ -564,8 +573,12 @@ class BeatDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world()
+        data, hp = self.data_train, self.hparams
+        groups = None
+        if hp.batch_by_record:  # each item's record: a beat's, or a run's first beat's
+            groups = data.beats.record if data.runs is None else data.beats.record[data.runs[:, 0]]
         shuffle = EpochShuffle(
-            len(self.data_train), self.hparams.seed, self._current_epoch, rank, world, self.train_weights()
+            len(data), hp.seed, self._current_epoch, rank, world, self.train_weights(), groups, hp.batch_size
         )
         return self._loader(self.data_train, shuffle)
 

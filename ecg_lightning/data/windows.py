@@ -159,16 +159,28 @@ class Augment:
 class EpochShuffle(Sampler[int]):
     """A permutation drawn from (seed, epoch) only, never from the global RNG; in distributed training, one
     rank's shard of it. With ``weights`` (one per item), ``n`` items drawn with replacement in proportion to them
-    instead (``record_balance_weights``), from the same (seed, epoch).
+    instead (``record_balance_weights``), from the same (seed, epoch). With ``groups`` (one per item, e.g. its
+    record) and ``batch`` (the loader's batch size), every ``batch`` consecutive items come from one group: each
+    group's items shuffled, cut into batches (its last filled up with its own first items), the batches shuffled —
+    so a network's batch norm trains on one patient's statistics at a time, as ``record_norm`` scores.
 
     The epoch comes from ``epoch_of()`` (the trainer's current epoch), so an epoch is shuffled the same
     way whether the run got there uninterrupted or resumed from a checkpoint. With ``world`` > 1 processes,
-    rank r takes every world-th window of the permutation from position r, the permutation being extended
-    cyclically so every rank takes as many training steps (as torch's DistributedSampler pads).
+    rank r takes every world-th window of the permutation from position r (every world-th batch with ``groups``),
+    the permutation being extended cyclically so every rank takes as many training steps (as torch's
+    DistributedSampler pads).
     """
 
     def __init__(
-        self, n: int, seed: int, epoch_of=lambda: 0, rank: int = 0, world: int = 1, weights: np.ndarray | None = None
+        self,
+        n: int,
+        seed: int,
+        epoch_of=lambda: 0,
+        rank: int = 0,
+        world: int = 1,
+        weights: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        batch: int = 1,
     ) -> None:
         self.n, self.seed, self.epoch_of, self.rank, self.world = n, seed, epoch_of, rank, world
         if weights is not None:
@@ -176,17 +188,36 @@ class EpochShuffle(Sampler[int]):
             if weights.shape != (n,) or not np.all(weights >= 0) or not weights.sum() > 0:
                 raise ValueError(f"weights: {n} non-negative numbers, not all zero, one per item")
             weights = weights / weights.sum()
-        self.weights = weights
+        if groups is not None and (weights is not None or np.shape(groups) != (n,) or batch < 1):
+            raise ValueError(f"groups: one per item ({n}), a batch >= 1, and no weights beside them")
+        self.weights, self.batch = weights, batch
+        self.groups = None if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+        # with groups, the number of batches: each group's items in whole batches
+        self.batches = None if groups is None else sum(-(-len(g) // batch) for g in self.groups)
 
     def __len__(self) -> int:
+        if self.groups is not None:
+            return -(-self.batches // self.world) * self.batch
         return -(-self.n // self.world)
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch_of()])
+        if self.groups is not None:
+            return iter(self._group_batches(rng).tolist())
         order = rng.permutation(self.n) if self.weights is None else rng.choice(self.n, self.n, p=self.weights)
         if self.world > 1:
             order = np.resize(order, len(self) * self.world)[self.rank :: self.world]
         return iter(order.tolist())
+
+    def _group_batches(self, rng: np.random.Generator) -> np.ndarray:
+        """This rank's items, ``batch`` consecutive ones from one group (one loop step per group, none per item)."""
+        batches = []
+        for items in self.groups:
+            shuffled = rng.permutation(items)
+            batches.append(np.resize(shuffled, -(-len(items) // self.batch) * self.batch).reshape(-1, self.batch))
+        batches = np.concatenate(batches)[rng.permutation(self.batches)]
+        per_rank = len(self) // self.batch
+        return np.resize(batches, (per_rank * self.world, self.batch))[self.rank :: self.world].ravel()
 
 
 def record_balance_weights(
