@@ -497,12 +497,16 @@ GAINED = {
     "pause_gain": "pause_stressed_se_S",
     "patient_mean_gain": "patient_mean_se_S",
     "composed_gain": "composed_patient_mean_se_S",
+    "v_se_gain": "se_V",
 }
 GAINED_WORDS = {
     "pause_stressed_se_S": "S Se under the pauses",
     "patient_mean_se_S": "patient mean of S Se",
     "composed_patient_mean_se_S": "composed patient mean",
+    "se_V": "V Se",
 }
+# what a gained measure must also hold within the tolerance, beside FALSE_S_HELD (a V gain: V +P)
+ALSO_HELD = {"se_V": ("ppv_V",)}
 
 
 def choose_with_ceiling(
@@ -510,7 +514,8 @@ def choose_with_ceiling(
 ) -> tuple[str, list[float], str]:
     """A record-relative candidate replaces ``current`` if its ``measure`` is above the current model's by at least
     ``gain`` — the sixty-sixth round: the S Se under the pause stress (``pause_stressed_se_S``, ``--pause-stress``);
-    the sixty-eighth: the patient mean of S Se; the sixty-ninth: the composed patient mean — the share of
+    the sixty-eighth: the patient mean of S Se; the sixty-ninth: the composed patient mean; the seventy-fourth: V Se,
+    its V +P held too (``ALSO_HELD``) — the share of
     ``record``'s N beats it calls S is at most ``1 + ceiling`` times the current model's (the fibrillation gain
     kept), and its patient mean and composed patient mean of S Se, its S Se under the dominant-S stress and its jκ are
     each within ``PATIENT_TOLERANCE`` of the current model's or above; of the qualified, the one with the highest
@@ -520,15 +525,21 @@ def choose_with_ceiling(
     point, share, held, differences = record_points(rows, record, current, measure, flag)
     value = {n: p[measure] for n, p in point.items()}
     others = [n for n in point if n != current]
+    also = ALSO_HELD.get(measure, ())
+
+    def also_held(n: str) -> bool:
+        return all(point[current][k] - point[n][k] <= PATIENT_TOLERANCE for k in also)
+
     qualified = [
         n
         for n in others
-        if value[n] >= value[current] + gain and share[n] <= (1 + ceiling) * share[current] and held(n)
+        if value[n] >= value[current] + gain and share[n] <= (1 + ceiling) * share[current] and held(n) and also_held(n)
     ]
     words = GAINED_WORDS[measure]
 
     def said(n: str) -> str:
-        return f"{n} {words} {value[n]:.3f}, {record}'s N called S {share[n]:.3f}"
+        extra = "".join(f", {k} {point[n][k]:.3f}" for k in also)
+        return f"{n} {words} {value[n]:.3f}{extra}, {record}'s N called S {share[n]:.3f}"
 
     text = "; ".join([said(current), *(f"{said(n)} ({differences(n)})" for n in others)])
     if qualified:
@@ -935,6 +946,12 @@ def main() -> None:
         type=float,
         help="with --fewer-false-s: the composed patient mean must rise by this much (the sixty-ninth round: 0.09), "
         "the record's N beats called S stay within --false-s-ceiling, the other three measures within the tolerance",
+    )
+    parser.add_argument(
+        "--v-se-gain",
+        type=float,
+        help="with --fewer-false-s: V Se must rise by this much (the seventy-fourth round: 0.02), V +P and the four "
+        "measures stay within the tolerance, the record's N beats called S within --false-s-ceiling",
     )
     parser.add_argument(
         "--false-s-ceiling",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from ecg_lightning.errors import (
     exit_on_input_error,
     instantiate_checked,
 )
-from ecg_lightning.models.record_norm import batch_norms
+from ecg_lightning.models.record_norm import batch_norms, with_classes_from
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,40 @@ def load_models(cfg: DictConfig) -> tuple[list[DictConfig], list[BeatClassifier]
     return runs, models
 
 
+def record_norm_setting(cfg: DictConfig, models: list[BeatClassifier]) -> tuple[bool, list[int]]:
+    """``record_norm`` (each record scored with its networks' batch-norm statistics from its own beats) and the
+    class columns ``record_norm_classes`` takes from it (empty: every class), checked against the models."""
+    by_record = bool(cfg.get("record_norm", False))
+    names = list(cfg.get("record_norm_classes") or [])
+    where = ", ".join(checkpoint_paths(cfg))
+    if names and not by_record:
+        raise ConfigError(f"record_norm_classes={names} picks classes of the record_norm pass: set record_norm=true")
+    if by_record and not all(batch_norms(model) for model in models):
+        raise ConfigError(
+            f"record_norm=true takes each record's batch-norm statistics from its beats, and {where} holds a network "
+            "without batch-norm layers: leave record_norm=false"
+        )
+    classes = list(models[0].hparams.classes)
+    unknown = [n for n in names if n not in classes]
+    if unknown or (names and len(classes) == 2):
+        raise ConfigError(
+            f"record_norm_classes={names}: give some of the classes {classes} of a model with more than two ({where})"
+        )
+    return by_record, [classes.index(n) for n in names]
+
+
+def mean_probabilities(
+    models: list[BeatClassifier], loader: Any, desc: str, record_norm: bool = False, norm_columns: Sequence[int] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The models' probabilities averaged (an ensemble), and the labels, in loader order; with ``record_norm`` each
+    record's own batch-norm statistics, for the classes ``norm_columns`` only when given (``with_classes_from``)."""
+    predictions = [report.predict_proba(model, loader, desc, record_norm=record_norm) for model in models]
+    probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
+    if record_norm and norm_columns:  # the other classes' odds as trained
+        probs = with_classes_from(mean_probabilities(models, loader, f"{desc} (as trained)")[0], probs, norm_columns)
+    return probs, labels
+
+
 PREDICTIONS = "predictions.npz"
 
 
@@ -198,16 +233,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_unseen(checkpoint_paths(cfg), runs, cfg.side, scored)  # before the work of predicting
     threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold
     loader = datamodule.loader(data, cfg.batch_size)
-    by_record = bool(cfg.get("record_norm", False))  # each record's batch-norm statistics from its own beats
-    if by_record and not all(batch_norms(model) for model in models):
-        raise ConfigError(
-            f"record_norm=true takes each record's batch-norm statistics from its beats, and "
-            f"{', '.join(checkpoint_paths(cfg))} holds a network without batch-norm layers: leave record_norm=false"
-        )
-    predictions = [
-        report.predict_proba(model, loader, f"Evaluating {cfg.side}", record_norm=by_record) for model in models
-    ]
-    probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
+    by_record, norm_columns = record_norm_setting(cfg, models)
+    probs, labels = mean_probabilities(models, loader, f"Evaluating {cfg.side}", by_record, norm_columns)
     names = datamodule.records.names
     probs = models[0].decide_per_record(probs, np.asarray(names)[data.beats.record])  # e.g. the record-relative S
 
@@ -217,7 +244,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     rows = report.per_record(data.beats.record, names, probs, labels, classes, threshold, databases)
     records = sorted({r["record"] for r in rows})
     paths = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
-    result = {"checkpoint": paths, "side": cfg.side, "record_norm": by_record, "records": records, **metrics}
+    result = {
+        "checkpoint": paths,
+        "side": cfg.side,
+        "record_norm": by_record,
+        "record_norm_classes": list(cfg.get("record_norm_classes") or []),
+        "records": records,
+        **metrics,
+    }
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
     write_predictions(out_dir / PREDICTIONS, data, names, probs, labels, classes)
     report.write_atomic(
@@ -233,6 +267,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "side": cfg.side,
             "class_bias": cfg.get("class_bias"),
             "record_norm": by_record,
+            "record_norm_classes": list(cfg.get("record_norm_classes") or []),
             **used_settings(run, ("data",)),
         },
         {f"hparams/{k}": v for k, v in metrics.items() if isinstance(v, float)},

@@ -579,9 +579,11 @@ def test_false_s_rule_takes_a_candidate_a_quarter_below_on_one_records_n_beats_c
         choose({"P": current, "I": row(0.1)}, "999", 0.25, "P")
 
 
-def ceiling_row(paused=0.88, share=0.20, jk=0.75, patient=0.7, bias=(0, -4, 0, 0, 0)):
+def ceiling_row(paused=0.88, share=0.20, jk=0.75, patient=0.7, bias=(0, -4, 0, 0, 0), se_v=0.86, ppv_v=0.89):
     """An operating point as ``relative_candidate`` writes it, with the pause stress and 203's N beats called S."""
     point = {
+        "se_V": se_v,
+        "ppv_V": ppv_v,
         "n_called_s_per_record": {"203": share},
         "patient_mean_se_S": patient,
         "composed_patient_mean_se_S": 0.6,
@@ -627,6 +629,23 @@ def test_patient_mean_rule_takes_a_candidate_finding_more_s_patients_beats_that_
     assert "patient mean of S Se 0.700" in choose({"I1": current, "E": ceiling_row(patient=0.78)})[2]
     recorded = {"operating_point": {"patient_mean_se_S": 0.9, "class_bias": [0] * 5}}  # an earlier round's row
     assert choose({"I1": current, "E": ceiling_row(patient=0.80), "SL6IT": recorded})[0] == "E"
+
+
+def test_v_rule_takes_a_candidate_finding_more_v_beats_that_keeps_v_ppv_and_the_s_measures():
+    """The seventy-fourth round's rule: V Se up by the gain, V +P and the four measures within 0.05, the record's N
+    beats called S at most a quarter above the current model's."""
+    script = selection_script()
+
+    def choose(rows):
+        return script.choose_with_ceiling(rows, "203", "se_V", 0.02, 0.25, "I1")
+
+    current = ceiling_row()
+    assert choose({"I1": current, "V": ceiling_row(se_v=0.885)})[0] == "V"
+    assert choose({"I1": current, "V": ceiling_row(se_v=0.875)})[0] == "I1"  # +0.015: short of the gain
+    assert choose({"I1": current, "V": ceiling_row(se_v=0.9, ppv_v=0.83)})[0] == "I1"  # V +P lost 0.06
+    assert choose({"I1": current, "V": ceiling_row(se_v=0.9, patient=0.64)})[0] == "I1"  # patient mean lost 0.06
+    assert choose({"I1": current, "V": ceiling_row(se_v=0.9, share=0.26)})[0] == "I1"  # 1.3x the false S
+    assert "V Se 0.860, ppv_V 0.890" in choose({"I1": current, "V": ceiling_row(se_v=0.87)})[2]
 
 
 def test_n_called_s_is_each_records_share_of_its_n_beats_called_s():

@@ -9,8 +9,9 @@ from ecg_lightning import report
 from ecg_lightning.classifier import BeatClassifier
 from ecg_lightning.data.records import Record, RecordSet
 from ecg_lightning.data.windows import BeatWindowDataset, index_beats, passthrough_collate
+from ecg_lightning.evaluate import mean_probabilities
 from ecg_lightning.models import BeatSequenceNet
-from ecg_lightning.models.record_norm import record_statistics
+from ecg_lightning.models.record_norm import record_statistics, with_classes_from
 
 HALF = 90
 CLASSES = ["N", "S", "V", "F", "Q"]
@@ -103,3 +104,25 @@ def test_record_norm_scores_a_record_against_its_own_beats_whatever_its_scale(mo
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # training's statistics are back
     assert not model.training
+
+
+def test_classes_from_the_records_statistics_leave_the_others_odds_as_trained():
+    rng = np.random.default_rng(0)
+    trained, adapted = (rng.dirichlet(np.ones(5), 50).astype(np.float32) for _ in range(2))
+    mixed = with_classes_from(trained, adapted, [2])
+    np.testing.assert_allclose(mixed[:, 2], adapted[:, 2])
+    np.testing.assert_allclose(mixed.sum(1), 1, rtol=1e-5)
+    np.testing.assert_allclose(np.log(mixed[:, 1] / mixed[:, 0]), np.log(trained[:, 1] / trained[:, 0]), rtol=1e-4)
+    np.testing.assert_allclose(mixed[:, 3] / mixed[:, 4], trained[:, 3] / trained[:, 4], rtol=1e-4)
+    np.testing.assert_allclose(with_classes_from(trained, adapted, range(5)), adapted)
+
+
+def test_evaluation_takes_only_the_named_classes_from_the_records_statistics(model):
+    """``evaluate record_norm=true record_norm_classes=[V]``: V from the record's statistics, the rest as trained."""
+    loader = loader_of([record("a", 10, 1, 0), record("b", 9, 2, 1)])
+    trained, labels = mean_probabilities([model, model], loader, "as trained")
+    adapted, _ = mean_probabilities([model], loader, "own", record_norm=True)
+    v_only, same = mean_probabilities([model], loader, "V", record_norm=True, norm_columns=[2])
+    np.testing.assert_array_equal(same, labels)
+    np.testing.assert_allclose(v_only, with_classes_from(trained, adapted, [2]), atol=1e-6)
+    assert np.abs(v_only - trained).max() > 1e-2 and np.abs(v_only - adapted).max() > 1e-2

@@ -231,6 +231,9 @@ def test_evaluate_refuses_record_norm_for_a_network_without_batch_norm(trained, 
     with pytest.raises(ConfigError, match="without batch-norm layers: leave record_norm=false"):
         evaluate(compose_config("evaluate", tmp_path / "ev", [*overrides, "record_norm=true"]))
     HydraConfig.instance().cfg = None
+    with pytest.raises(ConfigError, match="set record_norm=true"):
+        evaluate(compose_config("evaluate", tmp_path / "ev1", [*overrides, "record_norm_classes=[abnormal]"]))
+    HydraConfig.instance().cfg = None
     assert evaluate(compose_config("evaluate", tmp_path / "ev2", overrides))["record_norm"] is False
 
 

@@ -9,9 +9,10 @@ patient, much as the record template and the record-relative S decision do, usin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,3 +48,17 @@ def record_statistics(module: nn.Module, batches: Iterable[tuple[torch.Tensor, .
             m.num_batches_tracked.copy_(count)
             m.momentum = momentum
             m.eval()
+
+
+def with_classes_from(trained: np.ndarray, adapted: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """Class probabilities (beats, classes) whose ``columns`` come from ``adapted`` (the record's own statistics) and
+    whose other classes share the rest in ``trained``'s proportions: the odds among the other classes stay as
+    trained (the S-vs-N log-odds a record-relative S decision reads), only how much they leave to ``columns`` moves."""
+    columns = list(columns)
+    others = [c for c in range(trained.shape[1]) if c not in columns]
+    left = trained[:, others].sum(1, keepdims=True)
+    out = np.empty_like(trained)
+    out[:, columns] = adapted[:, columns]
+    share = 1 - adapted[:, columns].sum(1, keepdims=True)
+    out[:, others] = trained[:, others] / np.maximum(left, np.finfo(trained.dtype).tiny) * share
+    return out
