@@ -1153,7 +1153,7 @@ def main() -> None:
                    "ahead_on": args.ahead_on, "fewer_false_s": args.fewer_false_s,
                    "false_s_cut": args.false_s_cut, "pause_stress": str(args.pause_stress or ""),
                    "pause_gain": args.pause_gain, "patient_mean_gain": args.patient_mean_gain,
-                   "composed_gain": args.composed_gain,
+                   "composed_gain": args.composed_gain, "v_se_gain": args.v_se_gain,
                    "false_s_ceiling": args.false_s_ceiling}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
