@@ -191,7 +191,12 @@ class EpochShuffle(Sampler[int]):
         if groups is not None and (weights is not None or np.shape(groups) != (n,) or batch < 1):
             raise ValueError(f"groups: one per item ({n}), a batch >= 1, and no weights beside them")
         self.weights, self.batch = weights, batch
-        self.groups = None if groups is None else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+        self.groups = None
+        if groups is not None:  # each group's items, from one sort (no pass over the items per group)
+            order = np.argsort(groups, kind="stable")
+            ordered = np.asarray(groups)[order]
+            bounds = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+            self.groups = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
         # with groups, the number of batches: each group's items in whole batches
         self.batches = None if groups is None else sum(-(-len(g) // batch) for g in self.groups)
 
