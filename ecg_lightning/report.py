@@ -55,16 +55,22 @@ def predict_proba(
             _predict_record(module, loader, items, whole, device)
             for items, whole in tqdm(loader.dataset.items_by_record(), desc=desc, unit="record", leave=False)
         ]
-        module.train(was_training)
-        return np.concatenate([p for p, _ in parts]), np.concatenate([y for _, y in parts])
+        probs, labels = (np.concatenate(part) for part in zip(*parts))
+    else:
+        total = len(loader) if max_batches is None else min(len(loader), max_batches)
+        batches = tqdm(itertools.islice(loader, max_batches), desc=desc, total=total, unit="batch", leave=False)
+        probs, labels = _scored(module, batches, device)
+    module.train(was_training)
+    return probs, labels
+
+
+def _scored(module: torch.nn.Module, batches, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and labels of ``batches`` (inputs..., labels), one row per beat, padding dropped."""
     probs, labels = [], []
-    total = len(loader) if max_batches is None else min(len(loader), max_batches)
-    for batch in tqdm(itertools.islice(loader, max_batches), desc=desc, total=total, unit="batch", leave=False):
-        *inputs, y = batch
+    for *inputs, y in batches:
         logits, y = beats_of_runs(module(*(t.to(device) for t in inputs)).cpu(), y)
         probs.append(module.probabilities(logits).float())
         labels.append(y)
-    module.train(was_training)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
 
 
@@ -73,19 +79,12 @@ def _predict_record(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One record's probabilities and labels, its batch-norm statistics read from its unpadded items ``whole``."""
 
-    def batches(positions: np.ndarray):
-        sub = DataLoader(
-            loader.dataset, batch_size=loader.batch_size, sampler=positions.tolist(), collate_fn=loader.collate_fn
-        )
-        return (tuple(t.to(device) for t in batch[:-1]) + (batch[-1],) for batch in sub)
+    def batches(positions: np.ndarray) -> DataLoader:
+        sampler = positions.tolist()
+        return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, collate_fn=loader.collate_fn)
 
-    probs, labels = [], []
-    with record_statistics(module, (batch[:-1] for batch in batches(whole))):
-        for *inputs, y in batches(items):
-            logits, y = beats_of_runs(module(*inputs).cpu(), y)
-            probs.append(module.probabilities(logits).float())
-            labels.append(y)
-    return torch.cat(probs).numpy(), torch.cat(labels).numpy().astype(np.int64)
+    with record_statistics(module, (tuple(t.to(device) for t in batch[:-1]) for batch in batches(whole))):
+        return _scored(module, batches(items), device)
 
 
 # class colours by class index (normal first): the strip figure's and report.html's
