@@ -126,3 +126,20 @@ def test_evaluation_takes_only_the_named_classes_from_the_records_statistics(mod
     np.testing.assert_array_equal(same, labels)
     np.testing.assert_allclose(v_only, with_classes_from(trained, adapted, [2]), atol=1e-6)
     assert np.abs(v_only - trained).max() > 1e-2 and np.abs(v_only - adapted).max() > 1e-2
+
+
+def test_record_norm_classes_are_checked_by_name_against_the_models_classes(model):
+    from omegaconf import OmegaConf
+
+    from ecg_lightning.errors import ConfigError
+    from ecg_lightning.evaluate import record_norm_setting
+
+    def setting(**keys):
+        return record_norm_setting(OmegaConf.create({"ckpt_path": "run/last.ckpt", **keys}), [model])
+
+    assert setting(record_norm=True, record_norm_classes=["V", "F"]) == (True, [2, 3])
+    assert setting(record_norm=True) == (True, [])
+    with pytest.raises(ConfigError, match=r"record_norm_classes=\['X'\]: give some of the classes .*run/last.ckpt"):
+        setting(record_norm=True, record_norm_classes=["X"])
+    with pytest.raises(ConfigError, match="set record_norm=true"):
+        setting(record_norm_classes=["V"])

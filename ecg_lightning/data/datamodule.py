@@ -574,9 +574,7 @@ class BeatDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world()
         data, hp = self.data_train, self.hparams
-        groups = None
-        if hp.batch_by_record:  # each item's record: a beat's, or a run's first beat's
-            groups = data.beats.record if data.runs is None else data.beats.record[data.runs[:, 0]]
+        groups = data.item_records() if hp.batch_by_record else None
         shuffle = EpochShuffle(
             len(data), hp.seed, self._current_epoch, rank, world, self.train_weights(), groups, hp.batch_size
         )

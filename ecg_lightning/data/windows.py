@@ -194,8 +194,7 @@ class EpochShuffle(Sampler[int]):
         self.groups = None
         if groups is not None:  # each group's items, from one sort (no pass over the items per group)
             order = np.argsort(groups, kind="stable")
-            ordered = np.asarray(groups)[order]
-            bounds = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+            bounds = stretch_bounds(np.asarray(groups)[order])
             self.groups = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
         # with groups, the number of batches: each group's items in whole batches
         self.batches = None if groups is None else sum(-(-len(g) // batch) for g in self.groups)
@@ -272,6 +271,13 @@ def passthrough_collate(batch):
     return batch
 
 
+def stretch_bounds(values: np.ndarray) -> np.ndarray:
+    """Where each stretch of equal consecutive ``values`` starts, then ``len(values)``: stretch k is
+    ``bounds[k]:bounds[k + 1]`` (no stretch, ``[0]``, when ``values`` is empty)."""
+    values = np.asarray(values)
+    return np.flatnonzero(np.r_[True, values[1:] != values[:-1], True]) if len(values) else np.zeros(1, np.int64)
+
+
 def beat_runs(record: np.ndarray, length: int, stride: int) -> np.ndarray:
     """Runs of ``length`` consecutive beats of one record each, a run starting every ``stride`` beats.
 
@@ -282,7 +288,7 @@ def beat_runs(record: np.ndarray, length: int, stride: int) -> np.ndarray:
     """
     if length < 1 or not 1 <= stride <= length:
         raise ValueError(f"runs of {length} beats every {stride}: need length >= 1 and 1 <= stride <= length")
-    bounds = np.flatnonzero(np.r_[True, record[1:] != record[:-1], True]) if len(record) else np.zeros(1, np.int64)
+    bounds = stretch_bounds(record)
     runs = [np.zeros((0, length), dtype=np.int64)]
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         starts = np.arange(lo, hi, stride)
@@ -596,14 +602,18 @@ class BeatWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels) if self.runs is None else len(self.runs)
 
+    def item_records(self) -> np.ndarray:
+        """Each item's record: a beat's, or a run's (its first beat's; a run never spans two records)."""
+        return self.beats.record if self.runs is None else self.beats.record[self.runs[:, 0]]
+
     def items_by_record(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per record, in order: its items (beats, or runs of beats) and those of them without padding (runs that
         hold a record's last beats are padded past its end; all its items when every one is) — what a
         record-by-record pass (``models/record_norm.py``) reads its statistics from. Items must be ordered by
         record, as evaluation indexes are."""
-        first = self.beats.record if self.runs is None else self.beats.record[np.maximum(self.runs[:, 0], 0)]
+        first = self.item_records()
         whole = np.ones(len(first), bool) if self.runs is None else (self.runs >= 0).all(1)
-        bounds = np.flatnonzero(np.r_[True, first[1:] != first[:-1], True]) if len(first) else np.zeros(1, np.int64)
+        bounds = stretch_bounds(first)
         if len(np.unique(first)) != len(bounds) - 1:
             raise ValueError("items_by_record needs the items ordered by record (an evaluation index)")
         groups = []
