@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 import numpy as np
@@ -36,7 +37,7 @@ from ecg_lightning.errors import (
     exit_on_input_error,
     instantiate_checked,
 )
-from ecg_lightning.models.record_norm import batch_norms, with_classes_from
+from ecg_lightning.models.record_norm import batch_norms, s_calls, with_classes_from
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +153,25 @@ def load_models(cfg: DictConfig) -> tuple[list[DictConfig], list[BeatClassifier]
     return runs, models
 
 
-def record_norm_setting(cfg: DictConfig, models: list[BeatClassifier]) -> tuple[bool, list[int]]:
-    """``record_norm`` (each record scored with its networks' batch-norm statistics from its own beats) and the
-    class columns ``record_norm_classes`` takes from it (empty: every class), checked against the models."""
+class RecordNorm(NamedTuple):
+    """How ``evaluate`` scores with each record's own batch-norm statistics (``conf/evaluate.yaml``)."""
+
+    by_record: bool = False  # record_norm: each record scored with its networks' statistics from its own beats
+    columns: tuple[int, ...] = ()  # record_norm_classes as column indices (empty: every class)
+    keep_s: float | None = None  # record_norm_keep_s: the S offset at which the trained pass's S calls are kept
+
+
+def record_norm_setting(cfg: DictConfig, models: list[BeatClassifier]) -> RecordNorm:
+    """``record_norm`` (each record scored with its networks' batch-norm statistics from its own beats), the class
+    columns ``record_norm_classes`` takes from it (empty: every class) and ``record_norm_keep_s`` (the beats the
+    training statistics' pass calls S at that S offset keep its probabilities), checked against the models."""
     by_record = bool(cfg.get("record_norm", False))
     names = list(cfg.get("record_norm_classes") or [])
+    keep_s = cfg.get("record_norm_keep_s")
     where = ", ".join(checkpoint_paths(cfg))
-    if names and not by_record:
-        raise ConfigError(f"record_norm_classes={names} picks classes of the record_norm pass: set record_norm=true")
+    for key, value in (("record_norm_classes", names), ("record_norm_keep_s", keep_s)):
+        if value not in (None, []) and not by_record:
+            raise ConfigError(f"{key}={value} reads the record_norm pass: set record_norm=true")
     if by_record and not all(batch_norms(model) for model in models):
         raise ConfigError(
             f"record_norm=true takes each record's batch-norm statistics from its beats, and {where} holds a network "
@@ -171,18 +183,30 @@ def record_norm_setting(cfg: DictConfig, models: list[BeatClassifier]) -> tuple[
         raise ConfigError(
             f"record_norm_classes={names}: give some of the classes {classes} of a model with more than two ({where})"
         )
-    return by_record, [classes.index(n) for n in names]
+    if keep_s is not None and not ("S" in classes and all(m.relative_s for m in models)):
+        raise ConfigError(
+            f"record_norm_keep_s={keep_s} keeps the beats a record-relative S decision calls S: {where} needs the "
+            "AAMI classes and model.relative_s (or leave record_norm_keep_s=null)"
+        )
+    return RecordNorm(by_record, tuple(classes.index(n) for n in names), None if keep_s is None else float(keep_s))
 
 
 def mean_probabilities(
-    models: list[BeatClassifier], loader: Any, desc: str, record_norm: bool = False, norm_columns: Sequence[int] = ()
+    models: list[BeatClassifier],
+    loader: Any,
+    desc: str,
+    record_norm: bool = False,
+    norm_columns: Sequence[int] = (),
+    keep: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The models' probabilities averaged (an ensemble), and the labels, in loader order; with ``record_norm`` each
-    record's own batch-norm statistics, for the classes ``norm_columns`` only when given (``with_classes_from``)."""
+    record's own batch-norm statistics, for the classes ``norm_columns`` only when given (``with_classes_from``),
+    and where ``keep`` (of the probabilities as trained) flags a beat, that beat as trained."""
     predictions = [report.predict_proba(model, loader, desc, record_norm=record_norm) for model in models]
     probs, labels = np.mean([p for p, _ in predictions], axis=0), predictions[0][1]
-    if record_norm and norm_columns:  # the other classes' odds as trained
-        probs = with_classes_from(mean_probabilities(models, loader, f"{desc} (as trained)")[0], probs, norm_columns)
+    if record_norm and (norm_columns or keep is not None):  # some classes' or beats' odds as trained
+        trained = mean_probabilities(models, loader, f"{desc} (as trained)")[0]
+        probs = with_classes_from(trained, probs, norm_columns, None if keep is None else keep(trained))
     return probs, labels
 
 
@@ -233,10 +257,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_unseen(checkpoint_paths(cfg), runs, cfg.side, scored)  # before the work of predicting
     threshold = check_threshold(cfg.threshold) if cfg.threshold is not None else models[0].hparams.threshold
     loader = datamodule.loader(data, cfg.batch_size)
-    by_record, norm_columns = record_norm_setting(cfg, models)
-    probs, labels = mean_probabilities(models, loader, f"Evaluating {cfg.side}", by_record, norm_columns)
+    norm = record_norm_setting(cfg, models)
     names = datamodule.records.names
-    probs = models[0].decide_per_record(probs, np.asarray(names)[data.beats.record])  # e.g. the record-relative S
+    beat_records = np.asarray(names)[data.beats.record]
+    keep = None
+    if norm.keep_s is not None:  # the S calls of the pass with training's statistics
+        classes, quantile = models[0].hparams.classes, models[0].relative_s_quantile
+        keep = partial(s_calls, records=beat_records, classes=classes, s_offset=norm.keep_s, quantile=quantile)
+    probs, labels = mean_probabilities(models, loader, f"Evaluating {cfg.side}", norm.by_record, norm.columns, keep)
+    probs = models[0].decide_per_record(probs, beat_records)  # e.g. the record-relative S
 
     classes = datamodule.class_names
     metrics = report.metrics_report(probs, labels, classes, threshold)
@@ -247,8 +276,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     result = {
         "checkpoint": paths,
         "side": cfg.side,
-        "record_norm": by_record,
+        "record_norm": norm.by_record,
         "record_norm_classes": list(cfg.get("record_norm_classes") or []),
+        "record_norm_keep_s": norm.keep_s,
         "records": records,
         **metrics,
     }
@@ -266,8 +296,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "checkpoint": paths,
             "side": cfg.side,
             "class_bias": cfg.get("class_bias"),
-            "record_norm": by_record,
+            "record_norm": norm.by_record,
             "record_norm_classes": list(cfg.get("record_norm_classes") or []),
+            "record_norm_keep_s": norm.keep_s,
             **used_settings(run, ("data",)),
         },
         {f"hparams/{k}": v for k, v in metrics.items() if isinstance(v, float)},

@@ -11,7 +11,7 @@ from ecg_lightning.data.records import Record, RecordSet
 from ecg_lightning.data.windows import BeatWindowDataset, index_beats, passthrough_collate
 from ecg_lightning.evaluate import mean_probabilities
 from ecg_lightning.models import BeatSequenceNet
-from ecg_lightning.models.record_norm import record_statistics, with_classes_from
+from ecg_lightning.models.record_norm import record_statistics, s_calls, with_classes_from
 
 HALF = 90
 CLASSES = ["N", "S", "V", "F", "Q"]
@@ -128,6 +128,55 @@ def test_evaluation_takes_only_the_named_classes_from_the_records_statistics(mod
     assert np.abs(v_only - trained).max() > 1e-2 and np.abs(v_only - adapted).max() > 1e-2
 
 
+def test_kept_beats_stay_as_trained_and_the_others_take_the_named_classes():
+    rng = np.random.default_rng(1)
+    trained, adapted = (rng.dirichlet(np.ones(5), 40).astype(np.float32) for _ in range(2))
+    keep = rng.random(40) < 0.3
+    mixed = with_classes_from(trained, adapted, [2], keep=keep)
+    np.testing.assert_array_equal(mixed[keep], trained[keep])
+    np.testing.assert_array_equal(mixed[~keep], with_classes_from(trained, adapted, [2])[~keep])
+    every = with_classes_from(trained, adapted, [], keep=keep)  # no columns named: every class from the record's pass
+    np.testing.assert_array_equal(every[~keep], adapted[~keep])
+    np.testing.assert_array_equal(every[keep], trained[keep])
+
+
+def test_s_calls_are_the_record_relative_decisions_s_beats():
+    """A beat is called S where its S-vs-N log-odds stand above its own record's reference by more than the offset
+    asks, so a record whose every beat has high S odds (fibrillation) gets no S call from them alone."""
+
+    def beats(odds: list[float]) -> np.ndarray:
+        probs = np.full((len(odds), 5), 0.01)
+        probs[:, 0] = 0.5
+        probs[:, 1] = 0.5 * np.exp(odds)
+        return probs / probs.sum(1, keepdims=True)
+
+    probs = np.concatenate([beats([0, 0, 0, 0, 5]), beats([5, 5, 5, 5, 5])])
+    records = np.array(["a"] * 5 + ["b"] * 5)
+    called = s_calls(probs, records, CLASSES, s_offset=-3.75, quantile=0.1)
+    assert called.tolist() == [False] * 4 + [True] + [False] * 5
+    assert s_calls(probs, records, CLASSES, s_offset=-6.0, quantile=0.1).sum() == 0  # 5 above its record < 6 asked
+
+
+def test_evaluation_keeps_the_flagged_beats_as_trained(model):
+    """``record_norm_keep_s``: beats the pass with training's statistics flags (its S calls) keep its probabilities,
+    the flag read from that pass, the others take V from the record's statistics."""
+    loader = loader_of([record("a", 10, 1, 0), record("b", 9, 2, 1)])
+    trained, _ = mean_probabilities([model], loader, "as trained")
+    v_only, _ = mean_probabilities([model], loader, "V", record_norm=True, norm_columns=[2])
+    seen = []
+
+    def keep(probs: np.ndarray) -> np.ndarray:
+        seen.append(probs)
+        return probs[:, 1] > np.median(probs[:, 1])
+
+    kept, _ = mean_probabilities([model], loader, "V, S kept", record_norm=True, norm_columns=[2], keep=keep)
+    flags = keep(trained)
+    np.testing.assert_allclose(seen[0], trained, atol=1e-6)  # read from the pass as trained
+    assert 0 < flags.sum() < len(flags)
+    np.testing.assert_allclose(kept[flags], trained[flags], atol=1e-6)
+    np.testing.assert_allclose(kept[~flags], v_only[~flags], atol=1e-6)
+
+
 def test_record_norm_classes_are_checked_by_name_against_the_models_classes(model):
     from omegaconf import OmegaConf
 
@@ -137,9 +186,18 @@ def test_record_norm_classes_are_checked_by_name_against_the_models_classes(mode
     def setting(**keys):
         return record_norm_setting(OmegaConf.create({"ckpt_path": "run/last.ckpt", **keys}), [model])
 
-    assert setting(record_norm=True, record_norm_classes=["V", "F"]) == (True, [2, 3])
-    assert setting(record_norm=True) == (True, [])
+    assert setting(record_norm=True, record_norm_classes=["V", "F"]) == (True, (2, 3), None)
+    assert setting(record_norm=True) == (True, (), None)
     with pytest.raises(ConfigError, match=r"record_norm_classes=\['X'\]: give some of the classes .*run/last.ckpt"):
         setting(record_norm=True, record_norm_classes=["X"])
     with pytest.raises(ConfigError, match="set record_norm=true"):
         setting(record_norm_classes=["V"])
+    with pytest.raises(ConfigError, match="record_norm_keep_s=-3.75 reads the record_norm pass: set record_norm=true"):
+        setting(record_norm_keep_s=-3.75)
+    with pytest.raises(ConfigError, match="needs the AAMI classes and model.relative_s"):  # no record-relative S
+        setting(record_norm=True, record_norm_keep_s=-3.75)
+    model.relative_s = True
+    try:
+        assert setting(record_norm=True, record_norm_classes=["V"], record_norm_keep_s=-3.75) == (True, (2,), -3.75)
+    finally:
+        model.relative_s = False

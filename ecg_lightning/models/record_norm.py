@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ecg_lightning.classifier import relative_to_records
+
 
 def batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """Every batch-norm layer of ``module`` (of each member of an averaged or voting model alike)."""
@@ -50,15 +52,28 @@ def record_statistics(module: nn.Module, batches: Iterable[tuple[torch.Tensor, .
             m.eval()
 
 
-def with_classes_from(trained: np.ndarray, adapted: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+def with_classes_from(
+    trained: np.ndarray, adapted: np.ndarray, columns: Sequence[int], keep: np.ndarray | None = None
+) -> np.ndarray:
     """Class probabilities (beats, classes) whose ``columns`` come from ``adapted`` (the record's own statistics) and
     whose other classes share the rest in ``trained``'s proportions: the odds among the other classes stay as
-    trained (the S-vs-N log-odds a record-relative S decision reads), only how much they leave to ``columns`` moves."""
-    columns = list(columns)
+    trained (the S-vs-N log-odds a record-relative S decision reads), only how much they leave to ``columns`` moves.
+    Empty ``columns``: every class from ``adapted``. Beats flagged in ``keep`` (e.g. by ``s_calls``) stay as trained."""
+    columns = list(columns) or list(range(trained.shape[1]))
     others = [c for c in range(trained.shape[1]) if c not in columns]
     left = trained[:, others].sum(1, keepdims=True)
     out = np.empty_like(trained)
     out[:, columns] = adapted[:, columns]
     share = 1 - adapted[:, columns].sum(1, keepdims=True)
     out[:, others] = trained[:, others] / np.maximum(left, np.finfo(trained.dtype).tiny) * share
-    return out
+    return out if keep is None else np.where(np.asarray(keep, dtype=bool)[:, None], trained, out)
+
+
+def s_calls(
+    probs: np.ndarray, records: np.ndarray, classes: Sequence[str], s_offset: float, quantile: float
+) -> np.ndarray:
+    """Which beats the record-relative decision (``relative_to_records`` at ``s_offset`` from each record's
+    ``quantile``) calls S: the beats a record's own statistics must not take from S (207's aberrant SVT, wide enough
+    to look V-like against the record's statistics; docs/inter_patient.md, seventy-sixth round)."""
+    decided = relative_to_records(probs, records, classes, s_offset, quantile=quantile)
+    return decided.argmax(1) == list(classes).index("S")
