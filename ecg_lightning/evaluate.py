@@ -158,7 +158,7 @@ class RecordNorm(NamedTuple):
 
     by_record: bool = False  # record_norm: each record scored with its networks' statistics from its own beats
     columns: tuple[int, ...] = ()  # record_norm_classes as column indices (empty: every class)
-    keep_s: float | None = None  # record_norm_keep_s: the S offset at which the trained pass's S calls are kept
+    keep_s: tuple[float, ...] | None = None  # record_norm_keep_s: the offsets at which the trained pass's S calls stay
 
 
 def record_norm_setting(cfg: DictConfig, models: list[BeatClassifier]) -> RecordNorm:
@@ -188,7 +188,14 @@ def record_norm_setting(cfg: DictConfig, models: list[BeatClassifier]) -> Record
             f"record_norm_keep_s={keep_s} keeps the beats a record-relative S decision calls S: {where} needs the "
             "AAMI classes and model.relative_s (or leave record_norm_keep_s=null)"
         )
-    return RecordNorm(by_record, tuple(classes.index(n) for n in names), None if keep_s is None else float(keep_s))
+    if isinstance(keep_s, (int, float)):  # the S offset alone
+        keep_s = [float(keep_s) if c == "S" else 0.0 for c in classes]
+    if keep_s is not None and len(keep_s) != len(classes):
+        raise ConfigError(
+            f"record_norm_keep_s={list(keep_s)}: give the S offset, or one offset per class {classes} ({where})"
+        )
+    columns = tuple(classes.index(n) for n in names)
+    return RecordNorm(by_record, columns, None if keep_s is None else tuple(float(b) for b in keep_s))
 
 
 def mean_probabilities(
@@ -263,7 +270,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     keep = None
     if norm.keep_s is not None:  # the S calls of the pass with training's statistics
         classes, quantile = models[0].hparams.classes, models[0].relative_s_quantile
-        keep = partial(s_calls, records=beat_records, classes=classes, s_offset=norm.keep_s, quantile=quantile)
+        keep = partial(s_calls, records=beat_records, classes=classes, offsets=norm.keep_s, quantile=quantile)
     probs, labels = mean_probabilities(models, loader, f"Evaluating {cfg.side}", norm.by_record, norm.columns, keep)
     probs = models[0].decide_per_record(probs, beat_records)  # e.g. the record-relative S
 
@@ -278,7 +285,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "side": cfg.side,
         "record_norm": norm.by_record,
         "record_norm_classes": list(cfg.get("record_norm_classes") or []),
-        "record_norm_keep_s": norm.keep_s,
+        "record_norm_keep_s": None if norm.keep_s is None else list(norm.keep_s),
         "records": records,
         **metrics,
     }
@@ -298,7 +305,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "class_bias": cfg.get("class_bias"),
             "record_norm": norm.by_record,
             "record_norm_classes": list(cfg.get("record_norm_classes") or []),
-            "record_norm_keep_s": norm.keep_s,
+            "record_norm_keep_s": None if norm.keep_s is None else list(norm.keep_s),
             **used_settings(run, ("data",)),
         },
         {f"hparams/{k}": v for k, v in metrics.items() if isinstance(v, float)},

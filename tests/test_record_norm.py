@@ -141,20 +141,22 @@ def test_kept_beats_stay_as_trained_and_the_others_take_the_named_classes():
 
 
 def test_s_calls_are_the_record_relative_decisions_s_beats():
-    """A beat is called S where its S-vs-N log-odds stand above its own record's reference by more than the offset
-    asks, so a record whose every beat has high S odds (fibrillation) gets no S call from them alone."""
+    """A beat is called S where its S-vs-N log-odds stand above its own record's reference by more than the S offset
+    asks and S then beats the other classes at their offsets; a record whose every beat has high S odds
+    (fibrillation) gets no S call from them alone."""
 
-    def beats(odds: list[float]) -> np.ndarray:
-        probs = np.full((len(odds), 5), 0.01)
-        probs[:, 0] = 0.5
-        probs[:, 1] = 0.5 * np.exp(odds)
+    def beats(rows: list[list[float]]) -> np.ndarray:
+        probs = np.array([[*row, 0.0, 0.0] for row in rows]) + 1e-6
         return probs / probs.sum(1, keepdims=True)
 
-    probs = np.concatenate([beats([0, 0, 0, 0, 5]), beats([5, 5, 5, 5, 5])])
+    usual, early = [0.9, 0.05, 0.05], [0.05, 0.45, 0.5]  # early: S 5.1 above its record in log-odds, V ahead of S
+    probs = np.concatenate([beats([usual] * 4 + [early]), beats([early] * 5)])
     records = np.array(["a"] * 5 + ["b"] * 5)
-    called = s_calls(probs, records, CLASSES, s_offset=-3.75, quantile=0.1)
+    as_v = s_calls(probs, records, CLASSES, [0, -3.75, 0, 0, 0], quantile=0.1)
+    assert not as_v.any()  # S's odds shifted by 5.1 - 3.75 fall short of V's
+    called = s_calls(probs, records, CLASSES, [0, -3.75, -1.5, 0, 0], quantile=0.1)  # V's offset lets S win
     assert called.tolist() == [False] * 4 + [True] + [False] * 5
-    assert s_calls(probs, records, CLASSES, s_offset=-6.0, quantile=0.1).sum() == 0  # 5 above its record < 6 asked
+    assert not s_calls(probs, records, CLASSES, [0, -6.0, -1.5, 0, 0], quantile=0.1).any()  # 5.1 above < 6 asked
 
 
 def test_evaluation_keeps_the_flagged_beats_as_trained(model):
@@ -198,6 +200,11 @@ def test_record_norm_classes_are_checked_by_name_against_the_models_classes(mode
         setting(record_norm=True, record_norm_keep_s=-3.75)
     model.relative_s = True
     try:
-        assert setting(record_norm=True, record_norm_classes=["V"], record_norm_keep_s=-3.75) == (True, (2,), -3.75)
+        offsets = (0.0, -3.75, -0.75, 0.0, 0.0)
+        kept = setting(record_norm=True, record_norm_classes=["V"], record_norm_keep_s=list(offsets))
+        assert kept == (True, (2,), offsets)
+        assert setting(record_norm=True, record_norm_keep_s=-3.75).keep_s == (0.0, -3.75, 0.0, 0.0, 0.0)
+        with pytest.raises(ConfigError, match=r"give the S offset, or one offset per class \['N', 'S'"):
+            setting(record_norm=True, record_norm_keep_s=[0, -3.75])
     finally:
         model.relative_s = False

@@ -70,10 +70,15 @@ def with_classes_from(
 
 
 def s_calls(
-    probs: np.ndarray, records: np.ndarray, classes: Sequence[str], s_offset: float, quantile: float
+    probs: np.ndarray, records: np.ndarray, classes: Sequence[str], offsets: Sequence[float], quantile: float
 ) -> np.ndarray:
-    """Which beats the record-relative decision (``relative_to_records`` at ``s_offset`` from each record's
-    ``quantile``) calls S: the beats a record's own statistics must not take from S (207's aberrant SVT, wide enough
-    to look V-like against the record's statistics; docs/inter_patient.md, seventy-sixth round)."""
-    decided = relative_to_records(probs, records, classes, s_offset, quantile=quantile)
-    return decided.argmax(1) == list(classes).index("S")
+    """Which beats the record-relative decision at ``offsets`` (one log-prior offset per class, as
+    ``model.class_bias``; S's measured from each record's ``quantile``, ``relative_to_records``) calls S: the beats a
+    record's own statistics must not take from S (207's aberrant SVT, wide enough to look V-like against the record's
+    statistics; docs/inter_patient.md, seventy-sixth and seventy-seventh rounds)."""
+    s = list(classes).index("S")
+    others = np.asarray(offsets, dtype=np.float64).copy()
+    s_offset, others[s] = others[s], 0.0
+    biased = np.asarray(probs, dtype=np.float64) * np.exp(others)
+    decided = relative_to_records(biased / biased.sum(1, keepdims=True), records, classes, s_offset, quantile=quantile)
+    return decided.argmax(1) == s
