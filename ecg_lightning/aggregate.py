@@ -114,12 +114,16 @@ def evaluated_setting(job: Path) -> str:
 
 def load_predictions(path: Path) -> dict[str, np.ndarray]:
     """A job's validation predictions: a training job's ``val_predictions.npz`` or an ``evaluate`` job's
-    ``predictions.npz`` (side=val), as one dict (record, probs, labels, classes, threshold)."""
+    ``predictions.npz`` (side=val), as one dict (record, probs, labels, classes, threshold). Both give the
+    probabilities before any whole-record decision (the record-relative S), as training writes them: a pool of several
+    networks averages those and takes the decision once, as the averaged model does."""
     with np.load(path) as saved:
         part = dict(saved)
     if "labels" not in part:  # evaluate's file: "label", the model's threshold in its metrics.json
         part["labels"] = part.pop("label")
         part["threshold"] = json.loads((path.parent / "metrics.json").read_text()).get("threshold", 0.5)
+    if "probs_before_decision" in part:  # evaluate's file since the seventy-eighth round; earlier ones hold decided
+        part["probs"] = part.pop("probs_before_decision")
     return part
 
 

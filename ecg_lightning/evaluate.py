@@ -221,16 +221,27 @@ PREDICTIONS = "predictions.npz"
 
 
 def write_predictions(
-    path: Path, data: Any, names: tuple[str, ...], probs: np.ndarray, labels: np.ndarray, classes: list[str]
+    path: Path,
+    data: Any,
+    names: tuple[str, ...],
+    probs: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    before_decision: np.ndarray,
 ) -> None:
     """Every scored beat: its record, sample (at the model's rate), reference class index and probabilities, for
-    analyses beyond the report (and the check that ``predict`` gives a record's beats the same probabilities)."""
+    analyses beyond the report (and the check that ``predict`` gives a record's beats the same probabilities); and
+    the probabilities before the whole-record decision (``probs_before_decision``: the record-relative S moves
+    ``probs`` per record), which pooled cross-validation reads, as training writes them, so that several networks are
+    averaged before that decision is taken once, as in ``combine --mean``'s model (docs/inter_patient.md, the
+    seventy-eighth round: averaging decided probabilities lost 207's SVT beats)."""
     report.save_npz(
         path,
         record=np.asarray(names)[data.beats.record],
         sample=data.beats.sample,
         label=labels,
         probs=probs,
+        probs_before_decision=before_decision,
         classes=np.asarray(classes),
     )
 
@@ -272,7 +283,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         classes, quantile = models[0].hparams.classes, models[0].relative_s_quantile
         keep = partial(s_calls, records=beat_records, classes=classes, offsets=norm.keep_s, quantile=quantile)
     probs, labels = mean_probabilities(models, loader, f"Evaluating {cfg.side}", norm.by_record, norm.columns, keep)
-    probs = models[0].decide_per_record(probs, beat_records)  # e.g. the record-relative S
+    before_decision, probs = probs, models[0].decide_per_record(probs, beat_records)  # e.g. the record-relative S
 
     classes = datamodule.class_names
     metrics = report.metrics_report(probs, labels, classes, threshold)
@@ -290,7 +301,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         **metrics,
     }
     report.write_atomic(out_dir / "metrics.json", json.dumps(result, indent=2))
-    write_predictions(out_dir / PREDICTIONS, data, names, probs, labels, classes)
+    write_predictions(out_dir / PREDICTIONS, data, names, probs, labels, classes, before_decision)
     report.write_atomic(
         out_dir / "per_record.csv", report.rows_to_csv(rows, report.per_record_columns(classes, bool(databases)))
     )

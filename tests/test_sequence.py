@@ -346,3 +346,37 @@ def test_saved_validation_predictions_are_each_validation_beat_with_its_record_a
     np.testing.assert_array_equal(saved["labels"], dm.data_val.labels)
     np.testing.assert_array_equal(saved["sample"], dm.data_val.beats.sample)  # each beat's RR can be read back
     assert saved["probs"].shape == (len(names), 5) and saved["classes"].tolist() == ["N", "S", "V", "F", "Q"]
+
+
+def test_evaluated_validation_beats_pool_as_training_writes_them(compose_cfg, tmp_path):
+    """A network deciding S relative to each record (``model.relative_s``): ``evaluate side=val`` writes the decided
+    probabilities and those before the decision; a pool reads the latter, which are training's ``val_predictions``, so
+    several networks are averaged before the record-relative decision is taken once (the seventy-eighth round)."""
+    from conftest import compose_config
+    from hydra.core.hydra_config import HydraConfig
+
+    from ecg_lightning.aggregate import load_predictions
+    from ecg_lightning.callbacks import VAL_PREDICTIONS
+    from ecg_lightning.classifier import relative_to_records
+    from ecg_lightning.evaluate import PREDICTIONS, evaluate
+    from ecg_lightning.train import train
+
+    decided = ["model.relative_s=true", "model.relative_s_quantile=0.1", "model.class_bias=null"]
+    cfg = compose_cfg("data.labels=aami", "trainer.max_epochs=1", "seed=2", *decided)
+    train(cfg)
+    HydraConfig.instance().cfg = None
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    common = [f"ckpt_path={ckpt}", "side=val", f"paths.cache_dir={tmp_path / 'c'}",
+              f"data.catalog.mitdb.root={cfg.data.catalog.mitdb.root}"]  # fmt: skip
+    evaluate(compose_config("evaluate", tmp_path / "ev", common))
+    HydraConfig.instance().cfg = None
+    trained = load_predictions(tmp_path / "run" / VAL_PREDICTIONS)
+    pooled = load_predictions(tmp_path / "ev" / PREDICTIONS)
+    written = np.load(tmp_path / "ev" / PREDICTIONS)
+    assert pooled["record"].tolist() == trained["record"].tolist()
+    np.testing.assert_allclose(pooled["probs"], trained["probs"], atol=1e-5)
+    classes = list(written["classes"])
+    np.testing.assert_allclose(
+        written["probs"], relative_to_records(trained["probs"], trained["record"], classes, quantile=0.1), atol=1e-5
+    )
+    assert np.abs(written["probs"] - trained["probs"]).max() > 1e-2  # the decision moved them: the test can tell
