@@ -5,7 +5,11 @@ glance. Reads the selection files that ``selection_over_seeds.py --patient-gain 
 is trained or scored.
 
     python benchmarks/candidates_against_current.py results/aami_ds1_cv5_mlii_*_selection.json \
-        --spread CBMS --out docs/ds1_candidates_against_current.png
+        --spread CBMS --out docs/ds1_candidates_against_current.png --leave-out '*record_batch_norm_seeds_*' \
+        '*batch_norm_by_record_*' '*v_from_record_statistics_seeds_*' '*v_from_record_statistics_s_calls_*'
+
+(left out: the 72nd-77th rounds' candidates scored by ``evaluate`` alone, pooled after each network's record-relative
+decision while the model in place was pooled before it; docs/inter_patient.md, the seventy-seventh round)
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +66,12 @@ def main() -> None:
     parser.add_argument("--spread", help="the model whose patient mean over its seed sets shades the noise band")
     parser.add_argument("--margin", type=float, default=0.09, help="the rules' margin drawn (default 0.09)")
     parser.add_argument("--out", type=Path, help="the figure (PNG)")
+    parser.add_argument("--leave-out", nargs="*", default=[], metavar="PATTERN",
+                        help="selection files whose names match these patterns (fnmatch) are left out, e.g. "
+                             "comparisons found void")  # fmt: skip
     args = parser.parse_args()
-    points, own = gains(args.selections)
+    kept = [p for p in args.selections if not any(fnmatch(p.name, pattern) for pattern in args.leave_out)]
+    points, own = gains(kept)
     if not points:
         raise SystemExit("no candidate beside a current model in these files")
     sets = own.get(args.spread, {}) if args.spread else {}
@@ -73,7 +82,7 @@ def main() -> None:
         note = " (no training)" if p["no_training"] else ""
         cells = " | ".join(f"{p[k]:+.3f}" for k in MEASURES)
         print(f"| {p['candidate']}{note} | {p['seeds']} | {p['current']} | {cells} |")
-    if sets:
+    if band is not None:  # a spread needs two seed sets or more
         values = np.array(list(sets.values()))
         listed = ", ".join(f"{v:.3f}" for v in values)
         print(f"{args.spread} over {len(sets)} seed sets: {values.mean():.3f} ± {values.std(ddof=1):.3f} ({listed}); "

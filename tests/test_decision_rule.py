@@ -789,6 +789,12 @@ def test_the_candidates_figure_takes_each_gain_on_its_own_seeds_and_leaves_recor
         "| Q (no training) | 9–11 | CUR | +0.050 | +0.000 |" in shown and "CUR over 2 seed sets: 0.650 ± 0.071" in shown
     )
     assert out.stat().st_size > 1000
+    monkeypatch.setattr(  # a file left out by name: its candidate and its seed set are gone
+        "sys.argv", ["candidates_against_current.py", *map(str, paths), "--spread", "CUR", "--leave-out", "*_9_11_*"]
+    )
+    selection_script("candidates_against_current").main()
+    shown = capsys.readouterr().out
+    assert "| NEW | 3–5 | CUR |" in shown and "| Q " not in shown and "CUR over" not in shown
     other = tmp_path / "calibration.json"
     other.write_text(json.dumps({"class_bias": [0, -1, 0, 0, 0]}))
     with pytest.raises(SystemExit, match="calibration.json: not a selection file"):
