@@ -154,6 +154,15 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
             groups[job_setting(path.parent)].append(path)
         for path in sorted(d.glob(f"*/{PREDICTIONS}")):
             groups[evaluated_setting(path.parent)].append(path)
+        older = [p for p in d.glob(f"*/{PREDICTIONS}") if "probs_before_decision" not in np.load(p).files]
+        if older:
+            log.warning(
+                "%s: %d evaluate jobs wrote only decided probabilities (before probs_before_decision); for a model "
+                "deciding S relative to each record they pool after each network's decision, unlike training's pools "
+                "(docs/inter_patient.md, seventy-seventh round): evaluate them again to pool alike",
+                d,
+                len(older),
+            )
     if not groups:
         raise SystemExit(f"No <job>/{VAL_PREDICTIONS} or {PREDICTIONS} under {', '.join(map(str, sweep_dirs))}")
     joined = {}

@@ -139,9 +139,9 @@ def test_a_vote_keeps_the_networks_classes_but_one(tmp_path):
     assert row["confusion_matrix"] == [[0, 0, 0], [0, 1, 0], [0, 0, 1]]
 
 
-def write_evaluated(sweep, num, trained_overrides, records, labels, probs):
+def write_evaluated(sweep, num, trained_overrides, records, labels, probs, before=None):
     """An ``evaluate side=val`` job of one fold's checkpoint (predictions.npz: "label"; the checkpoint's run
-    folder holds the training overrides)."""
+    folder holds the training overrides); ``before``: its probabilities before the whole-record decision."""
     run = sweep.parent / f"{sweep.name}_trained" / str(num)
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(trained_overrides))
@@ -151,8 +151,28 @@ def write_evaluated(sweep, num, trained_overrides, records, labels, probs):
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"ckpt_path": f"{run}/checkpoints/last.ckpt"}))
     (job / "metrics.json").write_text(json.dumps({"side": "val", "accuracy": 0.5}))
+    extra = {} if before is None else {"probs_before_decision": np.asarray(before, np.float32)}
     np.savez(job / "predictions.npz", probs=np.asarray(probs, np.float32), label=np.asarray(labels),
-             record=np.asarray(records), classes=np.asarray(["N", "S", "V"]))  # fmt: skip
+             record=np.asarray(records), classes=np.asarray(["N", "S", "V"]), **extra)  # fmt: skip
+
+
+def test_evaluated_pools_read_the_probabilities_before_the_decision_and_older_files_are_named(tmp_path, caplog):
+    """A pool averages networks before a whole-record decision, as training's pools and the averaged model do: an
+    evaluate job's ``probs_before_decision`` is what it pools; a file written before them pools its decided
+    probabilities, and the sweep is named in a warning."""
+    from ecg_lightning.aggregate import joined_predictions
+
+    decided, before = [[0.1, 0.8, 0.1], [0.2, 0.2, 0.6]], [[0.7, 0.2, 0.1], [0.3, 0.1, 0.6]]
+    write_evaluated(tmp_path / "new", 0, ["m=net", "data.fold=0"], ["r1"] * 2, [1, 2], decided, before)
+    write_evaluated(tmp_path / "old", 0, ["m=old", "data.fold=0"], ["r1"] * 2, [1, 2], decided)
+    with caplog.at_level("WARNING"):
+        ((probs, *_),) = joined_predictions([tmp_path / "new"]).values()
+    np.testing.assert_allclose(probs, before)
+    assert "decided" not in caplog.text
+    with caplog.at_level("WARNING"):
+        ((probs, *_),) = joined_predictions([tmp_path / "old"]).values()
+    np.testing.assert_allclose(probs, decided)
+    assert f"{tmp_path / 'old'}: 1 evaluate jobs wrote only decided probabilities" in caplog.text
 
 
 def test_evaluate_sweeps_of_fold_checkpoints_are_pooled_per_trained_setting_and_vote(tmp_path):
