@@ -541,6 +541,32 @@ def test_irregular_rhythm_is_served_in_training_only_and_spares_the_class_named(
         make_dm(s_db, tmp_path, augment={"irregular": 0.5, "premature_class": "N"}, **settings).setup()
 
 
+def test_fibrillation_served_without_p_waves_keeps_the_record_template(s_db, tmp_path):
+    """data.augment.irregular_without_p: in training, the runs served fibrillation's timing lose each beat's P-wave
+    stretch on the signal lead (0.28-0.06 s before the beat, in samples at the data's rate); the record template
+    beside it and every other sample are as with irregular alone; without irregular it is refused."""
+    from ecg_lightning.data.windows import P_WAVE_S
+
+    settings = dict(labels="aami", run_beats=6, rr_features=["log_pre_local", "local_irregularity"], templates=True,
+                    window_s=0.5, lead=[0])  # fmt: skip
+    plain, flat = (make_dm(s_db, tmp_path, augment={"irregular": 1.0, **a}, **settings)
+                   for a in ({}, {"irregular_without_p": True}))  # fmt: skip
+    plain.setup()
+    flat.setup()
+    idx = list(range(len(flat.data_train)))
+    (x, _, y), (xp, _, yp) = plain.data_train.__getitems__(idx), flat.data_train.__getitems__(idx)
+    torch.testing.assert_close(yp, y)
+    served = ~((y == list(flat.classes).index("S")) | (y < 0)).any(1)
+    assert served.any() and x.shape[2] == 2  # the lead, then its record template
+    torch.testing.assert_close(xp[:, :, 1], x[:, :, 1])
+    centre, (before, after) = x.shape[-1] // 2, (round(f * flat.hparams.fs) for f in P_WAVE_S)
+    changed = (xp[:, :, 0] != x[:, :, 0]).any(1)  # per run: which samples changed
+    assert not changed[~served].any()
+    assert changed[served].any(0).nonzero().ravel().tolist() == list(range(centre - before, centre - after))
+    with pytest.raises(ValueError, match="set data.augment.irregular above 0"):
+        make_dm(s_db, tmp_path, augment={"irregular_without_p": True}, **settings).setup()
+
+
 def test_the_pause_stress_changes_the_rhythm_features_not_the_windows(s_db, tmp_path):
     """data.pause_stress (an evaluation stress): the beats and their windows are the same, the local irregularity of
     the rhythm they are read in rises around the pauses; a factor of 1 or less, or no RR features, is refused."""

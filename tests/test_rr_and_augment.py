@@ -483,6 +483,30 @@ def test_irregular_gives_runs_without_s_beats_fibrillations_rhythm_and_keeps_the
     assert (ratio > 0.6).all() and (ratio < 1.6).all()
 
 
+def test_irregular_without_p_flattens_the_p_waves_of_the_runs_served_fibrillation_and_nothing_else(three_records):
+    """``Augment.p_wave``: the runs given fibrillation's intervals have, on each beat's signal leads, the stretch
+    before the beat made a straight line between its ends; the other runs, the rest of each window, the RR features
+    and the labels are as with ``irregular`` alone."""
+    span = (30, 8)  # samples before the beat
+    _, (x, rr, y) = irregular_runs_served(three_records, irregular=1.0)
+    _, (xp, rrp, yp) = irregular_runs_served(three_records, irregular=1.0, p_wave=span)
+    torch.testing.assert_close(rrp, rr)
+    torch.testing.assert_close(yp, y)
+    served = ~((y == 1) | (y < 0)).any(1)
+    centre = x.shape[-1] // 2
+    start, stop = centre - span[0], centre - span[1]
+    torch.testing.assert_close(xp[~served], x[~served])  # a run holding an S beat, or padded, keeps its P waves
+    outside = torch.ones(x.shape[-1], dtype=torch.bool)
+    outside[start:stop] = False
+    torch.testing.assert_close(xp[served][..., outside], x[served][..., outside])
+    line = xp[served][..., start - 1 : stop + 1]
+    torch.testing.assert_close(line.diff(dim=-1).diff(dim=-1), torch.zeros_like(line[..., 2:]), atol=1e-5, rtol=0)
+    assert (x[served][..., start:stop] - xp[served][..., start:stop]).abs().amax() > 0.05  # there was a wave to flatten
+    db, index = three_records
+    with pytest.raises(ValueError, match="set data.augment.irregular above 0"):
+        BeatWindowDataset(db, index, THREE_RECORDS_HALF, run_beats=7, augment=Augment(p_wave=span))
+
+
 def test_irregular_leaves_a_run_given_a_premature_beat_as_premature_made_it(three_records):
     (_, rr, y), (_, rrp, yp) = irregular_runs_served(three_records, premature=1.0)
     _, (_, rrb, yb) = irregular_runs_served(three_records, premature=1.0, irregular=1.0)

@@ -25,6 +25,7 @@ from ecg_lightning.data.split import (
     subject_ids,
 )
 from ecg_lightning.data.windows import (
+    P_WAVE_S,
     Augment,
     BeatIndex,
     BeatWindowDataset,
@@ -77,7 +78,8 @@ class BeatDataModule(L.LightningDataModule):
         rr_features: RR-interval features served with each window (data/rr.py): false, true (record-normalized
             five) or a list of feature names.
         augment: training-time augmentation: jitter_s (max window shift, s), scale, noise, template_swap, stretch,
-            record_scale, rr_scale, swap_by_record, premature, irregular, pauses (see windows.Augment), swap_class:
+            record_scale, rr_scale, swap_by_record, premature, irregular (irregular_without_p: windows.Augment.p_wave),
+            pauses (see windows.Augment), swap_class:
             the class whose annotated beats make a training record's swap template (default "S"; records with fewer
             than rr.MIN_ANNOTATED of them keep their own template) and premature_class: the class a normal beat served
             early takes, whose beats keep a run's rhythm under irregular and their early timing under pauses (default
@@ -425,6 +427,8 @@ class BeatDataModule(L.LightningDataModule):
                 )
             spec["premature_label"] = list(self.classes).index(premature_class)
         jitter = int(round(float(spec.pop("jitter_s", 0.0)) * self.hparams.fs))
+        if spec.pop("irregular_without_p", False):  # fibrillation's timing served without P waves
+            spec["p_wave"] = tuple(int(round(s * self.hparams.fs)) for s in P_WAVE_S)
         if "premature_earlier" in spec:
             spec["premature_earlier"] = tuple(float(f) for f in spec["premature_earlier"])
         return Augment(jitter=jitter, **spec)

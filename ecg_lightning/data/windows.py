@@ -130,6 +130,10 @@ class Augment:
     irregular: the chance that a run holding no beat of class ``premature_label`` has its RR intervals replaced by
     atrial fibrillation's (``irregular_runs``), its labels kept: early beats in an irregular rhythm that are normal,
     which a training set with few fibrillating patients (one in DS1) hardly holds;
+    p_wave: with irregular, the stretch (samples before each beat: from, to) that runs served fibrillation's timing
+    have flattened on their signal leads (``flatten_p_waves``), as fibrillation has no P waves: what is taught is
+    "irregular without a P wave is normal", not "irregular is normal" (DS2's 232: S beats with P waves in an
+    irregular rhythm; the seventy-ninth round); None: kept;
     pauses: the chance that a run has pauses put into its rhythm (``pause_runs``; after premature and irregular):
     beats of class ``premature_label`` between pauses, as in a patient with blocked atrial premature beats or sinus
     pauses (DS2's 232), which none of DS1's S patients is, so that a rhythm whose spread comes from pauses is not read
@@ -149,6 +153,7 @@ class Augment:
     premature_earlier: tuple[float, float] = PREMATURE_EARLIER
     atrial_runs: float = 0.0
     irregular: float = 0.0
+    p_wave: tuple[int, int] | None = None
     pauses: float = 0.0
 
     def draws_per_record(self) -> bool:
@@ -361,6 +366,11 @@ def premature_runs(
 IRREGULAR_SIGMA = (0.15, 0.35)
 
 
+# ``Augment.p_wave`` (``data.augment.irregular_without_p``): the stretch before a beat's R peak that its P wave
+# spans, in seconds: from the P wave's onset (a PR interval and a P wave before the peak) to just before the QRS
+P_WAVE_S = (0.28, 0.06)
+
+
 def check_irregular(chance: float, run_beats: int, names: Sequence[str]) -> None:
     """``data.augment.irregular`` needs a chance in (0, 1], runs of at least three beats and RR features to change."""
     check_chance("irregular", chance)
@@ -387,7 +397,7 @@ def irregular_runs(
     eligible = ~((y == label) | (y < 0)).any(1).numpy()
     run = np.flatnonzero(picked & eligible)
     if not len(run):
-        return
+        return run
     column = {name: c for c, name in enumerate(names)}
     if "log_pre_rr_s" in column:
         mean_rr = rr[run, :, column["log_pre_rr_s"]].exp().mean(1).numpy()
@@ -396,6 +406,24 @@ def irregular_runs(
     else:
         mean_rr = np.ones(len(run))
     set_run_intervals(rr, names, run, mean_rr[:, None].astype(np.float64) * np.exp(sigma[run, None] * z[run]))
+    return run
+
+
+def flatten_p_waves(x: torch.Tensor, run: np.ndarray, leads: int, span: tuple[int, int]) -> None:
+    """In place, for the runs ``run`` of a batch of windows x (runs, beats, channels, window; each beat at the
+    window's centre): on the first ``leads`` channels (the signal, not a record template after them), the samples
+    from ``span[0]`` to ``span[1]`` before the beat become the straight line between the samples at the stretch's
+    two ends — a beat without its P wave, as in atrial fibrillation."""
+    centre = x.shape[-1] // 2
+    start, stop = centre - span[0], centre - span[1]
+    if not 0 < start < stop < centre:
+        raise ValueError(f"p_wave={span}: samples before the beat, the first the larger, inside the window")
+    if not len(run):
+        return
+    index = torch.from_numpy(np.asarray(run, dtype=np.int64))
+    left, right = x[index, :, :leads, start - 1 : start], x[index, :, :leads, stop : stop + 1]
+    steps = torch.arange(1, stop - start + 1, dtype=x.dtype) / (stop - start + 1)
+    x[index, :, :leads, start:stop] = left + (right - left) * steps
 
 
 # ``Augment.atrial_runs``: the share of a run's beats the atrial stretch takes (drawn per run), and the interval after
@@ -563,6 +591,11 @@ class BeatWindowDataset(Dataset):
             )
         if plan_only and patient_codes:
             raise ValueError("patient codes are served by batches cut on the CPU; set cut_on_device=false")
+        if augment is not None and augment.p_wave is not None and (plan_only or not augment.irregular):
+            raise ValueError(
+                "irregular_without_p flattens the P waves of runs served fibrillation's timing, cut on the CPU: "
+                "set data.augment.irregular above 0 and cut_on_device=false"
+            )
         self.rr_columns = list(rr_columns or [])
         self.rr_names = [RR_FEATURES[c] for c in self.rr_columns]  # the served features' names, in column order
         if augment is not None and (augment.premature or augment.atrial_runs):
@@ -654,7 +687,9 @@ class BeatWindowDataset(Dataset):
             (a.pauses, pause_runs, ()),
         ):
             if chance:
-                serve(inputs[1], y, self.rr_names, chance, a.premature_label, rng, *more)
+                served = serve(inputs[1], y, self.rr_names, chance, a.premature_label, rng, *more)
+                if serve is irregular_runs and a.p_wave is not None:  # fibrillation has no P waves
+                    flatten_p_waves(inputs[0], served, self.signal.shape[0], a.p_wave)
         return (*inputs, y)
 
     def _cut(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...] | dict[str, torch.Tensor]:
