@@ -127,6 +127,12 @@ def load_predictions(path: Path) -> dict[str, np.ndarray]:
     return part
 
 
+def holds_before_decision(path: Path) -> bool:
+    """Whether an ``evaluate`` predictions file holds the probabilities before the whole-record decision."""
+    with np.load(path) as saved:
+        return "probs_before_decision" in saved.files
+
+
 def job_seed(job: Path) -> str:
     """The training seed a job ran with (its saved config), "" when it has none saved. An ``evaluate`` job has no
     seed of its own: its checkpoint's training run's seed (the first member's, for an ensemble)."""
@@ -154,7 +160,7 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
             groups[job_setting(path.parent)].append(path)
         for path in sorted(d.glob(f"*/{PREDICTIONS}")):
             groups[evaluated_setting(path.parent)].append(path)
-        older = [p for p in d.glob(f"*/{PREDICTIONS}") if "probs_before_decision" not in np.load(p).files]
+        older = [p for p in d.glob(f"*/{PREDICTIONS}") if not holds_before_decision(p)]
         if older:
             log.warning(
                 "%s: %d evaluate jobs wrote only decided probabilities (before probs_before_decision); for a model "
