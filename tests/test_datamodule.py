@@ -563,7 +563,7 @@ def test_fibrillation_served_without_p_waves_keeps_the_record_template(s_db, tmp
     changed = (xp[:, :, 0] != x[:, :, 0]).any(1)  # per run: which samples changed
     assert not changed[~served].any()
     assert changed[served].any(0).nonzero().ravel().tolist() == list(range(centre - before, centre - after))
-    with pytest.raises(ValueError, match="set data.augment.irregular above 0"):
+    with pytest.raises(ConfigError, match="irregular_without_p=true .*set data.augment.irregular above 0"):
         make_dm(s_db, tmp_path, augment={"irregular_without_p": True}, **settings).setup()
 
 

@@ -503,8 +503,10 @@ def test_irregular_without_p_flattens_the_p_waves_of_the_runs_served_fibrillatio
     torch.testing.assert_close(line.diff(dim=-1).diff(dim=-1), torch.zeros_like(line[..., 2:]), atol=1e-5, rtol=0)
     assert (x[served][..., start:stop] - xp[served][..., start:stop]).abs().amax() > 0.05  # there was a wave to flatten
     db, index = three_records
-    with pytest.raises(ValueError, match="set data.augment.irregular above 0"):
+    with pytest.raises(ConfigError, match="set data.augment.irregular above 0"):
         BeatWindowDataset(db, index, THREE_RECORDS_HALF, run_beats=7, augment=Augment(p_wave=span))
+    with pytest.raises(ConfigError, match="90 samples before it: widen data.window_s"):
+        BeatWindowDataset(db, index, THREE_RECORDS_HALF, run_beats=7, augment=Augment(irregular=1.0, p_wave=(101, 22)))
 
 
 def test_irregular_leaves_a_run_given_a_premature_beat_as_premature_made_it(three_records):

@@ -371,6 +371,20 @@ IRREGULAR_SIGMA = (0.15, 0.35)
 P_WAVE_S = (0.28, 0.06)
 
 
+def check_p_wave(span: tuple[int, int], irregular: float, half_width: int) -> None:
+    """``data.augment.irregular_without_p`` flattens the P waves of the runs ``irregular`` serves, in each window."""
+    if not irregular:
+        raise ConfigError(
+            "data.augment.irregular_without_p=true flattens the P waves of the runs served fibrillation's timing: "
+            "set data.augment.irregular above 0"
+        )
+    if not 0 < span[1] < span[0] < half_width:
+        raise ConfigError(
+            f"data.augment.irregular_without_p: the P-wave stretch, {span[0]} to {span[1]} samples before the beat, "
+            f"must lie inside the window's {half_width} samples before it: widen data.window_s"
+        )
+
+
 def check_irregular(chance: float, run_beats: int, names: Sequence[str]) -> None:
     """``data.augment.irregular`` needs a chance in (0, 1], runs of at least three beats and RR features to change."""
     check_chance("irregular", chance)
@@ -591,11 +605,8 @@ class BeatWindowDataset(Dataset):
             )
         if plan_only and patient_codes:
             raise ValueError("patient codes are served by batches cut on the CPU; set cut_on_device=false")
-        if augment is not None and augment.p_wave is not None and (plan_only or not augment.irregular):
-            raise ValueError(
-                "irregular_without_p flattens the P waves of runs served fibrillation's timing, cut on the CPU: "
-                "set data.augment.irregular above 0 and cut_on_device=false"
-            )
+        if augment is not None and augment.p_wave is not None:
+            check_p_wave(augment.p_wave, augment.irregular, half_width)
         self.rr_columns = list(rr_columns or [])
         self.rr_names = [RR_FEATURES[c] for c in self.rr_columns]  # the served features' names, in column order
         if augment is not None and (augment.premature or augment.atrial_runs):
