@@ -158,9 +158,10 @@ def joined_predictions(sweep_dirs: list[Path]) -> dict[str, tuple[np.ndarray, np
     for d in sweep_dirs:
         for path in skip_unfinished(sorted(d.glob(f"*/{VAL_PREDICTIONS}"))):
             groups[job_setting(path.parent)].append(path)
-        for path in sorted(d.glob(f"*/{PREDICTIONS}")):
+        evaluated = sorted(d.glob(f"*/{PREDICTIONS}"))
+        for path in evaluated:
             groups[evaluated_setting(path.parent)].append(path)
-        older = [p for p in d.glob(f"*/{PREDICTIONS}") if not holds_before_decision(p)]
+        older = [p for p in evaluated if not holds_before_decision(p)]
         if older:
             log.warning(
                 "%s: %d evaluate jobs wrote only decided probabilities (before probs_before_decision); for a model "
