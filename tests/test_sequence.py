@@ -98,6 +98,55 @@ def test_sequence_net_is_encoder_then_bidirectional_lstm_then_head():
         net(x[:, 0], rr[:, 0])
 
 
+def test_the_transformer_across_beats_reads_the_run_with_sine_positions_in_place_of_the_lstm():
+    """across=transformer: the same encoder and head around a projection, sine positions and a transformer encoder
+    (composed here from its parts); order counts (the same beats in reverse are not the reverse scores), a later beat
+    moves an earlier beat's score, and a width the heads do not divide or an unknown layer is refused by name."""
+    from ecg_lightning.errors import ConfigError
+    from ecg_lightning.models.sequence import sine_positions
+
+    torch.manual_seed(4)
+    kw = dict(input_length=180, fs=180.0, channels=(8, 8), embedding=6, n_rr=2, in_channels=2, n_outputs=3)
+    net = BeatSequenceNet(**kw, hidden=4, layers=2, heads=2, across="transformer").eval()
+    x, rr = torch.randn(2, 5, 2, 180), torch.randn(2, 5, 2)
+    out = net(x, rr)
+    assert out.shape == (2, 5, 3)
+    z = torch.stack([net.encoder(x[:, i]) for i in range(5)], dim=1)
+    h = net.rnn.project(torch.cat([z, rr], -1))
+    codes = sine_positions(5, 8, h.device, h.dtype)
+    assert torch.allclose(codes[1, :2], torch.tensor([np.sin(1.0), np.cos(1.0)], dtype=torch.float32))
+    torch.testing.assert_close(out, net.head(net.rnn.norm(net.rnn.blocks(h + codes))))
+    flipped = net(x.flip(1), rr.flip(1))
+    assert not torch.allclose(flipped.flip(1), out, atol=1e-4)  # without positions it would be a bag of beats
+    later = x.clone()
+    later[:, 4] += 1.0
+    assert not torch.allclose(net(later, rr)[:, 0], out[:, 0])
+    assert net(x[:, :3], rr[:, :3]).shape == (2, 3, 3)  # a record's shorter last run
+    with pytest.raises(ConfigError, match=r"model.net.heads=3 .* 2 \* model.net.hidden = 8"):
+        BeatSequenceNet(**kw, hidden=4, heads=3, across="transformer")
+    with pytest.raises(ConfigError, match="model.net.across='gru': give lstm or transformer"):
+        BeatSequenceNet(**kw, across="gru")
+
+
+def test_an_attention_block_is_torchs_pre_norm_transformer_layer():
+    """The written-out block (written out so that ONNX graphs keep any run length) computes what
+    nn.TransformerEncoderLayer(norm_first, GELU, feed-forward twice the width) computes with the same weights."""
+    from ecg_lightning.models.sequence import AttentionBlock
+
+    torch.manual_seed(5)
+    block = AttentionBlock(8, 2, dropout=0.0).eval()
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu", batch_first=True,
+                                             norm_first=True).eval()  # fmt: skip
+    with torch.no_grad():
+        layer.self_attn.in_proj_weight.copy_(block.qkv.weight)
+        layer.self_attn.in_proj_bias.copy_(block.qkv.bias)
+        pairs = [(block.out, layer.self_attn.out_proj), (block.feed[0], layer.linear1), (block.feed[3], layer.linear2)]
+        for mine, theirs in [*pairs, (block.norm1, layer.norm1), (block.norm2, layer.norm2)]:
+            theirs.load_state_dict(mine.state_dict())
+    h = torch.randn(3, 7, 8)
+    torch.testing.assert_close(block(h), layer(h))
+
+
 def test_the_p_wave_path_reads_only_its_segment_averaged_and_joins_each_beats_embedding():
     """p_wave_s=[-0.3, -0.05] at 180 Hz in a ±1 s window: samples 126..171 of every channel, means of 4, one linear
     layer and a ReLU, then beside the beat's embedding and its RR into the LSTM; a change outside the segment leaves
@@ -261,7 +310,13 @@ def test_a_final_model_trains_on_every_ds1_subject_without_validation_and_tests_
 
 
 @pytest.mark.parametrize(
-    ("fmt", "extra"), [("onnx", []), ("torchscript", []), ("onnx", ["model.net.p_wave_s=[-0.3,-0.05]"])]
+    ("fmt", "extra"),
+    [
+        ("onnx", []),
+        ("torchscript", []),
+        ("onnx", ["model.net.p_wave_s=[-0.3,-0.05]"]),
+        ("onnx", ["model.net.across=transformer", "model.net.layers=2"]),
+    ],
 )
 def test_an_exported_sequence_model_gives_the_checkpoints_probabilities_on_runs_of_any_length(
     fmt, extra, compose_cfg, tiny_db, tmp_path
@@ -299,7 +354,9 @@ def test_an_exported_sequence_model_gives_the_checkpoints_probabilities_on_runs_
         np.testing.assert_allclose(got, expected, atol=1e-5)
         assert got.shape == (6, beats, 5)
     assert model.class_bias.tolist() == [0, 1.5, 0, 0, 0]
-    assert (model.net.p_wave is not None) == bool(extra)  # the checkpoint rebuilds the path it was trained with
+    # the checkpoint rebuilds the path and the layer across the beats it was trained with
+    assert (model.net.p_wave is not None) == any("p_wave_s" in o for o in extra)
+    assert isinstance(model.net.rnn, torch.nn.LSTM) != any("transformer" in o for o in extra)
 
 
 @pytest.mark.parametrize("weights", ["best", "last"])

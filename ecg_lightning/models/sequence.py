@@ -8,10 +8,12 @@ theirs, whether the rhythm around it is irregular (atrial fibrillation) — the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ecg_lightning.errors import ConfigError
 from ecg_lightning.models.cnn import logits_out
@@ -44,6 +46,9 @@ class BeatSequenceNet(nn.Module):
     as its difference from its record's template and the template itself is left out: the encoder sees how a beat
     departs from its patient's own beat, never the patient's beat shape (a bundle-branch block's QRS, a patient's P
     wave), the kind of patient signature whose hiding gave the forty-first and forty-fourth rounds' gains (sixtieth).
+    With ``across="transformer"`` a small transformer encoder (``layers`` layers, ``heads`` heads, width ``2 *
+    hidden``, sine positions) reads the run in place of the LSTM: every beat attends to every other beat of the run
+    at once, where the LSTM carries context step by step (the issue's "or a small transformer"; eightieth round).
     """
 
     def __init__(
@@ -68,6 +73,8 @@ class BeatSequenceNet(nn.Module):
         p_wave_features: int = 8,
         beat_dropout: float = 0.0,
         template_difference: bool = False,
+        across: str = "lstm",
+        heads: int = 4,
     ) -> None:
         super().__init__()
         self.embedding_size = embedding  # what a patient adversary (models/adversary.py) reads
@@ -112,13 +119,18 @@ class BeatSequenceNet(nn.Module):
                 nn.ReLU(inplace=True),
             )
         p_width = p_wave_features if self.p_wave is not None else 0
-        self.rnn = nn.LSTM(
-            embedding * (2 if contrast else 1) + p_width + n_rr,
-            hidden,
-            num_layers=layers,
-            batch_first=True,
-            bidirectional=True,
-        )
+        width = embedding * (2 if contrast else 1) + p_width + n_rr
+        # the layer across the beats keeps the name rnn, which trained checkpoints' LSTM weights carry
+        if across == "lstm":
+            self.rnn = nn.LSTM(width, hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        elif across == "transformer":
+            if (2 * hidden) % heads:
+                raise ConfigError(
+                    f"model.net.heads={heads} must divide the transformer's width 2 * model.net.hidden = {2 * hidden}"
+                )
+            self.rnn = BeatTransformer(width, 2 * hidden, heads, layers)
+        else:
+            raise ConfigError(f"model.net.across={across!r}: give lstm or transformer")
         self.head = nn.Sequential(FastDropout(head_dropout), nn.Linear(2 * hidden, n_outputs))
         self.rr_skip = nn.Linear(n_rr, n_outputs) if rr_skip and n_rr else None
 
@@ -158,3 +170,52 @@ class BeatSequenceNet(nn.Module):
         """The P-wave path's features of every beat of runs (batch, beats, leads, window): (batch, beats, features)."""
         batch, beats = x.shape[:2]
         return self.p_wave(x.flatten(0, 1)[..., self.p_wave_slice]).reshape(batch, beats, -1)
+
+
+class BeatTransformer(nn.Module):
+    """(batch, beats, features) -> ((batch, beats, width), None): a linear projection, sine positions, then
+    ``layers`` pre-norm attention blocks across the beats and a final norm; it returns what an LSTM returns so that
+    either reads a run. The blocks are written out (``AttentionBlock``), not ``nn.TransformerEncoder``, whose
+    attention fixes the traced batch and run length in an exported ONNX graph."""
+
+    def __init__(self, features: int, width: int, heads: int, layers: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.project = nn.Linear(features, width)
+        self.blocks = nn.Sequential(*(AttentionBlock(width, heads, dropout) for _ in range(layers)))
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, None]:
+        h = self.project(z)
+        return self.norm(self.blocks(h + sine_positions(h.shape[1], h.shape[2], h.device, h.dtype))), None
+
+
+class AttentionBlock(nn.Module):
+    """One pre-norm transformer block: every beat attends to every beat of its run, then a feed-forward layer of
+    twice the width, each added back to its input."""
+
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.out = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.feed = nn.Sequential(
+            nn.Linear(width, 2 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * width, width)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        # (batch, beats, 3 * width) -> three (batch, heads, beats, width / heads); -1, not sizes, so any run exports
+        q, k, v = self.qkv(self.norm1(h)).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)
+        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        h = h + self.drop(self.out(mixed.transpose(1, 2).flatten(2)))
+        return h + self.drop(self.feed(self.norm2(h)))
+
+
+def sine_positions(beats: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Vaswani et al.'s sine and cosine position codes (beats, width): any run length, no weights to learn."""
+    position = torch.arange(beats, device=device, dtype=torch.float32)[:, None]
+    rate = torch.exp(torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / width))
+    codes = torch.zeros(beats, width, device=device, dtype=torch.float32)
+    codes[:, 0::2] = torch.sin(position * rate)
+    codes[:, 1::2] = torch.cos(position * rate[: width // 2])
+    return codes.to(dtype)
