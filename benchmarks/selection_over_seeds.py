@@ -155,7 +155,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_lightning.aggregate import pooled, selected_predictions, with_class_bias
+from ecg_lightning.aggregate import ensemble_of, pooled, selected_predictions, with_class_bias
 from ecg_lightning.calibrate import (
     GRID,
     MIN_S_BEATS,
@@ -374,14 +374,22 @@ def composed_patient_mean(
     return float(np.mean(list(each.values()))), each
 
 
+def pool_of(sweeps: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """The networks of one or several sweeps as one averaged model: one setting's seeds over all the folders, or, when
+    the folders hold several settings (two recipes; the eighty-second round), each setting's seeds averaged and the
+    settings averaged alike (with as many seeds each, the mean of every network)."""
+    joined = selected_predictions(sweeps, seeds=True)
+    return only(joined if len(joined) == 1 else ensemble_of(joined))
+
+
 def relative_candidate(
-    cv: Path,
-    stress: Path,
+    cv: Path | list[Path],
+    stress: Path | list[Path],
     base: list[float],
     window: int | None = None,
     quantile: float = 0.5,
     longest_rr: bool = False,
-    pause: Path | None = None,
+    pause: Path | list[Path] | None = None,
 ) -> dict:
     """The sweep's seeds averaged with the S decision relative to each record (``classifier.relative_to_records``; the
     twenty-fifth round), or with ``window`` to the beats around each beat (the twenty-eighth), or with ``quantile``
@@ -389,34 +397,38 @@ def relative_candidate(
     offset on ``RELATIVE_GRID``, the other offsets ``base``'s; the S Se under the stress with the same transform (each
     re-scored record's own reference) and under the composition stress (``composed_patient_mean``). With
     ``longest_rr`` the ``quantile`` is that of each record's longest-RR fifth (``longest_rr_beats``; the 36th). With
-    ``pause`` (the sweep re-scored under ``data.pause_stress``), the S Se under it at the same offsets (66th)."""
+    ``pause`` (the sweep re-scored under ``data.pause_stress``), the S Se under it at the same offsets (66th). A list
+    of sweeps in place of each is one model of all their networks (``pool_of``)."""
     reference = {"window": window, "quantile": quantile}
-    sweeps = (cv, stress) if pause is None else (cv, stress, pause)
-    joined = {sweep: only(selected_predictions([sweep], seeds=True)) for sweep in sweeps}  # each read once
-    donors = joined[stress][3]["parts"] if longest_rr else []  # the stress jobs (evaluate) hold the beats' samples
+    cv, stress = (list(w) if isinstance(w, list) else [w] for w in (cv, stress))
+    pause = None if pause is None else list(pause) if isinstance(pause, list) else [pause]
+    sweeps = {"cv": cv, "stress": stress} | ({} if pause is None else {"pause": pause})
+    joined = {kind: pool_of(folders) for kind, folders in sweeps.items()}  # each read once
+    donors = joined["stress"][3]["parts"] if longest_rr else []  # the stress jobs (evaluate) hold the beats' samples
 
-    factor = pause_factor(pause) if longest_rr and pause is not None else 0.0
+    factor = pause_factor(pause[0]) if longest_rr and pause is not None else 0.0
 
-    def relative(sweep: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
-        probs, labels, classes, info = joined[sweep]
+    def relative(kind: str) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+        probs, labels, classes, info = joined[kind]
         records = np.concatenate([np.asarray(part["record"]).astype(str) for part in info["parts"]])
-        pre = preceding_rr(info["parts"], donors, factor if sweep == pause else 0.0) if longest_rr else None
+        pre = preceding_rr(info["parts"], donors, factor if kind == "pause" else 0.0) if longest_rr else None
         among = None if pre is None else longest_rr_beats(records, pre)
         measured = relative_to_records(probs, records, classes, **reference, among=among)
         return measured, labels, classes, {**info, "records": records, "raw": probs, "pre": pre}
 
-    probs, labels, classes, info = relative(cv)
-    offsets, point = operating_point(cv, probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
+    where = "+".join(map(str, cv))
+    probs, labels, classes, info = relative("cv")
+    offsets, point = operating_point(where, probs, labels, info["records"], classes, base, grid=RELATIVE_GRID)
     at = metrics_report(with_class_bias(probs, offsets), labels, classes, info["threshold"])
-    s_probs, s_labels, _, s_info = relative(stress)
+    s_probs, s_labels, _, s_info = relative("stress")
     if len(s_labels) != len(labels):
-        raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
+        raise SystemExit(f"{where}: {len(labels)} beats validated, {len(s_labels)} re-scored under the stress")
     stressed = metrics_report(with_class_bias(s_probs, offsets), s_labels, classes, s_info["threshold"])
     row = point_row(offsets, at, point, stressed)
     if pause is not None:
-        p_probs, p_labels, _, p_info = relative(pause)
+        p_probs, p_labels, _, p_info = relative("pause")
         if len(p_labels) != len(labels):
-            raise SystemExit(f"{cv}: {len(labels)} beats validated, {len(p_labels)} re-scored under the pauses")
+            raise SystemExit(f"{where}: {len(labels)} beats validated, {len(p_labels)} re-scored under the pauses")
         paused = metrics_report(with_class_bias(p_probs, offsets), p_labels, classes, p_info["threshold"])
         row["pause_stressed_se_S"] = round(paused["se_S"], 4)
     composed, each = composed_patient_mean(
@@ -426,7 +438,7 @@ def relative_candidate(
             "composed_per_patient_se_S": {r: round(v, 4) for r, v in each.items()},
             "n_called_s_per_record": n_called_s(with_class_bias(probs, offsets), labels, info["records"],
                                                 classes)}  # fmt: skip
-    return {"sweep": str(cv), "relative_to_records": True, "window": window, "quantile": quantile,
+    return {"sweep": where, "relative_to_records": True, "window": window, "quantile": quantile,
             "among": "longest_rr" if longest_rr else "all", "class_bias": offsets, "operating_point": row}  # fmt: skip
 
 
@@ -1068,17 +1080,20 @@ def main() -> None:
                 or (percent is not None and not (percent.isdigit() and 0 <= int(percent) <= 100))
             ):
                 raise SystemExit(
-                    f"--relative {spec}: give NAME=FOLDER, NAME=FOLDER:BEATS (BEATS an odd number), NAME=FOLDER:qPCT "
+                    f"--relative {spec}: give NAME=FOLDER (or FOLDER+FOLDER, their networks as one model), "
+                    "NAME=FOLDER:BEATS (BEATS an odd number), NAME=FOLDER:qPCT "
                     "(the reference the PCT-th percentile, 0-100) or NAME=FOLDER:lrr (the median of the record's "
                     "longest-RR fifth), FOLDER under --cv and --stress"
                 )
             base = rows[base_name]["seed_ensemble"]["class_bias"]
             window = int(after) if colon and percent is None else None
             quantile = int(percent) / 100 if percent is not None else 0.5
-            pause = None if args.pause_stress is None else args.pause_stress / folder
+            folders = folder.split("+")  # FOLDER+FOLDER: every network of those sweeps as one model
+            pause = None if args.pause_stress is None else [args.pause_stress / f for f in folders]
             rows[name] = relative_candidate(
-                args.cv / folder, args.stress / folder, base, window, quantile, longest_rr, pause
-            )
+                [args.cv / f for f in folders], [args.stress / f for f in folders], base, window, quantile,
+                longest_rr, pause,
+            )  # fmt: skip
     elif args.votes or args.relative:
         raise SystemExit(
             "--votes and --relative are weighed by the patient rule: give --patient-gain (or --fewer-false-s)"

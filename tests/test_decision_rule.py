@@ -1109,3 +1109,36 @@ def test_the_preceding_rr_under_the_pause_stress_is_that_of_the_paused_timing(tm
     (tmp_path / "1" / ".hydra" / "config.yaml").write_text("data:\n  pause_stress: 3.0\n")
     with pytest.raises(SystemExit, match="one data.pause_stress"):
         selection.pause_factor(tmp_path)
+
+
+def test_networks_of_several_sweeps_pool_as_one_model_one_recipe_or_two(tmp_path):
+    """--relative NAME=A+B (pool_of): one recipe's seeds in two sweep folders are one mean of all its networks; two
+    recipes (two settings) are each seeds-averaged, then averaged alike — with as many seeds each, the mean of every
+    network. A folder of one seed alone is refused, as a seed ensemble is."""
+    import yaml
+    from test_aggregate import write_fold
+
+    pool_of = selection_script().pool_of
+
+    def sweep(folder, setting, seeds):  # a 2-fold cross-validation, P(S) of r1's first beat = 0.1 * seed
+        for k, seed in enumerate(seeds):
+            for fold, record in enumerate(["r1", "r2"]):
+                probs = [[1 - 0.1 * seed, 0.1 * seed, 0.0], [1.0, 0.0, 0.0]]
+                write_fold(tmp_path / folder, 2 * k + fold, [setting, f"data.fold={fold}", f"seed={seed}"],
+                           [record] * 2, [1, 0], probs)  # fmt: skip
+                (tmp_path / folder / f"{2 * k + fold}_job" / ".hydra" / "config.yaml").write_text(
+                    yaml.safe_dump({"seed": seed})
+                )
+
+    sweep("a1", "m=lstm", [1, 2])
+    sweep("a2", "m=lstm", [3, 4])
+    sweep("b", "m=transformer", [5, 6])
+    probs, labels, classes, info = pool_of([tmp_path / "a1", tmp_path / "a2"])
+    assert classes == ["N", "S", "V"] and len(labels) == 4
+    np.testing.assert_allclose(probs[[0, 2], 1], 0.25)  # the four networks' mean, (0.1 + 0.2 + 0.3 + 0.4) / 4
+    probs, *_ = pool_of([tmp_path / "a1", tmp_path / "b"])
+    np.testing.assert_allclose(probs[[0, 2], 1], (0.15 + 0.55) / 2)  # each recipe's mean, then their mean
+    assert info["records"] == ["r1", "r2"]
+    sweep("c", "m=one", [7])
+    with pytest.raises(SystemExit, match="several training seeds"):
+        pool_of([tmp_path / "c"])
