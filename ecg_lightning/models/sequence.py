@@ -1,4 +1,5 @@
-"""A beat-sequence model: each beat of a run encoded by a CNN, a bidirectional LSTM across the beats, a class per beat.
+"""A beat-sequence model: each beat of a run encoded by a CNN, a bidirectional LSTM (or a small transformer) across
+the beats, a class per beat.
 
 The study's CNN+LSTM runs its LSTM across sub-sequences of one beat's window; here it runs across consecutive
 beats, where rhythm lives: whether a beat comes early relative to its neighbours, whether its shape differs from
