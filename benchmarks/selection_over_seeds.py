@@ -1075,7 +1075,7 @@ def main() -> None:
             after = "q50" if longest_rr else after
             percent = after[1:] if after.startswith("q") else None
             if (
-                not folder
+                not all(folder.split("+"))  # FOLDER, or FOLDER+FOLDER without an empty name
                 or (colon and percent is None and not (after.isdigit() and int(after) % 2 == 1))
                 or (percent is not None and not (percent.isdigit() and 0 <= int(percent) <= 100))
             ):

@@ -915,6 +915,8 @@ def test_a_record_relative_current_model_is_weighed_against_a_relative_candidate
         patient_selection(monkeypatch, tmp_path, *flags, "EVEN=new:4", current="CUR")
     with pytest.raises(SystemExit, match="PCT-th percentile, 0-100"):
         patient_selection(monkeypatch, tmp_path, *flags, "HIGH=new:q150", current="CUR")
+    with pytest.raises(SystemExit, match=r"--relative HALF=new\+:q10: give NAME=FOLDER \(or FOLDER\+FOLDER"):
+        patient_selection(monkeypatch, tmp_path, *flags, "HALF=new+:q10", current="CUR")
     with pytest.raises(SystemExit, match="name it in --candidates"):
         patient_selection(monkeypatch, tmp_path, "--relative", "CUR=cur", "NEW=new", current="CUR")
 
