@@ -456,12 +456,16 @@ def n_called_s(probs: np.ndarray, labels: np.ndarray, records: np.ndarray, class
 
 # the four measures a candidate weighed by one record's N beats called S must hold within PATIENT_TOLERANCE
 FALSE_S_HELD = ("patient_mean_se_S", "composed_patient_mean_se_S", "stressed_se_S", "jk_index")
+# ``--pauses-held``: the S Se under the pause stress held within the tolerance too (the eighty-first round on)
+PAUSES_HELD = (*FALSE_S_HELD, "pause_stressed_se_S")
 
 
-def record_points(rows: dict[str, dict], record: str, current: str, needs: str, flag: str):
+def record_points(
+    rows: dict[str, dict], record: str, current: str, needs: str, flag: str, kept: tuple[str, ...] = FALSE_S_HELD
+):
     """The operating points of the record-relative candidates that hold ``needs``, the share of ``record``'s N beats
-    each calls S, whether a candidate holds the four measures (``FALSE_S_HELD``) against ``current``, and those four
-    differences as text; ``flag`` names the option in the errors."""
+    each calls S, whether a candidate holds the measures ``kept`` (the four of ``FALSE_S_HELD``, or with the pauses
+    ``PAUSES_HELD``) against ``current``, and those differences as text; ``flag`` names the option in the errors."""
     point = {
         n: r["operating_point"]
         for n, r in rows.items()
@@ -471,24 +475,31 @@ def record_points(rows: dict[str, dict], record: str, current: str, needs: str, 
         raise SystemExit(f"{flag} weighs record-relative models ({needs}): give {current} as a --relative one")
     if record not in point[current]["n_called_s_per_record"]:
         raise SystemExit(f"--fewer-false-s {record}: no N beat of that record was validated")
+    if "pause_stressed_se_S" in kept and any("pause_stressed_se_S" not in p for p in point.values()):
+        raise SystemExit("--pauses-held weighs the S Se under the pauses: give --pause-stress with the sweeps")
     mine = point[current]
     share = {n: p["n_called_s_per_record"][record] for n, p in point.items()}
 
     def held(name: str) -> bool:
-        return all(mine[k] - point[name][k] <= PATIENT_TOLERANCE for k in FALSE_S_HELD)
+        return all(mine[k] - point[name][k] <= PATIENT_TOLERANCE for k in kept)
 
     def differences(name: str) -> str:
-        return ", ".join(f"{k} {point[name][k] - mine[k]:+.3f}" for k in FALSE_S_HELD)
+        return ", ".join(f"{k} {point[name][k] - mine[k]:+.3f}" for k in kept)
 
     return point, share, held, differences
 
 
-def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: str) -> tuple[str, list[float], str]:
+def choose_by_false_s(
+    rows: dict[str, dict], record: str, cut: float, current: str, kept: tuple[str, ...] = FALSE_S_HELD
+) -> tuple[str, list[float], str]:
     """The sixty-fourth round: a record-relative candidate replaces ``current`` if the share of ``record``'s N beats it
     calls S is below the current model's by at least ``cut`` of the current model's, and its patient mean and
-    composed patient mean of S Se, its stressed S Se and its jκ are each within ``PATIENT_TOLERANCE`` of the current
-    model's or above; of the qualified, the one with the lowest share. Each at its own operating point."""
-    point, share, held, differences = record_points(rows, record, current, "n_called_s_per_record", "--fewer-false-s")
+    composed patient mean of S Se, its stressed S Se and its jκ (``kept``; with ``PAUSES_HELD`` the S Se under the
+    pauses too: the eighty-second round) are each within ``PATIENT_TOLERANCE`` of the current model's or above; of
+    the qualified, the one with the lowest share. Each at its own operating point."""
+    point, share, held, differences = record_points(
+        rows, record, current, "n_called_s_per_record", "--fewer-false-s", kept
+    )
     others = [n for n in point if n != current]
     qualified = [n for n in others if share[n] <= (1 - cut) * share[current] and held(n)]
     text = ", ".join(f"{n} {share[n]:.3f} ({differences(n)})" for n in others)
@@ -498,7 +509,7 @@ def choose_by_false_s(rows: dict[str, dict], record: str, cut: float, current: s
             top,
             point[top]["class_bias"],
             f"{top} calls {share[top]:.3f} of {record}'s N beats S against {current}'s {share[current]:.3f} (at most "
-            f"{1 - cut:.2f} of it asked), the four measures within {PATIENT_TOLERANCE} or above: {text}",
+            f"{1 - cut:.2f} of it asked), the {len(kept)} measures within {PATIENT_TOLERANCE} or above: {text}",
         )
     why = f"{record}'s N beats called S: {current} {share[current]:.3f}; {text or 'no candidate'}"
     return current, point[current]["class_bias"], f"{current} stays at {point[current]['class_bias']}: {why}"
@@ -522,7 +533,13 @@ ALSO_HELD = {"se_V": ("ppv_V",)}
 
 
 def choose_with_ceiling(
-    rows: dict[str, dict], record: str, measure: str, gain: float, ceiling: float, current: str
+    rows: dict[str, dict],
+    record: str,
+    measure: str,
+    gain: float,
+    ceiling: float,
+    current: str,
+    kept: tuple[str, ...] = FALSE_S_HELD,
 ) -> tuple[str, list[float], str]:
     """A record-relative candidate replaces ``current`` if its ``measure`` is above the current model's by at least
     ``gain`` — the sixty-sixth round: the S Se under the pause stress (``pause_stressed_se_S``, ``--pause-stress``);
@@ -530,11 +547,12 @@ def choose_with_ceiling(
     its V +P held too (``ALSO_HELD``) — the share of
     ``record``'s N beats it calls S is at most ``1 + ceiling`` times the current model's (the fibrillation gain
     kept), and its patient mean and composed patient mean of S Se, its S Se under the dominant-S stress and its jκ are
-    each within ``PATIENT_TOLERANCE`` of the current model's or above; of the qualified, the one with the highest
-    ``measure``. Each at its own operating point."""
+    each within ``PATIENT_TOLERANCE`` of the current model's or above (``kept``; with ``PAUSES_HELD`` the S Se under
+    the pauses too: the eighty-first round); of the qualified, the one with the highest ``measure``. Each at its own
+    operating point."""
     flag = {v: f"--{k.replace('_', '-')}" for k, v in GAINED.items()}[measure]
     flag += " with --pause-stress" * (measure == GAINED["pause_gain"])
-    point, share, held, differences = record_points(rows, record, current, measure, flag)
+    point, share, held, differences = record_points(rows, record, current, measure, flag, kept)
     value = {n: p[measure] for n, p in point.items()}
     others = [n for n in point if n != current]
     also = ALSO_HELD.get(measure, ())
@@ -948,6 +966,12 @@ def main() -> None:
         "sixty-sixth round: 0.05), the record's N beats called S stay within --false-s-ceiling",
     )
     parser.add_argument(
+        "--pauses-held",
+        action="store_true",
+        help="with --pause-stress and --fewer-false-s: the S Se under the pauses held within the tolerance too, beside "
+        "the four measures (the eighty-first, eighty-second, eighty-fourth and eighty-fifth rounds)",
+    )
+    parser.add_argument(
         "--patient-mean-gain",
         type=float,
         help="with --fewer-false-s: the patient mean of S Se must rise by this much (the sixty-eighth round: 0.09), "
@@ -1023,6 +1047,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.pause_gain is not None and (args.pause_stress is None or args.fewer_false_s is None):
         raise SystemExit("--pause-gain weighs the S Se under --pause-stress beside --fewer-false-s's record: give both")
+    if args.pauses_held and (args.pause_stress is None or args.fewer_false_s is None):
+        raise SystemExit(
+            "--pauses-held weighs the S Se under --pause-stress beside --fewer-false-s's record: give both"
+        )
     gains = [f"--{option.replace('_', '-')}" for option in GAINED if getattr(args, option) is not None]
     if len(gains) > 1 or (gains and args.fewer_false_s is None):
         raise SystemExit(f"{' and '.join(gains)}: one gained measure at a time, beside --fewer-false-s's record")
@@ -1118,12 +1146,13 @@ def main() -> None:
     if args.composition_gain is not None and args.patient_gain is None:
         raise SystemExit("--composition-gain weighs the measures of the patient rule: give --patient-gain too")
     gained = next((option for option in GAINED if getattr(args, option) is not None), None)
+    kept = PAUSES_HELD if args.pauses_held else FALSE_S_HELD
     if gained is not None:
         chosen, offsets, why = choose_with_ceiling(
-            rows, args.fewer_false_s, GAINED[gained], getattr(args, gained), args.false_s_ceiling, args.current
+            rows, args.fewer_false_s, GAINED[gained], getattr(args, gained), args.false_s_ceiling, args.current, kept
         )
     elif args.fewer_false_s is not None:
-        chosen, offsets, why = choose_by_false_s(rows, args.fewer_false_s, args.false_s_cut, args.current)
+        chosen, offsets, why = choose_by_false_s(rows, args.fewer_false_s, args.false_s_cut, args.current, kept)
     elif args.composition_gain is not None:
         chosen, offsets, why = choose_by_composition(
             rows, args.composition_gain, args.current, args.either_gain, args.ahead_on
@@ -1160,7 +1189,7 @@ def main() -> None:
             else "nineteenth round" if args.parsimony
             else "seventeenth round" if args.retention_gain is not None
             else "twelfth round" if args.stability is not None else "eleventh round"
-        )  # fmt: skip
+        ) + (", the pauses held (the eighty-first round on)" if args.pauses_held else "")  # fmt: skip
         weights = {"stability": args.stability, "retention_gain": args.retention_gain, "parsimony": args.parsimony,
                    "ensemble_gain": args.ensemble_gain, "current": args.current,
                    "stressed_floor": args.stressed_floor, "patient_gain": args.patient_gain,
@@ -1169,7 +1198,7 @@ def main() -> None:
                    "false_s_cut": args.false_s_cut, "pause_stress": str(args.pause_stress or ""),
                    "pause_gain": args.pause_gain, "patient_mean_gain": args.patient_mean_gain,
                    "composed_gain": args.composed_gain, "v_se_gain": args.v_se_gain,
-                   "false_s_ceiling": args.false_s_ceiling}  # fmt: skip
+                   "false_s_ceiling": args.false_s_ceiling, "pauses_held": args.pauses_held}  # fmt: skip
         result = {"rule": rule, **weights, "candidates": rows, "chosen": chosen, "why": why}
         if refs:
             result["references"] = refs

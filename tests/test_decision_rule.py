@@ -613,6 +613,34 @@ def test_pause_rule_takes_a_candidate_finding_more_s_under_pauses_that_keeps_the
         choose({"I1": {"operating_point": {"class_bias": [0] * 5}}, "W": row(0.95)}, "203", 0.05, 0.25, "I1")
 
 
+def test_pauses_held_rejects_a_candidate_that_loses_s_under_the_pauses_in_the_false_s_and_ceiling_rules():
+    """The eighty-first round on: with ``PAUSES_HELD`` the S Se under the pause stress must stay within 0.05 too; the
+    default rules do not weigh it (the sixty-fourth to eightieth rounds' files are read as they were)."""
+    script = selection_script()
+    current = ceiling_row(0.855, share=0.24)
+    fewer = ceiling_row(0.40, share=0.04, bias=(0, -5, 0, 0, 0))  # a fifth of the false S, S lost under the pauses
+    rows = {"I1": current, "TF": fewer}
+    assert script.choose_by_false_s(rows, "203", 0.25, "I1")[0] == "TF"
+    chosen, _, why = script.choose_by_false_s(rows, "203", 0.25, "I1", script.PAUSES_HELD)
+    assert chosen == "I1" and "pause_stressed_se_S -0.455" in why
+    held = ceiling_row(0.81, share=0.04, bias=(0, -5, 0, 0, 0))  # 0.045 below: within the tolerance
+    assert script.choose_by_false_s({"I1": current, "TF": held}, "203", 0.25, "I1", script.PAUSES_HELD)[0] == "TF"
+    patient = ceiling_row(0.40, share=0.24, patient=0.8)  # the patient mean gained, the pauses lost
+    kept = script.PAUSES_HELD
+    assert (
+        script.choose_with_ceiling({"I1": current, "P": patient}, "203", "patient_mean_se_S", 0.05, 0.25, "I1")[0]
+        == "P"
+    )
+    assert (
+        script.choose_with_ceiling({"I1": current, "P": patient}, "203", "patient_mean_se_S", 0.05, 0.25, "I1", kept)[0]
+        == "I1"
+    )
+    unpaused = {"I1": {"operating_point": {k: v for k, v in current["operating_point"].items()
+                                             if k != "pause_stressed_se_S"}}, "TF": fewer}  # fmt: skip
+    with pytest.raises(SystemExit, match="pause-stress"):
+        script.choose_by_false_s(unpaused, "203", 0.25, "I1", kept)
+
+
 def test_patient_mean_rule_takes_a_candidate_finding_more_s_patients_beats_that_keeps_the_fibrillation_gain():
     """The sixty-eighth round's rule: the patient mean of S Se up by the gain, the record's N beats called S at most a
     quarter above the current model's, the other three measures within 0.05 (the pauses not weighed)."""
