@@ -29,7 +29,9 @@ MEASURES = {"patient_mean_se_S": "patient mean of S Se", "composed_patient_mean_
 def gains(paths: list[Path]) -> tuple[list[dict], dict[str, dict[str, float]]]:
     """Each candidate's gain over its file's current model (``current``) on each measure, ordered by the first seed of
     its set; and each model's own value per seed set (its spread between sets). Only models with the record-relative
-    decision trained on the file's seeds count: a row recorded from an earlier round (the relative base) does not."""
+    decision trained on the file's seeds count: a row recorded from an earlier round (the relative base) does not. A
+    comparison that a later round reported again beside its own candidate (the same candidate, current model, seeds
+    and gains) is one point."""
     points, own = [], {}
     for path in paths:
         selection = json.loads(path.read_text())
@@ -47,16 +49,16 @@ def gains(paths: list[Path]) -> tuple[list[dict], dict[str, dict[str, float]]]:
             if name == current or current not in rows:
                 continue
             same_networks = raw[name].get("sweep") is not None and raw[name].get("sweep") == raw[current].get("sweep")
-            points.append(
-                {
-                    "candidate": name,
-                    "current": current,
-                    "seeds": label,
-                    "first_seed": int(seeds[1]) if seeds else 0,
-                    "no_training": same_networks,
-                    **{k: row.get(k, np.nan) - rows[current].get(k, np.nan) for k in MEASURES},
-                }
-            )
+            point = {
+                "candidate": name,
+                "current": current,
+                "seeds": label,
+                "first_seed": int(seeds[1]) if seeds else 0,
+                "no_training": same_networks,
+                **{k: row.get(k, np.nan) - rows[current].get(k, np.nan) for k in MEASURES},
+            }
+            if not any(point == earlier for earlier in points):
+                points.append(point)
     return sorted(points, key=lambda p: (p["first_seed"], p["candidate"])), own
 
 
@@ -111,11 +113,11 @@ def draw(points: list[dict], band: float | None, margin: float, spread: str | No
         ax.scatter(values[~filled], y[~filled], facecolors="none", edgecolors=colour, marker=marker, zorder=3)
     ax.set_yticks(y, [f"{p['candidate']} vs {p['current']}, seeds {p['seeds']}" for p in points], fontsize=8)
     ax.set_xlabel("gain over the model in place, same seeds\n(hollow: the same networks, only the decision changed)")
-    ax.set_title("DS1 cross-validation: each candidate against the model in place", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+    ax.set_title("DS1 cross-validation: each candidate against the model in place", fontsize=10, pad=36)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)  # above the rows, at any height
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -802,6 +802,10 @@ def test_the_candidates_figure_takes_each_gain_on_its_own_seeds_and_leaves_recor
         ("NEW", "3–5", False),
         ("Q", "9–11", True),
     ]
+    again = tmp_path / "y_seeds_3_5_selection.json"  # a later round reports NEW again beside its own candidate
+    again.write_text(json.dumps({**first, "candidates": {**first["candidates"], "R": row(0.50, 0.40, "cv/c/R")}}))
+    repeated, _ = selection_script("candidates_against_current").gains([*paths, again])
+    assert [(p["candidate"], p["seeds"]) for p in repeated] == [("NEW", "3–5"), ("R", "3–5"), ("Q", "9–11")]
     assert points[0]["patient_mean_se_S"] == pytest.approx(-0.05) and points[0][
         "composed_patient_mean_se_S"
     ] == pytest.approx(0.05)
