@@ -328,13 +328,16 @@ def preceding_rr(parts: list[dict], donors: list[dict], pause: float = 0.0) -> n
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def pause_factor(sweep: Path) -> float:
-    """The ``data.pause_stress`` factor a sweep's ``evaluate`` jobs ran with (their Hydra configs; one for all)."""
+def pause_factor(sweeps: list[Path]) -> float:
+    """The ``data.pause_stress`` factor the ``evaluate`` jobs of these sweeps (one model's, pooled) ran with (their
+    Hydra configs; one for all)."""
     from omegaconf import OmegaConf
 
-    factors = {float(OmegaConf.load(c).data.get("pause_stress", 0.0)) for c in sweep.glob("*/.hydra/config.yaml")}
+    configs = [c for sweep in sweeps for c in sweep.glob("*/.hydra/config.yaml")]
+    factors = {float(OmegaConf.load(c).data.get("pause_stress", 0.0)) for c in configs}
     if len(factors) != 1 or not next(iter(factors)) > 1:
-        raise SystemExit(f"{sweep}: --pause-stress needs evaluate jobs run with one data.pause_stress > 1: {factors}")
+        where = "+".join(map(str, sweeps))
+        raise SystemExit(f"{where}: --pause-stress needs evaluate jobs run with one data.pause_stress > 1: {factors}")
     return factors.pop()
 
 
@@ -406,7 +409,7 @@ def relative_candidate(
     joined = {kind: pool_of(folders) for kind, folders in sweeps.items()}  # each read once
     donors = joined["stress"][3]["parts"] if longest_rr else []  # the stress jobs (evaluate) hold the beats' samples
 
-    factor = pause_factor(pause[0]) if longest_rr and pause is not None else 0.0
+    factor = pause_factor(pause) if longest_rr and pause is not None else 0.0
 
     def relative(kind: str) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
         probs, labels, classes, info = joined[kind]

@@ -1139,10 +1139,15 @@ def test_the_preceding_rr_under_the_pause_stress_is_that_of_the_paused_timing(tm
     for job, factor in (("0", 2.5), ("1", 2.5)):
         (tmp_path / job / ".hydra").mkdir(parents=True)
         (tmp_path / job / ".hydra" / "config.yaml").write_text(f"data:\n  pause_stress: {factor}\n")
-    assert selection.pause_factor(tmp_path) == 2.5
+    assert selection.pause_factor([tmp_path]) == 2.5
+    other = tmp_path.parent / f"{tmp_path.name}_other"  # a second sweep pooled with it (NAME=A+B), stressed at 3.0
+    (other / "0" / ".hydra").mkdir(parents=True)
+    (other / "0" / ".hydra" / "config.yaml").write_text("data:\n  pause_stress: 3.0\n")
+    with pytest.raises(SystemExit, match="one data.pause_stress"):
+        selection.pause_factor([tmp_path, other])
     (tmp_path / "1" / ".hydra" / "config.yaml").write_text("data:\n  pause_stress: 3.0\n")
     with pytest.raises(SystemExit, match="one data.pause_stress"):
-        selection.pause_factor(tmp_path)
+        selection.pause_factor([tmp_path])
 
 
 def test_networks_of_several_sweeps_pool_as_one_model_one_recipe_or_two(tmp_path):
